@@ -1,0 +1,1 @@
+//! (stub: filled by the analytics work)
