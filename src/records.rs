@@ -4,7 +4,16 @@
 //! it), because the two consumers read different fields: the deletion-risk
 //! analysis reads a handful through typed accessors, the statistics read many.
 //! A record that is not an object is skipped with a warning naming it; the
-//! rest of the category is still computed.
+//! rest of the category is still computed. A record without a string `name`
+//! field is kept here (the reference's statistics read raw records and count
+//! it) but [`RawRecord::has_usable_name`] lets the deletion-risk analysis skip
+//! it (the reference's typed records require the field).
+//!
+//! The typed accessors answer what the reference's pydantic records would
+//! hold after validation: pydantic's lax coercions (`"123"` → 123, `1.0` → 1,
+//! `"yes"` → true) and its defaults for missing fields. Where pydantic would
+//! reject the record (and the reference crash), the field is treated as
+//! absent and a warning names the record and the field.
 
 use serde_json::{Map, Value};
 
@@ -60,4 +69,265 @@ pub fn parse_reference(bytes: &[u8]) -> Result<ParsedReference, ReferenceError> 
         }
     }
     Ok(ParsedReference { records })
+}
+
+/// Python's `str.isspace()` for one character: Unicode White_Space plus the
+/// four information separators U+001C..U+001F that Python also counts.
+pub fn py_isspace(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+/// Python's `str.strip()` (no argument).
+pub fn py_strip(s: &str) -> &str {
+    s.trim_matches(py_isspace)
+}
+
+/// An integer as pydantic's lax `int` accepts it: integers, floats without a
+/// fractional part, booleans and numeric strings (`" 1_000 "`, `"12.00"`).
+/// `None` where pydantic raises (and for integers beyond `i64`).
+pub fn lax_int(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                return Some(i);
+            }
+            if n.is_u64() {
+                return None;
+            }
+            let f = n.as_f64()?;
+            const LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
+            (f.is_finite() && f.fract() == 0.0 && (-LIMIT..LIMIT).contains(&f)).then_some(f as i64)
+        }
+        Value::Bool(b) => Some(i64::from(*b)),
+        Value::String(s) => parse_int_str(s),
+        _ => None,
+    }
+}
+
+/// pydantic's string-to-int: optional sign, ASCII digits with single
+/// underscores between them, optionally `.` and one or more zeros.
+fn parse_int_str(s: &str) -> Option<i64> {
+    let t = py_strip(s);
+    let (negative, body) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (int_part, frac) = match body.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (body, None),
+    };
+    if frac.is_some_and(|f| f.is_empty() || !f.bytes().all(|b| b == b'0')) {
+        return None;
+    }
+    if !digits_with_underscores(int_part) {
+        return None;
+    }
+    let digits: String = int_part.chars().filter(|c| *c != '_').collect();
+    let magnitude: i64 = digits.parse().ok()?;
+    Some(if negative { -magnitude } else { magnitude })
+}
+
+/// `1_000` yes; `_1`, `1_`, `1__0`, empty no.
+fn digits_with_underscores(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('_')
+        && !s.ends_with('_')
+        && !s.contains("__")
+        && s.bytes().all(|b| b.is_ascii_digit() || b == b'_')
+}
+
+/// A float as pydantic's lax `float` accepts it: numbers, booleans and
+/// numeric strings (Python `float()` syntax: `" 1e3 "`, `"inf"`, `"1_0.5"`).
+pub fn lax_float(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        Value::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
+        Value::String(s) => parse_float_str(s),
+        _ => None,
+    }
+}
+
+fn parse_float_str(s: &str) -> Option<f64> {
+    let t = py_strip(s);
+    if !t.contains('_') {
+        return t.parse().ok();
+    }
+    // An underscore is allowed only between two digits.
+    let bytes = t.as_bytes();
+    let ok = bytes.iter().enumerate().all(|(i, b)| {
+        *b != b'_'
+            || (i > 0 && bytes[i - 1].is_ascii_digit() && bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
+    });
+    if !ok {
+        return None;
+    }
+    t.replace('_', "").parse().ok()
+}
+
+/// A boolean as pydantic's lax `bool` accepts it: booleans, 0/1 and the
+/// strings `true/false/yes/no/on/off/t/f/y/n/1/0` in any case.
+pub fn lax_bool(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => {
+            let f = n.as_f64()?;
+            if f == 0.0 {
+                Some(false)
+            } else if f == 1.0 {
+                Some(true)
+            } else {
+                None
+            }
+        }
+        Value::String(s) => match s.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "t" | "y" | "1" => Some(true),
+            "false" | "no" | "off" | "f" | "n" | "0" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// One entry of a record's `config.download`, as the analytics read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Download<'a> {
+    /// `file_url`; `None` when it is missing or not a string (the reference
+    /// requires a string there).
+    pub file_url: Option<&'a str>,
+}
+
+impl RawRecord {
+    /// Whether the record has the string `name` field the reference's typed
+    /// records require. Logs a warning naming the record when it has not.
+    pub fn has_usable_name(&self) -> bool {
+        match self.fields.get("name") {
+            Some(Value::String(_)) => true,
+            Some(other) => {
+                log::warn!(
+                    "model reference: record {:?}: `name` should be a string, found {}; record skipped",
+                    self.name,
+                    json_type_name(other)
+                );
+                false
+            }
+            None => {
+                log::warn!("model reference: record {:?} has no `name` field; record skipped", self.name);
+                false
+            }
+        }
+    }
+
+    fn warn_type(&self, field: &str, expected: &str, found: &Value) {
+        log::warn!(
+            "model reference: record {:?}: `{field}` should be {expected}, found {}; treated as absent",
+            self.name,
+            json_type_name(found)
+        );
+    }
+
+    /// An optional string field (`str | None`): null and missing are `None`.
+    fn optional_str(&self, field: &str) -> Option<&str> {
+        match self.fields.get(field) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s),
+            Some(other) => {
+                self.warn_type(field, "a string or null", other);
+                None
+            }
+        }
+    }
+
+    /// `description` (`str | None`).
+    pub fn description(&self) -> Option<&str> {
+        self.optional_str("description")
+    }
+
+    /// `baseline`: optional for text records; image records require it (a
+    /// missing one is reported and treated as absent).
+    pub fn baseline(&self, category: crate::category::Category) -> Option<&str> {
+        if category == crate::category::Category::ImageGeneration && self.fields.get("baseline").is_none() {
+            log::warn!(
+                "model reference: record {:?}: image record without `baseline`; treated as absent",
+                self.name
+            );
+        }
+        self.optional_str("baseline")
+    }
+
+    /// `nsfw`: text records default to `false`; image records require it
+    /// (missing or invalid: `None`). Lax boolean coercion applies.
+    pub fn nsfw(&self, category: crate::category::Category) -> Option<bool> {
+        let default = match category {
+            crate::category::Category::TextGeneration => Some(false),
+            crate::category::Category::ImageGeneration => None,
+        };
+        match self.fields.get("nsfw") {
+            None => {
+                if default.is_none() {
+                    log::warn!(
+                        "model reference: record {:?}: image record without `nsfw`; treated as absent",
+                        self.name
+                    );
+                }
+                default
+            }
+            Some(v) => lax_bool(v).or_else(|| {
+                self.warn_type("nsfw", "a boolean", v);
+                default
+            }),
+        }
+    }
+
+    /// `size_on_disk_bytes` (`int | None`, lax integer coercion).
+    pub fn size_on_disk_bytes(&self) -> Option<i64> {
+        match self.fields.get("size_on_disk_bytes") {
+            None | Some(Value::Null) => None,
+            Some(v) => lax_int(v).or_else(|| {
+                self.warn_type("size_on_disk_bytes", "an integer or null", v);
+                None
+            }),
+        }
+    }
+
+    /// `config.download`: missing `config` or `download` is an empty list;
+    /// an entry that is not an object is skipped with a warning.
+    pub fn downloads(&self) -> Vec<Download<'_>> {
+        let config = match self.fields.get("config") {
+            None => return Vec::new(),
+            Some(Value::Object(config)) => config,
+            Some(other) => {
+                self.warn_type("config", "an object", other);
+                return Vec::new();
+            }
+        };
+        let items = match config.get("download") {
+            None => return Vec::new(),
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                self.warn_type("config.download", "a list", other);
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let Value::Object(entry) = item else {
+                self.warn_type("config.download[]", "an object", item);
+                continue;
+            };
+            let file_url = match entry.get("file_url") {
+                Some(Value::String(url)) => Some(url.as_str()),
+                Some(other) => {
+                    self.warn_type("config.download[].file_url", "a string", other);
+                    None
+                }
+                None => {
+                    log::warn!("model reference: record {:?}: a download without `file_url`", self.name);
+                    None
+                }
+            };
+            out.push(Download { file_url });
+        }
+        out
+    }
 }
