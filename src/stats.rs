@@ -770,3 +770,320 @@ fn check_bracketed_host(host: &str) -> Result<(), UrlError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn reference(value: Value) -> ParsedReference {
+        crate::records::parse_reference(value.to_string().as_bytes()).unwrap()
+    }
+
+    fn stats_of(category: Category, value: Value) -> CategoryStatistics {
+        let parsed = reference(value);
+        calculate(category, &stats_models(category, &parsed, false), 7)
+    }
+
+    #[test]
+    fn python_truthiness() {
+        for v in
+            [json!(null), json!(false), json!(0), json!(0.0), json!(-0.0), json!(""), json!([]), json!({})]
+        {
+            assert!(!truthy(&v), "{v} is falsy");
+        }
+        for v in [json!(true), json!(-1), json!(0.5), json!("0"), json!([0]), json!({"a": null})] {
+            assert!(truthy(&v), "{v} is truthy");
+        }
+    }
+
+    #[test]
+    fn python_str_of_json_values() {
+        // Each checked against CPython 3.12's str().
+        let cases = [
+            (json!("plain"), "plain"),
+            (json!(3), "3"),
+            (json!(-2), "-2"),
+            (json!(true), "True"),
+            (json!(1.0), "1.0"),
+            (json!(1.5), "1.5"),
+            (json!(1e16), "1e+16"),
+            (json!(1e-5), "1e-05"),
+            (json!(0.0001), "0.0001"),
+            (json!(123456789.0), "123456789.0"),
+            (json!(1234567890123456.0), "1234567890123456.0"),
+            (json!(1.5e300), "1.5e+300"),
+            (json!(-0.0), "-0.0"),
+            (json!(0.1), "0.1"),
+            (json!(["x", "it's", null]), r#"['x', "it's", None]"#),
+            (json!({"k": "v'q\"", "n": 1}), r#"{'k': 'v\'q"', 'n': 1}"#),
+            (
+                json!(["tab\there", "back\\slash", "é🎉", "\u{1}"]),
+                r"['tab\there', 'back\\slash', 'é🎉', '\x01']",
+            ),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(py_str(&value), expected, "str({value})");
+        }
+    }
+
+    #[test]
+    fn netloc_like_urlparse() {
+        // Each checked against CPython 3.12.1's urllib.parse.urlparse(url).netloc.
+        let ok = [
+            ("https://huggingface.co/x?download=true", "huggingface.co"),
+            ("huggingface.co/x", ""),
+            ("file:///x", ""),
+            ("//nohost.com/x", "nohost.com"),
+            ("  HTTPS://User@Host.Example:99/p?q#f", "User@Host.Example:99"),
+            ("http://ex\tample.com/", "example.com"),
+            ("http://h\r\n.com", "h.com"),
+            ("\u{0} http://n.com", "n.com"),
+            ("http:// sp.com/", " sp.com"),
+            ("https://例え.jp/f", "例え.jp"),
+            ("https://\u{ff21}b/", "\u{ff21}b"),
+            ("http://[::1]:8080/a", "[::1]:8080"),
+            ("http://u@[::1]:80/", "u@[::1]:80"),
+            ("http://x[::1]/", "x[::1]"),
+            ("http://[v1a.x]/", "[v1a.x]"),
+            ("http://[fe80::1%eth0]/", "[fe80::1%eth0]"),
+            ("http://[::ffff:1.2.3.4]/", "[::ffff:1.2.3.4]"),
+            ("h:ttp://x", ""),
+            ("a+b-c.d://host/", "host"),
+            ("1http://digit.scheme/", ""),
+            ("://x", ""),
+            ("http:\\\\x", ""),
+            ("mailto:someone@example.com", ""),
+            ("http://a.com?x=1", "a.com"),
+            ("http://b.com#frag", "b.com"),
+        ];
+        for (url, netloc) in ok {
+            assert_eq!(url_netloc(url).as_deref(), Ok(netloc), "{url:?}");
+        }
+        let raises = [
+            ("http://[bad/a", UrlError::InvalidIpv6),
+            ("http://bad]/a", UrlError::InvalidIpv6),
+            ("http://[1.2.3.4]/", UrlError::InvalidIpv6),
+            ("http://[::1%]/", UrlError::InvalidIpv6),
+            ("http://[::1%a%b]/", UrlError::InvalidIpv6),
+            ("http://a]b[c/", UrlError::InvalidIpv6),
+            ("http://[::ffff:01.2.3.4]/", UrlError::InvalidIpv6),
+            ("http://[12345::]/", UrlError::InvalidIpv6),
+            ("http://[v.x]/", UrlError::InvalidIpvFuture),
+            ("http://[v1.]/", UrlError::InvalidIpvFuture),
+            ("https://a\u{ff0f}b/", UrlError::Nfkc),
+            ("https://a\u{2100}b/", UrlError::Nfkc),
+        ];
+        for (url, error) in raises {
+            assert_eq!(url_netloc(url), Err(error), "{url:?}");
+        }
+    }
+
+    #[test]
+    fn sizes_and_parameters_as_python_reads_them() {
+        assert_eq!(positive_int(Some(&json!(5214865159u64))), Some(5214865159));
+        assert_eq!(positive_int(Some(&json!(2.9))), Some(2));
+        assert_eq!(positive_int(Some(&json!(0.5))), Some(0));
+        assert_eq!(positive_int(Some(&json!(true))), Some(1));
+        for odd in [json!("123"), json!(0), json!(-7), json!(-0.5), json!(null), json!(false), json!([1])] {
+            assert_eq!(positive_int(Some(&odd)), None, "{odd}");
+        }
+        assert_eq!(positive_int(None), None);
+
+        let m = |v: Value| v.as_object().unwrap().clone();
+        assert_eq!(parameters_field(&m(json!({"parameters": 7}))), Some(&json!(7)));
+        assert_eq!(
+            parameters_field(&m(json!({"parameters": 7, "parameters_count": null}))),
+            Some(&json!(null))
+        );
+        assert_eq!(parameters_field(&m(json!({"parameters": null, "parameters_count": 9}))), Some(&json!(9)));
+        assert_eq!(parameters_field(&m(json!({}))), None);
+    }
+
+    #[test]
+    fn parameter_bucket_edges() {
+        let label = |p| bucket_of(p).map(|i| PARAMETER_BUCKETS[i].2);
+        assert_eq!(label(0), Some("< 3B"));
+        assert_eq!(label(2_999_999_999), Some("< 3B"));
+        assert_eq!(label(3_000_000_000), Some("3B-6B"));
+        assert_eq!(label(69_999_999_999), Some("35B-70B"));
+        assert_eq!(label(70_000_000_000), Some("> 70B"));
+        assert_eq!(label(i128::MAX), Some("> 70B"));
+    }
+
+    #[test]
+    fn counts_flags_and_distributions() {
+        let s = stats_of(
+            Category::ImageGeneration,
+            json!({
+                "a": {"nsfw": true, "baseline": "sdxl", "tags": ["x", null, "", "y", "x"], "style": "anime",
+                      "trigger": ["t"], "inpainting": true, "requirements": {"clip_skip": 2}, "showcases": ["s"],
+                      "size_on_disk_bytes": 3, "config": {"download": [{"file_url": "https://h.co/a"}, {"file_url": "https://h.co/b"}]}},
+                "b": {"nsfw": "yes", "baseline": "sd1", "tags": ["y"], "style": "anime", "trigger": [],
+                      "inpainting": 0, "requirements": {}, "showcases": "s", "size_on_disk_bytes": 4.9,
+                      "config": {"download": [{"file_url": "https://o.org/a"}, "entry", {"file_url": 42}]}},
+                "c": {"baseline": "sdxl", "config": null, "size_on_disk_bytes": "8"},
+            }),
+        );
+        assert_eq!((s.total_models, s.returned_models, s.nsfw_count), (3, 3, 2));
+        let baselines: Vec<_> =
+            s.baseline_distribution.values().map(|b| (b.baseline.as_str(), b.count, b.percentage)).collect();
+        assert_eq!(baselines, [("sdxl", 2, 66.67), ("sd1", 1, 33.33)]);
+        // "x" is counted twice on one model, as the reference does.
+        let tags: Vec<_> = s.top_tags.iter().map(|t| (t.tag.as_str(), t.count, t.percentage)).collect();
+        assert_eq!(tags, [("x", 2, 66.67), ("y", 2, 66.67)]);
+        assert_eq!(s.top_styles, [TagStats { tag: "anime".into(), count: 2, percentage: 66.67 }]);
+        let d = &s.download_stats;
+        assert_eq!((d.total_models_with_downloads, d.total_download_entries), (2, 5));
+        assert_eq!((d.total_size_bytes, d.models_with_size_info, d.average_size_bytes), (7, 2, 3.5));
+        assert_eq!(
+            d.hosts.iter().map(|(h, n)| (h.as_str(), *n)).collect::<Vec<_>>(),
+            [("h.co", 2), ("o.org", 1)]
+        );
+        assert_eq!(
+            (
+                s.models_with_trigger_words,
+                s.models_with_inpainting,
+                s.models_with_requirements,
+                s.models_with_showcases
+            ),
+            (1, 1, 1, 1)
+        );
+        assert!(s.parameter_buckets.is_empty());
+        assert_eq!(s.models_without_param_info, 0);
+    }
+
+    #[test]
+    fn top_twenty_keeps_first_seen_order_on_ties() {
+        let tags: Vec<String> = (0..25).map(|i| format!("t{i:02}")).collect();
+        let s =
+            stats_of(Category::ImageGeneration, json!({"a": {"tags": tags}, "b": {"tags": ["t24", "t23"]}}));
+        let got: Vec<&str> = s.top_tags.iter().map(|t| t.tag.as_str()).collect();
+        let mut want = vec!["t23", "t24"];
+        want.extend(tags[..18].iter().map(String::as_str));
+        assert_eq!(got, want);
+        assert_eq!(s.top_tags[0].percentage, 100.0);
+        assert_eq!(s.top_tags[2].percentage, 50.0);
+    }
+
+    #[test]
+    fn text_parameter_buckets() {
+        let s = stats_of(
+            Category::TextGeneration,
+            json!({
+                "a": {"parameters": 7_000_000_000u64},
+                "b": {"parameters": 2.5},
+                "c": {"parameters": "13000000000"},
+                "d": {"parameters": 7e9, "parameters_count": null},
+                "e": {"parameters_count": 80_000_000_000u64},
+                "f": {"parameters": 8_999_999_999.9},
+                "g": {},
+            }),
+        );
+        let buckets: Vec<_> = s
+            .parameter_buckets
+            .iter()
+            .map(|b| (b.bucket_label, b.min_params, b.max_params, b.count, b.percentage))
+            .collect();
+        assert_eq!(
+            buckets,
+            [
+                ("< 3B", Some(0), Some(3_000_000_000), 1, 14.29),
+                ("6B-9B", Some(6_000_000_000), Some(9_000_000_000), 2, 28.57),
+                ("> 70B", Some(70_000_000_000), None, 1, 14.29),
+            ]
+        );
+        assert_eq!(s.models_without_param_info, 3);
+        // Image-only counters stay zero for text.
+        assert_eq!(s.models_with_trigger_words, 0);
+    }
+
+    #[test]
+    fn empty_category() {
+        let s = stats_of(Category::TextGeneration, json!({}));
+        assert_eq!(s.total_models, 0);
+        assert!(
+            s.baseline_distribution.is_empty() && s.top_tags.is_empty() && s.parameter_buckets.is_empty()
+        );
+        assert_eq!(s.download_stats.average_size_bytes, 0.0);
+    }
+
+    #[test]
+    fn download_list_extends_like_python() {
+        let items = json!([{"file_url": "https://a/"}, "s"]);
+        let (text, object, null) = (json!("héllo"), json!({"k": 1, "j": 2}), json!(null));
+        let mut list = DownloadList::default();
+        assert!(list.extend(&items));
+        assert!(list.extend(&text));
+        assert!(list.extend(&object));
+        assert!(!list.extend(&null));
+        let number = json!(3);
+        assert!(!list.extend(&number));
+        assert_eq!(list.len(), 2 + 5 + 2);
+        assert_eq!(list.objects().count(), 1);
+    }
+
+    /// Text folding, including the inputs on which the reference's fold
+    /// raises (those members' downloads are left out): the group's download
+    /// entries after folding `later` into `first`, or what its field is.
+    fn fold(first: Value, later: Value) -> Result<usize, &'static str> {
+        let record =
+            |name: &str, v: Value| RawRecord { name: name.into(), fields: v.as_object().unwrap().clone() };
+        let (first, later) = (record("first", first), record("later", later));
+        let mut group = StatsModel::of(&first);
+        fold_downloads(&mut group, &later);
+        match group.downloads {
+            Downloads::List(list) => Ok(list.len()),
+            Downloads::Missing => Err("missing"),
+            Downloads::Unusable => Err("unusable"),
+        }
+    }
+
+    #[test]
+    fn text_group_fold() {
+        let dl = json!({"config": {"download": [{"file_url": "https://h/"}]}});
+        // Appended to a list, created where config or download is missing.
+        assert_eq!(fold(json!({"config": {"download": [1, 2]}}), dl.clone()), Ok(3));
+        assert_eq!(fold(json!({}), dl.clone()), Ok(1));
+        assert_eq!(fold(json!({"config": {}}), dl.clone()), Ok(1));
+        // A string extends by its characters, an object by its keys.
+        assert_eq!(fold(json!({}), json!({"config": {"download": "xyz"}})), Ok(3));
+        assert_eq!(fold(json!({}), json!({"config": {"download": {"a": 1}}})), Ok(1));
+        // Nothing to add.
+        assert_eq!(fold(json!({}), json!({"config": {"other": 1}})), Err("missing"));
+        assert_eq!(fold(json!({}), json!({"config": "no dl"})), Err("missing"));
+        assert_eq!(fold(json!({}), json!({"config": ["x"]})), Err("missing"));
+        // The reference raises on these; the member's downloads are left out.
+        assert_eq!(fold(json!({"config": null}), dl.clone()), Err("unusable"));
+        assert_eq!(fold(json!({"config": {"download": null}}), dl), Err("unusable"));
+        let null_download = json!({"config": {"download": null}});
+        assert_eq!(fold(json!({"config": {"download": [1]}}), null_download), Ok(1));
+        assert_eq!(fold(json!({}), json!({"config": null})), Err("missing"));
+        assert_eq!(fold(json!({}), json!({"config": "download"})), Err("missing"));
+        assert_eq!(fold(json!({}), json!({"config": 5})), Err("missing"));
+    }
+
+    #[test]
+    fn unhostable_urls_count_as_entries_only() {
+        let s = stats_of(
+            Category::ImageGeneration,
+            json!({"a": {"config": {"download": [
+                {"file_url": 42}, {"file_url": true}, {"file_url": ["x"]}, {"file_url": "http://[bad/"},
+                {"file_url": "https://a\u{2100}b/"}, {"file_url": "no-host"}, {"file_url": "https://ok.example/"},
+            ]}}}),
+        );
+        assert_eq!(s.download_stats.total_download_entries, 7);
+        assert_eq!(s.download_stats.hosts.len(), 1);
+        assert_eq!(s.download_stats.hosts.get("ok.example"), Some(&1));
+    }
+
+    #[test]
+    fn image_ignores_grouping_and_serialises_in_order() {
+        let parsed = reference(json!({"org/Model-7B": {"tags": ["a"]}, "org/Model-7B-Q4": {"tags": ["a"]}}));
+        let (json, models) = compute_statistics(Category::ImageGeneration, &parsed, true, 99);
+        assert_eq!(models, 2);
+        assert!(json.starts_with(r#"{"category":"image_generation","total_models":2,"returned_models":2,"offset":0,"limit":null,"nsfw_count":0,"#));
+        assert!(json.ends_with(r#""models_with_showcases":0,"computed_at":99}"#));
+        assert!(json.contains(r#""top_tags":[{"tag":"a","count":2,"percentage":100.0}]"#));
+    }
+}
