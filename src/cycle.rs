@@ -113,3 +113,105 @@ pub fn compute_category(
     }
     entries
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::horde::{parse_stats, parse_status};
+    use crate::records::parse_reference;
+    use serde_json::Value;
+
+    fn text_inputs() -> CategoryInputs {
+        CategoryInputs {
+            reference: parse_reference(
+                br#"{
+                  "Org/Foo-7B": {"name": "Org/Foo-7B", "parameters": 7000000000, "description": "d"},
+                  "Org/Foo-13B": {"name": "Org/Foo-13B", "parameters": 13000000000},
+                  "Org/Bar-7B": {"name": "Org/Bar-7B", "parameters": 7000000000, "baseline": "b"},
+                  "Nameless": {"parameters": 1}
+                }"#,
+            )
+            .unwrap(),
+            status: parse_status(
+                br#"[{"performance": 2.0, "queued": 1.5, "jobs": 0.25, "eta": 3, "type": "text",
+                      "name": "koboldcpp/Foo-7B", "count": 2}]"#,
+            )
+            .unwrap(),
+            stats: parse_stats(br#"{"day": {"koboldcpp/Foo-7B": 5}, "month": {"koboldcpp/Foo-7B": 50, "Org/Bar-7B": 5}, "total": {}}"#)
+                .unwrap(),
+        }
+    }
+
+    #[test]
+    fn computes_the_five_text_entries_in_order() {
+        let entries =
+            compute_category(Category::TextGeneration, &text_inputs(), &AnalysisSettings::default(), 42);
+        let keys: Vec<EntryKey> = entries.iter().map(|e| e.key).collect();
+        assert_eq!(keys, EntryKey::for_category(Category::TextGeneration));
+        let summary = |i: usize| {
+            let v: Value = serde_json::from_str(&entries[i].json).unwrap();
+            (
+                v["total_count"].as_u64(),
+                v["returned_count"].as_u64(),
+                v["summary"]["models_critical"].as_u64(),
+            )
+        };
+        // The nameless record is skipped; Foo-7B and Foo-13B share a base name.
+        // Values of the reference (oracle.py) for the same dataset.
+        assert_eq!(summary(0), (Some(3), Some(3), Some(1)));
+        assert_eq!(summary(1), (Some(3), Some(2), Some(1)));
+        assert_eq!(summary(2), (Some(3), Some(3), Some(2)));
+        assert_eq!((entries[0].models, entries[0].at_risk, entries[0].critical), (3, Some(3), Some(1)));
+        assert_eq!((entries[1].models, entries[1].critical), (2, Some(1)));
+        assert_eq!(entries[3].at_risk, None);
+        let first: Value = serde_json::from_str(&entries[0].json).unwrap();
+        // Both Foo sizes aggregate the base-name group (50), Bar has its own 5.
+        let months: Vec<(&str, i64)> = first["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["name"].as_str().unwrap(), m["usage_month"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(months, [("Org/Foo-7B", 50), ("Org/Foo-13B", 50), ("Org/Bar-7B", 5)]);
+        assert_eq!(first["category_total_month_usage"], 105);
+        let variations: Value = serde_json::from_str(&entries[2].json).unwrap();
+        assert_eq!(variations["models"][0]["backend_variations"][0]["variant_name"], "koboldcpp/Foo-7B");
+        // Other sizes are not aggregated with backend variations.
+        assert_eq!(variations["models"][2]["name"], "Org/Foo-13B");
+        assert_eq!(variations["models"][2]["usage_month"], 0);
+        assert_eq!(variations["category_total_month_usage"], 55);
+    }
+
+    #[test]
+    fn hostile_inputs_do_not_panic() {
+        let reference = parse_reference(
+            br#"{
+              "": {"name": "", "description": 3, "baseline": [], "nsfw": "perhaps", "size_on_disk_bytes": -1,
+                   "config": {"download": [null, {"file_url": 5}, {"file_url": "http://[::1"}, {"file_url": "\u0000"}]}},
+              "Alpha": {"name": "Alpha", "config": "none", "size_on_disk_bytes": 1e300},
+              "alpha": {"name": "alpha", "config": {"download": {"a": 1}}, "size_on_disk_bytes": "9999999999999999999999"},
+              "koboldcpp/aphrodite/x": {"name": "koboldcpp/aphrodite/x"},
+              "///": {"name": "///"}
+            }"#,
+        )
+        .unwrap();
+        let status = parse_status(
+            br#"[{"name": "alpha", "count": -3, "queued": "NaN", "jobs": 1e308, "performance": null},
+                 {"name": "ALPHA", "count": 9223372036854775807}, {"name": "///", "count": 1}]"#,
+        )
+        .unwrap();
+        let stats = parse_stats(
+            br#"{"day": {"alpha": -5, "Alpha": 9223372036854775807, "///": 1},
+                 "month": {"alpha": 9223372036854775807, "ALPHA": 9223372036854775807, "": 3},
+                 "total": {"x": 18446744073709551615}}"#,
+        )
+        .unwrap();
+        let inputs = CategoryInputs { reference, status, stats };
+        for category in Category::ALL {
+            for entry in deletion_risk_entries(category, &inputs, &AnalysisSettings::default()) {
+                let value: Value = serde_json::from_str(&entry.json).unwrap();
+                assert_eq!(value["total_count"], 5, "{}", entry.key);
+            }
+        }
+    }
+}

@@ -164,3 +164,175 @@ pub fn apply_text_model_grouping(
         summary,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::risk::BackendVariationStats;
+
+    fn info(
+        name: &str,
+        workers: i64,
+        usage: (i64, i64, i64),
+        pct: f64,
+        trend: (f64, f64),
+    ) -> ModelDeletionRiskInfo {
+        let ratio = |r: f64| (r >= 0.0).then_some(r);
+        ModelDeletionRiskInfo {
+            name: name.into(),
+            category: Category::TextGeneration,
+            deletion_risk_flags: DeletionRiskFlags::default(),
+            at_risk: false,
+            risk_score: 0,
+            worker_count: workers,
+            usage_day: usage.0,
+            usage_month: usage.1,
+            usage_total: usage.2,
+            usage_hour: None,
+            usage_minute: None,
+            usage_percentage_of_category: pct,
+            usage_trend: UsageTrend {
+                day_to_month_ratio: ratio(trend.0),
+                month_to_total_ratio: ratio(trend.1),
+            },
+            cost_benefit_score: None,
+            size_gb: None,
+            baseline: Some(format!("{name} base")),
+            nsfw: Some(false),
+            has_description: true,
+            download_count: 1,
+            download_hosts: vec![],
+            backend_variations: None,
+            is_critical: false,
+            has_warning: false,
+        }
+    }
+
+    fn with_flags(mut m: ModelDeletionRiskInfo, flags: DeletionRiskFlags) -> ModelDeletionRiskInfo {
+        m.deletion_risk_flags = flags;
+        m.at_risk = flags.any();
+        m.risk_score = flags.count();
+        m.with_computed_fields(&AnalysisSettings::default())
+    }
+
+    #[test]
+    fn trends_are_weighted_by_month_usage() {
+        let t = |d: f64, m: f64| UsageTrend { day_to_month_ratio: Some(d), month_to_total_ratio: Some(m) };
+        let merged = merge_usage_trends(&[t(0.1, 0.1), t(0.1, 0.5)], &[100, 50]);
+        assert_eq!(
+            merged,
+            UsageTrend { day_to_month_ratio: Some(0.1), month_to_total_ratio: Some(0.23333333333333334) }
+        );
+        // A zero or missing ratio adds nothing but its weight still counts.
+        let partial = merge_usage_trends(&[t(0.0, 0.5), UsageTrend::default()], &[100, 100]);
+        assert_eq!(partial, UsageTrend { day_to_month_ratio: None, month_to_total_ratio: Some(0.25) });
+        assert_eq!(merge_usage_trends(&[t(0.5, 0.5)], &[0]), UsageTrend::default());
+        assert_eq!(merge_usage_trends(&[], &[]), UsageTrend::default());
+    }
+
+    #[test]
+    fn groups_by_base_name_in_order_of_first_appearance() {
+        let settings = AnalysisSettings::default();
+        let mut foo7 = with_flags(
+            info("Org/Foo-7B", 1, (10, 100, 1000), 50.0, (0.1, 0.1)),
+            DeletionRiskFlags { missing_baseline: true, ..Default::default() },
+        );
+        foo7.download_hosts = vec!["a".into()];
+        let bar = with_flags(
+            info("Org/Bar-7B", 0, (0, 60, 60), 30.0, (0.0, 1.0)),
+            DeletionRiskFlags { no_active_workers: true, zero_usage_day: true, ..Default::default() },
+        );
+        let mut foo13 = with_flags(
+            info("Org/Foo-13B", 3, (5, 50, 100), 25.0, (0.1, 0.5)),
+            DeletionRiskFlags { low_usage: true, ..Default::default() },
+        );
+        foo13.download_hosts = vec!["b".into(), "a".into()];
+        foo13.has_description = false;
+        foo13.download_count = 2;
+        let mut alpha = with_flags(
+            info("Alpha", 0, (0, 0, 0), 0.0, (-1.0, -1.0)),
+            DeletionRiskFlags { no_active_workers: true, ..Default::default() },
+        );
+        alpha.backend_variations = Some(vec![BackendVariationStats {
+            backend: crate::horde::Backend::Canonical,
+            variant_name: "Alpha".into(),
+            worker_count: 0,
+            performance: None,
+            usage_day: 0,
+            usage_month: 0,
+            usage_total: 0,
+        }]);
+        let response = CategoryDeletionRiskResponse {
+            category: Category::TextGeneration,
+            category_total_month_usage: 200,
+            total_count: 4,
+            returned_count: 4,
+            offset: 0,
+            limit: None,
+            models: vec![foo7, bar.clone(), foo13, alpha.clone()],
+            summary: CategoryDeletionRiskSummary::from_risk_models(&[]),
+        };
+        let grouped = apply_text_model_grouping(response, &mut BaseNames::new(), &settings);
+
+        let names: Vec<&str> = grouped.models.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["Foo", "Bar", "Alpha"]);
+        let foo = &grouped.models[0];
+        assert_eq!((foo.usage_day, foo.usage_month, foo.usage_total, foo.worker_count), (15, 150, 1100, 3));
+        assert_eq!(foo.usage_percentage_of_category, 75.0);
+        assert_eq!(
+            foo.usage_trend,
+            UsageTrend { day_to_month_ratio: Some(0.1), month_to_total_ratio: Some(0.23333333333333334) }
+        );
+        assert_eq!(
+            foo.deletion_risk_flags,
+            DeletionRiskFlags { missing_baseline: true, low_usage: true, ..Default::default() }
+        );
+        assert_eq!(
+            (foo.risk_score, foo.at_risk, foo.has_description, foo.download_count),
+            (2, true, false, 3)
+        );
+        let mut hosts = foo.download_hosts.clone();
+        hosts.sort();
+        assert_eq!(hosts, ["a", "b"]);
+        assert_eq!(foo.baseline.as_deref(), Some("Org/Foo-7B base"));
+        assert_eq!((foo.size_gb, foo.cost_benefit_score, foo.usage_hour), (None, None, None));
+        // Text critical: month < 10 and workers < 1.
+        assert!(!foo.is_critical);
+
+        // A single member is renamed to its base name, otherwise unchanged.
+        assert_eq!(grouped.models[1], ModelDeletionRiskInfo { name: "Bar".into(), ..bar });
+        // A single member already named as its base is kept as is.
+        assert_eq!(grouped.models[2], alpha);
+
+        assert_eq!(
+            (grouped.total_count, grouped.returned_count, grouped.category_total_month_usage),
+            (4, 3, 200)
+        );
+        let s = &grouped.summary;
+        assert_eq!(
+            (s.total_models, s.models_at_risk, s.models_critical, s.models_with_no_active_workers),
+            (3, 3, 1, 2)
+        ); // critical: Alpha only
+        assert_eq!(s.average_risk_score, 5.0 / 3.0); // (2 + 2 + 1) / 3, not rounded unlike the ungrouped summary
+        assert_eq!(s.category_total_month_usage, 200);
+    }
+
+    #[test]
+    fn other_categories_pass_through() {
+        let mut m = info("Org/Foo-7B", 1, (1, 2, 3), 100.0, (0.5, 0.5));
+        m.category = Category::ImageGeneration;
+        let response = CategoryDeletionRiskResponse {
+            category: Category::ImageGeneration,
+            category_total_month_usage: 2,
+            total_count: 1,
+            returned_count: 1,
+            offset: 0,
+            limit: None,
+            models: vec![m],
+            summary: CategoryDeletionRiskSummary::from_risk_models(&[]),
+        };
+        let same =
+            apply_text_model_grouping(response.clone(), &mut BaseNames::new(), &AnalysisSettings::default());
+        assert_eq!(same, response);
+    }
+}

@@ -509,3 +509,182 @@ impl StatsIndex {
         (total, variations)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(name: &str, count: i64) -> HordeModelStatus {
+        HordeModelStatus {
+            performance: Some(1.5),
+            queued: None,
+            jobs: None,
+            eta: None,
+            model_type: Some("text".into()),
+            name: name.into(),
+            count,
+        }
+    }
+
+    fn strings(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_status_leniently() {
+        let bytes = br#"[
+          {"performance": 28.4, "queued": 34567.5, "jobs": 54.25, "eta": 395, "type": "text", "name": "koboldcpp/Foo-7B", "count": 2},
+          {"performance": "7.5", "queued": 1, "jobs": "2", "eta": 10.0, "type": "image", "name": "Alpha", "count": "3"},
+          {"name": "NoNumbers", "count": 2.5, "eta": null},
+          "not an object",
+          {"count": 5},
+          {"name": 7, "count": 1}
+        ]"#;
+        let parsed = parse_status(bytes).unwrap();
+        assert_eq!(parsed.len(), 3);
+        assert_eq!(
+            parsed[0],
+            HordeModelStatus {
+                performance: Some(28.4),
+                queued: Some(34567.5),
+                jobs: Some(54.25),
+                eta: Some(395),
+                model_type: Some("text".into()),
+                name: "koboldcpp/Foo-7B".into(),
+                count: 2,
+            }
+        );
+        assert_eq!(
+            parsed[1],
+            HordeModelStatus {
+                performance: Some(7.5),
+                queued: Some(1.0),
+                jobs: Some(2.0),
+                eta: Some(10),
+                model_type: Some("image".into()),
+                name: "Alpha".into(),
+                count: 3,
+            }
+        );
+        assert_eq!(
+            parsed[2],
+            HordeModelStatus {
+                performance: None,
+                queued: None,
+                jobs: None,
+                eta: None,
+                model_type: None,
+                name: "NoNumbers".into(),
+                count: 0,
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_unusable_responses() {
+        assert!(matches!(parse_status(b"{}"), Err(HordeError::Shape(_))));
+        assert!(matches!(parse_status(b"[1,"), Err(HordeError::Json(_))));
+        assert!(matches!(parse_stats(b"[]"), Err(HordeError::Shape(_))));
+    }
+
+    #[test]
+    fn parses_stats_leniently() {
+        let stats = parse_stats(
+            br#"{"day": {"A": 1, "B": "2", "C": 3.0, "D": 1.5, "E": null, "F": true, "G": " 1_000 "},
+                 "month": [], "extra": 1}"#,
+        )
+        .unwrap();
+        let day: Vec<(&str, i64)> = stats.day.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(day, [("A", 1), ("B", 2), ("C", 3), ("F", 1), ("G", 1000)]);
+        assert!(stats.month.is_empty());
+        assert!(stats.total.is_empty());
+    }
+
+    #[test]
+    fn status_index_is_case_insensitive_and_the_later_duplicate_wins() {
+        let statuses = [status("Foo", 1), status("FOO", 2), status("Bar", 3)];
+        let index = StatusIndex::new(&statuses);
+        assert_eq!(index.get("foo").map(|s| s.count), Some(2));
+        assert_eq!(index.get("bAR").map(|s| s.count), Some(3));
+        assert!(index.get("baz").is_none());
+    }
+
+    #[test]
+    fn aggregated_status_takes_the_most_workers_first_on_ties() {
+        let statuses =
+            [status("Org/Foo-7B", 2), status("aphrodite/Org/Foo-7B", 5), status("koboldcpp/foo-7b", 5)];
+        let index = StatusIndex::new(&statuses);
+        let variants = strings(&["Org/Foo-7B", "aphrodite/Org/Foo-7B", "koboldcpp/Foo-7B"]);
+        assert_eq!(index.aggregated(&variants).map(|s| s.name.as_str()), Some("aphrodite/Org/Foo-7B"));
+
+        let (best, per_backend) = index.with_variations("Org/Foo-7B", &variants);
+        assert_eq!(best.map(|s| s.name.as_str()), Some("aphrodite/Org/Foo-7B"));
+        let found: Vec<(Backend, &str)> = per_backend.iter().map(|(b, s)| (*b, s.name.as_str())).collect();
+        assert_eq!(
+            found,
+            [
+                (Backend::Canonical, "Org/Foo-7B"),
+                (Backend::Aphrodite, "aphrodite/Org/Foo-7B"),
+                (Backend::Koboldcpp, "koboldcpp/foo-7b"),
+            ]
+        );
+        assert!(index.aggregated(&strings(&["Nothing"])).is_none());
+    }
+
+    /// Stats where `Foo-7B`, `Foo-7B-Q4_K_M` and `foo-13b` share the base
+    /// name `foo` (the reference's `get_base_model_name`, lower-cased).
+    fn foo_stats() -> HordeModelStats {
+        parse_stats(
+            br#"{"day": {"koboldcpp/Foo-7B": 1, "Org/Foo-7B-Q4_K_M": 10, "foo-13b": 100, "Bar-7B": 1000,
+                         "KOBOLDCPP/foo-7b": 10000},
+                 "month": {"koboldcpp/Foo-7B": 2, "foo-13b": 200},
+                 "total": {"Bar-7B": 3}}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn stats_index_sums_the_variants_and_the_base_name_group() {
+        let mut base_names = BaseNames::new();
+        let index = StatsIndex::new(&foo_stats(), &mut base_names);
+        // A later duplicate up to case wins, per period.
+        assert_eq!(index.get("koboldcpp/FOO-7B"), Usage { day: 10000, month: 2, total: 0 });
+        let variants = strings(&["Org/Foo-7B", "aphrodite/Org/Foo-7B", "koboldcpp/Foo-7B"]);
+        let key = base_names.base_key("Org/Foo-7B");
+        assert_eq!(key, "foo");
+        assert_eq!(index.aggregated(&variants, &key), Usage { day: 10110, month: 202, total: 0 });
+        let bar = strings(&["Bar-7B", "aphrodite/Bar-7B", "koboldcpp/Bar-7B"]);
+        assert_eq!(
+            index.aggregated(&bar, &base_names.base_key("Bar-7B")),
+            Usage { day: 1000, month: 0, total: 3 }
+        );
+        assert_eq!(index.aggregated(&strings(&["Nope"]), "nope"), Usage::default());
+    }
+
+    #[test]
+    fn stats_with_variations_split_by_backend_over_quantisations_only() {
+        let mut base_names = BaseNames::new();
+        let index = StatsIndex::new(&foo_stats(), &mut base_names);
+        let variants = strings(&["Org/Foo-7B", "aphrodite/Org/Foo-7B", "koboldcpp/Foo-7B"]);
+        let (total, per_backend) = index.with_variations(&variants);
+        // foo-13b is another size: not included.
+        assert_eq!(total, Usage { day: 10010, month: 2, total: 0 });
+        assert_eq!(
+            per_backend,
+            [
+                (Backend::Canonical, Usage { day: 10, month: 0, total: 0 }),
+                (Backend::Koboldcpp, Usage { day: 10000, month: 2, total: 0 }),
+            ]
+        );
+    }
+
+    #[test]
+    fn base_names_are_memoised_by_what_is_parsed() {
+        let mut base_names = BaseNames::new();
+        assert_eq!(base_names.base_of("koboldcpp/Foo-7B"), "Foo");
+        assert_eq!(base_names.base_of("Org/Foo-7B"), "Foo");
+        assert_eq!(base_names.base_of("Foo-7B"), "Foo");
+        assert_eq!(base_names.memo.len(), 1);
+        assert_eq!(base_names.base_key("aphrodite/Org/Foo-7B-Q4_K_M"), "foo");
+    }
+}

@@ -125,3 +125,100 @@ pub fn merge_category<'n>(
 pub fn category_total_month(merged: &[MergedModel]) -> i64 {
     merged.iter().filter_map(|m| m.usage).fold(0i64, |acc, u| acc.saturating_add(u.month))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::horde::{parse_stats, HordeModelStats};
+
+    fn status(name: &str, count: i64, performance: f64) -> HordeModelStatus {
+        HordeModelStatus {
+            performance: Some(performance),
+            queued: Some(1.5),
+            jobs: Some(2.0),
+            eta: Some(3),
+            model_type: Some("text".into()),
+            name: name.into(),
+            count,
+        }
+    }
+
+    fn stats() -> HordeModelStats {
+        parse_stats(
+            br#"{"day": {"koboldcpp/Foo-7B": 1, "Org/Foo-7B-Q4_K_M": 10, "foo-13b": 100, "Bar-7B": 1000,
+                         "KOBOLDCPP/foo-7b": 10000},
+                 "month": {"koboldcpp/Foo-7B": 2, "foo-13b": 200},
+                 "total": {"Bar-7B": 3}}"#,
+        )
+        .unwrap()
+    }
+
+    // Expected values: the reference's merge_model_with_horde_data on the same data.
+    #[test]
+    fn merges_aggregated_status_and_usage() {
+        let statuses = [status("koboldcpp/Foo-7B", 3, 2.0), status("Org/Foo-7B", 1, 1.0)];
+        let stats = stats();
+        let mut base_names = BaseNames::new();
+        let horde = HordeData::new(&statuses, &stats, &mut base_names);
+
+        let foo = merge_model("Org/Foo-7B", &horde, &mut base_names, false);
+        assert_eq!(foo.worker_count, 3);
+        assert_eq!(
+            (foo.performance, foo.queued, foo.queued_jobs, foo.eta),
+            (Some(2.0), Some(1.5), Some(2.0), Some(3))
+        );
+        assert_eq!(foo.usage, Some(Usage { day: 10110, month: 202, total: 0 }));
+        assert_eq!(foo.backend_variations, None);
+
+        let bar = merge_model("Org/Bar-7B", &horde, &mut base_names, false);
+        assert_eq!((bar.worker_count, bar.performance), (0, None));
+        assert_eq!(bar.usage, Some(Usage { day: 1000, month: 0, total: 3 }));
+
+        let unknown = merge_model("Alpha", &horde, &mut base_names, false);
+        assert_eq!(unknown, MergedModel::default());
+
+        let all = merge_category(["Org/Foo-7B", "Org/Bar-7B", "Alpha"], &horde, &mut base_names, false);
+        assert_eq!(category_total_month(&all), 202);
+    }
+
+    #[test]
+    fn merges_backend_variations() {
+        let statuses = [status("koboldcpp/Foo-7B", 3, 2.0), status("Org/Foo-7B", 1, 1.0)];
+        let stats = stats();
+        let mut base_names = BaseNames::new();
+        let horde = HordeData::new(&statuses, &stats, &mut base_names);
+
+        let foo = merge_model("Org/Foo-7B", &horde, &mut base_names, true);
+        assert_eq!(foo.worker_count, 3);
+        assert_eq!(foo.usage, Some(Usage { day: 10010, month: 2, total: 0 }));
+        let variations = foo.backend_variations.unwrap();
+        let summary: Vec<(Backend, &str, i64, Option<f64>, Usage)> = variations
+            .iter()
+            .map(|v| (v.backend, v.variant_name.as_str(), v.worker_count, v.performance, v.usage))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (Backend::Canonical, "Org/Foo-7B", 1, Some(1.0), Usage { day: 10, month: 0, total: 0 }),
+                (
+                    Backend::Koboldcpp,
+                    "koboldcpp/Foo-7B",
+                    3,
+                    Some(2.0),
+                    Usage { day: 10000, month: 2, total: 0 }
+                ),
+            ]
+        );
+
+        // Usage without a status: the variant name is built from the model name.
+        let bar = merge_model("Org/Bar-7B", &horde, &mut base_names, true).backend_variations.unwrap();
+        assert_eq!(bar.len(), 1);
+        assert_eq!(
+            (bar[0].backend, bar[0].variant_name.as_str(), bar[0].worker_count),
+            (Backend::Canonical, "Org/Bar-7B", 0)
+        );
+        assert_eq!(bar[0].performance, None);
+
+        assert_eq!(merge_model("Alpha", &horde, &mut base_names, true).backend_variations, Some(Vec::new()));
+    }
+}

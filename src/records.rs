@@ -331,3 +331,144 @@ impl RawRecord {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::category::Category;
+    use serde_json::json;
+
+    fn record(fields: Value) -> RawRecord {
+        let Value::Object(fields) = fields else { panic!("test record must be an object") };
+        RawRecord { name: "m".into(), fields }
+    }
+
+    #[test]
+    fn lax_int_follows_pydantic() {
+        // Answers of pydantic 2.14's TypeAdapter(int).validate_python.
+        let ok = [
+            (json!(5), 5),
+            (json!(-3), -3),
+            (json!(1.0), 1),
+            (json!(true), 1),
+            (json!("123"), 123),
+            (json!(" 123 "), 123),
+            (json!("1.0"), 1),
+            (json!("1.00"), 1),
+            (json!("-1.0"), -1),
+            (json!("1_000"), 1000),
+            (json!("+5"), 5),
+            (json!("007"), 7),
+            (json!("\t7\n"), 7),
+        ];
+        for (value, expected) in ok {
+            assert_eq!(lax_int(&value), Some(expected), "{value}");
+        }
+        for value in [
+            json!(1.5),
+            json!(1e20),
+            json!(null),
+            json!("1e3"),
+            json!("0x10"),
+            json!("1."),
+            json!(".0"),
+            json!("_1"),
+            json!("1__0"),
+            json!(""),
+            json!("１２"),
+            json!([1]),
+        ] {
+            assert_eq!(lax_int(&value), None, "{value}");
+        }
+    }
+
+    #[test]
+    fn lax_float_and_bool_follow_pydantic() {
+        assert_eq!(lax_float(&json!("1.5")), Some(1.5));
+        assert_eq!(lax_float(&json!(" 2 ")), Some(2.0));
+        assert_eq!(lax_float(&json!("1_0.5")), Some(10.5));
+        assert_eq!(lax_float(&json!(true)), Some(1.0));
+        assert_eq!(lax_float(&json!("1e3")), Some(1000.0));
+        assert_eq!(lax_float(&json!("inf")), Some(f64::INFINITY));
+        assert_eq!(lax_float(&json!("")), None);
+        assert_eq!(lax_float(&json!(null)), None);
+        for (value, expected) in [
+            (json!("yes"), true),
+            (json!("TRUE"), true),
+            (json!("t"), true),
+            (json!(1), true),
+            (json!(1.0), true),
+            (json!("off"), false),
+            (json!("n"), false),
+            (json!(0), false),
+            (json!("0"), false),
+        ] {
+            assert_eq!(lax_bool(&value), Some(expected), "{value}");
+        }
+        for value in [json!(2), json!(" true"), json!(null), json!("maybe")] {
+            assert_eq!(lax_bool(&value), None, "{value}");
+        }
+    }
+
+    #[test]
+    fn python_whitespace_includes_the_separators() {
+        assert_eq!(py_strip("\u{1c} x \u{3000}"), "x");
+        assert!(py_strip("\u{1f}\u{85}\u{a0}").is_empty());
+        assert_eq!(py_strip("\u{200b}"), "\u{200b}"); // not whitespace in Python either
+    }
+
+    #[test]
+    fn skips_records_that_are_not_objects() {
+        let parsed = parse_reference(br#"{"a": {"name": "a"}, "b": 5, "c": null, "d": {}}"#).unwrap();
+        let names: Vec<&str> = parsed.records.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["a", "d"]);
+        assert!(parsed.records[0].has_usable_name());
+        assert!(!parsed.records[1].has_usable_name());
+        assert!(!record(json!({"name": 3})).has_usable_name());
+        assert!(matches!(parse_reference(b"[]"), Err(ReferenceError::NotAnObject("an array"))));
+        assert!(matches!(parse_reference(b"{"), Err(ReferenceError::Json(_))));
+    }
+
+    #[test]
+    fn accessors_coerce_default_and_drop_wrong_types() {
+        let r = record(json!({
+            "description": 5,
+            "baseline": "stable_diffusion_1",
+            "nsfw": "yes",
+            "size_on_disk_bytes": "2147483648",
+            "config": {"download": [
+                {"file_name": "a", "file_url": "https://huggingface.co/a"},
+                "not an entry",
+                {"file_name": "b", "file_url": null},
+                {"file_name": "c"}
+            ]}
+        }));
+        assert_eq!(r.description(), None);
+        assert_eq!(r.baseline(Category::ImageGeneration), Some("stable_diffusion_1"));
+        assert_eq!(r.nsfw(Category::ImageGeneration), Some(true));
+        assert_eq!(r.size_on_disk_bytes(), Some(2_147_483_648));
+        assert_eq!(
+            r.downloads(),
+            [
+                Download { file_url: Some("https://huggingface.co/a") },
+                Download { file_url: None },
+                Download { file_url: None }
+            ]
+        );
+
+        let empty = record(json!({}));
+        assert_eq!(empty.nsfw(Category::TextGeneration), Some(false));
+        assert_eq!(empty.nsfw(Category::ImageGeneration), None);
+        assert_eq!(empty.baseline(Category::ImageGeneration), None);
+        assert_eq!(empty.size_on_disk_bytes(), None);
+        assert!(empty.downloads().is_empty());
+
+        let odd = record(json!({"config": null, "nsfw": [], "size_on_disk_bytes": 1.5, "description": "d"}));
+        assert!(odd.downloads().is_empty());
+        assert_eq!(odd.nsfw(Category::TextGeneration), Some(false));
+        assert_eq!(odd.size_on_disk_bytes(), None);
+        assert_eq!(odd.description(), Some("d"));
+        assert!(record(json!({"config": {"download": "x"}})).downloads().is_empty());
+        assert!(record(json!({"config": {}})).downloads().is_empty());
+    }
+}

@@ -497,3 +497,229 @@ pub fn analyze(
         summary,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::horde::Usage;
+    use serde_json::json;
+
+    fn downloads(urls: &[&'static str]) -> Vec<Download<'static>> {
+        urls.iter().map(|u| Download { file_url: Some(u) }).collect()
+    }
+
+    fn flags(urls: &[&'static str], category: Category) -> DownloadFlags {
+        download_flags(&downloads(urls), category, &AnalysisSettings::default())
+    }
+
+    #[test]
+    fn download_flags_follow_validate_downloads() {
+        let image = Category::ImageGeneration;
+        assert_eq!(flags(&[], image), DownloadFlags { no_download_urls: true, ..Default::default() });
+        assert_eq!(
+            flags(&["https://huggingface.co/a", "https://huggingface.co/b"], image),
+            DownloadFlags::default()
+        );
+        assert_eq!(
+            flags(&["https://huggingface.co/a", "https://civitai.com/b"], image),
+            DownloadFlags { has_multiple_hosts: true, ..Default::default() }
+        );
+        assert_eq!(
+            flags(&["https://civitai.com/b"], image),
+            DownloadFlags { has_non_preferred_host: true, ..Default::default() }
+        );
+        // The preferred-host test is a case-sensitive substring test.
+        assert_eq!(
+            flags(&["https://HuggingFace.CO/b"], image),
+            DownloadFlags { has_non_preferred_host: true, ..Default::default() }
+        );
+        // No scheme or no host: not a valid URL; Python's ValueError: unknown host.
+        assert_eq!(
+            flags(&["huggingface.co/x", "//huggingface.co/x", ""], image),
+            DownloadFlags { no_download_urls: true, ..Default::default() }
+        );
+        assert_eq!(
+            flags(&["http://[::1/x", "https://huggingface.co/a"], image),
+            DownloadFlags { has_unknown_host: true, ..Default::default() }
+        );
+        // Text models skip the check by default.
+        assert_eq!(flags(&[], Category::TextGeneration), DownloadFlags::default());
+        let strict =
+            AnalysisSettings { text_gen_ignore_download_hosts: false, ..AnalysisSettings::default() };
+        assert!(download_flags(&[], Category::TextGeneration, &strict).no_download_urls);
+    }
+
+    #[test]
+    fn download_hosts_are_netlocs_in_first_seen_order() {
+        let urls = downloads(&[
+            "https://b.example/x",
+            "//a.example/y",
+            "https://b.example/z",
+            "http://[::1/x",
+            "nohost/x",
+            "https://User@a.example:8080/",
+        ]);
+        assert_eq!(download_hosts(&urls), ["b.example", "a.example", "User@a.example:8080"]);
+    }
+
+    #[test]
+    fn description_is_missing_when_blank_in_python_terms() {
+        assert!(description_missing(None));
+        assert!(description_missing(Some("")));
+        assert!(description_missing(Some(" \u{1c}\t")));
+        assert!(!description_missing(Some(" x ")));
+    }
+
+    fn image_facts(name: &str) -> RecordFacts {
+        let record = RawRecord {
+            name: name.into(),
+            fields: json!({
+                "name": name, "description": "d", "baseline": "stable_diffusion_1", "nsfw": false,
+                "size_on_disk_bytes": 5214865159u64,
+                "config": {"download": [{"file_name": "f", "file_url": "https://huggingface.co/f"}]}
+            })
+            .as_object()
+            .cloned()
+            .unwrap(),
+        };
+        RecordFacts::new(&record, Category::ImageGeneration, &AnalysisSettings::default())
+    }
+
+    fn merged(workers: i64, usage: Option<(i64, i64, i64)>) -> MergedModel {
+        MergedModel {
+            worker_count: workers,
+            usage: usage.map(|(day, month, total)| Usage { day, month, total }),
+            ..MergedModel::default()
+        }
+    }
+
+    #[test]
+    fn model_info_serialises_exactly_as_the_reference() {
+        // The reference's `model_dump_json()` of `create_risk_info` for the
+        // same record and statistics (pydantic field order, computed fields
+        // last, Python's float repr).
+        let settings = AnalysisSettings::default();
+        let facts = image_facts("A");
+        let info = model_info(
+            &facts,
+            &merged(0, Some((7, 300, 1000))),
+            3_634_291,
+            Category::ImageGeneration,
+            &settings,
+            false,
+        );
+        assert_eq!(
+            serde_json::to_string(&info).unwrap(),
+            r#"{"name":"A","category":"image_generation","deletion_risk_flags":{"zero_usage_day":false,"zero_usage_month":false,"zero_usage_total":false,"no_active_workers":true,"has_multiple_hosts":false,"has_non_preferred_host":false,"has_unknown_host":false,"no_download_urls":false,"missing_description":false,"missing_baseline":false,"low_usage":false},"at_risk":true,"risk_score":1,"worker_count":0,"usage_day":7,"usage_month":300,"usage_total":1000,"usage_hour":null,"usage_minute":null,"usage_percentage_of_category":0.0083,"usage_trend":{"day_to_month_ratio":0.023333333333333334,"month_to_total_ratio":0.3},"cost_benefit_score":61.77,"size_gb":4.86,"baseline":"stable_diffusion_1","nsfw":false,"has_description":true,"download_count":1,"download_hosts":["huggingface.co"],"backend_variations":null,"is_critical":false,"has_warning":false}"#
+        );
+        // 200 of 3,634,291 is 0.0055 % < 0.0065 %: low usage.
+        let low = model_info(
+            &facts,
+            &merged(0, Some((7, 200, 1000))),
+            3_634_291,
+            Category::ImageGeneration,
+            &settings,
+            false,
+        );
+        assert!(low.deletion_risk_flags.low_usage);
+        assert_eq!(
+            (low.risk_score, low.usage_percentage_of_category, low.cost_benefit_score),
+            (2, 0.0055, Some(41.18))
+        );
+    }
+
+    #[test]
+    fn usage_flags_and_critical_state() {
+        let settings = AnalysisSettings::default();
+        let facts = image_facts("A");
+        // No usage at all: no zero-usage flags (the reference only sets them with usage data).
+        let none = model_info(&facts, &merged(0, None), 100, Category::ImageGeneration, &settings, false);
+        assert!(!none.deletion_risk_flags.zero_usage_month && none.deletion_risk_flags.no_active_workers);
+        assert!(!none.is_critical);
+        assert_eq!(none.usage_trend, UsageTrend::default());
+        let zero_month =
+            model_info(&facts, &merged(0, Some((0, 0, 5))), 100, Category::ImageGeneration, &settings, false);
+        assert!(zero_month.deletion_risk_flags.zero_usage_month && zero_month.is_critical);
+        assert!(zero_month.deletion_risk_flags.low_usage);
+        // Text: month usage < 10 and workers < 1.
+        let text = RecordFacts { name: "t".into(), ..facts.clone() };
+        let quiet =
+            model_info(&text, &merged(0, Some((1, 9, 9))), 100, Category::TextGeneration, &settings, false);
+        assert!(quiet.is_critical);
+        let served =
+            model_info(&text, &merged(1, Some((1, 9, 9))), 100, Category::TextGeneration, &settings, false);
+        assert!(!served.is_critical);
+    }
+
+    #[test]
+    fn analyze_sorts_by_month_usage_stably_and_summarises() {
+        let settings = AnalysisSettings::default();
+        let facts: Vec<RecordFacts> = ["a", "b", "c", "d"].into_iter().map(image_facts).collect();
+        let merged = vec![
+            merged(1, Some((1, 10, 10))),
+            merged(0, None),
+            merged(2, Some((1, 50, 60))),
+            merged(0, Some((0, 10, 20))),
+        ];
+        let response = analyze(Category::ImageGeneration, &facts, &merged, 70, &settings, false);
+        let order: Vec<&str> = response.models.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(order, ["c", "a", "d", "b"]);
+        let s = &response.summary;
+        assert_eq!(
+            (s.total_models, s.models_at_risk, s.models_critical, s.models_with_warnings),
+            (4, 2, 0, 0)
+        );
+        assert_eq!((s.models_with_zero_day_usage, s.models_with_no_active_workers), (1, 2));
+        assert_eq!(s.average_risk_score, 0.75); // (a 0 + b 1 + c 0 + d 2) / 4
+        assert_eq!(s.category_total_month_usage, 70);
+        assert_eq!(
+            (response.total_count, response.returned_count, response.offset, response.limit),
+            (4, 4, 0, None)
+        );
+        let json: serde_json::Value = serde_json::to_value(&response).unwrap();
+        let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "category",
+                "category_total_month_usage",
+                "total_count",
+                "returned_count",
+                "offset",
+                "limit",
+                "models",
+                "summary"
+            ]
+        );
+    }
+
+    #[test]
+    fn backend_variations_only_when_asked_and_present() {
+        use crate::merge::BackendVariation;
+        let settings = AnalysisSettings::default();
+        let mut m = merged(2, Some((1, 2, 3)));
+        m.backend_variations = Some(vec![BackendVariation {
+            backend: Backend::Koboldcpp,
+            variant_name: "koboldcpp/t".into(),
+            worker_count: 2,
+            performance: Some(3.5),
+            queued: Some(1.5),
+            queued_jobs: Some(0.5),
+            eta: None,
+            usage: Usage { day: 1, month: 2, total: 3 },
+        }]);
+        let facts = image_facts("t");
+        let with = model_info(&facts, &m, 2, Category::TextGeneration, &settings, true);
+        assert_eq!(
+            serde_json::to_string(&with.backend_variations).unwrap(),
+            r#"[{"backend":"koboldcpp","variant_name":"koboldcpp/t","worker_count":2,"performance":3.5,"usage_day":1,"usage_month":2,"usage_total":3}]"#
+        );
+        assert!(model_info(&facts, &m, 2, Category::TextGeneration, &settings, false)
+            .backend_variations
+            .is_none());
+        m.backend_variations = Some(Vec::new());
+        assert!(model_info(&facts, &m, 2, Category::TextGeneration, &settings, true)
+            .backend_variations
+            .is_none());
+    }
+}
