@@ -255,23 +255,17 @@ fn fold_downloads<'a>(group: &mut StatsModel<'a>, member: &'a RawRecord) {
             return;
         }
     };
-    let list = match &mut group.downloads {
-        Downloads::List(list) => list,
-        Downloads::Missing => {
-            group.downloads = Downloads::List(DownloadList::default());
-            match &mut group.downloads {
-                Downloads::List(list) => list,
-                _ => return,
-            }
-        }
-        Downloads::Unusable => {
-            log::warn!(
-                "statistics: text group of {:?}: its config.download is not a list; downloads of {:?} not added",
-                group.name,
-                member.name
-            );
-            return;
-        }
+    if group.downloads == Downloads::Missing {
+        // `setdefault("download", [])`
+        group.downloads = Downloads::List(DownloadList::default());
+    }
+    let Downloads::List(list) = &mut group.downloads else {
+        log::warn!(
+            "statistics: text group of {:?}: its config.download is not a list; downloads of {:?} not added",
+            group.name,
+            member.name
+        );
+        return;
     };
     if !list.extend(incoming) {
         log::warn!(
