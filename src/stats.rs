@@ -255,23 +255,17 @@ fn fold_downloads<'a>(group: &mut StatsModel<'a>, member: &'a RawRecord) {
             return;
         }
     };
-    let list = match &mut group.downloads {
-        Downloads::List(list) => list,
-        Downloads::Missing => {
-            group.downloads = Downloads::List(DownloadList::default());
-            match &mut group.downloads {
-                Downloads::List(list) => list,
-                _ => return,
-            }
-        }
-        Downloads::Unusable => {
-            log::warn!(
-                "statistics: text group of {:?}: its config.download is not a list; downloads of {:?} not added",
-                group.name,
-                member.name
-            );
-            return;
-        }
+    if group.downloads == Downloads::Missing {
+        // `setdefault("download", [])`
+        group.downloads = Downloads::List(DownloadList::default());
+    }
+    let Downloads::List(list) = &mut group.downloads else {
+        log::warn!(
+            "statistics: text group of {:?}: its config.download is not a list; downloads of {:?} not added",
+            group.name,
+            member.name
+        );
+        return;
     };
     if !list.extend(incoming) {
         log::warn!(
@@ -709,7 +703,7 @@ const NFKC_DELIMITERS: [char; 19] = [
 fn url_netloc(url: &str) -> Result<Cow<'_, str>, UrlError> {
     // Leading C0 controls and spaces go; tabs and newlines go everywhere.
     let url = url.trim_start_matches(|c: char| c <= ' ');
-    if url.contains(['\t', '\r', '\n']) {
+    if url.bytes().any(|b| matches!(b, b'\t' | b'\r' | b'\n')) {
         let cleaned = url.replace(['\t', '\r', '\n'], "");
         split_netloc(&cleaned).map(|n| Cow::Owned(n.to_owned()))
     } else {
@@ -720,8 +714,9 @@ fn url_netloc(url: &str) -> Result<Cow<'_, str>, UrlError> {
 /// `urlsplit`'s netloc of a cleaned URL: after an optional `scheme:`, the
 /// text after `//` up to the first `/`, `?` or `#`; then its checks.
 fn split_netloc(url: &str) -> Result<&str, UrlError> {
+    // Every delimiter is ASCII: byte positions are character boundaries.
     let mut rest = url;
-    if let Some(i) = rest.find(':') {
+    if let Some(i) = rest.bytes().position(|b| b == b':') {
         let scheme = &rest[..i];
         if i > 0
             && scheme.as_bytes()[0].is_ascii_alphabetic()
@@ -733,9 +728,9 @@ fn split_netloc(url: &str) -> Result<&str, UrlError> {
     let Some(after) = rest.strip_prefix("//") else {
         return Ok("");
     };
-    let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    let end = after.bytes().position(|b| matches!(b, b'/' | b'?' | b'#')).unwrap_or(after.len());
     let netloc = &after[..end];
-    match (netloc.contains('['), netloc.contains(']')) {
+    match (netloc.bytes().any(|b| b == b'['), netloc.bytes().any(|b| b == b']')) {
         (true, false) | (false, true) => return Err(UrlError::InvalidIpv6),
         (true, true) => {
             let bracketed = netloc.split_once('[').map_or("", |(_, r)| r);
