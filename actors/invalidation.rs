@@ -339,7 +339,7 @@ impl InvalidationActor {
                 "last_cycle": h.get("last_cycle"),
                 "next_cycle": h.get("next_cycle"),
                 "entries": entries,
-                "redis": {"state": redis_state, "url": url, "subscribed": subscribed},
+                "redis": {"state": redis_state, "connected": redis_state == "up", "url": url, "subscribed": subscribed},
                 "horde_circuit": horde,
                 "model_reference_circuit": reference,
                 "counters": counters.to_json(),

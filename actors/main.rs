@@ -55,6 +55,9 @@ fn main() {
         Some(f) => log::debug!("settings from {} and the environment: {settings:?}", f.display()),
         None => log::debug!("settings: defaults and the environment: {settings:?}"),
     }
+    // awc's rustls needs a process-wide crypto provider; a second install
+    // (impossible here) would only return an error, which changes nothing.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let system = actix_rt::System::new();
     let code = system.block_on(async move {
         match cli.command {
@@ -206,6 +209,9 @@ fn problems_of(report: &CycleReport) -> Vec<String> {
             CategoryOutcome::Written { .. } => {}
             CategoryOutcome::KeptStale => {
                 problems.push(format!("{}: no entries computed (a source failed)", c.category))
+            }
+            CategoryOutcome::Failed(_) if !c.failed_sources.is_empty() => {
+                problems.push(format!("{}: no entries computed (its sources failed)", c.category))
             }
             CategoryOutcome::Failed(e) => problems.push(format!("{}: no entries: {e}", c.category)),
         }
