@@ -221,7 +221,7 @@ fn problems_of(report: &CycleReport) -> Vec<String> {
 
 fn print_table(report: &CycleReport, settings: &Settings) {
     let mut out = String::new();
-    let width = 58;
+    let width = 60;
     out.push_str(&format!(
         "{:<width$} {:>7} {:>8} {:>8} {:>6}\n",
         "entry", "models", "at risk", "critical", "ms"
