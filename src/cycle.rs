@@ -17,6 +17,7 @@ use crate::merge::{self, HordeData};
 use crate::records::{ParsedReference, RawRecord};
 use crate::risk::{self, CategoryDeletionRiskResponse, RecordFacts};
 use crate::settings::AnalysisSettings;
+use std::time::{Duration, Instant};
 
 /// Everything one category's analytics read.
 #[derive(Debug, Clone, Default)]
@@ -38,6 +39,43 @@ pub struct ComputedEntry {
     pub at_risk: Option<usize>,
     /// Deletion-risk entries: `summary.models_critical`; `None` for statistics.
     pub critical: Option<usize>,
+}
+
+/// Where one category's computation spent its time, stage by stage (for
+/// the benchmark; the daemon ignores it). Parsing happens before the cycle
+/// core and is timed by the caller.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StageTimes {
+    /// Horde indexes (status and stats by name, base names of Horde names).
+    pub index: Duration,
+    /// Reference names joined with the Horde data (both merges for text).
+    pub merge: Duration,
+    /// Per-record facts, flags and the risk responses.
+    pub risk: Duration,
+    /// Text-model grouping of the ungrouped response.
+    pub grouping: Duration,
+    /// Both statistics entries, computed (not serialised).
+    pub statistics: Duration,
+    /// Every entry's JSON serialisation.
+    pub serialise: Duration,
+}
+
+impl StageTimes {
+    /// The sum of every stage.
+    pub fn total(&self) -> Duration {
+        self.index + self.merge + self.risk + self.grouping + self.statistics + self.serialise
+    }
+}
+
+/// A stopwatch that charges the time since its last lap to a stage.
+struct Laps(Instant);
+
+impl Laps {
+    fn lap(&mut self, stage: &mut Duration) {
+        let now = Instant::now();
+        *stage += now - self.0;
+        self.0 = now;
+    }
 }
 
 /// A deletion-risk response as a finished entry; `None` (logged) if it could
@@ -65,27 +103,48 @@ pub fn deletion_risk_entries(
     inputs: &CategoryInputs,
     settings: &AnalysisSettings,
 ) -> Vec<ComputedEntry> {
+    deletion_risk_entries_timed(category, inputs, settings, &mut StageTimes::default())
+}
+
+fn deletion_risk_entries_timed(
+    category: Category,
+    inputs: &CategoryInputs,
+    settings: &AnalysisSettings,
+    times: &mut StageTimes,
+) -> Vec<ComputedEntry> {
+    let mut laps = Laps(Instant::now());
     let mut base_names = BaseNames::new();
     let horde = HordeData::new(&inputs.status, &inputs.stats, &mut base_names);
+    laps.lap(&mut times.index);
     let records: Vec<&RawRecord> = inputs.reference.records.iter().filter(|r| r.has_usable_name()).collect();
     let facts: Vec<RecordFacts> = records.iter().map(|r| RecordFacts::new(r, category, settings)).collect();
     let names = || records.iter().map(|r| r.name.as_str());
+    laps.lap(&mut times.risk);
 
     let mut entries = Vec::with_capacity(3);
     let merged = merge::merge_category(names(), &horde, &mut base_names, false);
     let total = merge::category_total_month(&merged);
+    laps.lap(&mut times.merge);
     let ungrouped = risk::analyze(category, &facts, &merged, total, settings, false);
     drop(merged);
+    laps.lap(&mut times.risk);
     entries.extend(risk_entry(EntryKey::risk(category, false, false), &ungrouped));
+    laps.lap(&mut times.serialise);
     let grouped = grouping::apply_text_model_grouping(ungrouped, &mut base_names, settings);
+    laps.lap(&mut times.grouping);
     entries.extend(risk_entry(EntryKey::risk(category, true, false), &grouped));
     drop(grouped);
+    laps.lap(&mut times.serialise);
 
     if category.is_text() {
         let merged = merge::merge_category(names(), &horde, &mut base_names, true);
         let total = merge::category_total_month(&merged);
+        laps.lap(&mut times.merge);
         let variations = risk::analyze(category, &facts, &merged, total, settings, true);
+        drop(merged);
+        laps.lap(&mut times.risk);
         entries.extend(risk_entry(EntryKey::risk(category, false, true), &variations));
+        laps.lap(&mut times.serialise);
     }
     entries
 }
@@ -99,10 +158,23 @@ pub fn compute_category(
     settings: &AnalysisSettings,
     computed_at: i64,
 ) -> Vec<ComputedEntry> {
-    let mut entries = deletion_risk_entries(category, inputs, settings);
+    compute_category_timed(category, inputs, settings, computed_at).0
+}
+
+/// [`compute_category`], also answering how long each stage took.
+pub fn compute_category_timed(
+    category: Category,
+    inputs: &CategoryInputs,
+    settings: &AnalysisSettings,
+    computed_at: i64,
+) -> (Vec<ComputedEntry>, StageTimes) {
+    let mut times = StageTimes::default();
+    let mut entries = deletion_risk_entries_timed(category, inputs, settings, &mut times);
     for grouped in [false, true] {
-        let (json, models) =
-            crate::stats::compute_statistics(category, &inputs.reference, grouped, computed_at);
+        let (json, models, spent) =
+            crate::stats::compute_statistics_timed(category, &inputs.reference, grouped, computed_at);
+        times.statistics += spent.compute;
+        times.serialise += spent.serialise;
         entries.push(ComputedEntry {
             key: EntryKey::stats(category, grouped),
             json,
@@ -111,7 +183,7 @@ pub fn compute_category(
             critical: None,
         });
     }
-    entries
+    (entries, times)
 }
 
 #[cfg(test)]

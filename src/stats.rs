@@ -129,11 +129,33 @@ pub fn compute_statistics(
     grouped: bool,
     computed_at: i64,
 ) -> (String, usize) {
+    let (json, models, _) = compute_statistics_timed(category, reference, grouped, computed_at);
+    (json, models)
+}
+
+/// [`compute_statistics`], also answering how long the computation and the
+/// serialisation took (for the benchmark's per-stage times).
+pub fn compute_statistics_timed(
+    category: Category,
+    reference: &ParsedReference,
+    grouped: bool,
+    computed_at: i64,
+) -> (String, usize, StatisticsTimes) {
+    let started = std::time::Instant::now();
     let models = stats_models(category, reference, grouped);
     let stats = calculate(category, &models, computed_at);
+    let computed = std::time::Instant::now();
     let json = serde_json::to_string(&stats)
         .expect("statistics hold only strings, integers and finite floats: serialising cannot fail");
-    (json, stats.total_models)
+    let times = StatisticsTimes { compute: computed - started, serialise: computed.elapsed() };
+    (json, stats.total_models, times)
+}
+
+/// Where [`compute_statistics_timed`] spent its time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatisticsTimes {
+    pub compute: std::time::Duration,
+    pub serialise: std::time::Duration,
 }
 
 // ---------------------------------------------------------------------------

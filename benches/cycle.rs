@@ -1,0 +1,709 @@
+//! The speed benchmark of issue 4: `cargo bench --bench cycle`.
+//!
+//! Two modes, both printing Markdown tables (the source of docs/PERFORMANCE.md):
+//!
+//! * default — for each dataset scale (`--scales 1,10,100`): the core's
+//!   per-stage times in process (parse, index, merge, risk, grouping,
+//!   statistics, serialise, Redis write), the whole offline cycle
+//!   (`horde-hydrator once --dump`, a fresh process each run) with its peak
+//!   RSS, and the reference's compute time on the same dataset
+//!   (`oracle.sh DATASET --timing`) with the ratio, all in the same run;
+//! * `--latency` — the daemon (`run`) against a real redis-server, x1: the
+//!   time from publishing `text_generation` on `P:invalidate` to the fresh
+//!   entry in Redis (p50, p99 over `--invalidations` 50), and the daemon's
+//!   idle CPU and RSS between cycles.
+//!
+//! Datasets come from `gen_dataset.py --seed 7 --scale N`, made once under
+//! `target/bench-data/xN` unless `HORDE_BENCH_DATA` names a directory that
+//! holds `xN/`. The tools directory (gen_dataset.py, oracle.sh, compare.py)
+//! is `../shared/tools` from the repository, or `HORDE_TOOLS_DIR`.
+//! Missing tools degrade to a message: no reference without oracle.sh, no
+//! Redis stages without `redis-server` on the PATH.
+//!
+//! Times are medians over repeated runs; the machine is shared, so only
+//! ratios measured within one run mean anything. Nothing here asserts a time.
+
+use horde_hydrator::category::Category;
+use horde_hydrator::cycle::{compute_category_timed, CategoryInputs, ComputedEntry, StageTimes};
+use horde_hydrator::horde::{parse_stats, parse_status};
+use horde_hydrator::records::parse_reference;
+use horde_hydrator::settings::AnalysisSettings;
+use std::fmt::Write as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+type Error = Box<dyn std::error::Error>;
+
+const BIN: &str = env!("CARGO_BIN_EXE_horde-hydrator");
+const SEED: u32 = 7;
+const PREFIX: &str = "bench";
+
+/// What the command line asked for.
+#[derive(Debug)]
+struct Options {
+    scales: Vec<u32>,
+    /// Repetitions per scale; `None`: 15 at x1, 5 at x10, 3 above.
+    runs: Option<usize>,
+    /// Run the reference at x100 too (minutes).
+    reference_x100: bool,
+    no_reference: bool,
+    latency: bool,
+    invalidations: usize,
+    /// Seconds the idle CPU is sampled over.
+    idle_seconds: u64,
+    /// `hydration.invalidation_debounce_ms` for the latency run; `None`: the default.
+    debounce_ms: Option<u64>,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: cargo bench --bench cycle -- [--scales 1,10,100] [--runs N] [--reference-x100] [--no-reference]\n\
+         \x20      cargo bench --bench cycle -- --latency [--invalidations 50] [--idle-seconds 10] [--debounce-ms MS]"
+    );
+    std::process::exit(2)
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        scales: vec![1, 10, 100],
+        runs: None,
+        reference_x100: false,
+        no_reference: false,
+        latency: false,
+        invalidations: 50,
+        idle_seconds: 10,
+        debounce_ms: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| usage());
+        match arg.as_str() {
+            "--scales" => {
+                o.scales = value().split(',').map(|s| s.trim().parse().unwrap_or_else(|_| usage())).collect()
+            }
+            "--runs" => o.runs = Some(value().parse().unwrap_or_else(|_| usage())),
+            "--reference-x100" => o.reference_x100 = true,
+            "--no-reference" => o.no_reference = true,
+            "--latency" => o.latency = true,
+            "--invalidations" => o.invalidations = value().parse().unwrap_or_else(|_| usage()),
+            "--idle-seconds" => o.idle_seconds = value().parse().unwrap_or_else(|_| usage()),
+            "--debounce-ms" => o.debounce_ms = Some(value().parse().unwrap_or_else(|_| usage())),
+            "--bench" => {} // what `cargo bench` passes to every target
+            "-h" | "--help" => usage(),
+            other if other.starts_with('-') => usage(),
+            _ => {} // a name filter from `cargo bench NAME`: ignored
+        }
+    }
+    o
+}
+
+fn main() {
+    let options = options();
+    let result = if options.latency { latency(&options) } else { stages_and_cycles(&options) };
+    if let Err(e) = result {
+        eprintln!("benchmark failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Paths and datasets.
+// ---------------------------------------------------------------------------
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tools_dir() -> PathBuf {
+    std::env::var_os("HORDE_TOOLS_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("../shared/tools"))
+}
+
+/// The dataset of `scale`, generated (seed 7) when it is not there yet.
+fn dataset(scale: u32) -> Result<PathBuf, Error> {
+    let root = std::env::var_os("HORDE_BENCH_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/bench-data"));
+    let dir = root.join(format!("x{scale}"));
+    if dir.join("model_reference/text_generation.json").is_file() {
+        return Ok(dir);
+    }
+    let generator = tools_dir().join("gen_dataset.py");
+    if !generator.is_file() {
+        return Err(format!(
+            "no dataset at {} and no generator at {} (set HORDE_BENCH_DATA or HORDE_TOOLS_DIR)",
+            dir.display(),
+            generator.display()
+        )
+        .into());
+    }
+    eprintln!("making dataset x{scale} in {} ...", dir.display());
+    let status = Command::new("python3")
+        .arg(&generator)
+        .arg(&dir)
+        .args(["--seed", &SEED.to_string(), "--scale", &scale.to_string()])
+        .status()?;
+    if !status.success() {
+        return Err(format!("gen_dataset.py failed for x{scale}: {status}").into());
+    }
+    Ok(dir)
+}
+
+/// The six source files of a dataset, read into memory.
+struct Sources {
+    files: Vec<(Category, [Vec<u8>; 3])>,
+}
+
+fn read_sources(dir: &Path) -> Result<Sources, Error> {
+    let read = |p: PathBuf| std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()));
+    let mut files = Vec::new();
+    for (category, status, stats) in [
+        (Category::ImageGeneration, "status_models_image.json", "stats_img_models.json"),
+        (Category::TextGeneration, "status_models_text.json", "stats_text_models.json"),
+    ] {
+        files.push((
+            category,
+            [
+                read(dir.join(format!("model_reference/{}.json", category.as_str())))?,
+                read(dir.join("horde").join(status))?,
+                read(dir.join("horde").join(stats))?,
+            ],
+        ));
+    }
+    Ok(Sources { files })
+}
+
+// ---------------------------------------------------------------------------
+// Statistics of repeated measurements.
+// ---------------------------------------------------------------------------
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs.get(xs.len() / 2).copied().unwrap_or_default()
+}
+
+/// The `q` quantile (nearest rank) of sorted durations.
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn ms(d: Duration) -> String {
+    let v = d.as_secs_f64() * 1000.0;
+    if v < 10.0 {
+        format!("{v:.2} ms")
+    } else {
+        format!("{v:.0} ms")
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A throwaway redis-server.
+// ---------------------------------------------------------------------------
+
+/// A redis-server on a free loopback port, data in a temp dir; stopped on drop.
+struct RedisServer {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// `None` (with a message) when redis-server is not installed.
+    fn start() -> Result<Option<RedisServer>, Error> {
+        let Some(exe) = find_on_path("redis-server") else {
+            eprintln!("redis-server is not installed: Redis stages skipped");
+            return Ok(None);
+        };
+        let dir = tempfile::tempdir()?;
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = Command::new(exe)
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let server = RedisServer { child, port, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut c) = server.connect() {
+                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                    return Ok(Some(server));
+                }
+            }
+            if Instant::now() > deadline {
+                return Err("redis-server did not answer within 10 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn connect(&self) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(self.url())?.get_connection()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// The entries written the way the daemon's cache writes them: one
+/// MULTI/EXEC of SETEX commands.
+fn redis_write(conn: &mut redis::Connection, entries: &[ComputedEntry]) -> redis::RedisResult<()> {
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for e in entries {
+        pipe.cmd("SETEX").arg(format!("{PREFIX}:{}", e.key)).arg(300).arg(e.json.as_bytes()).ignore();
+    }
+    pipe.query::<()>(conn)
+}
+
+// ---------------------------------------------------------------------------
+// Mode 1: per-stage times, whole offline cycles, the reference.
+// ---------------------------------------------------------------------------
+
+/// One in-process run's stage times (both categories summed).
+#[derive(Debug, Default, Clone, Copy)]
+struct InProcess {
+    parse: Duration,
+    stages: StageTimes,
+    redis: Option<Duration>,
+}
+
+fn in_process_run(sources: &Sources, redis: Option<&mut redis::Connection>) -> Result<InProcess, Error> {
+    let settings = AnalysisSettings::default();
+    let mut run = InProcess::default();
+    let mut entries = Vec::new();
+    for (category, [reference, status, stats]) in &sources.files {
+        let started = Instant::now();
+        let inputs = CategoryInputs {
+            reference: parse_reference(reference)?,
+            status: parse_status(status)?,
+            stats: parse_stats(stats)?,
+        };
+        run.parse += started.elapsed();
+        let (computed, times) = compute_category_timed(*category, &inputs, &settings, 1_700_000_000);
+        for (sum, t) in [
+            (&mut run.stages.index, times.index),
+            (&mut run.stages.merge, times.merge),
+            (&mut run.stages.risk, times.risk),
+            (&mut run.stages.grouping, times.grouping),
+            (&mut run.stages.statistics, times.statistics),
+            (&mut run.stages.serialise, times.serialise),
+        ] {
+            *sum += t;
+        }
+        entries.extend(computed);
+    }
+    if entries.len() != 9 {
+        return Err(format!("expected 9 entries, computed {}", entries.len()).into());
+    }
+    if let Some(conn) = redis {
+        let started = Instant::now();
+        redis_write(conn, &entries)?;
+        run.redis = Some(started.elapsed());
+    }
+    Ok(run)
+}
+
+/// One whole offline cycle in a fresh process: wall time and peak RSS.
+struct CycleRun {
+    wall: Duration,
+    peak_rss_kb: i64,
+}
+
+/// `horde-hydrator --config CONFIG once --dump DUMP`, waited for with
+/// wait4(2) so that the child's rusage (peak RSS) is read.
+fn offline_cycle(config: &Path, dump: &Path) -> Result<CycleRun, Error> {
+    let started = Instant::now();
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .arg("once")
+        .arg("--dump")
+        .arg(dump)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero rusage is a valid value; wait4 fills it in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our own unreaped child; status and usage are valid out-pointers.
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = started.elapsed();
+    if reaped != pid {
+        return Err(format!("wait4: {}", std::io::Error::last_os_error()).into());
+    }
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        return Err(
+            format!("`once --dump` failed (wait status {status}); config {}", config.display()).into()
+        );
+    }
+    Ok(CycleRun { wall, peak_rss_kb: usage.ru_maxrss })
+}
+
+/// An offline config reading `dataset` through file:// URLs.
+fn offline_config(dir: &Path, dataset: &Path) -> Result<PathBuf, Error> {
+    let dataset = dataset.canonicalize()?;
+    let path = dir.join("offline.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[hydration]\nstartup_delay_seconds = 0\n\n[redis]\nenabled = false\n\n\
+             [horde]\napi_url = \"file://{}\"\n\n[model_reference]\nurl = \"file://{}\"\n",
+            dataset.join("horde").display(),
+            dataset.join("model_reference").display()
+        ),
+    )?;
+    Ok(path)
+}
+
+/// The reference's compute time on `dataset` (`oracle.sh DATASET --timing`),
+/// run on a view of the dataset in `dir` so that its `expected/` lands there.
+fn reference_time(dir: &Path, dataset: &Path) -> Result<Option<(Duration, PathBuf)>, Error> {
+    let oracle = tools_dir().join("oracle.sh");
+    if !oracle.is_file() {
+        eprintln!("no reference ({} not found; set HORDE_TOOLS_DIR)", oracle.display());
+        return Ok(None);
+    }
+    let view = dir.join("reference");
+    std::fs::create_dir_all(&view)?;
+    for sub in ["model_reference", "horde"] {
+        let link = view.join(sub);
+        if !link.exists() {
+            std::os::unix::fs::symlink(dataset.canonicalize()?.join(sub), &link)?;
+        }
+    }
+    let out = Command::new("bash").arg(&oracle).arg(&view).arg("--timing").output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        eprintln!("reference failed ({}): {}", out.status, stderr.trim());
+        return Ok(None);
+    }
+    let ms = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("reference cycle compute: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .ok_or_else(|| format!("no timing line in the reference's output: {stderr}"))?;
+    Ok(Some((Duration::from_secs_f64(ms / 1000.0), view.join("expected"))))
+}
+
+/// compare.py's verdict on our dump against the reference's output.
+fn parity(expected: &Path, dump: &Path) -> String {
+    let compare = tools_dir().join("compare.py");
+    match Command::new("python3").arg(&compare).arg(expected).arg("--dir").arg(dump).output() {
+        Ok(out) => String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").trim().to_string(),
+        Err(e) => format!("compare.py not run: {e}"),
+    }
+}
+
+fn stages_and_cycles(options: &Options) -> Result<(), Error> {
+    let redis = RedisServer::start()?;
+    let mut report = String::new();
+    writeln!(report, "| dataset | stage | time (median) | ratio |")?;
+    writeln!(report, "|---|---|---:|---:|")?;
+    let mut notes = Vec::new();
+    for &scale in &options.scales {
+        let data = dataset(scale)?;
+        let runs = options.runs.unwrap_or(match scale {
+            1 => 15,
+            2..=10 => 5,
+            _ => 3,
+        });
+        let work = tempfile::tempdir()?;
+        let sources = read_sources(&data)?;
+
+        // In process, stage by stage.
+        let mut conn = redis.as_ref().map(RedisServer::connect).transpose()?;
+        let mut in_process = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            in_process.push(in_process_run(&sources, conn.as_mut())?);
+        }
+        drop(sources);
+        let med = |f: &dyn Fn(&InProcess) -> Duration| median(in_process.iter().map(f).collect());
+
+        // The whole offline cycle, fresh processes.
+        let config = offline_config(work.path(), &data)?;
+        let dump = work.path().join("dump");
+        let mut cycles = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            cycles.push(offline_cycle(&config, &dump)?);
+        }
+        let cycle = median(cycles.iter().map(|c| c.wall).collect());
+        let peak_rss_mb = cycles.iter().map(|c| c.peak_rss_kb).max().unwrap_or(0) as f64 / 1024.0;
+
+        // The reference, same run.
+        let reference = if options.no_reference || (scale >= 100 && !options.reference_x100) {
+            notes.push(format!(
+                "x{scale}: reference not run (pass --reference-x100 for x100; it takes minutes)"
+            ));
+            None
+        } else {
+            reference_time(work.path(), &data)?
+        };
+        if let Some((_, expected)) = &reference {
+            notes.push(format!(
+                "x{scale}: parity of the `once --dump` output with the reference's: {}",
+                parity(expected, &dump)
+            ));
+        }
+
+        let x = format!("x{scale}");
+        let stage_rows: [(&str, Duration); 7] = [
+            ("parse", med(&|r| r.parse)),
+            ("index", med(&|r| r.stages.index)),
+            ("merge", med(&|r| r.stages.merge)),
+            ("risk", med(&|r| r.stages.risk)),
+            ("grouping", med(&|r| r.stages.grouping)),
+            ("statistics", med(&|r| r.stages.statistics)),
+            ("serialise", med(&|r| r.stages.serialise)),
+        ];
+        for (stage, t) in stage_rows {
+            writeln!(report, "| {x} | {stage} | {} | |", ms(t))?;
+        }
+        let in_process_total = med(&|r| r.parse + r.stages.total());
+        writeln!(report, "| {x} | parse + compute + serialise, in process | {} | |", ms(in_process_total))?;
+        match redis {
+            Some(_) => writeln!(
+                report,
+                "| {x} | Redis write (MULTI/EXEC of 9 SETEX) | {} | |",
+                ms(med(&|r| r.redis.unwrap_or_default()))
+            )?,
+            None => writeln!(report, "| {x} | Redis write | skipped (no redis-server) | |")?,
+        }
+        let ratio = |r: Duration| format!("{:.1}×", r.as_secs_f64() / cycle.as_secs_f64());
+        writeln!(
+            report,
+            "| {x} | **whole offline cycle** (`once --dump`, fresh process, {runs} runs) | **{}** | {} |",
+            ms(cycle),
+            reference.as_ref().map(|(r, _)| format!("**{}**", ratio(*r))).unwrap_or_else(|| "—".into())
+        )?;
+        writeln!(report, "| {x} | peak RSS of `once --dump` | {peak_rss_mb:.0} MB | |")?;
+        match &reference {
+            Some((r, _)) => {
+                writeln!(report, "| {x} | reference compute (oracle.sh --timing, 1 run) | {} | 1× |", ms(*r))?
+            }
+            None => writeln!(report, "| {x} | reference compute | not run | |")?,
+        }
+        eprintln!("x{scale} done");
+    }
+    println!("{report}");
+    for n in notes {
+        println!("- {n}");
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Mode 2: invalidation latency and idle cost of the daemon.
+// ---------------------------------------------------------------------------
+
+/// The daemon process; killed on drop.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SIGTERM first: the daemon's own clean shutdown.
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(6);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// utime + stime of a process, in clock ticks (/proc/PID/stat fields 14, 15).
+fn cpu_ticks(pid: u32) -> Result<u64, Error> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or("odd /proc/PID/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state): field N is fields[N - 3].
+    let utime: u64 = fields.get(11).ok_or("short stat")?.parse()?;
+    let stime: u64 = fields.get(12).ok_or("short stat")?.parse()?;
+    Ok(utime + stime)
+}
+
+/// A `/proc/PID/status` line's value in kB (VmRSS, VmHWM).
+fn status_kb(pid: u32, field: &str) -> Result<u64, Error> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| format!("no {field} in /proc/{pid}/status").into())
+}
+
+fn latency(options: &Options) -> Result<(), Error> {
+    let Some(redis) = RedisServer::start()? else {
+        return Ok(());
+    };
+    let data = dataset(1)?;
+    let work = tempfile::tempdir()?;
+    // A private copy of the x1 sources: the text reference is rewritten before
+    // every invalidation.
+    for sub in ["model_reference", "horde"] {
+        std::fs::create_dir_all(work.path().join(sub))?;
+        for f in std::fs::read_dir(data.join(sub))? {
+            let f = f?;
+            std::fs::copy(f.path(), work.path().join(sub).join(f.file_name()))?;
+        }
+    }
+    let text_file = work.path().join("model_reference/text_generation.json");
+    // The first record's baseline becomes a marker unique to each
+    // invalidation; the fresh entry is the one that carries it.
+    let mut reference: serde_json::Value = serde_json::from_slice(&std::fs::read(&text_file)?)?;
+    let first = reference
+        .as_object_mut()
+        .and_then(|m| m.values_mut().next())
+        .and_then(|r| r.as_object_mut())
+        .ok_or("the text reference has no record")?;
+    first.insert("baseline".into(), serde_json::Value::String("bench-marker-0000".into()));
+    let template = serde_json::to_string(&reference)?;
+    let write_variant = |i: usize| -> Result<String, Error> {
+        let marker = format!("bench-marker-{i:04}");
+        let tmp = text_file.with_extension("tmp");
+        std::fs::write(&tmp, template.replace("bench-marker-0000", &marker))?;
+        std::fs::rename(&tmp, &text_file)?;
+        Ok(marker)
+    };
+    write_variant(0)?;
+
+    let config = work.path().join("daemon.toml");
+    let debounce =
+        options.debounce_ms.map(|d| format!("invalidation_debounce_ms = {d}\n")).unwrap_or_default();
+    std::fs::write(
+        &config,
+        format!(
+            "[hydration]\nstartup_delay_seconds = 0\ninterval_seconds = 600\n{debounce}\n\
+             [redis]\nenabled = true\nurl = \"{}\"\nkey_prefix = \"{PREFIX}\"\n\n\
+             [horde]\napi_url = \"file://{}\"\n\n[model_reference]\nurl = \"file://{}\"\n",
+            redis.url(),
+            work.path().join("horde").display(),
+            work.path().join("model_reference").display()
+        ),
+    )?;
+    let log = std::fs::File::create(work.path().join("daemon.log"))?;
+    let daemon = Daemon(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .arg("run")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?,
+    );
+    let pid = daemon.0.id();
+
+    let key = format!("{PREFIX}:deletion_risk:text_generation:grouped=false");
+    let mut conn = redis.connect()?;
+    redis::cmd("CONFIG").arg("SET").arg("notify-keyspace-events").arg("K$").query::<()>(&mut conn)?;
+    let mut events = redis.connect()?;
+    let mut pubsub = events.as_pubsub();
+    pubsub.subscribe(format!("__keyspace@0__:{key}"))?;
+    pubsub.set_read_timeout(Some(Duration::from_millis(50)))?;
+    let has_marker = |conn: &mut redis::Connection, marker: &str| -> Result<bool, Error> {
+        let v: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query(conn)?;
+        Ok(v.is_some_and(|v| v.windows(marker.len()).any(|w| w == marker.as_bytes())))
+    };
+    // Waits for a `set` event on the key that brings `marker`.
+    let mut wait_for = |conn: &mut redis::Connection, marker: &str, limit: Duration| -> Result<(), Error> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if Instant::now() > deadline {
+                return Err(format!("no entry with {marker} within {limit:?} (see the daemon log)").into());
+            }
+            match pubsub.get_message() {
+                Ok(msg) => {
+                    let event: String = msg.get_payload().unwrap_or_default();
+                    if event == "set" && has_marker(conn, marker)? {
+                        return Ok(());
+                    }
+                }
+                Err(e) if e.is_timeout() => {
+                    // A `set` that came before the subscription: check once in a while.
+                    if has_marker(conn, marker)? {
+                        return Ok(());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    wait_for(&mut conn, "bench-marker-0000", Duration::from_secs(60))?;
+    let keys: usize = redis::cmd("DBSIZE").query(&mut conn)?;
+
+    // Idle between cycles.
+    std::thread::sleep(Duration::from_secs(1));
+    let ticks_per_s = // SAFETY: sysconf has no preconditions.
+        unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let (t0, c0) = (Instant::now(), cpu_ticks(pid)?);
+    std::thread::sleep(Duration::from_secs(options.idle_seconds));
+    let (t1, c1) = (Instant::now(), cpu_ticks(pid)?);
+    let idle_cpu = (c1 - c0) as f64 / ticks_per_s / (t1 - t0).as_secs_f64() * 100.0;
+    let idle_rss = status_kb(pid, "VmRSS")?;
+
+    // Invalidations.
+    let mut latencies = Vec::with_capacity(options.invalidations);
+    for i in 1..=options.invalidations {
+        let marker = write_variant(i)?;
+        let started = Instant::now();
+        redis::cmd("PUBLISH")
+            .arg(format!("{PREFIX}:invalidate"))
+            .arg("text_generation")
+            .query::<i64>(&mut conn)?;
+        wait_for(&mut conn, &marker, Duration::from_secs(30))?;
+        latencies.push(started.elapsed());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    latencies.sort();
+    let rss_after = status_kb(pid, "VmRSS")?;
+    let hwm = status_kb(pid, "VmHWM")?;
+    drop(daemon);
+
+    let n = latencies.len();
+    println!("| measure (x1, daemon `run`, real redis-server) | value |");
+    println!("|---|---:|");
+    println!("| keys in Redis after the first cycle | {keys} |");
+    println!(
+        "| invalidation → fresh `text_generation` entry, p50 ({n} invalidations, debounce {} ms) | {} |",
+        options.debounce_ms.map(|d| d.to_string()).unwrap_or_else(|| "default".into()),
+        ms(quantile(&latencies, 0.5))
+    );
+    println!("| same, p99 | {} |", ms(quantile(&latencies, 0.99)));
+    println!("| same, min / max | {} / {} |", ms(latencies[0]), ms(latencies[n.saturating_sub(1)]));
+    println!("| idle CPU between cycles ({} s sampled) | {idle_cpu:.2} % |", options.idle_seconds);
+    println!("| RSS idle after the first cycle | {:.1} MB |", idle_rss as f64 / 1024.0);
+    println!(
+        "| RSS after the invalidations / peak (VmHWM) | {:.1} MB / {:.1} MB |",
+        rss_after as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+    Ok(())
+}
