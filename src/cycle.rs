@@ -17,6 +17,7 @@ use crate::merge::{self, HordeData};
 use crate::records::{ParsedReference, RawRecord};
 use crate::risk::{self, CategoryDeletionRiskResponse, RecordFacts};
 use crate::settings::AnalysisSettings;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Everything one category's analytics read.
@@ -32,7 +33,8 @@ pub struct CategoryInputs {
 pub struct ComputedEntry {
     pub key: EntryKey,
     /// The value, UTF-8 JSON in the reference's shape (what goes into Redis).
-    pub json: String,
+    /// Shared: the cache's memory copy and the Redis write need no copies.
+    pub json: Arc<str>,
     /// Models in the entry (`total_models` / `total_models` of the statistics).
     pub models: usize,
     /// Deletion-risk entries: `summary.models_at_risk`; `None` for statistics.
@@ -58,10 +60,13 @@ pub struct StageTimes {
     pub statistics: Duration,
     /// Every entry's JSON serialisation.
     pub serialise: Duration,
+    /// The whole computation, start to end (the statistics run on a second
+    /// thread, so this is less than the sum of the stages).
+    pub wall: Duration,
 }
 
 impl StageTimes {
-    /// The sum of every stage.
+    /// The sum of every stage (not [`StageTimes::wall`]).
     pub fn total(&self) -> Duration {
         self.index + self.merge + self.risk + self.grouping + self.statistics + self.serialise
     }
@@ -84,7 +89,7 @@ fn risk_entry(key: EntryKey, response: &CategoryDeletionRiskResponse) -> Option<
     match serde_json::to_string(response) {
         Ok(json) => Some(ComputedEntry {
             key,
-            json,
+            json: json.into(),
             models: response.summary.total_models,
             at_risk: Some(response.summary.models_at_risk),
             critical: Some(response.summary.models_critical),
@@ -162,27 +167,62 @@ pub fn compute_category(
 }
 
 /// [`compute_category`], also answering how long each stage took.
+///
+/// The statistics entries do not depend on the deletion-risk ones, so they
+/// are computed on a second thread (the machine this runs on has two cores);
+/// should that thread not start, everything runs on this one. The entries
+/// and their order are the same either way.
 pub fn compute_category_timed(
     category: Category,
     inputs: &CategoryInputs,
     settings: &AnalysisSettings,
     computed_at: i64,
 ) -> (Vec<ComputedEntry>, StageTimes) {
+    let started = Instant::now();
     let mut times = StageTimes::default();
-    let mut entries = deletion_risk_entries_timed(category, inputs, settings, &mut times);
-    for grouped in [false, true] {
-        let (json, models, spent) =
-            crate::stats::compute_statistics_timed(category, &inputs.reference, grouped, computed_at);
-        times.statistics += spent.compute;
-        times.serialise += spent.serialise;
-        entries.push(ComputedEntry {
-            key: EntryKey::stats(category, grouped),
-            json,
-            models,
-            at_risk: None,
-            critical: None,
-        });
-    }
+    let statistics = || statistics_entries(category, &inputs.reference, computed_at);
+    let (mut entries, (stats, spent)) = std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new().name("statistics".into()).spawn_scoped(scope, statistics);
+        let risk = deletion_risk_entries_timed(category, inputs, settings, &mut times);
+        let stats = match worker {
+            Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(e) => {
+                log::debug!("no second thread for the statistics ({e}); computing them here");
+                statistics()
+            }
+        };
+        (risk, stats)
+    });
+    times.statistics += spent.compute;
+    times.serialise += spent.serialise;
+    entries.extend(stats);
+    times.wall = started.elapsed();
+    (entries, times)
+}
+
+/// Both statistics entries of a category, and the time they took.
+fn statistics_entries(
+    category: Category,
+    reference: &ParsedReference,
+    computed_at: i64,
+) -> (Vec<ComputedEntry>, crate::stats::StatisticsTimes) {
+    let mut times = crate::stats::StatisticsTimes::default();
+    let entries = [false, true]
+        .into_iter()
+        .map(|grouped| {
+            let (json, models, spent) =
+                crate::stats::compute_statistics_timed(category, reference, grouped, computed_at);
+            times.compute += spent.compute;
+            times.serialise += spent.serialise;
+            ComputedEntry {
+                key: EntryKey::stats(category, grouped),
+                json: json.into(),
+                models,
+                at_risk: None,
+                critical: None,
+            }
+        })
+        .collect();
     (entries, times)
 }
 

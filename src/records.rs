@@ -16,6 +16,7 @@
 //! absent and a warning names the record and the field.
 
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// One model of the reference, as the file holds it.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,10 +27,11 @@ pub struct RawRecord {
     pub fields: Map<String, Value>,
 }
 
-/// A category's records, in file order.
+/// A category's records, in file order. Shared (`Arc`): the fetcher keeps
+/// the last good reference while a cycle reads it, without a deep copy.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ParsedReference {
-    pub records: Vec<RawRecord>,
+    pub records: Arc<Vec<RawRecord>>,
 }
 
 /// The model reference could not be used at all.
@@ -68,7 +70,7 @@ pub fn parse_reference(bytes: &[u8]) -> Result<ParsedReference, ReferenceError> 
             ),
         }
     }
-    Ok(ParsedReference { records })
+    Ok(ParsedReference { records: Arc::new(records) })
 }
 
 /// Python's `str.isspace()` for one character: Unicode White_Space plus the

@@ -241,7 +241,7 @@ fn stats_models(category: Category, reference: &ParsedReference, grouped: bool) 
     }
     let mut models: Vec<StatsModel<'_>> = Vec::new();
     let mut by_base: HashMap<String, usize> = HashMap::with_capacity(reference.records.len());
-    for record in &reference.records {
+    for record in reference.records.iter() {
         let base = names::base_model_name(&record.name);
         match by_base.get(&base) {
             Some(&at) => fold_downloads(&mut models[at], record),
