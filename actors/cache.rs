@@ -414,7 +414,7 @@ impl Handler<StoreCategory> for CacheActor {
         pipe.atomic();
         for e in &msg.entries {
             let ttl = self.ttl(e.key.kind);
-            let json: Arc<str> = Arc::from(e.json.as_str());
+            let json: Arc<str> = e.json.clone();
             pipe.cmd("SETEX")
                 .arg(e.key.redis_key(&self.prefix))
                 .arg(ttl.as_secs())
