@@ -36,6 +36,10 @@ use std::time::{Duration, Instant};
 
 type Error = Box<dyn std::error::Error>;
 
+/// The daemon's allocator, so that in-process stage times match its own.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BIN: &str = env!("CARGO_BIN_EXE_horde-hydrator");
 const SEED: u32 = 7;
 const PREFIX: &str = "bench";
@@ -100,6 +104,9 @@ fn options() -> Options {
 }
 
 fn main() {
+    // As the daemon does (actors/main.rs): no transparent huge pages.
+    // SAFETY: prctl(PR_SET_THP_DISABLE) takes plain integers.
+    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
     let options = options();
     let result = if options.latency { latency(&options) } else { stages_and_cycles(&options) };
     if let Err(e) = result {

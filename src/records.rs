@@ -54,23 +54,139 @@ pub(crate) fn json_type_name(v: &Value) -> &'static str {
     }
 }
 
+/// Every top-level record field that the analytics read (deletion risk and
+/// statistics). Parsing keeps only these (the rest — `settings`, `metadata`,
+/// `display_name`, ... — is skipped without being built), which roughly
+/// halves the parse time and the memory of a large reference. A reader of a
+/// new field must add it here (the unit test `kept_fields_are_the_read_ones`
+/// lists them).
+pub const READ_FIELDS: [&str; 14] = [
+    "name",
+    "description",
+    "baseline",
+    "nsfw",
+    "size_on_disk_bytes",
+    "config",
+    "tags",
+    "style",
+    "parameters",
+    "parameters_count",
+    "trigger",
+    "inpainting",
+    "requirements",
+    "showcases",
+];
+
 /// Parse one category's model reference.
+///
+/// As Python's `json.loads` into a dict (and serde_json's ordered map): of two
+/// equal keys, the later value wins at the earlier one's position.
 pub fn parse_reference(bytes: &[u8]) -> Result<ParsedReference, ReferenceError> {
-    let value: Value = serde_json::from_slice(bytes)?;
-    let Value::Object(map) = value else {
-        return Err(ReferenceError::NotAnObject(json_type_name(&value)));
+    let top: TopLevel = serde_json::from_slice(bytes)?;
+    let map = match top {
+        TopLevel::Records(map) => map,
+        TopLevel::Other(found) => return Err(ReferenceError::NotAnObject(found)),
     };
     let mut records = Vec::with_capacity(map.len());
     for (name, value) in map {
         match value {
-            Value::Object(fields) => records.push(RawRecord { name, fields }),
-            other => log::warn!(
-                "model reference: skipping record {name:?}: expected an object, found {}",
-                json_type_name(&other)
-            ),
+            RecordValue::Object(fields) => records.push(RawRecord { name, fields }),
+            RecordValue::Other(found) => {
+                log::warn!("model reference: skipping record {name:?}: expected an object, found {found}")
+            }
         }
     }
     Ok(ParsedReference { records: Arc::new(records) })
+}
+
+/// The whole reference document: name → record, or something else (its
+/// JSON type's name).
+enum TopLevel {
+    Records(indexmap::IndexMap<String, RecordValue>),
+    Other(&'static str),
+}
+
+/// One record: an object holding the [`READ_FIELDS`] it has, or something
+/// else (its JSON type's name).
+enum RecordValue {
+    Object(Map<String, Value>),
+    Other(&'static str),
+}
+
+/// Visits any JSON value; objects go to `visit_map` of the implementor, every
+/// other type is consumed and answered with its name.
+macro_rules! other_types {
+    ($t:ident) => {
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<$t, E> {
+            Ok($t::Other("a boolean"))
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<$t, E> {
+            Ok($t::Other("a number"))
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<$t, E> {
+            Ok($t::Other("a number"))
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<$t, E> {
+            Ok($t::Other("a number"))
+        }
+        fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<$t, E> {
+            Ok($t::Other("a string"))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<$t, E> {
+            Ok($t::Other("null"))
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<$t, A::Error> {
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok($t::Other("an array"))
+        }
+    };
+}
+
+impl<'de> serde::Deserialize<'de> for TopLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TopLevel;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            other_types!(TopLevel);
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<TopLevel, A::Error> {
+                let mut records = indexmap::IndexMap::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some((name, record)) = map.next_entry::<String, RecordValue>()? {
+                    records.insert(name, record);
+                }
+                Ok(TopLevel::Records(records))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RecordValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RecordValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            other_types!(RecordValue);
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RecordValue, A::Error> {
+                let mut fields = Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if READ_FIELDS.contains(&key.as_str()) {
+                        let value: Value = map.next_value()?;
+                        fields.insert(key, value);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(RecordValue::Object(fields))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Python's `str.isspace()` for one character: Unicode White_Space plus the
@@ -343,6 +459,60 @@ mod tests {
     fn record(fields: Value) -> RawRecord {
         let Value::Object(fields) = fields else { panic!("test record must be an object") };
         RawRecord { name: "m".into(), fields }
+    }
+
+    #[test]
+    fn kept_fields_are_the_read_ones() {
+        let parsed = parse_reference(
+            br#"{
+              "a": {"name": "a", "settings": {"x": [1, {"y": 2}]}, "description": "d", "metadata": {},
+                    "config": {"download": [{"file_url": "u", "sha256sum": "s"}]}, "display_name": "A",
+                    "showcases": ["s"], "description": "later wins", "url": "https://x"},
+              "b": "not a record",
+              "c": [1, 2],
+              "a": {"name": "a2", "tags": ["t"]},
+              "d": {"parameters": 7, "parameters_count": null, "trigger": [], "inpainting": false,
+                    "requirements": {}, "nsfw": true, "size_on_disk_bytes": 1, "style": "s", "baseline": "b"}
+            }"#,
+        )
+        .unwrap();
+        // Duplicate names: the later record, at the earlier one's position.
+        let names: Vec<&str> = parsed.records.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["a", "d"]);
+        assert_eq!(Value::Object(parsed.records[0].fields.clone()), json!({"name": "a2", "tags": ["t"]}));
+        let d: Vec<&str> = parsed.records[1].fields.keys().map(String::as_str).collect();
+        assert_eq!(
+            d,
+            [
+                "parameters",
+                "parameters_count",
+                "trigger",
+                "inpainting",
+                "requirements",
+                "nsfw",
+                "size_on_disk_bytes",
+                "style",
+                "baseline"
+            ]
+        );
+        let one = parse_reference(
+            br#"{"a": {"name": "a", "settings": {}, "description": "d", "display_name": "A",
+                       "config": {"download": [{"file_url": "u", "sha256sum": "s"}]}, "description": "e"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            Value::Object(one.records[0].fields.clone()),
+            json!({"name": "a", "description": "e", "config": {"download": [{"file_url": "u", "sha256sum": "s"}]}})
+        );
+        for (doc, found) in
+            [(&b"[]"[..], "an array"), (b"null", "null"), (b"\"x\"", "a string"), (b"1.5", "a number")]
+        {
+            match parse_reference(doc) {
+                Err(ReferenceError::NotAnObject(f)) => assert_eq!(f, found),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(matches!(parse_reference(b"{\"a\": {"), Err(ReferenceError::Json(_))));
     }
 
     #[test]
