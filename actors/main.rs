@@ -33,12 +33,30 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// mimalloc: a cycle allocates and frees millions of small JSON nodes and
+/// strings; it is markedly faster than the system allocator at that and
+/// returns memory to the OS between cycles (issue 4).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// How long a running cycle may go on after a stop signal before it is aborted.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// The hard limit for the whole shutdown.
 const SHUTDOWN_LIMIT: Duration = Duration::from_millis(4500);
 
+/// No transparent huge pages for this process: mimalloc asks for them on its
+/// arenas, and each first touch then makes 2 MiB resident, which doubles the
+/// peak RSS of a cycle and slows it (zeroing). Failure only costs memory.
+fn disable_transparent_huge_pages() {
+    // SAFETY: prctl(PR_SET_THP_DISABLE) takes plain integers and touches no memory of ours.
+    let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    if rc != 0 {
+        log::debug!("prctl(PR_SET_THP_DISABLE): {}", std::io::Error::last_os_error());
+    }
+}
+
 fn main() {
+    disable_transparent_huge_pages();
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp_millis()
