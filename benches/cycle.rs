@@ -697,6 +697,8 @@ fn latency(options: &Options) -> Result<(), Error> {
         std::thread::sleep(Duration::from_millis(100));
     }
     latencies.sort();
+    // Idle again: the allocator returns freed memory after a short delay.
+    std::thread::sleep(Duration::from_secs(2));
     let rss_after = status_kb(pid, "VmRSS")?;
     let hwm = status_kb(pid, "VmHWM")?;
     drop(daemon);

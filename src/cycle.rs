@@ -85,11 +85,23 @@ impl Laps {
 
 /// A deletion-risk response as a finished entry; `None` (logged) if it could
 /// not be serialised, so that no partial value is ever stored.
-fn risk_entry(key: EntryKey, response: &CategoryDeletionRiskResponse) -> Option<ComputedEntry> {
-    match serde_json::to_string(response) {
+///
+/// The JSON is written into `scratch` (reused across the entries of a
+/// category, so a large entry does not grow a fresh buffer by doubling and
+/// copying) and copied once into the shared, exactly sized value.
+fn risk_entry(
+    key: EntryKey,
+    response: &CategoryDeletionRiskResponse,
+    scratch: &mut Vec<u8>,
+) -> Option<ComputedEntry> {
+    scratch.clear();
+    let written = serde_json::to_writer(&mut *scratch, response)
+        .map_err(|e| e.to_string())
+        .and_then(|()| std::str::from_utf8(scratch).map_err(|e| e.to_string()));
+    match written {
         Ok(json) => Some(ComputedEntry {
             key,
-            json: json.into(),
+            json: Arc::from(json),
             models: response.summary.total_models,
             at_risk: Some(response.summary.models_at_risk),
             critical: Some(response.summary.models_critical),
@@ -100,6 +112,10 @@ fn risk_entry(key: EntryKey, response: &CategoryDeletionRiskResponse) -> Option<
         }
     }
 }
+
+/// Bytes per model of a serialised deletion-risk entry, a little above what
+/// the reference-shaped JSON takes (about 1,000–1,200), to size the buffer.
+const RISK_JSON_BYTES_PER_MODEL: usize = 1280;
 
 /// The deletion-risk entries of a category: ungrouped, grouped and (text)
 /// ungrouped with backend variations, in [`EntryKey::for_category`] order.
@@ -127,17 +143,18 @@ fn deletion_risk_entries_timed(
     laps.lap(&mut times.risk);
 
     let mut entries = Vec::with_capacity(3);
+    let mut scratch = Vec::with_capacity(RISK_JSON_BYTES_PER_MODEL * (records.len() + 1));
     let merged = merge::merge_category(names(), &horde, &mut base_names, false);
     let total = merge::category_total_month(&merged);
     laps.lap(&mut times.merge);
     let ungrouped = risk::analyze(category, &facts, &merged, total, settings, false);
     drop(merged);
     laps.lap(&mut times.risk);
-    entries.extend(risk_entry(EntryKey::risk(category, false, false), &ungrouped));
+    entries.extend(risk_entry(EntryKey::risk(category, false, false), &ungrouped, &mut scratch));
     laps.lap(&mut times.serialise);
     let grouped = grouping::apply_text_model_grouping(ungrouped, &mut base_names, settings);
     laps.lap(&mut times.grouping);
-    entries.extend(risk_entry(EntryKey::risk(category, true, false), &grouped));
+    entries.extend(risk_entry(EntryKey::risk(category, true, false), &grouped, &mut scratch));
     drop(grouped);
     laps.lap(&mut times.serialise);
 
@@ -148,7 +165,7 @@ fn deletion_risk_entries_timed(
         let variations = risk::analyze(category, &facts, &merged, total, settings, true);
         drop(merged);
         laps.lap(&mut times.risk);
-        entries.extend(risk_entry(EntryKey::risk(category, false, true), &variations));
+        entries.extend(risk_entry(EntryKey::risk(category, false, true), &variations, &mut scratch));
         laps.lap(&mut times.serialise);
     }
     entries
