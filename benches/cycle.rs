@@ -717,7 +717,7 @@ fn latency(options: &Options) -> Result<(), Error> {
     println!("| idle CPU between cycles ({} s sampled) | {idle_cpu:.2} % |", options.idle_seconds);
     println!("| RSS idle after the first cycle | {:.1} MB |", idle_rss as f64 / 1024.0);
     println!(
-        "| RSS after the invalidations / peak (VmHWM) | {:.1} MB / {:.1} MB |",
+        "| RSS idle after the invalidations (+2 s) / peak (VmHWM) | {:.1} MB / {:.1} MB |",
         rss_after as f64 / 1024.0,
         hwm as f64 / 1024.0
     );
