@@ -141,34 +141,70 @@ fn deletion_risk_entries_timed(
     let facts: Vec<RecordFacts> = records.iter().map(|r| RecordFacts::new(r, category, settings)).collect();
     let names = || records.iter().map(|r| r.name.as_str());
     laps.lap(&mut times.risk);
+    drop(laps);
 
-    let mut entries = Vec::with_capacity(3);
-    let mut scratch = Vec::with_capacity(RISK_JSON_BYTES_PER_MODEL * (records.len() + 1));
-    let merged = merge::merge_category(names(), &horde, &mut base_names, false);
-    let total = merge::category_total_month(&merged);
-    laps.lap(&mut times.merge);
-    let ungrouped = risk::analyze(category, &facts, &merged, total, settings, false);
-    drop(merged);
-    laps.lap(&mut times.risk);
-    entries.extend(risk_entry(EntryKey::risk(category, false, false), &ungrouped, &mut scratch));
-    laps.lap(&mut times.serialise);
-    let grouped = grouping::apply_text_model_grouping(ungrouped, &mut base_names, settings);
-    laps.lap(&mut times.grouping);
-    entries.extend(risk_entry(EntryKey::risk(category, true, false), &grouped, &mut scratch));
-    drop(grouped);
-    laps.lap(&mut times.serialise);
-
-    if category.is_text() {
-        let merged = merge::merge_category(names(), &horde, &mut base_names, true);
+    // Text: the entry with backend variations needs its own merge and no
+    // base names; it is made on another thread while the ungrouped and
+    // grouped entries are made here (on this thread if none can start).
+    let variations_entry = |times: &mut StageTimes| -> Option<ComputedEntry> {
+        let mut laps = Laps(Instant::now());
+        let merged = merge::merge_category(names(), &horde, &mut BaseNames::new(), true);
         let total = merge::category_total_month(&merged);
         laps.lap(&mut times.merge);
         let variations = risk::analyze(category, &facts, &merged, total, settings, true);
         drop(merged);
         laps.lap(&mut times.risk);
-        entries.extend(risk_entry(EntryKey::risk(category, false, true), &variations, &mut scratch));
+        let mut scratch = Vec::with_capacity(RISK_JSON_BYTES_PER_MODEL * (records.len() + 1));
+        let entry = risk_entry(EntryKey::risk(category, false, true), &variations, &mut scratch);
         laps.lap(&mut times.serialise);
-    }
-    entries
+        entry
+    };
+
+    std::thread::scope(|scope| {
+        let worker = category
+            .is_text()
+            .then(|| {
+                std::thread::Builder::new().name("variations".into()).spawn_scoped(scope, || {
+                    let mut times = StageTimes::default();
+                    let entry = variations_entry(&mut times);
+                    (entry, times)
+                })
+            })
+            .and_then(|spawned| {
+                spawned.map_err(|e| log::debug!("no thread for the variations entry ({e}); made here")).ok()
+            });
+
+        let mut laps = Laps(Instant::now());
+        let mut entries = Vec::with_capacity(3);
+        let mut scratch = Vec::with_capacity(RISK_JSON_BYTES_PER_MODEL * (records.len() + 1));
+        let merged = merge::merge_category(names(), &horde, &mut base_names, false);
+        let total = merge::category_total_month(&merged);
+        laps.lap(&mut times.merge);
+        let ungrouped = risk::analyze(category, &facts, &merged, total, settings, false);
+        drop(merged);
+        laps.lap(&mut times.risk);
+        entries.extend(risk_entry(EntryKey::risk(category, false, false), &ungrouped, &mut scratch));
+        laps.lap(&mut times.serialise);
+        let grouped = grouping::apply_text_model_grouping(ungrouped, &mut base_names, settings);
+        laps.lap(&mut times.grouping);
+        entries.extend(risk_entry(EntryKey::risk(category, true, false), &grouped, &mut scratch));
+        drop(grouped);
+        drop(scratch);
+        laps.lap(&mut times.serialise);
+
+        match worker {
+            Some(handle) => {
+                let (entry, spent) = handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                times.merge += spent.merge;
+                times.risk += spent.risk;
+                times.serialise += spent.serialise;
+                entries.extend(entry);
+            }
+            None if category.is_text() => entries.extend(variations_entry(times)),
+            None => {}
+        }
+        entries
+    })
 }
 
 /// Compute every entry of `category` (five for text, four for image), in the
