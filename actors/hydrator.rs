@@ -543,15 +543,13 @@ mod tests {
             };
             let hydrator = HydratorActor::new(&settings, deps).start();
             let now = |cats: Vec<Category>| HydrateNow { categories: cats, reason: "test".into() };
-            assert_eq!(
-                hydrator.send(now(vec![Category::TextGeneration])).await.unwrap(),
-                HydrateAck::Started
-            );
-            assert_eq!(
-                hydrator.send(now(vec![Category::ImageGeneration])).await.unwrap(),
-                HydrateAck::Queued
-            );
-            assert_eq!(hydrator.send(now(vec![Category::TextGeneration])).await.unwrap(), HydrateAck::Queued);
+            // Queued together (`send` enqueues at once): the 2nd and 3rd arrive during the 1st cycle.
+            let first = hydrator.send(now(vec![Category::TextGeneration]));
+            let second = hydrator.send(now(vec![Category::ImageGeneration]));
+            let third = hydrator.send(now(vec![Category::TextGeneration]));
+            assert_eq!(first.await.unwrap(), HydrateAck::Started);
+            assert_eq!(second.await.unwrap(), HydrateAck::Queued);
+            assert_eq!(third.await.unwrap(), HydrateAck::Queued);
             // Wait for both cycles (the first and its one follow-up).
             let mut info = Value::Null;
             for _ in 0..200 {
