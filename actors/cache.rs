@@ -374,15 +374,10 @@ impl CacheActor {
     }
 
     /// Delete `keys` in Redis (now, or after the outage).
-    fn delete_in_redis(
-        &mut self,
-        keys: Vec<String>,
-        ctx: &mut Context<Self>,
-    ) -> ResponseActFuture<Self, RedisWrite> {
+    fn delete_in_redis(&mut self, keys: Vec<String>) -> ResponseActFuture<Self, RedisWrite> {
         let Some(conn) = self.conn.clone() else { return Box::pin(fut::ready(RedisWrite::Disabled)) };
         if self.state == RedisState::Down {
             self.pending_deletes.extend(keys);
-            let _ = ctx;
             return Box::pin(fut::ready(RedisWrite::Failed(
                 "redis is down; the deletion will be replayed".into(),
             )));
@@ -537,26 +532,26 @@ impl Handler<Get> for CacheActor {
 impl Handler<Invalidate> for CacheActor {
     type Result = ResponseActFuture<Self, RedisWrite>;
 
-    fn handle(&mut self, msg: Invalidate, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Invalidate, _ctx: &mut Self::Context) -> Self::Result {
         let keys = all_variant_keys(msg.0);
         for k in &keys {
             self.memory.remove(k);
         }
         let redis_keys = keys.iter().map(|k| k.redis_key(&self.prefix)).collect();
         log::info!("cache: invalidated {}", msg.0);
-        self.delete_in_redis(redis_keys, ctx)
+        self.delete_in_redis(redis_keys)
     }
 }
 
 impl Handler<Clear> for CacheActor {
     type Result = ResponseActFuture<Self, RedisWrite>;
 
-    fn handle(&mut self, _msg: Clear, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _msg: Clear, _ctx: &mut Self::Context) -> Self::Result {
         self.memory.clear();
         let redis_keys =
             Category::ALL.into_iter().flat_map(all_variant_keys).map(|k| k.redis_key(&self.prefix)).collect();
         log::info!("cache: cleared every entry");
-        self.delete_in_redis(redis_keys, ctx)
+        self.delete_in_redis(redis_keys)
     }
 }
 
