@@ -1,0 +1,161 @@
+//! A hydration cycle end to end: the real daemon against a real Redis and the
+//! fake Horde writes the nine entries of SPEC §2 under the reference's keys,
+//! with their TTLs, equal to what the reference computes (`expected/`); and
+//! `once [--dump DIR]` does one cycle, writes the same entries as files, and
+//! exits non-zero when a source fails.
+
+mod common;
+
+use common::compare::differences;
+use common::daemon::{
+    category_entries, dump_file, run_cli, wait_for_entries, Daemon, Setup, DEFAULT_PREFIX, ENTRY_NAMES,
+};
+use common::horde_server::{HordeServer, Mode, Route};
+use common::redis_server::RedisServer;
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+
+/// Parity of one entry's JSON with `expected/<dump name>`; panics listing the differences.
+fn assert_parity(expected_dir: &Path, name: &str, actual: &[u8]) {
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(expected_dir.join(dump_file(name))).unwrap()).unwrap();
+    let actual: Value = serde_json::from_slice(actual).unwrap_or_else(|e| {
+        panic!("{name}: not JSON ({e}): {}", common::daemon::truncate(&String::from_utf8_lossy(actual), 200))
+    });
+    let diffs = differences(&expected, &actual);
+    assert!(diffs.is_empty(), "{name} differs from {}:\n{}", expected_dir.display(), diffs.join("\n"));
+}
+
+fn file_url(dir: &Path) -> String {
+    format!("file://{}", dir.display())
+}
+
+#[test]
+fn a_cycle_writes_the_nine_entries_with_ttls_equal_to_the_reference() {
+    let Some(corpus) = common::conformance_dir() else { return };
+    let seed = corpus.join("seed1");
+    let horde = HordeServer::start(&seed);
+    let redis = RedisServer::start();
+    let daemon = Daemon::start(&Setup::new(&horde, Some(&redis.url())));
+    assert_eq!(daemon.prefix, DEFAULT_PREFIX);
+
+    let entries = wait_for_entries(&redis, DEFAULT_PREFIX, Duration::from_secs(60));
+    let mut client = redis.client();
+    for name in ENTRY_NAMES {
+        let key = daemon.key(name);
+        let ttl = client.ttl(&key);
+        assert!(ttl > 0 && ttl <= 300, "{key}: TTL {ttl}, expected in (0, 300]");
+        assert_parity(&seed.join("expected"), name, &entries[name]);
+    }
+    // The reference's readers find nothing else under the prefix that looks like an entry.
+    let written: Vec<String> = client
+        .keys(&format!("{DEFAULT_PREFIX}:*"))
+        .into_iter()
+        .filter(|k| k.contains(":deletion_risk:") || k.contains(":stats:"))
+        .collect();
+    assert_eq!(written.len(), 9, "entry-like keys: {written:?}");
+
+    // The Horde API was asked as SPEC §2 says: known models, with a Client-Agent.
+    let requests = horde.requests();
+    let agent_prefix = format!("horde-hydrator:{}:", env!("CARGO_PKG_VERSION"));
+    for route in Route::ALL {
+        assert!(requests.iter().any(|r| r.route == route), "{route:?} was never requested");
+    }
+    assert!(requests.iter().all(|r| r.route != Route::Unknown), "unexpected requests: {requests:?}");
+    for r in requests.iter().filter(|r| !r.route.is_reference()) {
+        assert!(
+            r.query.split('&').any(|kv| kv == "model_state=known"),
+            "{} without model_state=known",
+            r.path
+        );
+        let agent = r.client_agent.as_deref().unwrap_or_default();
+        assert!(
+            agent.starts_with(&agent_prefix),
+            "{}: Client-Agent {agent:?}, expected {agent_prefix}<contact>",
+            r.path
+        );
+    }
+}
+
+#[test]
+fn once_dump_writes_the_reference_entries_for_every_dataset() {
+    let Some(corpus) = common::conformance_dir() else { return };
+    let datasets = common::datasets(&corpus);
+    assert!(datasets.len() >= 2, "expected seed1 and seed2 in {}", corpus.display());
+    for dataset in datasets {
+        // Offline snapshots (file://), Redis off.
+        let dir = tempfile::tempdir().unwrap();
+        let setup = Setup::with_sources(
+            &file_url(&dataset.join("horde")),
+            &file_url(&dataset.join("model_reference")),
+            None,
+        );
+        let config = setup.write(dir.path());
+        let out = dir.path().join("dump");
+        let run = run_cli(&config, &[], &["once", "--dump", out.to_str().unwrap()], Duration::from_secs(120));
+        assert!(run.status.success(), "once failed on {}: {}\n{}", dataset.display(), run.stdout, run.stderr);
+        for name in ENTRY_NAMES {
+            let path = out.join(dump_file(name));
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_parity(&dataset.join("expected"), name, &bytes);
+        }
+        // The summary names the categories it computed.
+        for category in ["image_generation", "text_generation"] {
+            assert!(run.stdout.contains(category), "summary without {category}:\n{}", run.stdout);
+        }
+    }
+}
+
+#[test]
+fn once_over_http_matches_too() {
+    let Some(corpus) = common::conformance_dir() else { return };
+    let seed = corpus.join("seed1");
+    let horde = HordeServer::start(&seed);
+    let dir = tempfile::tempdir().unwrap();
+    let config = Setup::new(&horde, None).write(dir.path());
+    let out = dir.path().join("dump");
+    let run = run_cli(&config, &[], &["once", "--dump", out.to_str().unwrap()], Duration::from_secs(120));
+    assert!(run.status.success(), "once failed: {}\n{}", run.stdout, run.stderr);
+    for name in ENTRY_NAMES {
+        assert_parity(&seed.join("expected"), name, &std::fs::read(out.join(dump_file(name))).unwrap());
+    }
+}
+
+#[test]
+fn once_fails_when_a_source_fails_and_keeps_the_other_category() {
+    let Some(corpus) = common::conformance_dir() else { return };
+    let seed = corpus.join("seed1");
+    let horde = HordeServer::start(&seed);
+    horde.set_route_mode(Route::StatusText, Mode::Status(500));
+    let dir = tempfile::tempdir().unwrap();
+    let config = Setup::new(&horde, None).write(dir.path());
+    let out = dir.path().join("dump");
+    let run = run_cli(&config, &[], &["once", "--dump", out.to_str().unwrap()], Duration::from_secs(120));
+    assert!(!run.status.success(), "once succeeded although the text status answered 500:\n{}", run.stdout);
+    let said = format!("{}\n{}", run.stdout, run.stderr).to_lowercase();
+    assert!(said.contains("text"), "once does not say which source failed:\n{said}");
+    // One category failing does not stop the other, and nothing partial is written.
+    for name in category_entries("image_generation") {
+        let bytes = std::fs::read(out.join(dump_file(name))).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_parity(&seed.join("expected"), name, &bytes);
+    }
+    for name in category_entries("text_generation") {
+        assert!(!out.join(dump_file(name)).exists(), "{name} written although its source failed");
+    }
+}
+
+#[test]
+fn once_fails_when_a_snapshot_directory_is_missing() {
+    let Some(corpus) = common::conformance_dir() else { return };
+    let seed = corpus.join("seed1");
+    let dir = tempfile::tempdir().unwrap();
+    let setup = Setup::with_sources(
+        &file_url(&seed.join("horde")),
+        &file_url(&dir.path().join("no-such-directory")),
+        None,
+    );
+    let config = setup.write(dir.path());
+    let run = run_cli(&config, &[], &["once"], Duration::from_secs(60));
+    assert!(!run.status.success(), "once succeeded without a model reference:\n{}", run.stdout);
+}

@@ -1,0 +1,67 @@
+//! Settings (SPEC §2): environment overrides win over the file, invalid values
+//! stop start-up with a message naming the key, secrets never reach the log.
+
+mod common;
+
+use common::daemon::{run_cli, wait_for_entries, wait_until, Daemon, Setup};
+use common::horde_server::HordeServer;
+use common::redis_server::{free_port, RedisServer};
+use std::time::Duration;
+
+#[test]
+fn environment_overrides_the_file() {
+    let Some(corpus) = common::conformance_dir() else { return };
+    let horde = HordeServer::start(corpus.join("seed1"));
+    let redis = RedisServer::start();
+    // The file points at a dead Redis and another prefix; the environment fixes both.
+    let mut setup = Setup::new(&horde, Some(&format!("redis://127.0.0.1:{}/0", free_port())));
+    setup.prefix("from:file");
+    setup.env.push(("HORDE_HYDRATOR__REDIS__URL".into(), redis.url()));
+    setup.env.push(("HORDE_HYDRATOR__REDIS__KEY_PREFIX".into(), "from:env".into()));
+    let daemon = Daemon::start(&setup);
+    assert_eq!(daemon.prefix, "from:env");
+    wait_for_entries(&redis, "from:env", Duration::from_secs(60));
+    assert!(redis.client().keys("from:file:*").is_empty());
+}
+
+/// Start-up with one bad setting fails, and the message names the key.
+fn rejected(section: &str, key: &str, value: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut setup = Setup::with_sources("http://127.0.0.1:9/api", "http://127.0.0.1:9", None);
+    setup.set(section, key, value);
+    let config = setup.write(dir.path());
+    let out = run_cli(&config, &[], &["run"], Duration::from_secs(15));
+    assert!(!out.status.success(), "[{section}] {key} = {value} was accepted");
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(said.contains(key), "[{section}] {key} = {value}: the message does not name the key:\n{said}");
+}
+
+#[test]
+fn invalid_settings_stop_start_up_naming_the_key() {
+    rejected("hydration", "interval_seconds", "0");
+    rejected("hydration", "interval_seconds", "-5");
+    rejected("hydration", "categories", "[\"image_generation\", \"video_generation\"]");
+    rejected("horde", "api_url", "\"ftp://example.org/api\"");
+    rejected("model_reference", "url", "\"gopher://example.org\"");
+    rejected("cache", "statistics_ttl_seconds", "\"soon\"");
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "[hydration\ninterval_seconds = = 3\n").unwrap();
+    let out = run_cli(&config, &[], &["run"], Duration::from_secs(15));
+    assert!(!out.status.success(), "unparsable TOML was accepted");
+}
+
+#[test]
+fn a_redis_password_never_reaches_the_log() {
+    let Some(corpus) = common::conformance_dir() else { return };
+    let horde = HordeServer::start(corpus.join("seed1"));
+    let redis = RedisServer::start(); // no password set: AUTH fails, the daemon complains
+    let url = format!("redis://:hunter2-S3CRET@127.0.0.1:{}/0", redis.port());
+    let daemon = Daemon::start(&Setup::new(&horde, Some(&url)));
+    wait_until(Duration::from_secs(30), "a cycle", || (horde.total() >= 4).then_some(()));
+    wait_until(Duration::from_secs(10), "a complaint about Redis", || {
+        daemon.log().to_lowercase().contains("redis").then_some(())
+    });
+    assert!(!daemon.log().contains("hunter2-S3CRET"), "the Redis password is in the log:\n{}", daemon.log());
+}
