@@ -3,11 +3,19 @@
 //! This is the one entry point the daemon calls (from the RiskCompute actor);
 //! it runs every step of the core in data-flow order and returns the JSON
 //! values exactly as the reference would write them to Redis.
+//!
+//! Shared work is done once: the Horde index and every distinct name's base
+//! name (memoised in [`BaseNames`]), the per-record facts, and the merge
+//! without backend variations, which the ungrouped and grouped views share
+//! (the grouped view is the ungrouped response, grouped).
 
 use crate::category::Category;
-use crate::horde::{HordeModelStats, HordeModelStatus};
+use crate::grouping;
+use crate::horde::{BaseNames, HordeModelStats, HordeModelStatus};
 use crate::keys::EntryKey;
-use crate::records::ParsedReference;
+use crate::merge::{self, HordeData};
+use crate::records::{ParsedReference, RawRecord};
+use crate::risk::{self, CategoryDeletionRiskResponse, RecordFacts};
 use crate::settings::AnalysisSettings;
 
 /// Everything one category's analytics read.
@@ -32,6 +40,56 @@ pub struct ComputedEntry {
     pub critical: Option<usize>,
 }
 
+/// A deletion-risk response as a finished entry; `None` (logged) if it could
+/// not be serialised, so that no partial value is ever stored.
+fn risk_entry(key: EntryKey, response: &CategoryDeletionRiskResponse) -> Option<ComputedEntry> {
+    match serde_json::to_string(response) {
+        Ok(json) => Some(ComputedEntry {
+            key,
+            json,
+            models: response.summary.total_models,
+            at_risk: Some(response.summary.models_at_risk),
+            critical: Some(response.summary.models_critical),
+        }),
+        Err(e) => {
+            log::error!("{key}: cannot serialise the deletion-risk response: {e}; entry skipped");
+            None
+        }
+    }
+}
+
+/// The deletion-risk entries of a category: ungrouped, grouped and (text)
+/// ungrouped with backend variations, in [`EntryKey::for_category`] order.
+pub fn deletion_risk_entries(
+    category: Category,
+    inputs: &CategoryInputs,
+    settings: &AnalysisSettings,
+) -> Vec<ComputedEntry> {
+    let mut base_names = BaseNames::new();
+    let horde = HordeData::new(&inputs.status, &inputs.stats, &mut base_names);
+    let records: Vec<&RawRecord> = inputs.reference.records.iter().filter(|r| r.has_usable_name()).collect();
+    let facts: Vec<RecordFacts> = records.iter().map(|r| RecordFacts::new(r, category, settings)).collect();
+    let names = || records.iter().map(|r| r.name.as_str());
+
+    let mut entries = Vec::with_capacity(3);
+    let merged = merge::merge_category(names(), &horde, &mut base_names, false);
+    let total = merge::category_total_month(&merged);
+    let ungrouped = risk::analyze(category, &facts, &merged, total, settings, false);
+    drop(merged);
+    entries.extend(risk_entry(EntryKey::risk(category, false, false), &ungrouped));
+    let grouped = grouping::apply_text_model_grouping(ungrouped, &mut base_names, settings);
+    entries.extend(risk_entry(EntryKey::risk(category, true, false), &grouped));
+    drop(grouped);
+
+    if category.is_text() {
+        let merged = merge::merge_category(names(), &horde, &mut base_names, true);
+        let total = merge::category_total_month(&merged);
+        let variations = risk::analyze(category, &facts, &merged, total, settings, true);
+        entries.extend(risk_entry(EntryKey::risk(category, false, true), &variations));
+    }
+    entries
+}
+
 /// Compute every entry of `category` (five for text, four for image), in the
 /// order of [`EntryKey::for_category`]. `computed_at` is the Unix time stamped
 /// into entries that carry one.
@@ -41,6 +99,119 @@ pub fn compute_category(
     settings: &AnalysisSettings,
     computed_at: i64,
 ) -> Vec<ComputedEntry> {
-    let _ = (category, inputs, settings, computed_at);
-    todo!("cycle::compute_category")
+    let mut entries = deletion_risk_entries(category, inputs, settings);
+    for grouped in [false, true] {
+        let (json, models) =
+            crate::stats::compute_statistics(category, &inputs.reference, grouped, computed_at);
+        entries.push(ComputedEntry {
+            key: EntryKey::stats(category, grouped),
+            json,
+            models,
+            at_risk: None,
+            critical: None,
+        });
+    }
+    entries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::horde::{parse_stats, parse_status};
+    use crate::records::parse_reference;
+    use serde_json::Value;
+
+    fn text_inputs() -> CategoryInputs {
+        CategoryInputs {
+            reference: parse_reference(
+                br#"{
+                  "Org/Foo-7B": {"name": "Org/Foo-7B", "parameters": 7000000000, "description": "d"},
+                  "Org/Foo-13B": {"name": "Org/Foo-13B", "parameters": 13000000000},
+                  "Org/Bar-7B": {"name": "Org/Bar-7B", "parameters": 7000000000, "baseline": "b"},
+                  "Nameless": {"parameters": 1}
+                }"#,
+            )
+            .unwrap(),
+            status: parse_status(
+                br#"[{"performance": 2.0, "queued": 1.5, "jobs": 0.25, "eta": 3, "type": "text",
+                      "name": "koboldcpp/Foo-7B", "count": 2}]"#,
+            )
+            .unwrap(),
+            stats: parse_stats(br#"{"day": {"koboldcpp/Foo-7B": 5}, "month": {"koboldcpp/Foo-7B": 50, "Org/Bar-7B": 5}, "total": {}}"#)
+                .unwrap(),
+        }
+    }
+
+    #[test]
+    fn computes_the_five_text_entries_in_order() {
+        let entries =
+            compute_category(Category::TextGeneration, &text_inputs(), &AnalysisSettings::default(), 42);
+        let keys: Vec<EntryKey> = entries.iter().map(|e| e.key).collect();
+        assert_eq!(keys, EntryKey::for_category(Category::TextGeneration));
+        let summary = |i: usize| {
+            let v: Value = serde_json::from_str(&entries[i].json).unwrap();
+            (
+                v["total_count"].as_u64(),
+                v["returned_count"].as_u64(),
+                v["summary"]["models_critical"].as_u64(),
+            )
+        };
+        // The nameless record is skipped; Foo-7B and Foo-13B share a base name.
+        // Values of the reference (oracle.py) for the same dataset.
+        assert_eq!(summary(0), (Some(3), Some(3), Some(1)));
+        assert_eq!(summary(1), (Some(3), Some(2), Some(1)));
+        assert_eq!(summary(2), (Some(3), Some(3), Some(2)));
+        assert_eq!((entries[0].models, entries[0].at_risk, entries[0].critical), (3, Some(3), Some(1)));
+        assert_eq!((entries[1].models, entries[1].critical), (2, Some(1)));
+        assert_eq!(entries[3].at_risk, None);
+        let first: Value = serde_json::from_str(&entries[0].json).unwrap();
+        // Both Foo sizes aggregate the base-name group (50), Bar has its own 5.
+        let months: Vec<(&str, i64)> = first["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["name"].as_str().unwrap(), m["usage_month"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(months, [("Org/Foo-7B", 50), ("Org/Foo-13B", 50), ("Org/Bar-7B", 5)]);
+        assert_eq!(first["category_total_month_usage"], 105);
+        let variations: Value = serde_json::from_str(&entries[2].json).unwrap();
+        assert_eq!(variations["models"][0]["backend_variations"][0]["variant_name"], "koboldcpp/Foo-7B");
+        // Other sizes are not aggregated with backend variations.
+        assert_eq!(variations["models"][2]["name"], "Org/Foo-13B");
+        assert_eq!(variations["models"][2]["usage_month"], 0);
+        assert_eq!(variations["category_total_month_usage"], 55);
+    }
+
+    #[test]
+    fn hostile_inputs_do_not_panic() {
+        let reference = parse_reference(
+            br#"{
+              "": {"name": "", "description": 3, "baseline": [], "nsfw": "perhaps", "size_on_disk_bytes": -1,
+                   "config": {"download": [null, {"file_url": 5}, {"file_url": "http://[::1"}, {"file_url": "\u0000"}]}},
+              "Alpha": {"name": "Alpha", "config": "none", "size_on_disk_bytes": 1e300},
+              "alpha": {"name": "alpha", "config": {"download": {"a": 1}}, "size_on_disk_bytes": "9999999999999999999999"},
+              "koboldcpp/aphrodite/x": {"name": "koboldcpp/aphrodite/x"},
+              "///": {"name": "///"}
+            }"#,
+        )
+        .unwrap();
+        let status = parse_status(
+            br#"[{"name": "alpha", "count": -3, "queued": "NaN", "jobs": 1e308, "performance": null},
+                 {"name": "ALPHA", "count": 9223372036854775807}, {"name": "///", "count": 1}]"#,
+        )
+        .unwrap();
+        let stats = parse_stats(
+            br#"{"day": {"alpha": -5, "Alpha": 9223372036854775807, "///": 1},
+                 "month": {"alpha": 9223372036854775807, "ALPHA": 9223372036854775807, "": 3},
+                 "total": {"x": 18446744073709551615}}"#,
+        )
+        .unwrap();
+        let inputs = CategoryInputs { reference, status, stats };
+        for category in Category::ALL {
+            for entry in deletion_risk_entries(category, &inputs, &AnalysisSettings::default()) {
+                let value: Value = serde_json::from_str(&entry.json).unwrap();
+                assert_eq!(value["total_count"], 5, "{}", entry.key);
+            }
+        }
+    }
 }

@@ -1,1 +1,338 @@
-//! (stub: filled by the analytics work)
+//! Text-model grouping of a deletion-risk response
+//! (`apply_text_model_grouping_to_risk_response`).
+//!
+//! Models are grouped by base model name in order of first appearance (the
+//! response is already sorted by month usage, and the groups are not sorted
+//! again). A one-member group keeps its model, renamed to the base name; a
+//! larger group ORs the flags, sums the usage, takes the most workers, weights
+//! the trend ratios by month usage and unions the hosts. The summary is
+//! recomputed; `total_count` keeps the ungrouped count. Other categories pass
+//! through unchanged.
+
+use crate::category::Category;
+use crate::horde::BaseNames;
+use crate::risk::{
+    CategoryDeletionRiskResponse, CategoryDeletionRiskSummary, DeletionRiskFlags, ModelDeletionRiskInfo,
+    UsageTrend,
+};
+use crate::settings::AnalysisSettings;
+use indexmap::IndexMap;
+
+/// `merge_usage_trends`: ratios averaged with the given weights (month
+/// usage); a zero or missing ratio is left out of the sum but not of the
+/// total weight; no weight at all gives no ratios.
+pub fn merge_usage_trends(trends: &[UsageTrend], weights: &[i64]) -> UsageTrend {
+    let total_weight = weights.iter().fold(0i64, |acc, w| acc.saturating_add(*w));
+    if trends.is_empty() || total_weight == 0 {
+        return UsageTrend::default();
+    }
+    let weighted = |ratio: fn(&UsageTrend) -> Option<f64>| -> Option<f64> {
+        let terms: Vec<f64> = trends
+            .iter()
+            .zip(weights)
+            .filter_map(|(t, w)| ratio(t).filter(|r| *r != 0.0).map(|r| r * *w as f64))
+            .collect();
+        (!terms.is_empty()).then(|| terms.iter().sum::<f64>() / total_weight as f64)
+    };
+    UsageTrend {
+        day_to_month_ratio: weighted(|t| t.day_to_month_ratio),
+        month_to_total_ratio: weighted(|t| t.month_to_total_ratio),
+    }
+}
+
+/// One group of two or more variants, folded into one model.
+fn merge_group(
+    base_name: String,
+    variants: &[ModelDeletionRiskInfo],
+    settings: &AnalysisSettings,
+) -> ModelDeletionRiskInfo {
+    let first = &variants[0];
+    let sum =
+        |f: fn(&ModelDeletionRiskInfo) -> i64| variants.iter().fold(0i64, |acc, v| acc.saturating_add(f(v)));
+    let usage_month = sum(|v| v.usage_month);
+    let flags = variants.iter().fold(DeletionRiskFlags::default(), |acc, v| acc.or(v.deletion_risk_flags));
+    let sizes: Vec<f64> = variants.iter().filter_map(|v| v.size_gb).collect();
+    let total_size: f64 = sizes.iter().sum();
+    let avg_size = (total_size > 0.0).then(|| total_size / sizes.len() as f64);
+    let trends: Vec<UsageTrend> = variants.iter().map(|v| v.usage_trend).collect();
+    let weights: Vec<i64> = variants.iter().map(|v| v.usage_month).collect();
+    let sum_optional = |f: fn(&ModelDeletionRiskInfo) -> Option<i64>| {
+        variants.iter().any(|v| f(v).is_some()).then(|| variants.iter().filter_map(f).sum())
+    };
+    let mut hosts: Vec<String> = Vec::new();
+    for host in variants.iter().flat_map(|v| &v.download_hosts) {
+        if !hosts.contains(host) {
+            hosts.push(host.clone());
+        }
+    }
+    ModelDeletionRiskInfo {
+        name: base_name,
+        category: first.category,
+        deletion_risk_flags: flags,
+        at_risk: flags.any(),
+        risk_score: flags.count(),
+        worker_count: variants.iter().map(|v| v.worker_count).max().unwrap_or(0),
+        usage_day: sum(|v| v.usage_day),
+        usage_month,
+        usage_total: sum(|v| v.usage_total),
+        usage_hour: sum_optional(|v| v.usage_hour),
+        usage_minute: sum_optional(|v| v.usage_minute),
+        usage_percentage_of_category: variants.iter().map(|v| v.usage_percentage_of_category).sum(),
+        usage_trend: merge_usage_trends(&trends, &weights),
+        cost_benefit_score: avg_size.filter(|s| *s > 0.0).map(|s| usage_month as f64 / s),
+        size_gb: avg_size,
+        baseline: first.baseline.clone(),
+        nsfw: first.nsfw,
+        has_description: variants.iter().all(|v| v.has_description),
+        download_count: variants.iter().map(|v| v.download_count).sum(),
+        download_hosts: hosts,
+        backend_variations: None,
+        is_critical: false,
+        has_warning: false,
+    }
+    .with_computed_fields(settings)
+}
+
+/// `group_risk_models`: the grouped models, in order of first appearance.
+pub fn group_risk_models(
+    models: Vec<ModelDeletionRiskInfo>,
+    base_names: &mut BaseNames,
+    settings: &AnalysisSettings,
+) -> Vec<ModelDeletionRiskInfo> {
+    let mut groups: IndexMap<String, Vec<ModelDeletionRiskInfo>> = IndexMap::new();
+    for model in models {
+        groups.entry(base_names.base_of(&model.name)).or_default().push(model);
+    }
+    groups
+        .into_iter()
+        .map(|(base_name, mut variants)| {
+            if variants.len() == 1 {
+                if let Some(mut single) = variants.pop() {
+                    if single.name != base_name {
+                        // The reference rebuilds the model under the base
+                        // name, leaving out its backend variations.
+                        single.name = base_name;
+                        single.backend_variations = None;
+                    }
+                    return single;
+                }
+            }
+            merge_group(base_name, &variants, settings)
+        })
+        .collect()
+}
+
+/// `recalculate_risk_summary`: counts over the grouped models, the average
+/// risk score unrounded, the category total as given.
+pub fn recalculate_risk_summary(
+    models: &[ModelDeletionRiskInfo],
+    category_total_usage: i64,
+) -> CategoryDeletionRiskSummary {
+    let total_score: u64 = models.iter().map(|m| u64::from(m.risk_score)).sum();
+    let average = if models.is_empty() { 0.0 } else { total_score as f64 / models.len() as f64 };
+    CategoryDeletionRiskSummary::count(models, average, category_total_usage)
+}
+
+/// Group a text category's response; any other category is returned as is.
+pub fn apply_text_model_grouping(
+    response: CategoryDeletionRiskResponse,
+    base_names: &mut BaseNames,
+    settings: &AnalysisSettings,
+) -> CategoryDeletionRiskResponse {
+    if response.category != Category::TextGeneration {
+        return response;
+    }
+    let CategoryDeletionRiskResponse {
+        category,
+        category_total_month_usage,
+        total_count,
+        offset,
+        limit,
+        models,
+        ..
+    } = response;
+    let models = group_risk_models(models, base_names, settings);
+    let summary = recalculate_risk_summary(&models, category_total_month_usage);
+    CategoryDeletionRiskResponse {
+        category,
+        category_total_month_usage,
+        total_count,
+        returned_count: models.len(),
+        offset,
+        limit,
+        models,
+        summary,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::risk::BackendVariationStats;
+
+    fn info(
+        name: &str,
+        workers: i64,
+        usage: (i64, i64, i64),
+        pct: f64,
+        trend: (f64, f64),
+    ) -> ModelDeletionRiskInfo {
+        let ratio = |r: f64| (r >= 0.0).then_some(r);
+        ModelDeletionRiskInfo {
+            name: name.into(),
+            category: Category::TextGeneration,
+            deletion_risk_flags: DeletionRiskFlags::default(),
+            at_risk: false,
+            risk_score: 0,
+            worker_count: workers,
+            usage_day: usage.0,
+            usage_month: usage.1,
+            usage_total: usage.2,
+            usage_hour: None,
+            usage_minute: None,
+            usage_percentage_of_category: pct,
+            usage_trend: UsageTrend {
+                day_to_month_ratio: ratio(trend.0),
+                month_to_total_ratio: ratio(trend.1),
+            },
+            cost_benefit_score: None,
+            size_gb: None,
+            baseline: Some(format!("{name} base")),
+            nsfw: Some(false),
+            has_description: true,
+            download_count: 1,
+            download_hosts: vec![],
+            backend_variations: None,
+            is_critical: false,
+            has_warning: false,
+        }
+    }
+
+    fn with_flags(mut m: ModelDeletionRiskInfo, flags: DeletionRiskFlags) -> ModelDeletionRiskInfo {
+        m.deletion_risk_flags = flags;
+        m.at_risk = flags.any();
+        m.risk_score = flags.count();
+        m.with_computed_fields(&AnalysisSettings::default())
+    }
+
+    #[test]
+    fn trends_are_weighted_by_month_usage() {
+        let t = |d: f64, m: f64| UsageTrend { day_to_month_ratio: Some(d), month_to_total_ratio: Some(m) };
+        let merged = merge_usage_trends(&[t(0.1, 0.1), t(0.1, 0.5)], &[100, 50]);
+        assert_eq!(
+            merged,
+            UsageTrend { day_to_month_ratio: Some(0.1), month_to_total_ratio: Some(0.23333333333333334) }
+        );
+        // A zero or missing ratio adds nothing but its weight still counts.
+        let partial = merge_usage_trends(&[t(0.0, 0.5), UsageTrend::default()], &[100, 100]);
+        assert_eq!(partial, UsageTrend { day_to_month_ratio: None, month_to_total_ratio: Some(0.25) });
+        assert_eq!(merge_usage_trends(&[t(0.5, 0.5)], &[0]), UsageTrend::default());
+        assert_eq!(merge_usage_trends(&[], &[]), UsageTrend::default());
+    }
+
+    #[test]
+    fn groups_by_base_name_in_order_of_first_appearance() {
+        let settings = AnalysisSettings::default();
+        let mut foo7 = with_flags(
+            info("Org/Foo-7B", 1, (10, 100, 1000), 50.0, (0.1, 0.1)),
+            DeletionRiskFlags { missing_baseline: true, ..Default::default() },
+        );
+        foo7.download_hosts = vec!["a".into()];
+        let bar = with_flags(
+            info("Org/Bar-7B", 0, (0, 60, 60), 30.0, (0.0, 1.0)),
+            DeletionRiskFlags { no_active_workers: true, zero_usage_day: true, ..Default::default() },
+        );
+        let mut foo13 = with_flags(
+            info("Org/Foo-13B", 3, (5, 50, 100), 25.0, (0.1, 0.5)),
+            DeletionRiskFlags { low_usage: true, ..Default::default() },
+        );
+        foo13.download_hosts = vec!["b".into(), "a".into()];
+        foo13.has_description = false;
+        foo13.download_count = 2;
+        let mut alpha = with_flags(
+            info("Alpha", 0, (0, 0, 0), 0.0, (-1.0, -1.0)),
+            DeletionRiskFlags { no_active_workers: true, ..Default::default() },
+        );
+        alpha.backend_variations = Some(vec![BackendVariationStats {
+            backend: crate::horde::Backend::Canonical,
+            variant_name: "Alpha".into(),
+            worker_count: 0,
+            performance: None,
+            usage_day: 0,
+            usage_month: 0,
+            usage_total: 0,
+        }]);
+        let response = CategoryDeletionRiskResponse {
+            category: Category::TextGeneration,
+            category_total_month_usage: 200,
+            total_count: 4,
+            returned_count: 4,
+            offset: 0,
+            limit: None,
+            models: vec![foo7, bar.clone(), foo13, alpha.clone()],
+            summary: CategoryDeletionRiskSummary::from_risk_models(&[]),
+        };
+        let grouped = apply_text_model_grouping(response, &mut BaseNames::new(), &settings);
+
+        let names: Vec<&str> = grouped.models.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["Foo", "Bar", "Alpha"]);
+        let foo = &grouped.models[0];
+        assert_eq!((foo.usage_day, foo.usage_month, foo.usage_total, foo.worker_count), (15, 150, 1100, 3));
+        assert_eq!(foo.usage_percentage_of_category, 75.0);
+        assert_eq!(
+            foo.usage_trend,
+            UsageTrend { day_to_month_ratio: Some(0.1), month_to_total_ratio: Some(0.23333333333333334) }
+        );
+        assert_eq!(
+            foo.deletion_risk_flags,
+            DeletionRiskFlags { missing_baseline: true, low_usage: true, ..Default::default() }
+        );
+        assert_eq!(
+            (foo.risk_score, foo.at_risk, foo.has_description, foo.download_count),
+            (2, true, false, 3)
+        );
+        let mut hosts = foo.download_hosts.clone();
+        hosts.sort();
+        assert_eq!(hosts, ["a", "b"]);
+        assert_eq!(foo.baseline.as_deref(), Some("Org/Foo-7B base"));
+        assert_eq!((foo.size_gb, foo.cost_benefit_score, foo.usage_hour), (None, None, None));
+        // Text critical: month < 10 and workers < 1.
+        assert!(!foo.is_critical);
+
+        // A single member is renamed to its base name, otherwise unchanged.
+        assert_eq!(grouped.models[1], ModelDeletionRiskInfo { name: "Bar".into(), ..bar });
+        // A single member already named as its base is kept as is.
+        assert_eq!(grouped.models[2], alpha);
+
+        assert_eq!(
+            (grouped.total_count, grouped.returned_count, grouped.category_total_month_usage),
+            (4, 3, 200)
+        );
+        let s = &grouped.summary;
+        assert_eq!(
+            (s.total_models, s.models_at_risk, s.models_critical, s.models_with_no_active_workers),
+            (3, 3, 1, 2)
+        ); // critical: Alpha only
+        assert_eq!(s.average_risk_score, 5.0 / 3.0); // (2 + 2 + 1) / 3, not rounded unlike the ungrouped summary
+        assert_eq!(s.category_total_month_usage, 200);
+    }
+
+    #[test]
+    fn other_categories_pass_through() {
+        let mut m = info("Org/Foo-7B", 1, (1, 2, 3), 100.0, (0.5, 0.5));
+        m.category = Category::ImageGeneration;
+        let response = CategoryDeletionRiskResponse {
+            category: Category::ImageGeneration,
+            category_total_month_usage: 2,
+            total_count: 1,
+            returned_count: 1,
+            offset: 0,
+            limit: None,
+            models: vec![m],
+            summary: CategoryDeletionRiskSummary::from_risk_models(&[]),
+        };
+        let same =
+            apply_text_model_grouping(response.clone(), &mut BaseNames::new(), &AnalysisSettings::default());
+        assert_eq!(same, response);
+    }
+}

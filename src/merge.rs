@@ -1,1 +1,224 @@
-//! (stub: filled by the analytics work)
+//! Merging each reference model with its Horde data
+//! (`merge_category_with_horde_data`).
+//!
+//! Per model: the aggregated status (worker count, queue figures), the usage
+//! over its name variants (none when no period is above zero) and, for the
+//! text view with backend variations, the per-backend breakdown. The name
+//! variants are computed once per model here; base names come memoised from
+//! [`BaseNames`].
+
+use crate::horde::{Backend, BaseNames, HordeModelStatus, StatsIndex, StatusIndex, Usage};
+use crate::names;
+
+/// One backend's share of a model (`BackendVariation`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendVariation {
+    pub backend: Backend,
+    /// The name the Horde reports for this backend (from its status when it
+    /// has one, else built from the backend prefix and the model name).
+    pub variant_name: String,
+    pub worker_count: i64,
+    pub performance: Option<f64>,
+    pub queued: Option<f64>,
+    pub queued_jobs: Option<f64>,
+    pub eta: Option<i64>,
+    pub usage: Usage,
+}
+
+/// A reference model's Horde runtime data (`CombinedModelStatistics`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MergedModel {
+    /// Workers from the aggregated status; 0 without one.
+    pub worker_count: i64,
+    pub queued_jobs: Option<f64>,
+    pub performance: Option<f64>,
+    pub eta: Option<i64>,
+    pub queued: Option<f64>,
+    /// Usage, `None` when no period is above zero.
+    pub usage: Option<Usage>,
+    /// Per-backend breakdown; `Some` (possibly empty) only when asked for.
+    pub backend_variations: Option<Vec<BackendVariation>>,
+}
+
+/// The indexed Horde data of one category, built once per cycle.
+#[derive(Debug)]
+pub struct HordeData<'a> {
+    pub status: StatusIndex<'a>,
+    pub stats: StatsIndex,
+}
+
+impl<'a> HordeData<'a> {
+    pub fn new(
+        status: &'a [HordeModelStatus],
+        stats: &crate::horde::HordeModelStats,
+        base_names: &mut BaseNames,
+    ) -> Self {
+        HordeData { status: StatusIndex::new(status), stats: StatsIndex::new(stats, base_names) }
+    }
+}
+
+/// Merge one model (`merge_model_with_horde_data`).
+pub fn merge_model(
+    name: &str,
+    horde: &HordeData<'_>,
+    base_names: &mut BaseNames,
+    include_backend_variations: bool,
+) -> MergedModel {
+    let variants = names::name_variants(name);
+    let (status, usage, backend_variations) = if include_backend_variations {
+        let (status, status_by_backend) = horde.status.with_variations(name, &variants);
+        let (usage, usage_by_backend) = horde.stats.with_variations(&variants);
+        let mut variations = Vec::new();
+        for backend in Backend::ALL {
+            let status = status_by_backend.iter().find(|(b, _)| *b == backend).map(|(_, s)| *s);
+            let usage = usage_by_backend.iter().find(|(b, _)| *b == backend).map(|(_, u)| *u);
+            if status.is_none() && usage.is_none() {
+                continue;
+            }
+            let variant_name = match (status, backend) {
+                (Some(s), _) => s.name.clone(),
+                (None, Backend::Canonical) => name.to_string(),
+                (None, other) => format!("{}/{name}", other.as_str()),
+            };
+            variations.push(BackendVariation {
+                backend,
+                variant_name,
+                worker_count: status.map_or(0, |s| s.count),
+                performance: status.and_then(|s| s.performance),
+                queued: status.and_then(|s| s.queued),
+                queued_jobs: status.and_then(|s| s.jobs),
+                eta: status.and_then(|s| s.eta),
+                usage: usage.unwrap_or_default(),
+            });
+        }
+        (status, usage, Some(variations))
+    } else {
+        let status = horde.status.aggregated(&variants);
+        let usage = horde.stats.aggregated(&variants, &base_names.base_key(name));
+        (status, usage, None)
+    };
+    MergedModel {
+        worker_count: status.map_or(0, |s| s.count),
+        queued_jobs: status.and_then(|s| s.jobs),
+        performance: status.and_then(|s| s.performance),
+        eta: status.and_then(|s| s.eta),
+        queued: status.and_then(|s| s.queued),
+        usage: usage.any_positive().then_some(usage),
+        backend_variations,
+    }
+}
+
+/// Merge every model of a category, in the order given.
+pub fn merge_category<'n>(
+    model_names: impl IntoIterator<Item = &'n str>,
+    horde: &HordeData<'_>,
+    base_names: &mut BaseNames,
+    include_backend_variations: bool,
+) -> Vec<MergedModel> {
+    model_names
+        .into_iter()
+        .map(|name| merge_model(name, horde, base_names, include_backend_variations))
+        .collect()
+}
+
+/// The category's monthly usage: the sum over the models that have usage.
+pub fn category_total_month(merged: &[MergedModel]) -> i64 {
+    merged.iter().filter_map(|m| m.usage).fold(0i64, |acc, u| acc.saturating_add(u.month))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::horde::{parse_stats, HordeModelStats};
+
+    fn status(name: &str, count: i64, performance: f64) -> HordeModelStatus {
+        HordeModelStatus {
+            performance: Some(performance),
+            queued: Some(1.5),
+            jobs: Some(2.0),
+            eta: Some(3),
+            model_type: Some("text".into()),
+            name: name.into(),
+            count,
+        }
+    }
+
+    fn stats() -> HordeModelStats {
+        parse_stats(
+            br#"{"day": {"koboldcpp/Foo-7B": 1, "Org/Foo-7B-Q4_K_M": 10, "foo-13b": 100, "Bar-7B": 1000,
+                         "KOBOLDCPP/foo-7b": 10000},
+                 "month": {"koboldcpp/Foo-7B": 2, "foo-13b": 200},
+                 "total": {"Bar-7B": 3}}"#,
+        )
+        .unwrap()
+    }
+
+    // Expected values: the reference's merge_model_with_horde_data on the same data.
+    #[test]
+    fn merges_aggregated_status_and_usage() {
+        let statuses = [status("koboldcpp/Foo-7B", 3, 2.0), status("Org/Foo-7B", 1, 1.0)];
+        let stats = stats();
+        let mut base_names = BaseNames::new();
+        let horde = HordeData::new(&statuses, &stats, &mut base_names);
+
+        let foo = merge_model("Org/Foo-7B", &horde, &mut base_names, false);
+        assert_eq!(foo.worker_count, 3);
+        assert_eq!(
+            (foo.performance, foo.queued, foo.queued_jobs, foo.eta),
+            (Some(2.0), Some(1.5), Some(2.0), Some(3))
+        );
+        assert_eq!(foo.usage, Some(Usage { day: 10110, month: 202, total: 0 }));
+        assert_eq!(foo.backend_variations, None);
+
+        let bar = merge_model("Org/Bar-7B", &horde, &mut base_names, false);
+        assert_eq!((bar.worker_count, bar.performance), (0, None));
+        assert_eq!(bar.usage, Some(Usage { day: 1000, month: 0, total: 3 }));
+
+        let unknown = merge_model("Alpha", &horde, &mut base_names, false);
+        assert_eq!(unknown, MergedModel::default());
+
+        let all = merge_category(["Org/Foo-7B", "Org/Bar-7B", "Alpha"], &horde, &mut base_names, false);
+        assert_eq!(category_total_month(&all), 202);
+    }
+
+    #[test]
+    fn merges_backend_variations() {
+        let statuses = [status("koboldcpp/Foo-7B", 3, 2.0), status("Org/Foo-7B", 1, 1.0)];
+        let stats = stats();
+        let mut base_names = BaseNames::new();
+        let horde = HordeData::new(&statuses, &stats, &mut base_names);
+
+        let foo = merge_model("Org/Foo-7B", &horde, &mut base_names, true);
+        assert_eq!(foo.worker_count, 3);
+        assert_eq!(foo.usage, Some(Usage { day: 10010, month: 2, total: 0 }));
+        let variations = foo.backend_variations.unwrap();
+        let summary: Vec<(Backend, &str, i64, Option<f64>, Usage)> = variations
+            .iter()
+            .map(|v| (v.backend, v.variant_name.as_str(), v.worker_count, v.performance, v.usage))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (Backend::Canonical, "Org/Foo-7B", 1, Some(1.0), Usage { day: 10, month: 0, total: 0 }),
+                (
+                    Backend::Koboldcpp,
+                    "koboldcpp/Foo-7B",
+                    3,
+                    Some(2.0),
+                    Usage { day: 10000, month: 2, total: 0 }
+                ),
+            ]
+        );
+
+        // Usage without a status: the variant name is built from the model name.
+        let bar = merge_model("Org/Bar-7B", &horde, &mut base_names, true).backend_variations.unwrap();
+        assert_eq!(bar.len(), 1);
+        assert_eq!(
+            (bar[0].backend, bar[0].variant_name.as_str(), bar[0].worker_count),
+            (Backend::Canonical, "Org/Bar-7B", 0)
+        );
+        assert_eq!(bar[0].performance, None);
+
+        assert_eq!(merge_model("Alpha", &horde, &mut base_names, true).backend_variations, Some(Vec::new()));
+    }
+}

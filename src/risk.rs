@@ -1,1 +1,725 @@
-//! (stub: filled by the analytics work)
+//! The deletion-risk analysis (`deletion_risk_analysis.py`): flags per model,
+//! the per-model info, the ordering and the category summary.
+//!
+//! Work is split by what it depends on: [`RecordFacts`] holds everything read
+//! from a reference record (description, baseline, downloads and their hosts),
+//! computed once per category and shared by the cycle's three deletion-risk
+//! views; [`analyze`] combines it with one view's merged Horde data.
+//!
+//! The response types serialise (serde) to the reference's JSON: same field
+//! names in the pydantic declaration order, computed fields (`is_critical`,
+//! `has_warning`) last, `null` where the reference has `None`.
+
+use crate::category::Category;
+use crate::horde::Backend;
+use crate::merge::MergedModel;
+use crate::pyfloat;
+use crate::pyurl;
+use crate::records::{py_strip, Download, RawRecord};
+use crate::settings::AnalysisSettings;
+use serde::{Serialize, Serializer};
+
+fn serialize_category<S: Serializer>(category: &Category, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(category.as_str())
+}
+
+/// Usage trend ratios (`UsageTrend`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct UsageTrend {
+    /// day / month; `None` when month usage is zero.
+    pub day_to_month_ratio: Option<f64>,
+    /// month / total; `None` when total usage is zero.
+    pub month_to_total_ratio: Option<f64>,
+}
+
+/// One backend's share of a text model (`BackendVariationStats`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BackendVariationStats {
+    pub backend: Backend,
+    pub variant_name: String,
+    pub worker_count: i64,
+    pub performance: Option<f64>,
+    pub usage_day: i64,
+    pub usage_month: i64,
+    pub usage_total: i64,
+}
+
+/// The reasons a model might be deleted (`DeletionRiskFlags`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DeletionRiskFlags {
+    pub zero_usage_day: bool,
+    pub zero_usage_month: bool,
+    pub zero_usage_total: bool,
+    pub no_active_workers: bool,
+    pub has_multiple_hosts: bool,
+    pub has_non_preferred_host: bool,
+    pub has_unknown_host: bool,
+    pub no_download_urls: bool,
+    pub missing_description: bool,
+    pub missing_baseline: bool,
+    pub low_usage: bool,
+}
+
+impl DeletionRiskFlags {
+    fn all(&self) -> [bool; 11] {
+        [
+            self.zero_usage_day,
+            self.zero_usage_month,
+            self.zero_usage_total,
+            self.no_active_workers,
+            self.has_multiple_hosts,
+            self.has_non_preferred_host,
+            self.has_unknown_host,
+            self.no_download_urls,
+            self.missing_description,
+            self.missing_baseline,
+            self.low_usage,
+        ]
+    }
+
+    /// Any flag set (`at_risk`).
+    pub fn any(&self) -> bool {
+        self.all().contains(&true)
+    }
+
+    /// How many flags are set (`risk_score`).
+    pub fn count(&self) -> u32 {
+        self.all().iter().filter(|f| **f).count() as u32
+    }
+
+    /// Host or download problems (`has_warning`).
+    pub fn has_warning(&self) -> bool {
+        self.has_multiple_hosts
+            || self.has_non_preferred_host
+            || self.has_unknown_host
+            || self.no_download_urls
+    }
+
+    /// Logical OR of every flag (grouping).
+    pub fn or(self, other: DeletionRiskFlags) -> DeletionRiskFlags {
+        DeletionRiskFlags {
+            zero_usage_day: self.zero_usage_day || other.zero_usage_day,
+            zero_usage_month: self.zero_usage_month || other.zero_usage_month,
+            zero_usage_total: self.zero_usage_total || other.zero_usage_total,
+            no_active_workers: self.no_active_workers || other.no_active_workers,
+            has_multiple_hosts: self.has_multiple_hosts || other.has_multiple_hosts,
+            has_non_preferred_host: self.has_non_preferred_host || other.has_non_preferred_host,
+            has_unknown_host: self.has_unknown_host || other.has_unknown_host,
+            no_download_urls: self.no_download_urls || other.no_download_urls,
+            missing_description: self.missing_description || other.missing_description,
+            missing_baseline: self.missing_baseline || other.missing_baseline,
+            low_usage: self.low_usage || other.low_usage,
+        }
+    }
+}
+
+/// One model's deletion-risk information (`ModelDeletionRiskInfo`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelDeletionRiskInfo {
+    pub name: String,
+    #[serde(serialize_with = "serialize_category")]
+    pub category: Category,
+    pub deletion_risk_flags: DeletionRiskFlags,
+    pub at_risk: bool,
+    pub risk_score: u32,
+    pub worker_count: i64,
+    pub usage_day: i64,
+    pub usage_month: i64,
+    pub usage_total: i64,
+    pub usage_hour: Option<i64>,
+    pub usage_minute: Option<i64>,
+    pub usage_percentage_of_category: f64,
+    pub usage_trend: UsageTrend,
+    pub cost_benefit_score: Option<f64>,
+    pub size_gb: Option<f64>,
+    pub baseline: Option<String>,
+    pub nsfw: Option<bool>,
+    pub has_description: bool,
+    pub download_count: usize,
+    pub download_hosts: Vec<String>,
+    pub backend_variations: Option<Vec<BackendVariationStats>>,
+    /// Computed: see [`is_critical`].
+    pub is_critical: bool,
+    /// Computed: [`DeletionRiskFlags::has_warning`].
+    pub has_warning: bool,
+}
+
+impl ModelDeletionRiskInfo {
+    /// Fill the computed fields from the others.
+    pub fn with_computed_fields(mut self, settings: &AnalysisSettings) -> Self {
+        self.is_critical = is_critical(
+            self.category,
+            &self.deletion_risk_flags,
+            self.usage_month,
+            self.worker_count,
+            settings,
+        );
+        self.has_warning = self.deletion_risk_flags.has_warning();
+        self
+    }
+}
+
+/// `is_critical`: for text, month usage and workers both below the critical
+/// thresholds; for other categories, zero month usage and no workers.
+pub fn is_critical(
+    category: Category,
+    flags: &DeletionRiskFlags,
+    usage_month: i64,
+    worker_count: i64,
+    settings: &AnalysisSettings,
+) -> bool {
+    match category {
+        Category::TextGeneration => {
+            usage_month < settings.text_gen_critical_usage_threshold
+                && worker_count < settings.text_gen_critical_worker_threshold
+        }
+        Category::ImageGeneration => flags.zero_usage_month && flags.no_active_workers,
+    }
+}
+
+/// The category summary (`CategoryDeletionRiskSummary`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CategoryDeletionRiskSummary {
+    pub total_models: usize,
+    pub models_at_risk: usize,
+    pub models_critical: usize,
+    pub models_with_warnings: usize,
+    pub models_with_zero_day_usage: usize,
+    pub models_with_zero_month_usage: usize,
+    pub models_with_zero_total_usage: usize,
+    pub models_with_no_active_workers: usize,
+    pub models_with_no_downloads: usize,
+    pub models_with_non_preferred_hosts: usize,
+    pub models_with_multiple_hosts: usize,
+    pub models_with_low_usage: usize,
+    pub average_risk_score: f64,
+    pub category_total_month_usage: i64,
+}
+
+impl CategoryDeletionRiskSummary {
+    /// Count `models`; the average risk score and the category total are
+    /// given because the ungrouped and grouped views compute them differently.
+    pub fn count(
+        models: &[ModelDeletionRiskInfo],
+        average_risk_score: f64,
+        category_total_month_usage: i64,
+    ) -> Self {
+        let n = |pred: &dyn Fn(&ModelDeletionRiskInfo) -> bool| models.iter().filter(|m| pred(m)).count();
+        CategoryDeletionRiskSummary {
+            total_models: models.len(),
+            models_at_risk: n(&|m| m.at_risk),
+            models_critical: n(&|m| m.is_critical),
+            models_with_warnings: n(&|m| m.has_warning),
+            models_with_zero_day_usage: n(&|m| m.deletion_risk_flags.zero_usage_day),
+            models_with_zero_month_usage: n(&|m| m.deletion_risk_flags.zero_usage_month),
+            models_with_zero_total_usage: n(&|m| m.deletion_risk_flags.zero_usage_total),
+            models_with_no_active_workers: n(&|m| m.deletion_risk_flags.no_active_workers),
+            models_with_no_downloads: n(&|m| m.deletion_risk_flags.no_download_urls),
+            models_with_non_preferred_hosts: n(&|m| m.deletion_risk_flags.has_non_preferred_host),
+            models_with_multiple_hosts: n(&|m| m.deletion_risk_flags.has_multiple_hosts),
+            models_with_low_usage: n(&|m| m.deletion_risk_flags.low_usage),
+            average_risk_score,
+            category_total_month_usage,
+        }
+    }
+
+    /// `from_risk_models`: average rounded to 2 places, the category total as
+    /// the sum of the models' month usage.
+    pub fn from_risk_models(models: &[ModelDeletionRiskInfo]) -> Self {
+        let total_score: u64 = models.iter().map(|m| u64::from(m.risk_score)).sum();
+        let average = if models.is_empty() { 0.0 } else { total_score as f64 / models.len() as f64 };
+        let month: i64 = models.iter().fold(0i64, |acc, m| acc.saturating_add(m.usage_month));
+        Self::count(models, pyfloat::round(average, 2), month)
+    }
+}
+
+/// A category's deletion-risk entry (`CategoryDeletionRiskResponse`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CategoryDeletionRiskResponse {
+    #[serde(serialize_with = "serialize_category")]
+    pub category: Category,
+    pub category_total_month_usage: i64,
+    pub total_count: usize,
+    pub returned_count: usize,
+    pub offset: usize,
+    pub limit: Option<usize>,
+    pub models: Vec<ModelDeletionRiskInfo>,
+    pub summary: CategoryDeletionRiskSummary,
+}
+
+/// The download-related flags (`validate_downloads`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DownloadFlags {
+    pub no_download_urls: bool,
+    pub has_multiple_hosts: bool,
+    pub has_non_preferred_host: bool,
+    pub has_unknown_host: bool,
+}
+
+/// `validate_downloads`: text models skip the check when the settings say so;
+/// no downloads at all is "no download URLs"; a URL counts as valid with a
+/// scheme and a host; a host is preferred when a preferred host is a
+/// substring of it; a URL Python cannot parse is an "unknown host".
+pub fn download_flags(
+    downloads: &[Download<'_>],
+    category: Category,
+    settings: &AnalysisSettings,
+) -> DownloadFlags {
+    if category == Category::TextGeneration && settings.text_gen_ignore_download_hosts {
+        return DownloadFlags::default();
+    }
+    if downloads.is_empty() {
+        return DownloadFlags { no_download_urls: true, ..DownloadFlags::default() };
+    }
+    let mut hosts: Vec<String> = Vec::new();
+    let mut has_valid_url = false;
+    let mut has_preferred_host = false;
+    let mut has_unknown_host = false;
+    for url in downloads.iter().filter_map(|d| d.file_url).filter(|u| !u.is_empty()) {
+        match pyurl::urlsplit(url) {
+            Ok(parts) if !parts.scheme.is_empty() && !parts.netloc.is_empty() => {
+                has_valid_url = true;
+                if settings.preferred_file_hosts.iter().any(|h| parts.netloc.contains(h.as_str())) {
+                    has_preferred_host = true;
+                }
+                if !hosts.contains(&parts.netloc) {
+                    hosts.push(parts.netloc);
+                }
+            }
+            Ok(_) => {}
+            Err(_) => has_unknown_host = true,
+        }
+    }
+    DownloadFlags {
+        no_download_urls: !has_valid_url,
+        has_multiple_hosts: hosts.len() > 1,
+        has_non_preferred_host: has_valid_url && !has_preferred_host,
+        has_unknown_host,
+    }
+}
+
+/// The distinct hosts of the download URLs, in first-seen order (any URL with
+/// a netloc, scheme or not; unparsable URLs skipped).
+pub fn download_hosts(downloads: &[Download<'_>]) -> Vec<String> {
+    let mut hosts: Vec<String> = Vec::new();
+    for url in downloads.iter().filter_map(|d| d.file_url).filter(|u| !u.is_empty()) {
+        if let Ok(parts) = pyurl::urlsplit(url) {
+            if !parts.netloc.is_empty() && !hosts.contains(&parts.netloc) {
+                hosts.push(parts.netloc);
+            }
+        }
+    }
+    hosts
+}
+
+/// `validate_description`: missing, or only whitespace.
+pub fn description_missing(description: Option<&str>) -> bool {
+    description.is_none_or(|d| py_strip(d).is_empty())
+}
+
+/// What the analysis reads from one reference record, computed once per
+/// category and shared by the deletion-risk views.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordFacts {
+    /// The record's key in the category (the model name the reference reports).
+    pub name: String,
+    pub missing_description: bool,
+    pub missing_baseline: bool,
+    /// The baseline as reported: image records report an empty one as `None`,
+    /// text records report it verbatim.
+    pub baseline: Option<String>,
+    pub nsfw: Option<bool>,
+    /// Image records only (text records have no size in the analysis).
+    pub size_bytes: Option<i64>,
+    pub download_count: usize,
+    pub download_hosts: Vec<String>,
+    pub download_flags: DownloadFlags,
+}
+
+impl RecordFacts {
+    pub fn new(record: &RawRecord, category: Category, settings: &AnalysisSettings) -> Self {
+        let downloads = record.downloads();
+        let baseline = record.baseline(category);
+        let reported_baseline = match category {
+            Category::ImageGeneration => baseline.filter(|b| !b.is_empty()).map(str::to_string),
+            Category::TextGeneration => baseline.map(str::to_string),
+        };
+        RecordFacts {
+            name: record.name.clone(),
+            missing_description: description_missing(record.description()),
+            missing_baseline: baseline.is_none_or(str::is_empty),
+            baseline: reported_baseline,
+            nsfw: record.nsfw(category),
+            size_bytes: match category {
+                Category::ImageGeneration => record.size_on_disk_bytes(),
+                Category::TextGeneration => None,
+            },
+            download_count: downloads.len(),
+            download_hosts: download_hosts(&downloads),
+            download_flags: download_flags(&downloads, category, settings),
+        }
+    }
+}
+
+/// The usage-related flags (`validate_statistics`): (zero day, zero month,
+/// zero total, no active workers, low usage).
+pub fn statistics_flags(
+    merged: &MergedModel,
+    category_total_usage: i64,
+    low_usage_threshold: f64,
+) -> (bool, bool, bool, bool, bool) {
+    let no_active_workers = merged.worker_count == 0;
+    let Some(usage) = merged.usage else {
+        return (false, false, false, no_active_workers, false);
+    };
+    let low_usage = category_total_usage > 0
+        && (usage.month as f64 / category_total_usage as f64) * 100.0 < low_usage_threshold;
+    (usage.day == 0, usage.month == 0, usage.total == 0, no_active_workers, low_usage)
+}
+
+/// The low-usage threshold (percent of the category's month) for a category.
+pub fn low_usage_threshold(category: Category, settings: &AnalysisSettings) -> f64 {
+    match category {
+        Category::TextGeneration => settings.text_gen_low_usage_threshold_percentage,
+        Category::ImageGeneration => settings.low_usage_threshold_percentage,
+    }
+}
+
+/// One model's info (`_build_risk_info`).
+pub fn model_info(
+    facts: &RecordFacts,
+    merged: &MergedModel,
+    category_total_usage: i64,
+    category: Category,
+    settings: &AnalysisSettings,
+    include_backend_variations: bool,
+) -> ModelDeletionRiskInfo {
+    let (zero_usage_day, zero_usage_month, zero_usage_total, no_active_workers, low_usage) =
+        statistics_flags(merged, category_total_usage, low_usage_threshold(category, settings));
+    let d = facts.download_flags;
+    let flags = DeletionRiskFlags {
+        zero_usage_day,
+        zero_usage_month,
+        zero_usage_total,
+        no_active_workers,
+        has_multiple_hosts: d.has_multiple_hosts,
+        has_non_preferred_host: d.has_non_preferred_host,
+        has_unknown_host: d.has_unknown_host,
+        no_download_urls: d.no_download_urls,
+        missing_description: facts.missing_description,
+        missing_baseline: facts.missing_baseline,
+        low_usage,
+    };
+    let usage = merged.usage.unwrap_or_default();
+    let usage_percentage = if category_total_usage > 0 {
+        pyfloat::round(usage.month as f64 / category_total_usage as f64 * 100.0, 4)
+    } else {
+        0.0
+    };
+    let usage_trend = UsageTrend {
+        day_to_month_ratio: (usage.month > 0).then(|| usage.day as f64 / usage.month as f64),
+        month_to_total_ratio: (usage.total > 0).then(|| usage.month as f64 / usage.total as f64),
+    };
+    let size_gb = facts.size_bytes.filter(|b| *b > 0).map(|b| b as f64 / 1_073_741_824.0);
+    let cost_benefit_score = size_gb.filter(|g| *g > 0.0).map(|g| usage.month as f64 / g);
+    let backend_variations =
+        merged.backend_variations.as_ref().filter(|v| include_backend_variations && !v.is_empty()).map(
+            |variations| {
+                variations
+                    .iter()
+                    .map(|bv| BackendVariationStats {
+                        backend: bv.backend,
+                        variant_name: bv.variant_name.clone(),
+                        worker_count: bv.worker_count,
+                        performance: bv.performance,
+                        usage_day: bv.usage.day,
+                        usage_month: bv.usage.month,
+                        usage_total: bv.usage.total,
+                    })
+                    .collect()
+            },
+        );
+    ModelDeletionRiskInfo {
+        name: facts.name.clone(),
+        category,
+        deletion_risk_flags: flags,
+        at_risk: flags.any(),
+        risk_score: flags.count(),
+        worker_count: merged.worker_count,
+        usage_day: usage.day,
+        usage_month: usage.month,
+        usage_total: usage.total,
+        usage_hour: None,
+        usage_minute: None,
+        usage_percentage_of_category: usage_percentage,
+        usage_trend,
+        cost_benefit_score: cost_benefit_score.map(|c| pyfloat::round(c, 2)),
+        size_gb: size_gb.map(|g| pyfloat::round(g, 2)),
+        baseline: facts.baseline.clone(),
+        nsfw: facts.nsfw,
+        has_description: !facts.missing_description,
+        download_count: facts.download_count,
+        download_hosts: facts.download_hosts.clone(),
+        backend_variations,
+        is_critical: false,
+        has_warning: false,
+    }
+    .with_computed_fields(settings)
+}
+
+/// The whole deletion-risk response of a category
+/// (`create_deletion_risk_response`): one info per record (in record order),
+/// sorted by month usage, descending and stable, and the summary.
+/// `facts` and `merged` are aligned (same model at the same index).
+pub fn analyze(
+    category: Category,
+    facts: &[RecordFacts],
+    merged: &[MergedModel],
+    category_total_usage: i64,
+    settings: &AnalysisSettings,
+    include_backend_variations: bool,
+) -> CategoryDeletionRiskResponse {
+    let mut models: Vec<ModelDeletionRiskInfo> = facts
+        .iter()
+        .zip(merged)
+        .map(|(f, m)| model_info(f, m, category_total_usage, category, settings, include_backend_variations))
+        .collect();
+    models.sort_by_key(|m| std::cmp::Reverse(m.usage_month));
+    let summary = CategoryDeletionRiskSummary::from_risk_models(&models);
+    CategoryDeletionRiskResponse {
+        category,
+        category_total_month_usage: category_total_usage,
+        total_count: models.len(),
+        returned_count: models.len(),
+        offset: 0,
+        limit: None,
+        models,
+        summary,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::horde::Usage;
+    use serde_json::json;
+
+    fn downloads(urls: &[&'static str]) -> Vec<Download<'static>> {
+        urls.iter().map(|u| Download { file_url: Some(u) }).collect()
+    }
+
+    fn flags(urls: &[&'static str], category: Category) -> DownloadFlags {
+        download_flags(&downloads(urls), category, &AnalysisSettings::default())
+    }
+
+    #[test]
+    fn download_flags_follow_validate_downloads() {
+        let image = Category::ImageGeneration;
+        assert_eq!(flags(&[], image), DownloadFlags { no_download_urls: true, ..Default::default() });
+        assert_eq!(
+            flags(&["https://huggingface.co/a", "https://huggingface.co/b"], image),
+            DownloadFlags::default()
+        );
+        assert_eq!(
+            flags(&["https://huggingface.co/a", "https://civitai.com/b"], image),
+            DownloadFlags { has_multiple_hosts: true, ..Default::default() }
+        );
+        assert_eq!(
+            flags(&["https://civitai.com/b"], image),
+            DownloadFlags { has_non_preferred_host: true, ..Default::default() }
+        );
+        // The preferred-host test is a case-sensitive substring test.
+        assert_eq!(
+            flags(&["https://HuggingFace.CO/b"], image),
+            DownloadFlags { has_non_preferred_host: true, ..Default::default() }
+        );
+        // No scheme or no host: not a valid URL; Python's ValueError: unknown host.
+        assert_eq!(
+            flags(&["huggingface.co/x", "//huggingface.co/x", ""], image),
+            DownloadFlags { no_download_urls: true, ..Default::default() }
+        );
+        assert_eq!(
+            flags(&["http://[::1/x", "https://huggingface.co/a"], image),
+            DownloadFlags { has_unknown_host: true, ..Default::default() }
+        );
+        // Text models skip the check by default.
+        assert_eq!(flags(&[], Category::TextGeneration), DownloadFlags::default());
+        let strict =
+            AnalysisSettings { text_gen_ignore_download_hosts: false, ..AnalysisSettings::default() };
+        assert!(download_flags(&[], Category::TextGeneration, &strict).no_download_urls);
+    }
+
+    #[test]
+    fn download_hosts_are_netlocs_in_first_seen_order() {
+        let urls = downloads(&[
+            "https://b.example/x",
+            "//a.example/y",
+            "https://b.example/z",
+            "http://[::1/x",
+            "nohost/x",
+            "https://User@a.example:8080/",
+        ]);
+        assert_eq!(download_hosts(&urls), ["b.example", "a.example", "User@a.example:8080"]);
+    }
+
+    #[test]
+    fn description_is_missing_when_blank_in_python_terms() {
+        assert!(description_missing(None));
+        assert!(description_missing(Some("")));
+        assert!(description_missing(Some(" \u{1c}\t")));
+        assert!(!description_missing(Some(" x ")));
+    }
+
+    fn image_facts(name: &str) -> RecordFacts {
+        let record = RawRecord {
+            name: name.into(),
+            fields: json!({
+                "name": name, "description": "d", "baseline": "stable_diffusion_1", "nsfw": false,
+                "size_on_disk_bytes": 5214865159u64,
+                "config": {"download": [{"file_name": "f", "file_url": "https://huggingface.co/f"}]}
+            })
+            .as_object()
+            .cloned()
+            .unwrap(),
+        };
+        RecordFacts::new(&record, Category::ImageGeneration, &AnalysisSettings::default())
+    }
+
+    fn merged(workers: i64, usage: Option<(i64, i64, i64)>) -> MergedModel {
+        MergedModel {
+            worker_count: workers,
+            usage: usage.map(|(day, month, total)| Usage { day, month, total }),
+            ..MergedModel::default()
+        }
+    }
+
+    #[test]
+    fn model_info_serialises_exactly_as_the_reference() {
+        // The reference's `model_dump_json()` of `create_risk_info` for the
+        // same record and statistics (pydantic field order, computed fields
+        // last, Python's float repr).
+        let settings = AnalysisSettings::default();
+        let facts = image_facts("A");
+        let info = model_info(
+            &facts,
+            &merged(0, Some((7, 300, 1000))),
+            3_634_291,
+            Category::ImageGeneration,
+            &settings,
+            false,
+        );
+        assert_eq!(
+            serde_json::to_string(&info).unwrap(),
+            r#"{"name":"A","category":"image_generation","deletion_risk_flags":{"zero_usage_day":false,"zero_usage_month":false,"zero_usage_total":false,"no_active_workers":true,"has_multiple_hosts":false,"has_non_preferred_host":false,"has_unknown_host":false,"no_download_urls":false,"missing_description":false,"missing_baseline":false,"low_usage":false},"at_risk":true,"risk_score":1,"worker_count":0,"usage_day":7,"usage_month":300,"usage_total":1000,"usage_hour":null,"usage_minute":null,"usage_percentage_of_category":0.0083,"usage_trend":{"day_to_month_ratio":0.023333333333333334,"month_to_total_ratio":0.3},"cost_benefit_score":61.77,"size_gb":4.86,"baseline":"stable_diffusion_1","nsfw":false,"has_description":true,"download_count":1,"download_hosts":["huggingface.co"],"backend_variations":null,"is_critical":false,"has_warning":false}"#
+        );
+        // 200 of 3,634,291 is 0.0055 % < 0.0065 %: low usage.
+        let low = model_info(
+            &facts,
+            &merged(0, Some((7, 200, 1000))),
+            3_634_291,
+            Category::ImageGeneration,
+            &settings,
+            false,
+        );
+        assert!(low.deletion_risk_flags.low_usage);
+        assert_eq!(
+            (low.risk_score, low.usage_percentage_of_category, low.cost_benefit_score),
+            (2, 0.0055, Some(41.18))
+        );
+    }
+
+    #[test]
+    fn usage_flags_and_critical_state() {
+        let settings = AnalysisSettings::default();
+        let facts = image_facts("A");
+        // No usage at all: no zero-usage flags (the reference only sets them with usage data).
+        let none = model_info(&facts, &merged(0, None), 100, Category::ImageGeneration, &settings, false);
+        assert!(!none.deletion_risk_flags.zero_usage_month && none.deletion_risk_flags.no_active_workers);
+        assert!(!none.is_critical);
+        assert_eq!(none.usage_trend, UsageTrend::default());
+        let zero_month =
+            model_info(&facts, &merged(0, Some((0, 0, 5))), 100, Category::ImageGeneration, &settings, false);
+        assert!(zero_month.deletion_risk_flags.zero_usage_month && zero_month.is_critical);
+        assert!(zero_month.deletion_risk_flags.low_usage);
+        // Text: month usage < 10 and workers < 1.
+        let text = RecordFacts { name: "t".into(), ..facts.clone() };
+        let quiet =
+            model_info(&text, &merged(0, Some((1, 9, 9))), 100, Category::TextGeneration, &settings, false);
+        assert!(quiet.is_critical);
+        let served =
+            model_info(&text, &merged(1, Some((1, 9, 9))), 100, Category::TextGeneration, &settings, false);
+        assert!(!served.is_critical);
+    }
+
+    #[test]
+    fn analyze_sorts_by_month_usage_stably_and_summarises() {
+        let settings = AnalysisSettings::default();
+        let facts: Vec<RecordFacts> = ["a", "b", "c", "d"].into_iter().map(image_facts).collect();
+        let merged = vec![
+            merged(1, Some((1, 10, 10))),
+            merged(0, None),
+            merged(2, Some((1, 50, 60))),
+            merged(0, Some((0, 10, 20))),
+        ];
+        let response = analyze(Category::ImageGeneration, &facts, &merged, 70, &settings, false);
+        let order: Vec<&str> = response.models.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(order, ["c", "a", "d", "b"]);
+        let s = &response.summary;
+        assert_eq!(
+            (s.total_models, s.models_at_risk, s.models_critical, s.models_with_warnings),
+            (4, 2, 0, 0)
+        );
+        assert_eq!((s.models_with_zero_day_usage, s.models_with_no_active_workers), (1, 2));
+        assert_eq!(s.average_risk_score, 0.75); // (a 0 + b 1 + c 0 + d 2) / 4
+        assert_eq!(s.category_total_month_usage, 70);
+        assert_eq!(
+            (response.total_count, response.returned_count, response.offset, response.limit),
+            (4, 4, 0, None)
+        );
+        let json: serde_json::Value = serde_json::to_value(&response).unwrap();
+        let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "category",
+                "category_total_month_usage",
+                "total_count",
+                "returned_count",
+                "offset",
+                "limit",
+                "models",
+                "summary"
+            ]
+        );
+    }
+
+    #[test]
+    fn backend_variations_only_when_asked_and_present() {
+        use crate::merge::BackendVariation;
+        let settings = AnalysisSettings::default();
+        let mut m = merged(2, Some((1, 2, 3)));
+        m.backend_variations = Some(vec![BackendVariation {
+            backend: Backend::Koboldcpp,
+            variant_name: "koboldcpp/t".into(),
+            worker_count: 2,
+            performance: Some(3.5),
+            queued: Some(1.5),
+            queued_jobs: Some(0.5),
+            eta: None,
+            usage: Usage { day: 1, month: 2, total: 3 },
+        }]);
+        let facts = image_facts("t");
+        let with = model_info(&facts, &m, 2, Category::TextGeneration, &settings, true);
+        assert_eq!(
+            serde_json::to_string(&with.backend_variations).unwrap(),
+            r#"[{"backend":"koboldcpp","variant_name":"koboldcpp/t","worker_count":2,"performance":3.5,"usage_day":1,"usage_month":2,"usage_total":3}]"#
+        );
+        assert!(model_info(&facts, &m, 2, Category::TextGeneration, &settings, false)
+            .backend_variations
+            .is_none());
+        m.backend_variations = Some(Vec::new());
+        assert!(model_info(&facts, &m, 2, Category::TextGeneration, &settings, true)
+            .backend_variations
+            .is_none());
+    }
+}

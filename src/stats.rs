@@ -1,1 +1,1084 @@
-//! (stub: filled by the analytics work)
+//! Category statistics: the reference's `calculate_category_statistics`.
+//!
+//! The reference computes these over the RAW model-reference dicts, not over
+//! validated records, so this module reads [`RawRecord`] fields the way Python
+//! reads a dict: `.get` with defaults, Python truthiness, `str()` of whatever
+//! value is there, `isinstance` checks. Where the reference would crash on odd
+//! input (a download URL that is not a string or that `urlparse` rejects, a
+//! text group whose `config` cannot take more downloads) the piece is treated
+//! as absent and a warning is logged; everything else follows the reference.
+//!
+//! Two behaviours come from the way the expected statistics are produced (the
+//! reference's hydrator leaves statistics unimplemented; its endpoint is
+//! mirrored): a text model's size is read from `parameters_count` when that key
+//! exists, else from `parameters` (the records carry `parameters`, which the
+//! reference misses); and for text with grouped=true, records are first folded
+//! by base model name in order of first appearance — a group is its first
+//! member's record, with the later members' `config.download` entries appended.
+//! Image statistics ignore grouping.
+//!
+//! Pieces, in the order the output declares them: counts and NSFW, baseline
+//! distribution, download statistics and hosts, top 20 tags and styles,
+//! parameter buckets (text), triggers/inpainting/requirements (image),
+//! showcases. Every step is one pass plus a stable sort: O(n log n).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use indexmap::IndexMap;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::category::Category;
+use crate::records::{ParsedReference, RawRecord};
+use crate::{names, pyfloat};
+
+/// How many tags (and styles) the statistics list.
+const TOP_LIMIT: usize = 20;
+
+/// The reference's `PARAMETER_BUCKETS`: `[min, max)` ranges of a text model's
+/// size, in order; `None` is the open-ended last bucket.
+const PARAMETER_BUCKETS: [(i128, Option<i128>, &str); 8] = [
+    (0, Some(3_000_000_000), "< 3B"),
+    (3_000_000_000, Some(6_000_000_000), "3B-6B"),
+    (6_000_000_000, Some(9_000_000_000), "6B-9B"),
+    (9_000_000_000, Some(13_000_000_000), "9B-13B"),
+    (13_000_000_000, Some(20_000_000_000), "13B-20B"),
+    (20_000_000_000, Some(35_000_000_000), "20B-35B"),
+    (35_000_000_000, Some(70_000_000_000), "35B-70B"),
+    (70_000_000_000, None, "> 70B"),
+];
+
+// ---------------------------------------------------------------------------
+// The response: the reference's pydantic models, fields in declaration order.
+// ---------------------------------------------------------------------------
+
+/// `CategoryStatistics` (its `sfw_count` is a plain property: not serialised).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct CategoryStatistics {
+    category: &'static str,
+    total_models: usize,
+    returned_models: usize,
+    offset: usize,
+    limit: Option<u64>,
+    nsfw_count: usize,
+    baseline_distribution: IndexMap<String, BaselineStats>,
+    download_stats: DownloadStats,
+    top_tags: Vec<TagStats>,
+    top_styles: Vec<TagStats>,
+    parameter_buckets: Vec<ParameterBucketStats>,
+    models_without_param_info: usize,
+    models_with_trigger_words: usize,
+    models_with_inpainting: usize,
+    models_with_requirements: usize,
+    models_with_showcases: usize,
+    computed_at: i64,
+}
+
+/// `BaselineStats`: one baseline's share of the category.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct BaselineStats {
+    baseline: String,
+    count: usize,
+    percentage: f64,
+}
+
+/// `DownloadStats`: download entries, sizes on disk and download hosts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct DownloadStats {
+    total_models_with_downloads: usize,
+    total_download_entries: usize,
+    /// A Python int in the reference: the sum of `int(size)`; wide enough
+    /// for any realistic sum, saturating beyond.
+    total_size_bytes: u128,
+    models_with_size_info: usize,
+    average_size_bytes: f64,
+    /// `netloc` of each download URL → entries, most frequent first.
+    hosts: IndexMap<String, usize>,
+}
+
+/// `TagStats`: one tag's (or style's) share of the category.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct TagStats {
+    tag: String,
+    count: usize,
+    percentage: f64,
+}
+
+/// `ParameterBucketStats`: text models whose size falls in one bucket.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct ParameterBucketStats {
+    bucket_label: &'static str,
+    min_params: Option<i128>,
+    max_params: Option<i128>,
+    count: usize,
+    percentage: f64,
+}
+
+// ---------------------------------------------------------------------------
+// Entry point.
+// ---------------------------------------------------------------------------
+
+/// The statistics entry of `category`: the reference's
+/// `CategoryStatistics.model_dump_json()` with `computed_at` set, and the
+/// number of models it describes (`total_models`; text groups when grouped).
+pub fn compute_statistics(
+    category: Category,
+    reference: &ParsedReference,
+    grouped: bool,
+    computed_at: i64,
+) -> (String, usize) {
+    let models = stats_models(category, reference, grouped);
+    let stats = calculate(category, &models, computed_at);
+    let json = serde_json::to_string(&stats)
+        .expect("statistics hold only strings, integers and finite floats: serialising cannot fail");
+    (json, stats.total_models)
+}
+
+// ---------------------------------------------------------------------------
+// The models the statistics read (text grouping folds them first).
+// ---------------------------------------------------------------------------
+
+/// One model as the statistics read it: its record, and its download list
+/// (which a text group's fold may have extended).
+#[derive(Debug, Clone, PartialEq)]
+struct StatsModel<'a> {
+    name: &'a str,
+    fields: &'a Map<String, Value>,
+    downloads: Downloads<'a>,
+}
+
+/// What `config.download` holds, as far as the statistics can tell.
+#[derive(Debug, Clone, PartialEq)]
+enum Downloads<'a> {
+    /// No `config`, or a `config` object without `download`: nothing counted,
+    /// but a fold may create the list (Python's `setdefault`).
+    Missing,
+    /// `config.download` is a list.
+    List(DownloadList<'a>),
+    /// `config` is not an object or `download` is not a list: nothing counted
+    /// and nothing can be appended.
+    Unusable,
+}
+
+/// A download list, possibly assembled from several records.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct DownloadList<'a> {
+    /// The list items, one slice per record that contributed a list.
+    segments: Vec<&'a [Value]>,
+    /// Items that are never objects: Python's `list.extend` of a string (its
+    /// characters) or of an object (its keys).
+    opaque_items: usize,
+}
+
+impl<'a> DownloadList<'a> {
+    fn len(&self) -> usize {
+        self.segments.iter().map(|s| s.len()).sum::<usize>() + self.opaque_items
+    }
+
+    /// The items that are objects (the only ones whose URL is read), in order.
+    fn objects(&self) -> impl Iterator<Item = &'a Map<String, Value>> + '_ {
+        self.segments.iter().flat_map(|s| s.iter()).filter_map(Value::as_object)
+    }
+
+    /// Python's `list.extend(value)`; `false` when Python would raise.
+    fn extend(&mut self, value: &'a Value) -> bool {
+        match value {
+            Value::Array(items) => self.segments.push(items),
+            Value::String(s) => self.opaque_items += s.chars().count(),
+            Value::Object(keys) => self.opaque_items += keys.len(),
+            Value::Null | Value::Bool(_) | Value::Number(_) => return false,
+        }
+        true
+    }
+}
+
+impl<'a> StatsModel<'a> {
+    fn of(record: &'a RawRecord) -> Self {
+        let downloads = match record.fields.get("config") {
+            None => Downloads::Missing,
+            Some(Value::Object(config)) => match config.get("download") {
+                None => Downloads::Missing,
+                Some(Value::Array(items)) => {
+                    Downloads::List(DownloadList { segments: vec![items], opaque_items: 0 })
+                }
+                Some(_) => Downloads::Unusable,
+            },
+            Some(_) => Downloads::Unusable,
+        };
+        StatsModel { name: &record.name, fields: &record.fields, downloads }
+    }
+}
+
+/// The models to count: the records, or (text, grouped) one per base model
+/// name in order of first appearance.
+fn stats_models(category: Category, reference: &ParsedReference, grouped: bool) -> Vec<StatsModel<'_>> {
+    if !(grouped && category.is_text()) {
+        return reference.records.iter().map(StatsModel::of).collect();
+    }
+    let mut models: Vec<StatsModel<'_>> = Vec::new();
+    let mut by_base: HashMap<String, usize> = HashMap::with_capacity(reference.records.len());
+    for record in &reference.records {
+        let base = names::base_model_name(&record.name);
+        match by_base.get(&base) {
+            Some(&at) => fold_downloads(&mut models[at], record),
+            None => {
+                by_base.insert(base, models.len());
+                models.push(StatsModel::of(record));
+            }
+        }
+    }
+    models
+}
+
+/// A later member of a text group: append its `config.download` to the
+/// group's, as the grouping does (`existing.setdefault("config", {})
+/// .setdefault("download", []).extend(...)`, guarded by
+/// `"config" in data and "download" in data["config"]`).
+fn fold_downloads<'a>(group: &mut StatsModel<'a>, member: &'a RawRecord) {
+    let incoming = match member.fields.get("config") {
+        None => return,
+        Some(Value::Object(config)) => match config.get("download") {
+            Some(v) => v,
+            None => return,
+        },
+        // `"download" in config` is a substring / element test on these,
+        // which Python answers without error when it is false.
+        Some(Value::String(s)) if !s.contains("download") => return,
+        Some(Value::Array(items)) if !items.iter().any(|v| v.as_str() == Some("download")) => return,
+        Some(_) => {
+            log::warn!(
+                "statistics: text model {:?}: config is not an object; its downloads are not added to its group",
+                member.name
+            );
+            return;
+        }
+    };
+    if group.downloads == Downloads::Missing {
+        // `setdefault("download", [])`
+        group.downloads = Downloads::List(DownloadList::default());
+    }
+    let Downloads::List(list) = &mut group.downloads else {
+        log::warn!(
+            "statistics: text group of {:?}: its config.download is not a list; downloads of {:?} not added",
+            group.name,
+            member.name
+        );
+        return;
+    };
+    if !list.extend(incoming) {
+        log::warn!(
+            "statistics: text model {:?}: config.download is {}; not added to its group",
+            member.name,
+            crate::records::json_type_name(incoming)
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The calculation.
+// ---------------------------------------------------------------------------
+
+/// Counts in first-seen order (Python's `defaultdict(int)`).
+type Counter = IndexMap<String, usize>;
+
+fn count(counter: &mut Counter, key: Cow<'_, str>) {
+    if let Some(n) = counter.get_mut(key.as_ref()) {
+        *n += 1;
+    } else {
+        counter.insert(key.into_owned(), 1);
+    }
+}
+
+/// Python's `sorted(counter.items(), key=count, reverse=True)`: most frequent
+/// first, ties in first-seen order (the sort is stable).
+fn by_count_desc(counter: Counter) -> Vec<(String, usize)> {
+    let mut items: Vec<(String, usize)> = counter.into_iter().collect();
+    items.sort_by_key(|&(_, n)| std::cmp::Reverse(n));
+    items
+}
+
+/// `round(count / total * 100.0, 2)`, in the reference's operation order.
+fn percentage(count: usize, total: usize) -> f64 {
+    pyfloat::round((count as f64 / total as f64) * 100.0, 2)
+}
+
+/// `isinstance(v, (int, float)) and v > 0`, then `int(v)` (bools are ints;
+/// floats truncate). `None` when the value does not count.
+fn positive_int(value: Option<&Value>) -> Option<i128> {
+    match value? {
+        Value::Bool(true) => Some(1),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                (i > 0).then_some(i128::from(i))
+            } else if let Some(u) = n.as_u64() {
+                Some(i128::from(u))
+            } else {
+                let f = n.as_f64()?;
+                // `as` saturates: sizes beyond i128 are not worth a big-int type.
+                (f > 0.0).then_some(f.trunc() as i128)
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The text model's size as the expected statistics read it: the key
+/// `parameters_count` if the record has it, else `parameters`.
+fn parameters_field(fields: &Map<String, Value>) -> Option<&Value> {
+    if fields.contains_key("parameters_count") {
+        fields.get("parameters_count")
+    } else {
+        fields.get("parameters")
+    }
+}
+
+/// The label index of the bucket a positive size falls in.
+fn bucket_of(params: i128) -> Option<usize> {
+    PARAMETER_BUCKETS.iter().position(|&(min, max, _)| params >= min && max.is_none_or(|max| params < max))
+}
+
+/// Everything the statistics accumulate in their one pass over the models.
+#[derive(Debug, Default)]
+struct Tally {
+    nsfw: usize,
+    baselines: Counter,
+    models_with_downloads: usize,
+    download_entries: usize,
+    total_size_bytes: u128,
+    models_with_size: usize,
+    hosts: Counter,
+    tags: Counter,
+    styles: Counter,
+    bucket_counts: [usize; PARAMETER_BUCKETS.len()],
+    models_with_params: usize,
+    models_without_params: usize,
+    triggers: usize,
+    inpainting: usize,
+    requirements: usize,
+    showcases: usize,
+}
+
+impl Tally {
+    fn add(&mut self, category: Category, model: &StatsModel<'_>) {
+        let f = model.fields;
+        if f.get("nsfw").is_some_and(truthy) {
+            self.nsfw += 1;
+        }
+        if let Some(baseline) = f.get("baseline").filter(|v| truthy(v)) {
+            count(&mut self.baselines, py_str(baseline));
+        }
+        self.add_downloads(model);
+        if let Some(size) = positive_int(f.get("size_on_disk_bytes")) {
+            self.models_with_size += 1;
+            self.total_size_bytes = self.total_size_bytes.saturating_add(size as u128);
+        }
+        if let Some(Value::Array(tags)) = f.get("tags") {
+            for tag in tags.iter().filter(|t| truthy(t)) {
+                count(&mut self.tags, py_str(tag));
+            }
+        }
+        if let Some(style) = f.get("style").filter(|v| truthy(v)) {
+            count(&mut self.styles, py_str(style));
+        }
+        match category {
+            Category::TextGeneration => match positive_int(parameters_field(f)) {
+                Some(params) => {
+                    self.models_with_params += 1;
+                    if let Some(b) = bucket_of(params) {
+                        self.bucket_counts[b] += 1;
+                    }
+                }
+                None => self.models_without_params += 1,
+            },
+            Category::ImageGeneration => {
+                if matches!(f.get("trigger"), Some(Value::Array(t)) if !t.is_empty()) {
+                    self.triggers += 1;
+                }
+                if f.get("inpainting").is_some_and(truthy) {
+                    self.inpainting += 1;
+                }
+                if matches!(f.get("requirements"), Some(Value::Object(r)) if !r.is_empty()) {
+                    self.requirements += 1;
+                }
+            }
+        }
+        if matches!(f.get("showcases"), Some(Value::Array(s)) if !s.is_empty()) {
+            self.showcases += 1;
+        }
+    }
+
+    fn add_downloads(&mut self, model: &StatsModel<'_>) {
+        let Downloads::List(list) = &model.downloads else {
+            return;
+        };
+        let entries = list.len();
+        if entries == 0 {
+            return;
+        }
+        self.models_with_downloads += 1;
+        self.download_entries += entries;
+        for download in list.objects() {
+            match download.get("file_url") {
+                Some(Value::String(url)) if !url.is_empty() => match url_netloc(url) {
+                    Ok(host) if !host.is_empty() => count(&mut self.hosts, host),
+                    Ok(_) => {}
+                    Err(e) => log::warn!(
+                        "statistics: model {:?}: download URL {url:?} {e}; its host is not counted",
+                        model.name
+                    ),
+                },
+                Some(url) if truthy(url) => log::warn!(
+                    "statistics: model {:?}: download file_url is {}, not a string; its host is not counted",
+                    model.name,
+                    crate::records::json_type_name(url)
+                ),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn calculate(category: Category, models: &[StatsModel<'_>], computed_at: i64) -> CategoryStatistics {
+    let mut tally = Tally::default();
+    for model in models {
+        tally.add(category, model);
+    }
+    let total = models.len();
+
+    let mut baseline_distribution = IndexMap::new();
+    let mut top_tags = Vec::new();
+    let mut top_styles = Vec::new();
+    let mut parameter_buckets = Vec::new();
+    if total > 0 {
+        for (baseline, n) in by_count_desc(tally.baselines) {
+            let stats =
+                BaselineStats { baseline: baseline.clone(), count: n, percentage: percentage(n, total) };
+            baseline_distribution.insert(baseline, stats);
+        }
+        top_tags = top_list(tally.tags, total);
+        top_styles = top_list(tally.styles, total);
+        if category.is_text() && tally.models_with_params > 0 {
+            for (&(min, max, label), &n) in PARAMETER_BUCKETS.iter().zip(&tally.bucket_counts) {
+                if n > 0 {
+                    parameter_buckets.push(ParameterBucketStats {
+                        bucket_label: label,
+                        min_params: Some(min),
+                        max_params: max,
+                        count: n,
+                        percentage: percentage(n, total),
+                    });
+                }
+            }
+        }
+    }
+
+    let average_size_bytes = if tally.models_with_size > 0 {
+        pyfloat::round(tally.total_size_bytes as f64 / tally.models_with_size as f64, 2)
+    } else {
+        0.0
+    };
+    CategoryStatistics {
+        category: category.as_str(),
+        total_models: total,
+        returned_models: total,
+        offset: 0,
+        limit: None,
+        nsfw_count: tally.nsfw,
+        baseline_distribution,
+        download_stats: DownloadStats {
+            total_models_with_downloads: tally.models_with_downloads,
+            total_download_entries: tally.download_entries,
+            total_size_bytes: tally.total_size_bytes,
+            models_with_size_info: tally.models_with_size,
+            average_size_bytes,
+            hosts: by_count_desc(tally.hosts).into_iter().collect(),
+        },
+        top_tags,
+        top_styles,
+        parameter_buckets,
+        models_without_param_info: tally.models_without_params,
+        models_with_trigger_words: tally.triggers,
+        models_with_inpainting: tally.inpainting,
+        models_with_requirements: tally.requirements,
+        models_with_showcases: tally.showcases,
+        computed_at,
+    }
+}
+
+/// The 20 most frequent tags (or styles) with their share of `total`.
+fn top_list(counter: Counter, total: usize) -> Vec<TagStats> {
+    by_count_desc(counter)
+        .into_iter()
+        .take(TOP_LIMIT)
+        .map(|(tag, n)| TagStats { tag, count: n, percentage: percentage(n, total) })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Python value semantics.
+// ---------------------------------------------------------------------------
+
+/// Python truthiness of a JSON value.
+fn truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// Python's `str(value)` of a JSON-decoded value.
+fn py_str(value: &Value) -> Cow<'_, str> {
+    match value {
+        Value::String(s) => Cow::Borrowed(s),
+        other => {
+            let mut out = String::new();
+            py_repr(other, &mut out);
+            Cow::Owned(out)
+        }
+    }
+}
+
+/// Python's `repr(value)` of a JSON-decoded value.
+fn py_repr(value: &Value, out: &mut String) {
+    match value {
+        Value::Null => out.push_str("None"),
+        Value::Bool(true) => out.push_str("True"),
+        Value::Bool(false) => out.push_str("False"),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => out.push_str(&i.to_string()),
+            (None, Some(u)) => out.push_str(&u.to_string()),
+            _ => out.push_str(&py_float_repr(n.as_f64().unwrap_or(f64::NAN))),
+        },
+        Value::String(s) => py_str_repr(s, out),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                py_repr(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                py_str_repr(k, out);
+                out.push_str(": ");
+                py_repr(v, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// Python's `repr(float)`: the shortest round-tripping digits, positional
+/// when the decimal exponent is in [-4, 16), scientific otherwise.
+fn py_float_repr(x: f64) -> String {
+    if x.is_nan() {
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    // `{:e}` gives the shortest round-trip digits: "-1.2345e-5".
+    let sci = format!("{x:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    // Python's `decpt`: the value is 0.DIGITS × 10^decpt.
+    let decpt = exp + 1;
+    let mut out = String::from(sign);
+    if (-3..=16).contains(&decpt) {
+        if decpt <= 0 {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', decpt.unsigned_abs() as usize));
+            out.push_str(&digits);
+        } else {
+            let point = decpt as usize;
+            if digits.len() <= point {
+                out.push_str(&digits);
+                out.extend(std::iter::repeat_n('0', point - digits.len()));
+                out.push_str(".0");
+            } else {
+                out.push_str(&digits[..point]);
+                out.push('.');
+                out.push_str(&digits[point..]);
+            }
+        }
+    } else {
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        let e = decpt - 1;
+        out.push_str(&format!("e{}{:02}", if e < 0 { '-' } else { '+' }, e.unsigned_abs()));
+    }
+    out
+}
+
+/// Python's `repr(str)`: single quotes unless the text has a single quote and
+/// no double quote; backslash escapes for the quote, backslash, \t \n \r and
+/// non-printable characters. (`str.isprintable` is approximated outside ASCII
+/// by the common non-printable ranges: controls, format characters, separators,
+/// private use.)
+fn py_str_repr(s: &str, out: &mut String) {
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if !py_printable(c) => {
+                let cp = c as u32;
+                if cp <= 0xff {
+                    out.push_str(&format!("\\x{cp:02x}"));
+                } else if cp <= 0xffff {
+                    out.push_str(&format!("\\u{cp:04x}"));
+                } else {
+                    out.push_str(&format!("\\U{cp:08x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+}
+
+/// An approximation of Python's `str.isprintable` for one character.
+fn py_printable(c: char) -> bool {
+    let cp = c as u32;
+    !matches!(cp,
+        0x00..=0x1f | 0x7f..=0xa0 | 0xad | 0x600..=0x605 | 0x61c | 0x6dd | 0x70f
+        | 0x1680 | 0x180e | 0x2000..=0x200f | 0x2028..=0x202f | 0x205f..=0x206f
+        | 0x3000 | 0xd800..=0xf8ff | 0xfeff | 0xfff9..=0xfffb | 0xfffe..=0xffff
+        | 0xe0001 | 0xe0020..=0xe007f | 0xf0000..=0x10ffff)
+}
+
+// ---------------------------------------------------------------------------
+// urllib.parse.urlparse(url).netloc (CPython 3.12).
+// ---------------------------------------------------------------------------
+
+/// Why `urlparse` would raise on a URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum UrlError {
+    #[error("is not a valid URL (invalid IPv6 host)")]
+    InvalidIpv6,
+    #[error("is not a valid URL (invalid IPvFuture host)")]
+    InvalidIpvFuture,
+    #[error("is not a valid URL (host has characters that change under NFKC normalisation)")]
+    Nfkc,
+}
+
+/// Non-ASCII characters whose NFKC form holds one of `/?#@:` (Unicode 15.0,
+/// CPython 3.12's `unicodedata`); `urlsplit` rejects a host containing one.
+const NFKC_DELIMITERS: [char; 19] = [
+    '\u{2047}', '\u{2048}', '\u{2049}', '\u{2100}', '\u{2101}', '\u{2105}', '\u{2106}', '\u{2a74}',
+    '\u{fe13}', '\u{fe16}', '\u{fe55}', '\u{fe56}', '\u{fe5f}', '\u{fe6b}', '\u{ff03}', '\u{ff0f}',
+    '\u{ff1a}', '\u{ff1f}', '\u{ff20}',
+];
+
+/// The `netloc` Python's `urlparse` finds in `url` (possibly empty), or the
+/// reason it would raise.
+fn url_netloc(url: &str) -> Result<Cow<'_, str>, UrlError> {
+    // Leading C0 controls and spaces go; tabs and newlines go everywhere.
+    let url = url.trim_start_matches(|c: char| c <= ' ');
+    if url.bytes().any(|b| matches!(b, b'\t' | b'\r' | b'\n')) {
+        let cleaned = url.replace(['\t', '\r', '\n'], "");
+        split_netloc(&cleaned).map(|n| Cow::Owned(n.to_owned()))
+    } else {
+        split_netloc(url).map(Cow::Borrowed)
+    }
+}
+
+/// `urlsplit`'s netloc of a cleaned URL: after an optional `scheme:`, the
+/// text after `//` up to the first `/`, `?` or `#`; then its checks.
+fn split_netloc(url: &str) -> Result<&str, UrlError> {
+    // Every delimiter is ASCII: byte positions are character boundaries.
+    let mut rest = url;
+    if let Some(i) = rest.bytes().position(|b| b == b':') {
+        let scheme = &rest[..i];
+        if i > 0
+            && scheme.as_bytes()[0].is_ascii_alphabetic()
+            && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        {
+            rest = &rest[i + 1..];
+        }
+    }
+    let Some(after) = rest.strip_prefix("//") else {
+        return Ok("");
+    };
+    let end = after.bytes().position(|b| matches!(b, b'/' | b'?' | b'#')).unwrap_or(after.len());
+    let netloc = &after[..end];
+    match (netloc.bytes().any(|b| b == b'['), netloc.bytes().any(|b| b == b']')) {
+        (true, false) | (false, true) => return Err(UrlError::InvalidIpv6),
+        (true, true) => {
+            let bracketed = netloc.split_once('[').map_or("", |(_, r)| r);
+            let host = bracketed.split_once(']').map_or(bracketed, |(h, _)| h);
+            check_bracketed_host(host)?;
+        }
+        (false, false) => {}
+    }
+    if !netloc.is_ascii() && netloc.contains(NFKC_DELIMITERS) {
+        return Err(UrlError::Nfkc);
+    }
+    Ok(netloc)
+}
+
+/// `_check_bracketed_host`: an IPvFuture literal or an IPv6 address
+/// (optionally with a `%scope`), never IPv4.
+fn check_bracketed_host(host: &str) -> Result<(), UrlError> {
+    if let Some(rest) = host.strip_prefix('v') {
+        // \Av[a-fA-F0-9]+\..+\Z
+        let hex = rest.bytes().take_while(u8::is_ascii_hexdigit).count();
+        let after = &rest[hex..];
+        let valid = hex > 0 && after.len() > 1 && after.starts_with('.') && !after.contains('\n');
+        return if valid { Ok(()) } else { Err(UrlError::InvalidIpvFuture) };
+    }
+    let address = match host.split_once('%') {
+        Some((_, scope)) if scope.is_empty() || scope.contains('%') => return Err(UrlError::InvalidIpv6),
+        Some((address, _)) => address,
+        None => host,
+    };
+    if address.parse::<Ipv4Addr>().is_ok() || address.parse::<Ipv6Addr>().is_err() {
+        return Err(UrlError::InvalidIpv6);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn reference(value: Value) -> ParsedReference {
+        crate::records::parse_reference(value.to_string().as_bytes()).unwrap()
+    }
+
+    fn stats_of(category: Category, value: Value) -> CategoryStatistics {
+        let parsed = reference(value);
+        calculate(category, &stats_models(category, &parsed, false), 7)
+    }
+
+    #[test]
+    fn python_truthiness() {
+        for v in
+            [json!(null), json!(false), json!(0), json!(0.0), json!(-0.0), json!(""), json!([]), json!({})]
+        {
+            assert!(!truthy(&v), "{v} is falsy");
+        }
+        for v in [json!(true), json!(-1), json!(0.5), json!("0"), json!([0]), json!({"a": null})] {
+            assert!(truthy(&v), "{v} is truthy");
+        }
+    }
+
+    #[test]
+    fn python_str_of_json_values() {
+        // Each checked against CPython 3.12's str().
+        let cases = [
+            (json!("plain"), "plain"),
+            (json!(3), "3"),
+            (json!(-2), "-2"),
+            (json!(true), "True"),
+            (json!(1.0), "1.0"),
+            (json!(1.5), "1.5"),
+            (json!(1e16), "1e+16"),
+            (json!(1e-5), "1e-05"),
+            (json!(0.0001), "0.0001"),
+            (json!(123456789.0), "123456789.0"),
+            (json!(1234567890123456.0), "1234567890123456.0"),
+            (json!(1.5e300), "1.5e+300"),
+            (json!(-0.0), "-0.0"),
+            (json!(0.1), "0.1"),
+            (json!(["x", "it's", null]), r#"['x', "it's", None]"#),
+            (json!({"k": "v'q\"", "n": 1}), r#"{'k': 'v\'q"', 'n': 1}"#),
+            (
+                json!(["tab\there", "back\\slash", "é🎉", "\u{1}"]),
+                r"['tab\there', 'back\\slash', 'é🎉', '\x01']",
+            ),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(py_str(&value), expected, "str({value})");
+        }
+    }
+
+    #[test]
+    fn netloc_like_urlparse() {
+        // Each checked against CPython 3.12.1's urllib.parse.urlparse(url).netloc.
+        let ok = [
+            ("https://huggingface.co/x?download=true", "huggingface.co"),
+            ("huggingface.co/x", ""),
+            ("file:///x", ""),
+            ("//nohost.com/x", "nohost.com"),
+            ("  HTTPS://User@Host.Example:99/p?q#f", "User@Host.Example:99"),
+            ("http://ex\tample.com/", "example.com"),
+            ("http://h\r\n.com", "h.com"),
+            ("\u{0} http://n.com", "n.com"),
+            ("http:// sp.com/", " sp.com"),
+            ("https://例え.jp/f", "例え.jp"),
+            ("https://\u{ff21}b/", "\u{ff21}b"),
+            ("http://[::1]:8080/a", "[::1]:8080"),
+            ("http://u@[::1]:80/", "u@[::1]:80"),
+            ("http://x[::1]/", "x[::1]"),
+            ("http://[v1a.x]/", "[v1a.x]"),
+            ("http://[fe80::1%eth0]/", "[fe80::1%eth0]"),
+            ("http://[::ffff:1.2.3.4]/", "[::ffff:1.2.3.4]"),
+            ("h:ttp://x", ""),
+            ("a+b-c.d://host/", "host"),
+            ("1http://digit.scheme/", ""),
+            ("://x", ""),
+            ("http:\\\\x", ""),
+            ("mailto:someone@example.com", ""),
+            ("http://a.com?x=1", "a.com"),
+            ("http://b.com#frag", "b.com"),
+        ];
+        for (url, netloc) in ok {
+            assert_eq!(url_netloc(url).as_deref(), Ok(netloc), "{url:?}");
+        }
+        let raises = [
+            ("http://[bad/a", UrlError::InvalidIpv6),
+            ("http://bad]/a", UrlError::InvalidIpv6),
+            ("http://[1.2.3.4]/", UrlError::InvalidIpv6),
+            ("http://[::1%]/", UrlError::InvalidIpv6),
+            ("http://[::1%a%b]/", UrlError::InvalidIpv6),
+            ("http://a]b[c/", UrlError::InvalidIpv6),
+            ("http://[::ffff:01.2.3.4]/", UrlError::InvalidIpv6),
+            ("http://[12345::]/", UrlError::InvalidIpv6),
+            ("http://[v.x]/", UrlError::InvalidIpvFuture),
+            ("http://[v1.]/", UrlError::InvalidIpvFuture),
+            ("https://a\u{ff0f}b/", UrlError::Nfkc),
+            ("https://a\u{2100}b/", UrlError::Nfkc),
+        ];
+        for (url, error) in raises {
+            assert_eq!(url_netloc(url), Err(error), "{url:?}");
+        }
+    }
+
+    #[test]
+    fn sizes_and_parameters_as_python_reads_them() {
+        assert_eq!(positive_int(Some(&json!(5214865159u64))), Some(5214865159));
+        assert_eq!(positive_int(Some(&json!(2.9))), Some(2));
+        assert_eq!(positive_int(Some(&json!(0.5))), Some(0));
+        assert_eq!(positive_int(Some(&json!(true))), Some(1));
+        for odd in [json!("123"), json!(0), json!(-7), json!(-0.5), json!(null), json!(false), json!([1])] {
+            assert_eq!(positive_int(Some(&odd)), None, "{odd}");
+        }
+        assert_eq!(positive_int(None), None);
+
+        let m = |v: Value| v.as_object().unwrap().clone();
+        assert_eq!(parameters_field(&m(json!({"parameters": 7}))), Some(&json!(7)));
+        assert_eq!(
+            parameters_field(&m(json!({"parameters": 7, "parameters_count": null}))),
+            Some(&json!(null))
+        );
+        assert_eq!(parameters_field(&m(json!({"parameters": null, "parameters_count": 9}))), Some(&json!(9)));
+        assert_eq!(parameters_field(&m(json!({}))), None);
+    }
+
+    #[test]
+    fn parameter_bucket_edges() {
+        let label = |p| bucket_of(p).map(|i| PARAMETER_BUCKETS[i].2);
+        assert_eq!(label(0), Some("< 3B"));
+        assert_eq!(label(2_999_999_999), Some("< 3B"));
+        assert_eq!(label(3_000_000_000), Some("3B-6B"));
+        assert_eq!(label(69_999_999_999), Some("35B-70B"));
+        assert_eq!(label(70_000_000_000), Some("> 70B"));
+        assert_eq!(label(i128::MAX), Some("> 70B"));
+    }
+
+    #[test]
+    fn counts_flags_and_distributions() {
+        let s = stats_of(
+            Category::ImageGeneration,
+            json!({
+                "a": {"nsfw": true, "baseline": "sdxl", "tags": ["x", null, "", "y", "x"], "style": "anime",
+                      "trigger": ["t"], "inpainting": true, "requirements": {"clip_skip": 2}, "showcases": ["s"],
+                      "size_on_disk_bytes": 3, "config": {"download": [{"file_url": "https://h.co/a"}, {"file_url": "https://h.co/b"}]}},
+                "b": {"nsfw": "yes", "baseline": "sd1", "tags": ["y"], "style": "anime", "trigger": [],
+                      "inpainting": 0, "requirements": {}, "showcases": "s", "size_on_disk_bytes": 4.9,
+                      "config": {"download": [{"file_url": "https://o.org/a"}, "entry", {"file_url": 42}]}},
+                "c": {"baseline": "sdxl", "config": null, "size_on_disk_bytes": "8"},
+            }),
+        );
+        assert_eq!((s.total_models, s.returned_models, s.nsfw_count), (3, 3, 2));
+        let baselines: Vec<_> =
+            s.baseline_distribution.values().map(|b| (b.baseline.as_str(), b.count, b.percentage)).collect();
+        assert_eq!(baselines, [("sdxl", 2, 66.67), ("sd1", 1, 33.33)]);
+        // "x" is counted twice on one model, as the reference does.
+        let tags: Vec<_> = s.top_tags.iter().map(|t| (t.tag.as_str(), t.count, t.percentage)).collect();
+        assert_eq!(tags, [("x", 2, 66.67), ("y", 2, 66.67)]);
+        assert_eq!(s.top_styles, [TagStats { tag: "anime".into(), count: 2, percentage: 66.67 }]);
+        let d = &s.download_stats;
+        assert_eq!((d.total_models_with_downloads, d.total_download_entries), (2, 5));
+        assert_eq!((d.total_size_bytes, d.models_with_size_info, d.average_size_bytes), (7, 2, 3.5));
+        assert_eq!(
+            d.hosts.iter().map(|(h, n)| (h.as_str(), *n)).collect::<Vec<_>>(),
+            [("h.co", 2), ("o.org", 1)]
+        );
+        assert_eq!(
+            (
+                s.models_with_trigger_words,
+                s.models_with_inpainting,
+                s.models_with_requirements,
+                s.models_with_showcases
+            ),
+            (1, 1, 1, 1)
+        );
+        assert!(s.parameter_buckets.is_empty());
+        assert_eq!(s.models_without_param_info, 0);
+    }
+
+    #[test]
+    fn top_twenty_keeps_first_seen_order_on_ties() {
+        let tags: Vec<String> = (0..25).map(|i| format!("t{i:02}")).collect();
+        let s =
+            stats_of(Category::ImageGeneration, json!({"a": {"tags": tags}, "b": {"tags": ["t24", "t23"]}}));
+        let got: Vec<&str> = s.top_tags.iter().map(|t| t.tag.as_str()).collect();
+        let mut want = vec!["t23", "t24"];
+        want.extend(tags[..18].iter().map(String::as_str));
+        assert_eq!(got, want);
+        assert_eq!(s.top_tags[0].percentage, 100.0);
+        assert_eq!(s.top_tags[2].percentage, 50.0);
+    }
+
+    #[test]
+    fn text_parameter_buckets() {
+        let s = stats_of(
+            Category::TextGeneration,
+            json!({
+                "a": {"parameters": 7_000_000_000u64},
+                "b": {"parameters": 2.5},
+                "c": {"parameters": "13000000000"},
+                "d": {"parameters": 7e9, "parameters_count": null},
+                "e": {"parameters_count": 80_000_000_000u64},
+                "f": {"parameters": 8_999_999_999.9},
+                "g": {},
+            }),
+        );
+        let buckets: Vec<_> = s
+            .parameter_buckets
+            .iter()
+            .map(|b| (b.bucket_label, b.min_params, b.max_params, b.count, b.percentage))
+            .collect();
+        assert_eq!(
+            buckets,
+            [
+                ("< 3B", Some(0), Some(3_000_000_000), 1, 14.29),
+                ("6B-9B", Some(6_000_000_000), Some(9_000_000_000), 2, 28.57),
+                ("> 70B", Some(70_000_000_000), None, 1, 14.29),
+            ]
+        );
+        assert_eq!(s.models_without_param_info, 3);
+        // Image-only counters stay zero for text.
+        assert_eq!(s.models_with_trigger_words, 0);
+    }
+
+    #[test]
+    fn empty_category() {
+        let s = stats_of(Category::TextGeneration, json!({}));
+        assert_eq!(s.total_models, 0);
+        assert!(
+            s.baseline_distribution.is_empty() && s.top_tags.is_empty() && s.parameter_buckets.is_empty()
+        );
+        assert_eq!(s.download_stats.average_size_bytes, 0.0);
+    }
+
+    #[test]
+    fn download_list_extends_like_python() {
+        let items = json!([{"file_url": "https://a/"}, "s"]);
+        let (text, object, null) = (json!("héllo"), json!({"k": 1, "j": 2}), json!(null));
+        let mut list = DownloadList::default();
+        assert!(list.extend(&items));
+        assert!(list.extend(&text));
+        assert!(list.extend(&object));
+        assert!(!list.extend(&null));
+        let number = json!(3);
+        assert!(!list.extend(&number));
+        assert_eq!(list.len(), 2 + 5 + 2);
+        assert_eq!(list.objects().count(), 1);
+    }
+
+    /// Text folding, including the inputs on which the reference's fold
+    /// raises (those members' downloads are left out): the group's download
+    /// entries after folding `later` into `first`, or what its field is.
+    fn fold(first: Value, later: Value) -> Result<usize, &'static str> {
+        let record =
+            |name: &str, v: Value| RawRecord { name: name.into(), fields: v.as_object().unwrap().clone() };
+        let (first, later) = (record("first", first), record("later", later));
+        let mut group = StatsModel::of(&first);
+        fold_downloads(&mut group, &later);
+        match group.downloads {
+            Downloads::List(list) => Ok(list.len()),
+            Downloads::Missing => Err("missing"),
+            Downloads::Unusable => Err("unusable"),
+        }
+    }
+
+    #[test]
+    fn text_group_fold() {
+        let dl = json!({"config": {"download": [{"file_url": "https://h/"}]}});
+        // Appended to a list, created where config or download is missing.
+        assert_eq!(fold(json!({"config": {"download": [1, 2]}}), dl.clone()), Ok(3));
+        assert_eq!(fold(json!({}), dl.clone()), Ok(1));
+        assert_eq!(fold(json!({"config": {}}), dl.clone()), Ok(1));
+        // A string extends by its characters, an object by its keys.
+        assert_eq!(fold(json!({}), json!({"config": {"download": "xyz"}})), Ok(3));
+        assert_eq!(fold(json!({}), json!({"config": {"download": {"a": 1}}})), Ok(1));
+        // Nothing to add.
+        assert_eq!(fold(json!({}), json!({"config": {"other": 1}})), Err("missing"));
+        assert_eq!(fold(json!({}), json!({"config": "no dl"})), Err("missing"));
+        assert_eq!(fold(json!({}), json!({"config": ["x"]})), Err("missing"));
+        // The reference raises on these; the member's downloads are left out.
+        assert_eq!(fold(json!({"config": null}), dl.clone()), Err("unusable"));
+        assert_eq!(fold(json!({"config": {"download": null}}), dl), Err("unusable"));
+        let null_download = json!({"config": {"download": null}});
+        assert_eq!(fold(json!({"config": {"download": [1]}}), null_download), Ok(1));
+        assert_eq!(fold(json!({}), json!({"config": null})), Err("missing"));
+        assert_eq!(fold(json!({}), json!({"config": "download"})), Err("missing"));
+        assert_eq!(fold(json!({}), json!({"config": 5})), Err("missing"));
+    }
+
+    #[test]
+    fn unhostable_urls_count_as_entries_only() {
+        let s = stats_of(
+            Category::ImageGeneration,
+            json!({"a": {"config": {"download": [
+                {"file_url": 42}, {"file_url": true}, {"file_url": ["x"]}, {"file_url": "http://[bad/"},
+                {"file_url": "https://a\u{2100}b/"}, {"file_url": "no-host"}, {"file_url": "https://ok.example/"},
+            ]}}}),
+        );
+        assert_eq!(s.download_stats.total_download_entries, 7);
+        assert_eq!(s.download_stats.hosts.len(), 1);
+        assert_eq!(s.download_stats.hosts.get("ok.example"), Some(&1));
+    }
+
+    #[test]
+    fn image_ignores_grouping_and_serialises_in_order() {
+        let parsed = reference(json!({"org/Model-7B": {"tags": ["a"]}, "org/Model-7B-Q4": {"tags": ["a"]}}));
+        let (json, models) = compute_statistics(Category::ImageGeneration, &parsed, true, 99);
+        assert_eq!(models, 2);
+        assert!(json.starts_with(r#"{"category":"image_generation","total_models":2,"returned_models":2,"offset":0,"limit":null,"nsfw_count":0,"#));
+        assert!(json.ends_with(r#""models_with_showcases":0,"computed_at":99}"#));
+        assert!(json.contains(r#""top_tags":[{"tag":"a","count":2,"percentage":100.0}]"#));
+    }
+}

@@ -1,0 +1,121 @@
+//! Parity with the reference: for every dataset of the conformance corpus
+//! (`$HORDE_CONFORMANCE_DIR`, default `../shared/conformance`), the nine
+//! entries of a cycle computed from the dataset's files must equal its
+//! `expected/` under compare.py's rules. Every mismatching entry is listed
+//! with its first differences.
+//!
+//! The hand-made edge cases of `tests/fixtures/risk_edge` (made and checked
+//! with the oracle by its `make.py`) are always checked: colliding names,
+//! unicode, odd URLs, lax numbers. Their image statistics are not there (the
+//! reference's statistics raise on URLs Python cannot parse), so that dataset
+//! is compared on the entries it has.
+
+mod common;
+
+use horde_hydrator::category::Category;
+use horde_hydrator::cycle::{compute_category, CategoryInputs, ComputedEntry};
+use horde_hydrator::keys::EntryKind;
+use horde_hydrator::settings::AnalysisSettings;
+use horde_hydrator::{horde, records};
+use serde_json::Value;
+use std::path::Path;
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// The inputs of one category from a dataset directory.
+fn inputs(dataset: &Path, category: Category) -> CategoryInputs {
+    let (status_file, stats_file) = match category {
+        Category::ImageGeneration => ("status_models_image.json", "stats_img_models.json"),
+        Category::TextGeneration => ("status_models_text.json", "stats_text_models.json"),
+    };
+    let reference_path = dataset.join("model_reference").join(format!("{category}.json"));
+    let horde_dir = dataset.join("horde");
+    CategoryInputs {
+        reference: records::parse_reference(&read(&reference_path))
+            .unwrap_or_else(|e| panic!("{}: {e}", reference_path.display())),
+        status: horde::parse_status(&read(&horde_dir.join(status_file)))
+            .unwrap_or_else(|e| panic!("{}: {status_file}: {e}", dataset.display())),
+        stats: horde::parse_stats(&read(&horde_dir.join(stats_file)))
+            .unwrap_or_else(|e| panic!("{}: {stats_file}: {e}", dataset.display())),
+    }
+}
+
+/// The mismatches of one computed entry against `expected/`, as report lines.
+fn check_entry(dataset: &Path, entry: &ComputedEntry) -> Vec<String> {
+    let label = format!("{}: {}", dataset.display(), entry.key);
+    let expected_path = dataset.join("expected").join(entry.key.dump_file_name());
+    let expected: Value = match serde_json::from_slice(&read(&expected_path)) {
+        Ok(v) => v,
+        Err(e) => return vec![format!("{label}: expected file unreadable: {e}")],
+    };
+    let actual: Value = match serde_json::from_str(&entry.json) {
+        Ok(v) => v,
+        Err(e) => return vec![format!("{label}: output is not JSON: {e}")],
+    };
+    let mut out: Vec<String> = common::compare::differences(&expected, &actual)
+        .into_iter()
+        .map(|d| format!("{label}: {d}"))
+        .collect();
+    let expected_models =
+        expected.get("summary").unwrap_or(&expected).get("total_models").and_then(Value::as_u64);
+    if expected_models != Some(entry.models as u64) {
+        out.push(format!("{label}: models count {} but the entry says {expected_models:?}", entry.models));
+    }
+    out
+}
+
+/// The hand-made edge cases, always checked.
+#[test]
+fn edge_cases_match_the_reference() {
+    let dataset = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/risk_edge");
+    let settings = AnalysisSettings::default();
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for category in Category::ALL {
+        for entry in compute_category(category, &inputs(&dataset, category), &settings, 1_700_000_000) {
+            if !dataset.join("expected").join(entry.key.dump_file_name()).exists() {
+                assert_eq!(entry.key.kind, EntryKind::Statistics, "{}: expected file missing", entry.key);
+                continue;
+            }
+            checked += 1;
+            failures.extend(check_entry(&dataset, &entry));
+        }
+    }
+    assert!(checked >= 5, "the five deletion-risk entries at least");
+    assert!(failures.is_empty(), "{} differences:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn every_dataset_matches_the_reference() {
+    let Some(root) = common::conformance_dir() else { return };
+    let datasets = common::datasets(&root);
+    assert!(!datasets.is_empty(), "no dataset (a directory with expected/) under {}", root.display());
+    let settings = AnalysisSettings::default();
+    let mut checked = 0;
+    let mut failures: Vec<String> = Vec::new();
+    for dataset in &datasets {
+        for category in Category::ALL {
+            let entries = compute_category(category, &inputs(dataset, category), &settings, 1_700_000_000);
+            let keys: Vec<_> = entries.iter().map(|e| e.key).collect();
+            assert_eq!(
+                keys,
+                horde_hydrator::keys::EntryKey::for_category(category),
+                "{}: entries of {category}",
+                dataset.display()
+            );
+            for entry in &entries {
+                checked += 1;
+                failures.extend(check_entry(dataset, entry));
+            }
+        }
+    }
+    assert_eq!(checked, datasets.len() * 9, "nine entries per dataset");
+    assert!(
+        failures.is_empty(),
+        "{} differences over {checked} entries:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
