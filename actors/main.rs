@@ -1,5 +1,296 @@
-//! horde-hydrator: the daemon's entry point (stub until the daemon work lands).
+//! horde-hydrator: the daemon's entry point and its three commands.
+//!
+//! * `run` starts the actors (SPEC §1) — CacheActor, HordeFetcherActor, the
+//!   RiskComputeActor pool, HydratorActor and (with Redis) InvalidationActor —
+//!   and waits for SIGINT/SIGTERM; then it stops scheduling, lets a running
+//!   cycle finish for up to 3 s (else aborts it; each category's write is one
+//!   MULTI/EXEC either way) and exits 0 within 5 s.
+//! * `once` runs one cycle through the same actors, prints a table and exits
+//!   non-zero when any source or entry failed.
+//! * `admin` publishes a command on `P:admin` and prints the reply.
+//!
+//! Exit codes: 0 success, 1 a failed cycle or admin command, 2 bad settings
+//! or start-up failure.
+
+mod admin;
+mod cache;
+mod cli;
+mod config;
+mod counters;
+mod horde_fetcher;
+mod hydrator;
+mod invalidation;
+mod risk_compute;
+
+use actix::prelude::*;
+use clap::Parser;
+use cli::{AdminCli, Cli, Command};
+use counters::Counters;
+use horde_hydrator::settings::{redact_url, Settings};
+use hydrator::{CategoryOutcome, CycleDeps, CycleReport};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a running cycle may go on after a stop signal before it is aborted.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// The hard limit for the whole shutdown.
+const SHUTDOWN_LIMIT: Duration = Duration::from_millis(4500);
 
 fn main() {
-    println!("horde-hydrator {}", env!("CARGO_PKG_VERSION"));
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
+    let loaded = match config::load(cli.config.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("horde-hydrator: {e}");
+            std::process::exit(2);
+        }
+    };
+    let settings = loaded.settings;
+    match &loaded.file {
+        Some(f) => log::debug!("settings from {} and the environment: {settings:?}", f.display()),
+        None => log::debug!("settings: defaults and the environment: {settings:?}"),
+    }
+    // awc's rustls needs a process-wide crypto provider; a second install
+    // (impossible here) would only return an error, which changes nothing.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let system = actix_rt::System::new();
+    let code = system.block_on(async move {
+        match cli.command {
+            Command::Run => run(settings).await,
+            Command::Once { dump } => once(settings, dump.as_deref()).await,
+            Command::Admin(cmd) => admin_command(settings, cmd).await,
+        }
+    });
+    let _ = std::io::stdout().flush();
+    // Exit now: compute or parse threads still busy must not delay the exit.
+    std::process::exit(code);
+}
+
+/// The actors of a cycle, started on this system.
+struct Parts {
+    deps: CycleDeps,
+    counters: Arc<Counters>,
+}
+
+fn start_parts(settings: &Settings) -> Result<Parts, String> {
+    let counters = Arc::new(Counters::default());
+    let cache = cache::CacheActor::new(settings, counters.clone()).map_err(|e| e.to_string())?.start();
+    let fetcher = horde_fetcher::HordeFetcherActor::new(settings, counters.clone()).start();
+    let compute = risk_compute::RiskComputeActor::start_pool();
+    let deps = CycleDeps {
+        fetcher,
+        compute,
+        cache,
+        analysis: Arc::new(settings.analysis.clone()),
+        counters: counters.clone(),
+    };
+    Ok(Parts { deps, counters })
+}
+
+async fn run(settings: Settings) -> i32 {
+    let parts = match start_parts(&settings) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("horde-hydrator: {e}");
+            return 2;
+        }
+    };
+    log::info!(
+        "horde-hydrator {} starting: categories {}, every {} s after {} s; horde {}; model reference {}; redis {}",
+        env!("CARGO_PKG_VERSION"),
+        settings.categories().iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "),
+        settings.hydration.interval_seconds,
+        settings.hydration.startup_delay_seconds,
+        settings.horde.api_url,
+        settings.model_reference.url,
+        if settings.redis.enabled { redact_url(&settings.redis.url) } else { "disabled".to_string() },
+    );
+    let hydrator = hydrator::HydratorActor::new(&settings, parts.deps.clone()).start();
+    let _invalidation = settings.redis.enabled.then(|| {
+        invalidation::InvalidationActor::new(
+            &settings,
+            parts.deps.cache.clone(),
+            parts.deps.fetcher.clone(),
+            hydrator.clone(),
+            parts.counters.clone(),
+        )
+        .start()
+    });
+
+    let signal = wait_for_signal().await;
+    log::info!("received {signal}: shutting down");
+    let stopped =
+        tokio::time::timeout(SHUTDOWN_LIMIT, hydrator.send(hydrator::Shutdown { grace: SHUTDOWN_GRACE }))
+            .await;
+    if stopped.is_err() {
+        log::warn!("shutdown: the hydrator did not stop in time; exiting anyway");
+    }
+    log::info!("stopped");
+    System::current().stop();
+    0
+}
+
+/// Wait for SIGINT or SIGTERM; the signal's name.
+async fn wait_for_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            },
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
+}
+
+async fn once(settings: Settings, dump: Option<&Path>) -> i32 {
+    let parts = match start_parts(&settings) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("horde-hydrator: {e}");
+            return 2;
+        }
+    };
+    if settings.redis.enabled {
+        let state = parts.deps.cache.send(cache::ProbeRedis).await;
+        if !matches!(state, Ok(cache::RedisState::Up)) {
+            log::warn!(
+                "redis {} is not reachable: entries will stay in memory",
+                redact_url(&settings.redis.url)
+            );
+        }
+    }
+    let report = hydrator::run_cycle(parts.deps.clone(), settings.categories()).await;
+    log::info!("{}", report.log_line());
+    print_table(&report, &settings);
+
+    let mut problems = problems_of(&report);
+    if let Some(dir) = dump {
+        if let Err(e) = write_dump(&report, dir) {
+            problems.push(format!("dump to {}: {e}", dir.display()));
+        }
+    }
+    if problems.is_empty() {
+        0
+    } else {
+        for p in &problems {
+            eprintln!("FAILED: {p}");
+        }
+        1
+    }
+}
+
+/// Everything that makes `once` fail, one line each.
+fn problems_of(report: &CycleReport) -> Vec<String> {
+    let mut problems = Vec::new();
+    for c in &report.categories {
+        for (source, error) in &c.failed_sources {
+            problems.push(format!("{}: source {source} failed: {error}", c.category));
+        }
+        match &c.outcome {
+            CategoryOutcome::Written { redis: cache::RedisWrite::Failed(e) } => {
+                problems.push(format!("{}: entries not written to Redis: {e}", c.category))
+            }
+            CategoryOutcome::Written { .. } => {}
+            CategoryOutcome::KeptStale => {
+                problems.push(format!("{}: no entries computed (a source failed)", c.category))
+            }
+            CategoryOutcome::Failed(_) if !c.failed_sources.is_empty() => {
+                problems.push(format!("{}: no entries computed (its sources failed)", c.category))
+            }
+            CategoryOutcome::Failed(e) => problems.push(format!("{}: no entries: {e}", c.category)),
+        }
+    }
+    problems
+}
+
+fn print_table(report: &CycleReport, settings: &Settings) {
+    let mut out = String::new();
+    let width = 60;
+    out.push_str(&format!(
+        "{:<width$} {:>7} {:>8} {:>8} {:>6}\n",
+        "entry", "models", "at risk", "critical", "ms"
+    ));
+    for c in &report.categories {
+        if c.entries.is_empty() {
+            let why = match &c.outcome {
+                CategoryOutcome::Failed(e) => e.clone(),
+                _ => "entries kept (a source failed)".to_string(),
+            };
+            out.push_str(&format!("{:<width$} FAILED: {why}\n", c.category.as_str()));
+            continue;
+        }
+        for e in &c.entries {
+            let opt = |v: Option<usize>| v.map_or("-".to_string(), |n| n.to_string());
+            out.push_str(&format!(
+                "{:<width$} {:>7} {:>8} {:>8} {:>6}\n",
+                e.key.name(),
+                e.models,
+                opt(e.at_risk),
+                opt(e.critical),
+                c.compute_ms
+            ));
+        }
+    }
+    let per_category: Vec<String> = report
+        .categories
+        .iter()
+        .map(|c| {
+            format!(
+                "{} fetch {} ms, compute {} ms, store {} ms",
+                c.category, c.fetch_ms, c.compute_ms, c.store_ms
+            )
+        })
+        .collect();
+    out.push_str(&format!(
+        "cycle {} in {} ms ({}); ms column: the category's compute time; redis: {}\n",
+        report.outcome(),
+        report.duration.as_millis(),
+        per_category.join("; "),
+        if settings.redis.enabled { "enabled" } else { "disabled" }
+    ));
+    print!("{out}");
+}
+
+fn write_dump(report: &CycleReport, dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for c in &report.categories {
+        for e in &c.payloads {
+            std::fs::write(dir.join(e.key.dump_file_name()), e.json.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+async fn admin_command(settings: Settings, cmd: AdminCli) -> i32 {
+    let timeout = Duration::from_secs_f64(cmd.wait().timeout.clamp(0.1, 3600.0));
+    match admin::send_command(&settings, cmd.to_json(), timeout).await {
+        Ok(reply) => {
+            println!("{}", serde_json::to_string_pretty(&reply).unwrap_or_else(|_| reply.to_string()));
+            if reply.get("ok").and_then(|v| v.as_bool()) == Some(true) {
+                0
+            } else {
+                1
+            }
+        }
+        Err(e) => {
+            eprintln!("horde-hydrator admin: {e}");
+            1
+        }
+    }
 }

@@ -1,0 +1,742 @@
+//! HordeFetcherActor: the sources of a cycle (SPEC §2 "Sources").
+//!
+//! Owns the HTTP client (awc, rustls with webpki roots), one circuit breaker
+//! per service (AI Horde, model reference) and the last good parsed inputs of
+//! every source. For a category it fetches three sources concurrently — the
+//! model reference, the Horde status and the Horde stats — over HTTP(S) or
+//! from a `file://` snapshot directory, and parses them here (so garbage or a
+//! truncated body is a fetch failure, like a 500).
+//!
+//! HTTP policy per request: a timeout covering connect, headers and body; a
+//! response size limit; the `Client-Agent` header; retries with jittered
+//! exponential backoff on connection errors, 429 and 5xx (a `Retry-After` in
+//! seconds is honoured, capped by `horde.retry_max_delay_seconds`). A fetch
+//! that still fails counts against the service's circuit breaker; an open
+//! circuit fails fast until its trial request.
+//!
+//! When a source fails, its last good parsed value is returned instead and
+//! the source is reported [`SourceOutcome::Stale`]; with no last good value
+//! the whole fetch is an error naming the sources. An invalidation drops the
+//! kept model reference of its category ([`DropReference`]).
+
+use crate::counters::Counters;
+use actix::prelude::*;
+use horde_hydrator::category::Category;
+use horde_hydrator::cycle::CategoryInputs;
+use horde_hydrator::horde::{self, HordeModelStats, HordeModelStatus};
+use horde_hydrator::records::{self, ParsedReference};
+use horde_hydrator::settings::Settings;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------- sources
+
+/// The two services a cycle reads from; each has its own circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    Horde,
+    ModelReference,
+}
+
+/// One source of a category's inputs, named like its snapshot file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourceId {
+    Reference(Category),
+    Status(Category),
+    Stats(Category),
+}
+
+impl SourceId {
+    fn service(self) -> Service {
+        match self {
+            SourceId::Reference(_) => Service::ModelReference,
+            SourceId::Status(_) | SourceId::Stats(_) => Service::Horde,
+        }
+    }
+
+    /// The file of this source in a snapshot directory (SPEC §2).
+    fn file_name(self) -> String {
+        match self {
+            SourceId::Reference(c) => format!("{c}.json"),
+            SourceId::Status(c) => format!("status_models_{}.json", horde_type(c)),
+            SourceId::Stats(Category::ImageGeneration) => "stats_img_models.json".to_string(),
+            SourceId::Stats(Category::TextGeneration) => "stats_text_models.json".to_string(),
+        }
+    }
+
+    /// The path of this source below its service's base URL.
+    fn http_path(self) -> String {
+        match self {
+            SourceId::Reference(c) => format!("/model_references/v2/{c}"),
+            SourceId::Status(c) => format!("/v2/status/models?type={}&model_state=known", horde_type(c)),
+            SourceId::Stats(Category::ImageGeneration) => {
+                "/v2/stats/img/models?model_state=known".to_string()
+            }
+            SourceId::Stats(Category::TextGeneration) => {
+                "/v2/stats/text/models?model_state=known".to_string()
+            }
+        }
+    }
+}
+
+impl fmt::Display for SourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceId::Reference(c) => write!(f, "model_reference/{c}"),
+            SourceId::Status(c) => write!(f, "horde/status_models_{}", horde_type(*c)),
+            SourceId::Stats(Category::ImageGeneration) => f.write_str("horde/stats_img_models"),
+            SourceId::Stats(Category::TextGeneration) => f.write_str("horde/stats_text_models"),
+        }
+    }
+}
+
+fn horde_type(c: Category) -> &'static str {
+    match c {
+        Category::ImageGeneration => "image",
+        Category::TextGeneration => "text",
+    }
+}
+
+/// Where a service's data lives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Location {
+    /// Base URL without a trailing slash.
+    Http(String),
+    /// A snapshot directory.
+    Dir(PathBuf),
+}
+
+impl Location {
+    /// From a validated settings URL (`file://` paths are absolute by now).
+    pub fn from_url(url: &str) -> Location {
+        match url.strip_prefix("file://") {
+            Some(path) => Location::Dir(PathBuf::from(path)),
+            None => Location::Http(url.trim_end_matches('/').to_string()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- retry policy
+
+/// The delay before retry number `retry` (0-based): `base · 2^retry`, capped,
+/// scaled by `0.5 + jitter/2` (`jitter` in `[0, 1)`) so that clients spread out.
+pub fn backoff_delay(retry: u32, base: Duration, cap: Duration, jitter: f64) -> Duration {
+    let exp = base.saturating_mul(1u32.checked_shl(retry.min(20)).unwrap_or(u32::MAX));
+    exp.min(cap).mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0)
+}
+
+/// A `Retry-After` header in delta-seconds (HTTP dates are not honoured:
+/// the jittered backoff applies instead).
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// The delay before the next attempt: the server's `Retry-After` when it sent
+/// one, else the backoff; never more than `cap`.
+pub fn retry_delay(
+    retry: u32,
+    retry_after: Option<Duration>,
+    base: Duration,
+    cap: Duration,
+    jitter: f64,
+) -> Duration {
+    match retry_after {
+        Some(d) => d.min(cap),
+        None => backoff_delay(retry, base, cap, jitter),
+    }
+}
+
+// ---------------------------------------------------------------- circuit breaker
+
+/// The state of a service's circuit, as the status reply shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CircuitState {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+impl CircuitState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CircuitState::Closed => "closed",
+            CircuitState::Open => "open",
+            CircuitState::HalfOpen => "half_open",
+        }
+    }
+}
+
+/// Opens after `threshold` consecutive failed fetches; while open, requests
+/// fail fast; after `open_for`, one trial is let through (half-open): success
+/// closes the circuit, failure opens it again.
+#[derive(Debug, Clone)]
+pub struct CircuitBreaker {
+    threshold: u32,
+    open_for: Duration,
+    consecutive_failures: u32,
+    open_until: Option<Instant>,
+    trial_in_flight: bool,
+}
+
+impl CircuitBreaker {
+    pub fn new(threshold: u32, open_for: Duration) -> Self {
+        CircuitBreaker {
+            threshold: threshold.max(1),
+            open_for,
+            consecutive_failures: 0,
+            open_until: None,
+            trial_in_flight: false,
+        }
+    }
+
+    pub fn state(&self, now: Instant) -> CircuitState {
+        match self.open_until {
+            None => CircuitState::Closed,
+            Some(until) if now < until => CircuitState::Open,
+            Some(_) => CircuitState::HalfOpen,
+        }
+    }
+
+    /// May a request go out now? In half-open state only one at a time.
+    pub fn allow(&mut self, now: Instant) -> bool {
+        match self.state(now) {
+            CircuitState::Closed => true,
+            CircuitState::Open => false,
+            CircuitState::HalfOpen if self.trial_in_flight => false,
+            CircuitState::HalfOpen => {
+                self.trial_in_flight = true;
+                true
+            }
+        }
+    }
+
+    pub fn record_success(&mut self) {
+        self.consecutive_failures = 0;
+        self.open_until = None;
+        self.trial_in_flight = false;
+    }
+
+    /// Returns true when this failure opened (or re-opened) the circuit.
+    pub fn record_failure(&mut self, now: Instant) -> bool {
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        let was_trial = self.trial_in_flight;
+        self.trial_in_flight = false;
+        if was_trial || self.consecutive_failures >= self.threshold {
+            self.open_until = Some(now + self.open_for);
+            return true;
+        }
+        false
+    }
+}
+
+// ---------------------------------------------------------------- results
+
+/// How one source of a fetch went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceOutcome {
+    /// Fetched and parsed now.
+    Fresh { millis: u64, bytes: usize },
+    /// Failed now; the last good value (fetched `age` ago) was used.
+    Stale { error: String, age: Duration },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceReport {
+    pub source: SourceId,
+    pub outcome: SourceOutcome,
+}
+
+/// A category's inputs and how each source went.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub inputs: Arc<CategoryInputs>,
+    pub sources: Vec<SourceReport>,
+}
+
+impl Fetched {
+    /// Sources that failed now (and fell back to their last good value).
+    pub fn stale_sources(&self) -> impl Iterator<Item = (&SourceId, &str)> {
+        self.sources.iter().filter_map(|r| match &r.outcome {
+            SourceOutcome::Stale { error, .. } => Some((&r.source, error.as_str())),
+            SourceOutcome::Fresh { .. } => None,
+        })
+    }
+}
+
+/// Some source failed and no last good value exists for it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", .failures.iter().map(|(s, e)| format!("{s}: {e}")).collect::<Vec<_>>().join("; "))]
+pub struct FetchError {
+    pub failures: Vec<(SourceId, String)>,
+}
+
+// ---------------------------------------------------------------- messages
+
+/// Fetch (and parse) every source of a category.
+#[derive(Message)]
+#[rtype(result = "Result<Fetched, FetchError>")]
+pub struct FetchCategory(pub Category);
+
+/// Forget the kept model reference of a category (it changed upstream).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DropReference(pub Category);
+
+/// The circuit states, for the status reply.
+#[derive(Message)]
+#[rtype(result = "FetcherInfo")]
+pub struct GetFetcherInfo;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetcherInfo {
+    pub horde_circuit: CircuitState,
+    pub model_reference_circuit: CircuitState,
+}
+
+// ---------------------------------------------------------------- the actor
+
+/// The last good value of each part of a category's inputs.
+#[derive(Default)]
+struct LastGood {
+    reference: Option<(Arc<ParsedReference>, Instant)>,
+    status: Option<(Arc<Vec<HordeModelStatus>>, Instant)>,
+    stats: Option<(Arc<HordeModelStats>, Instant)>,
+}
+
+/// Everything the fetch futures share (the actor runs on one thread).
+struct State {
+    client: awc::Client,
+    horde: Location,
+    model_reference: Location,
+    horde_timeout: Duration,
+    reference_timeout: Duration,
+    client_agent: String,
+    max_retries: u32,
+    retry_base: Duration,
+    retry_cap: Duration,
+    max_bytes: usize,
+    breakers: HashMap<Service, CircuitBreaker>,
+    last_good: HashMap<Category, LastGood>,
+    counters: Arc<Counters>,
+}
+
+pub struct HordeFetcherActor {
+    state: Rc<RefCell<State>>,
+}
+
+impl HordeFetcherActor {
+    /// Must be created on the thread (arbiter) it runs on: awc's client is not `Send`.
+    pub fn new(settings: &Settings, counters: Arc<Counters>) -> Self {
+        let h = &settings.horde;
+        let connect_timeout = Duration::from_secs(h.timeout_seconds.min(10));
+        let client = awc::Client::builder()
+            .connector(awc::Connector::new().timeout(connect_timeout))
+            .timeout(Duration::from_secs(h.timeout_seconds))
+            .finish();
+        let breaker =
+            CircuitBreaker::new(h.circuit_failure_threshold, Duration::from_secs(h.circuit_open_seconds));
+        let state = State {
+            client,
+            horde: Location::from_url(&h.api_url),
+            model_reference: Location::from_url(&settings.model_reference.url),
+            horde_timeout: Duration::from_secs(h.timeout_seconds),
+            reference_timeout: Duration::from_secs(settings.model_reference.timeout_seconds),
+            client_agent: format!("horde-hydrator:{}:{}", env!("CARGO_PKG_VERSION"), h.client_agent),
+            max_retries: h.max_retries,
+            retry_base: Duration::from_millis(h.retry_base_delay_ms),
+            retry_cap: Duration::from_secs(h.retry_max_delay_seconds),
+            max_bytes: usize::try_from(h.max_response_bytes).unwrap_or(usize::MAX),
+            breakers: HashMap::from([(Service::Horde, breaker.clone()), (Service::ModelReference, breaker)]),
+            last_good: HashMap::new(),
+            counters,
+        };
+        HordeFetcherActor { state: Rc::new(RefCell::new(state)) }
+    }
+}
+
+impl Actor for HordeFetcherActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<FetchCategory> for HordeFetcherActor {
+    type Result = ResponseFuture<Result<Fetched, FetchError>>;
+
+    fn handle(&mut self, msg: FetchCategory, _ctx: &mut Self::Context) -> Self::Result {
+        let state = self.state.clone();
+        Box::pin(fetch_category(state, msg.0))
+    }
+}
+
+impl Handler<DropReference> for HordeFetcherActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: DropReference, _ctx: &mut Self::Context) {
+        if let Some(last) = self.state.borrow_mut().last_good.get_mut(&msg.0) {
+            last.reference = None;
+        }
+        log::debug!("fetcher: dropped the kept model reference of {}", msg.0);
+    }
+}
+
+impl Handler<GetFetcherInfo> for HordeFetcherActor {
+    type Result = MessageResult<GetFetcherInfo>;
+
+    fn handle(&mut self, _msg: GetFetcherInfo, _ctx: &mut Self::Context) -> Self::Result {
+        let now = Instant::now();
+        let st = self.state.borrow();
+        let state_of = |s: Service| st.breakers.get(&s).map_or(CircuitState::Closed, |b| b.state(now));
+        MessageResult(FetcherInfo {
+            horde_circuit: state_of(Service::Horde),
+            model_reference_circuit: state_of(Service::ModelReference),
+        })
+    }
+}
+
+/// One parsed source value.
+enum Parsed {
+    Reference(ParsedReference),
+    Status(Vec<HordeModelStatus>),
+    Stats(HordeModelStats),
+}
+
+async fn fetch_category(state: Rc<RefCell<State>>, category: Category) -> Result<Fetched, FetchError> {
+    let ids = [SourceId::Reference(category), SourceId::Status(category), SourceId::Stats(category)];
+    let (r, s, t) = futures_util::future::join3(
+        fetch_source(state.clone(), ids[0]),
+        fetch_source(state.clone(), ids[1]),
+        fetch_source(state.clone(), ids[2]),
+    )
+    .await;
+
+    let now = Instant::now();
+    let mut st = state.borrow_mut();
+    let last = st.last_good.entry(category).or_default();
+    let mut reports = Vec::with_capacity(3);
+    let mut failures = Vec::new();
+    let mut inputs = CategoryInputs::default();
+
+    for (id, result) in ids.into_iter().zip([r, s, t]) {
+        match result {
+            Ok((parsed, millis, bytes)) => {
+                reports.push(SourceReport { source: id, outcome: SourceOutcome::Fresh { millis, bytes } });
+                match parsed {
+                    Parsed::Reference(v) => inputs.reference = v,
+                    Parsed::Status(v) => inputs.status = v,
+                    Parsed::Stats(v) => inputs.stats = v,
+                }
+            }
+            Err(error) => {
+                let kept_at = match id {
+                    SourceId::Reference(_) => last.reference.as_ref().map(|(v, at)| {
+                        inputs.reference = (**v).clone();
+                        *at
+                    }),
+                    SourceId::Status(_) => last.status.as_ref().map(|(v, at)| {
+                        inputs.status = (**v).clone();
+                        *at
+                    }),
+                    SourceId::Stats(_) => last.stats.as_ref().map(|(v, at)| {
+                        inputs.stats = (**v).clone();
+                        *at
+                    }),
+                };
+                match kept_at {
+                    Some(at) => reports.push(SourceReport {
+                        source: id,
+                        outcome: SourceOutcome::Stale { error, age: now.duration_since(at) },
+                    }),
+                    None => failures.push((id, error)),
+                }
+            }
+        }
+    }
+    if !failures.is_empty() {
+        return Err(FetchError { failures });
+    }
+    // Keep what was fresh as the new last good values. The clones happen only
+    // here, once per fresh source, off the failure path's critical data.
+    for report in &reports {
+        if let SourceOutcome::Fresh { .. } = report.outcome {
+            match report.source {
+                SourceId::Reference(_) => last.reference = Some((Arc::new(inputs.reference.clone()), now)),
+                SourceId::Status(_) => last.status = Some((Arc::new(inputs.status.clone()), now)),
+                SourceId::Stats(_) => last.stats = Some((Arc::new(inputs.stats.clone()), now)),
+            }
+        }
+    }
+    Ok(Fetched { inputs: Arc::new(inputs), sources: reports })
+}
+
+/// Fetch and parse one source: `(value, milliseconds, bytes)` or an error message.
+async fn fetch_source(state: Rc<RefCell<State>>, id: SourceId) -> Result<(Parsed, u64, usize), String> {
+    let started = Instant::now();
+    let service = id.service();
+    let (location, counters) = {
+        let st = state.borrow();
+        let loc = match service {
+            Service::Horde => st.horde.clone(),
+            Service::ModelReference => st.model_reference.clone(),
+        };
+        (loc, st.counters.clone())
+    };
+    let is_http = matches!(location, Location::Http(_));
+    let bytes = match location {
+        Location::Dir(dir) => read_file(dir.join(id.file_name()), state.borrow().max_bytes),
+        Location::Http(base) => {
+            let allowed =
+                state.borrow_mut().breakers.get_mut(&service).is_none_or(|b| b.allow(Instant::now()));
+            if !allowed {
+                counters.inc(&counters.fetch_failures);
+                return Err(format!("circuit open for {}", service_name(service)));
+            }
+            http_get_with_retries(&state, &format!("{base}{}", id.http_path()), service).await
+        }
+    };
+    let outcome = match bytes {
+        Ok(bytes) => {
+            let len = bytes.len();
+            parse_off_thread(id, bytes).await.map(|p| (p, len))
+        }
+        Err(e) => Err(e),
+    };
+    // The breaker judges the whole fetch, parse included: garbage counts.
+    // Snapshot directories have no breaker (a missing file is not an outage).
+    if is_http {
+        let mut st = state.borrow_mut();
+        if let Some(b) = st.breakers.get_mut(&service) {
+            match &outcome {
+                Ok(_) => b.record_success(),
+                Err(_) => {
+                    if b.record_failure(Instant::now()) {
+                        log::warn!(
+                            "fetcher: circuit for {} is open after repeated failures",
+                            service_name(service)
+                        );
+                    }
+                }
+            }
+        }
+    }
+    match outcome {
+        Ok((parsed, len)) => Ok((parsed, started.elapsed().as_millis() as u64, len)),
+        Err(e) => {
+            counters.inc(&counters.fetch_failures);
+            log::warn!("fetcher: {id} failed: {e}");
+            Err(e)
+        }
+    }
+}
+
+fn service_name(s: Service) -> &'static str {
+    match s {
+        Service::Horde => "the AI Horde API",
+        Service::ModelReference => "the model reference",
+    }
+}
+
+fn read_file(path: PathBuf, max_bytes: usize) -> Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if meta.len() > max_bytes as u64 {
+        return Err(format!("{} is larger than {max_bytes} bytes", path.display()));
+    }
+    std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// Parse on a blocking thread: a large reference must not stall the actors.
+async fn parse_off_thread(id: SourceId, bytes: Vec<u8>) -> Result<Parsed, String> {
+    let job = tokio::task::spawn_blocking(move || -> Result<Parsed, String> {
+        match id {
+            SourceId::Reference(_) => {
+                records::parse_reference(&bytes).map(Parsed::Reference).map_err(|e| e.to_string())
+            }
+            SourceId::Status(_) => horde::parse_status(&bytes).map(Parsed::Status).map_err(|e| e.to_string()),
+            SourceId::Stats(_) => horde::parse_stats(&bytes).map(Parsed::Stats).map_err(|e| e.to_string()),
+        }
+    });
+    match job.await {
+        Ok(r) => r,
+        Err(e) => Err(format!("parser crashed: {e}")),
+    }
+}
+
+/// Why one HTTP attempt failed, and whether another attempt may help.
+struct AttemptError {
+    message: String,
+    retryable: bool,
+    retry_after: Option<Duration>,
+}
+
+async fn http_get_with_retries(
+    state: &Rc<RefCell<State>>,
+    url: &str,
+    service: Service,
+) -> Result<Vec<u8>, String> {
+    let (client, agent, timeout, max_retries, base, cap, max_bytes) = {
+        let st = state.borrow();
+        let timeout = match service {
+            Service::Horde => st.horde_timeout,
+            Service::ModelReference => st.reference_timeout,
+        };
+        (
+            st.client.clone(),
+            st.client_agent.clone(),
+            timeout,
+            st.max_retries,
+            st.retry_base,
+            st.retry_cap,
+            st.max_bytes,
+        )
+    };
+    let mut retry = 0;
+    loop {
+        match http_get_once(&client, url, &agent, timeout, max_bytes).await {
+            Ok(bytes) => return Ok(bytes),
+            Err(e) if e.retryable && retry < max_retries => {
+                let delay = retry_delay(retry, e.retry_after, base, cap, rand::random::<f64>());
+                log::info!(
+                    "fetcher: GET {url}: {} (retry {} of {max_retries} in {delay:?})",
+                    e.message,
+                    retry + 1
+                );
+                actix_rt::time::sleep(delay).await;
+                retry += 1;
+            }
+            Err(e) => return Err(format!("GET {url}: {}", e.message)),
+        }
+    }
+}
+
+async fn http_get_once(
+    client: &awc::Client,
+    url: &str,
+    agent: &str,
+    timeout: Duration,
+    max_bytes: usize,
+) -> Result<Vec<u8>, AttemptError> {
+    let attempt = async {
+        let mut resp = client
+            .get(url)
+            .insert_header(("Client-Agent", agent))
+            .insert_header(("Accept", "application/json"))
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| {
+                let retryable = matches!(
+                    e,
+                    awc::error::SendRequestError::Connect(_) | awc::error::SendRequestError::Send(_)
+                );
+                AttemptError { message: e.to_string(), retryable, retry_after: None }
+            })?;
+        let status = resp.status();
+        if !status.is_success() {
+            let retry_after =
+                resp.headers().get("Retry-After").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+            let retryable = status.as_u16() == 429 || status.is_server_error();
+            return Err(AttemptError { message: format!("HTTP {status}"), retryable, retry_after });
+        }
+        let body = resp.body().limit(max_bytes).await.map_err(|e| {
+            let overflow = matches!(e, awc::error::PayloadError::Overflow);
+            let message = if overflow {
+                format!("response larger than {max_bytes} bytes")
+            } else {
+                format!("body: {e}")
+            };
+            AttemptError { message, retryable: !overflow, retry_after: None }
+        })?;
+        Ok(Vec::<u8>::from(body))
+    };
+    match actix_rt::time::timeout(timeout, attempt).await {
+        Ok(r) => r,
+        Err(_) => Err(AttemptError {
+            message: format!("timed out after {timeout:?}"),
+            retryable: false,
+            retry_after: None,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_caps_and_jitters() {
+        let base = Duration::from_millis(500);
+        let cap = Duration::from_secs(30);
+        assert_eq!(backoff_delay(0, base, cap, 1.0), Duration::from_millis(500));
+        assert_eq!(backoff_delay(0, base, cap, 0.0), Duration::from_millis(250));
+        assert_eq!(backoff_delay(3, base, cap, 1.0), Duration::from_millis(4000));
+        assert_eq!(backoff_delay(3, base, cap, 0.5), Duration::from_millis(3000));
+        assert_eq!(backoff_delay(10, base, cap, 1.0), Duration::from_secs(30));
+        assert_eq!(backoff_delay(200, base, cap, 1.0), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn retry_after_is_honoured_and_capped() {
+        let base = Duration::from_millis(500);
+        let cap = Duration::from_secs(30);
+        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(retry_delay(0, Some(Duration::from_secs(7)), base, cap, 0.0), Duration::from_secs(7));
+        assert_eq!(retry_delay(0, Some(Duration::from_secs(3600)), base, cap, 0.0), Duration::from_secs(30));
+        assert_eq!(retry_delay(1, None, base, cap, 1.0), Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn circuit_opens_after_threshold_and_recovers_through_one_trial() {
+        let t0 = Instant::now();
+        let mut b = CircuitBreaker::new(3, Duration::from_secs(60));
+        assert!(b.allow(t0));
+        assert!(!b.record_failure(t0));
+        assert!(!b.record_failure(t0));
+        assert_eq!(b.state(t0), CircuitState::Closed);
+        assert!(b.record_failure(t0), "third failure opens");
+        assert_eq!(b.state(t0), CircuitState::Open);
+        assert!(!b.allow(t0 + Duration::from_secs(59)));
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!(b.state(later), CircuitState::HalfOpen);
+        assert!(b.allow(later), "one trial");
+        assert!(!b.allow(later), "only one trial at a time");
+        assert!(b.record_failure(later), "a failed trial re-opens");
+        assert_eq!(b.state(later + Duration::from_secs(1)), CircuitState::Open);
+        let much_later = later + Duration::from_secs(61);
+        assert!(b.allow(much_later));
+        b.record_success();
+        assert_eq!(b.state(much_later), CircuitState::Closed);
+        assert!(b.allow(much_later) && b.allow(much_later));
+    }
+
+    #[test]
+    fn a_success_resets_the_failure_count() {
+        let t0 = Instant::now();
+        let mut b = CircuitBreaker::new(2, Duration::from_secs(5));
+        b.record_failure(t0);
+        b.record_success();
+        assert!(!b.record_failure(t0));
+        assert_eq!(b.state(t0), CircuitState::Closed);
+    }
+
+    #[test]
+    fn sources_are_named_like_the_snapshot_files() {
+        let t = Category::TextGeneration;
+        let i = Category::ImageGeneration;
+        assert_eq!(SourceId::Reference(t).file_name(), "text_generation.json");
+        assert_eq!(SourceId::Status(i).file_name(), "status_models_image.json");
+        assert_eq!(SourceId::Stats(i).file_name(), "stats_img_models.json");
+        assert_eq!(SourceId::Stats(t).file_name(), "stats_text_models.json");
+        assert_eq!(SourceId::Status(t).http_path(), "/v2/status/models?type=text&model_state=known");
+        assert_eq!(SourceId::Stats(i).http_path(), "/v2/stats/img/models?model_state=known");
+        assert_eq!(SourceId::Reference(i).http_path(), "/model_references/v2/image_generation");
+        assert_eq!(
+            Location::from_url("https://aihorde.net/api/"),
+            Location::Http("https://aihorde.net/api".into())
+        );
+        assert_eq!(Location::from_url("file:///srv/x"), Location::Dir(PathBuf::from("/srv/x")));
+    }
+}

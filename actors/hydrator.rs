@@ -1,0 +1,539 @@
+//! HydratorActor: the schedule, and one cycle (fetch → compute → store).
+//!
+//! Sends itself timed ticks: the first after `hydration.startup_delay_seconds`,
+//! then every `hydration.interval_seconds`. A cycle runs the categories
+//! concurrently, each on its own: fetch its three sources (fetcher), compute
+//! its entries (compute pool), store them in one MULTI/EXEC (cache). Never two
+//! cycles at once: a tick during a cycle is skipped, and a "hydrate now"
+//! ([`HydrateNow`], from an invalidation or an admin command) during a cycle
+//! queues exactly one follow-up cycle for the union of the requested
+//! categories.
+//!
+//! Failure semantics (SPEC §3): a category whose fetch fails, or whose fetch
+//! had to fall back to a source's last good (stale) data, is **not computed
+//! and not written** — its existing entries stay byte-identical (their TTLs
+//! run on, and readers get stale memory entries up to the stale TTL). We
+//! recompute only from inputs that are all fresh, because an entry computed
+//! partly from old data would be presented with a new `computed_at` as if it
+//! were current. One category failing never stops the other.
+//!
+//! One log line per cycle gives its duration and, per category, the outcome,
+//! counts and the fetch/compute/store times. [`run_cycle`] is also what
+//! `once` runs.
+
+use crate::cache::{CacheActor, RedisWrite, StoreCategory};
+use crate::counters::Counters;
+use crate::horde_fetcher::{FetchCategory, HordeFetcherActor, SourceId};
+use crate::risk_compute::{Compute, RiskComputeActor};
+use actix::prelude::*;
+use horde_hydrator::category::Category;
+use horde_hydrator::cycle::ComputedEntry;
+use horde_hydrator::keys::EntryKey;
+use horde_hydrator::settings::{AnalysisSettings, Settings};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+// ---------------------------------------------------------------- one cycle
+
+/// The actors a cycle talks to.
+#[derive(Clone)]
+pub struct CycleDeps {
+    pub fetcher: Addr<HordeFetcherActor>,
+    pub compute: Addr<RiskComputeActor>,
+    pub cache: Addr<CacheActor>,
+    pub analysis: Arc<AnalysisSettings>,
+    pub counters: Arc<Counters>,
+}
+
+/// One written entry, as the summary table shows it.
+#[derive(Debug, Clone)]
+pub struct EntrySummary {
+    pub key: EntryKey,
+    pub models: usize,
+    pub at_risk: Option<usize>,
+    pub critical: Option<usize>,
+    pub bytes: usize,
+}
+
+/// How a category's part of a cycle ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CategoryOutcome {
+    /// Computed and stored (memory always; `redis` says whether Redis got it).
+    Written { redis: RedisWrite },
+    /// A source failed; its last good data exists, but entries were kept as they were.
+    KeptStale,
+    /// Nothing computed or written.
+    Failed(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct CategoryReport {
+    pub category: Category,
+    pub outcome: CategoryOutcome,
+    /// Sources that failed in this cycle, with the reason.
+    pub failed_sources: Vec<(SourceId, String)>,
+    pub entries: Vec<EntrySummary>,
+    /// The entries themselves (kept for `once --dump`; dropped by the daemon).
+    pub payloads: Vec<ComputedEntry>,
+    pub fetch_ms: u64,
+    pub compute_ms: u64,
+    pub store_ms: u64,
+}
+
+impl CategoryReport {
+    fn new(category: Category) -> Self {
+        CategoryReport {
+            category,
+            outcome: CategoryOutcome::Failed("not run".to_string()),
+            failed_sources: Vec::new(),
+            entries: Vec::new(),
+            payloads: Vec::new(),
+            fetch_ms: 0,
+            compute_ms: 0,
+            store_ms: 0,
+        }
+    }
+
+    pub fn is_written(&self) -> bool {
+        matches!(self.outcome, CategoryOutcome::Written { .. })
+    }
+
+    fn outcome_str(&self) -> &'static str {
+        match self.outcome {
+            CategoryOutcome::Written { .. } => "written",
+            CategoryOutcome::KeptStale => "kept_stale",
+            CategoryOutcome::Failed(_) => "failed",
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        let (error, redis) = match &self.outcome {
+            CategoryOutcome::Written { redis: RedisWrite::Written } => (None, Some("written".to_string())),
+            CategoryOutcome::Written { redis: RedisWrite::Disabled } => (None, Some("disabled".to_string())),
+            CategoryOutcome::Written { redis: RedisWrite::Failed(e) } => (None, Some(format!("failed: {e}"))),
+            CategoryOutcome::KeptStale => (Some("a source failed; existing entries kept".to_string()), None),
+            CategoryOutcome::Failed(e) => (Some(e.clone()), None),
+        };
+        json!({
+            "category": self.category.as_str(),
+            "outcome": self.outcome_str(),
+            "error": error,
+            "redis": redis,
+            "failed_sources": self.failed_sources.iter().map(|(s, e)| json!({"source": s.to_string(), "error": e})).collect::<Vec<_>>(),
+            "entries": self.entries.len(),
+            "bytes": self.entries.iter().map(|e| e.bytes).sum::<usize>(),
+            "fetch_ms": self.fetch_ms,
+            "compute_ms": self.compute_ms,
+            "store_ms": self.store_ms,
+        })
+    }
+}
+
+/// A whole cycle.
+#[derive(Debug, Clone)]
+pub struct CycleReport {
+    pub started_unix: f64,
+    pub duration: Duration,
+    pub categories: Vec<CategoryReport>,
+}
+
+impl CycleReport {
+    /// `ok` (every category written), `partial` or `failed` (none written).
+    pub fn outcome(&self) -> &'static str {
+        let written = self.categories.iter().filter(|c| c.is_written()).count();
+        if written == self.categories.len() {
+            "ok"
+        } else if written > 0 {
+            "partial"
+        } else {
+            "failed"
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "started_at": self.started_unix,
+            "finished_at": self.started_unix + self.duration.as_secs_f64(),
+            "duration_ms": self.duration.as_millis() as u64,
+            "outcome": self.outcome(),
+            "categories": self.categories.iter().map(CategoryReport::to_json).collect::<Vec<_>>(),
+        })
+    }
+
+    /// The one log line of a cycle.
+    pub fn log_line(&self) -> String {
+        let parts: Vec<String> = self
+            .categories
+            .iter()
+            .map(|c| {
+                let models = c.entries.first().map_or(0, |e| e.models);
+                let detail = match &c.outcome {
+                    CategoryOutcome::Written { redis } => {
+                        let redis = match redis {
+                            RedisWrite::Written => "redis ok".to_string(),
+                            RedisWrite::Disabled => "memory only".to_string(),
+                            RedisWrite::Failed(e) => format!("redis failed: {e}"),
+                        };
+                        format!("{} entries, {models} models, {redis}", c.entries.len())
+                    }
+                    CategoryOutcome::KeptStale => {
+                        let failed: Vec<String> =
+                            c.failed_sources.iter().map(|(s, e)| format!("{s}: {e}")).collect();
+                        format!("entries kept ({})", failed.join("; "))
+                    }
+                    CategoryOutcome::Failed(e) => e.clone(),
+                };
+                format!(
+                    "{}: {} ({detail}; fetch {} ms, compute {} ms, store {} ms)",
+                    c.category,
+                    c.outcome_str(),
+                    c.fetch_ms,
+                    c.compute_ms,
+                    c.store_ms
+                )
+            })
+            .collect();
+        format!("cycle {} in {} ms: {}", self.outcome(), self.duration.as_millis(), parts.join("; "))
+    }
+}
+
+pub fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Run one cycle over `categories` (concurrently) and report it.
+pub async fn run_cycle(deps: CycleDeps, categories: Vec<Category>) -> CycleReport {
+    let started = Instant::now();
+    let started_unix = unix_now();
+    let computed_at = started_unix as i64;
+    let jobs = categories.into_iter().map(|c| hydrate_category(deps.clone(), c, computed_at));
+    let reports = futures_util::future::join_all(jobs).await;
+    let report = CycleReport { started_unix, duration: started.elapsed(), categories: reports };
+    deps.counters.inc(&deps.counters.cycles);
+    if report.outcome() != "ok" {
+        deps.counters.inc(&deps.counters.cycles_failed);
+    }
+    report
+}
+
+async fn hydrate_category(deps: CycleDeps, category: Category, computed_at: i64) -> CategoryReport {
+    let mut report = CategoryReport::new(category);
+    let t = Instant::now();
+    let fetched = deps.fetcher.send(FetchCategory(category)).await;
+    report.fetch_ms = t.elapsed().as_millis() as u64;
+    let fetched = match fetched {
+        Err(e) => {
+            report.outcome = CategoryOutcome::Failed(format!("fetcher unavailable: {e}"));
+            return report;
+        }
+        Ok(Err(e)) => {
+            report.failed_sources = e.failures.clone();
+            report.outcome = CategoryOutcome::Failed(format!("fetch failed: {e}"));
+            return report;
+        }
+        Ok(Ok(f)) => f,
+    };
+    report.failed_sources = fetched.stale_sources().map(|(s, e)| (*s, e.to_string())).collect();
+    if !report.failed_sources.is_empty() {
+        report.outcome = CategoryOutcome::KeptStale;
+        return report;
+    }
+
+    let t = Instant::now();
+    let computed = deps
+        .compute
+        .send(Compute { category, inputs: fetched.inputs, analysis: deps.analysis.clone(), computed_at })
+        .await;
+    report.compute_ms = t.elapsed().as_millis() as u64;
+    let entries = match computed {
+        Err(e) => {
+            report.outcome = CategoryOutcome::Failed(format!("compute pool unavailable: {e}"));
+            return report;
+        }
+        Ok(Err(e)) => {
+            report.outcome = CategoryOutcome::Failed(e);
+            return report;
+        }
+        Ok(Ok(c)) => {
+            report.compute_ms = c.millis;
+            c.entries
+        }
+    };
+    let expected = EntryKey::for_category(category);
+    let got: Vec<EntryKey> = entries.iter().map(|e| e.key).collect();
+    if got.len() != expected.len() || expected.iter().any(|k| !got.contains(k)) {
+        report.outcome = CategoryOutcome::Failed(format!(
+            "the analytics produced {} of the {} entries; nothing written",
+            got.len(),
+            expected.len()
+        ));
+        return report;
+    }
+    report.entries = entries
+        .iter()
+        .map(|e| EntrySummary {
+            key: e.key,
+            models: e.models,
+            at_risk: e.at_risk,
+            critical: e.critical,
+            bytes: e.json.len(),
+        })
+        .collect();
+
+    let t = Instant::now();
+    let stored = deps.cache.send(StoreCategory { category, entries: entries.clone() }).await;
+    report.store_ms = t.elapsed().as_millis() as u64;
+    report.payloads = entries;
+    match stored {
+        Ok(redis) => {
+            deps.counters.add(&deps.counters.entries_written, report.entries.len() as u64);
+            report.outcome = CategoryOutcome::Written { redis };
+        }
+        Err(e) => report.outcome = CategoryOutcome::Failed(format!("cache unavailable: {e}")),
+    }
+    report
+}
+
+// ---------------------------------------------------------------- the actor
+
+/// Run a cycle now (or right after the current one) for these categories.
+#[derive(Message)]
+#[rtype(result = "HydrateAck")]
+pub struct HydrateNow {
+    pub categories: Vec<Category>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HydrateAck {
+    Started,
+    /// A cycle is running; one follow-up cycle will run after it.
+    Queued,
+    /// The daemon is shutting down.
+    Refused,
+}
+
+/// Stop scheduling; let the running cycle finish within `grace`, else abort it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown {
+    pub grace: Duration,
+}
+
+/// The schedule's state, for the status reply.
+#[derive(Message)]
+#[rtype(result = "Value")]
+pub struct GetHydratorInfo;
+
+struct Running {
+    since: Instant,
+    categories: Vec<Category>,
+    handle: SpawnHandle,
+}
+
+pub struct HydratorActor {
+    deps: CycleDeps,
+    enabled: bool,
+    startup_delay: Duration,
+    interval: Duration,
+    categories: Vec<Category>,
+    running: Option<Running>,
+    follow_up: BTreeSet<Category>,
+    last: Option<CycleReport>,
+    next_at: Option<Instant>,
+    stopping: bool,
+    stop_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl HydratorActor {
+    pub fn new(settings: &Settings, deps: CycleDeps) -> Self {
+        HydratorActor {
+            deps,
+            enabled: settings.hydration.enabled,
+            startup_delay: Duration::from_secs(settings.hydration.startup_delay_seconds),
+            interval: Duration::from_secs(settings.hydration.interval_seconds),
+            categories: settings.categories(),
+            running: None,
+            follow_up: BTreeSet::new(),
+            last: None,
+            next_at: None,
+            stopping: false,
+            stop_waiters: Vec::new(),
+        }
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        self.next_at = Some(Instant::now() + self.interval);
+        if self.stopping {
+            return;
+        }
+        if self.running.is_some() {
+            log::info!("hydrator: scheduled cycle skipped: the previous one is still running");
+            return;
+        }
+        self.start_cycle(self.categories.clone(), "scheduled", ctx);
+    }
+
+    fn start_cycle(&mut self, categories: Vec<Category>, reason: &str, ctx: &mut Context<Self>) {
+        log::debug!(
+            "hydrator: cycle starts ({reason}): {}",
+            categories.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+        );
+        let fut = run_cycle(self.deps.clone(), categories.clone());
+        let handle = ctx.spawn(fut.into_actor(self).map(|report, act, ctx| act.finish(report, ctx)));
+        self.running = Some(Running { since: Instant::now(), categories, handle });
+    }
+
+    fn finish(&mut self, mut report: CycleReport, ctx: &mut Context<Self>) {
+        self.running = None;
+        let line = report.log_line();
+        if report.outcome() == "ok" {
+            log::info!("{line}");
+        } else {
+            log::warn!("{line}");
+        }
+        for c in &mut report.categories {
+            c.payloads = Vec::new();
+        }
+        self.last = Some(report);
+        if self.stopping {
+            for w in self.stop_waiters.drain(..) {
+                let _ = w.send(());
+            }
+            return;
+        }
+        if !self.follow_up.is_empty() {
+            let cats: Vec<Category> = std::mem::take(&mut self.follow_up).into_iter().collect();
+            self.start_cycle(cats, "queued follow-up", ctx);
+        }
+    }
+}
+
+impl Actor for HydratorActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if !self.enabled {
+            log::info!("hydrator: scheduled hydration disabled (hydration.enabled = false); cycles run on demand only");
+            return;
+        }
+        self.next_at = Some(Instant::now() + self.startup_delay);
+        ctx.run_later(self.startup_delay, |act, ctx| {
+            act.tick(ctx);
+            ctx.run_interval(act.interval, |act, ctx| act.tick(ctx));
+        });
+    }
+}
+
+impl Handler<HydrateNow> for HydratorActor {
+    type Result = MessageResult<HydrateNow>;
+
+    fn handle(&mut self, msg: HydrateNow, ctx: &mut Self::Context) -> Self::Result {
+        if self.stopping {
+            return MessageResult(HydrateAck::Refused);
+        }
+        let mut cats: Vec<Category> = msg.categories;
+        if cats.is_empty() {
+            cats = self.categories.clone();
+        }
+        if self.running.is_some() {
+            self.follow_up.extend(cats);
+            log::info!("hydrator: hydrate requested ({}) during a cycle: one follow-up queued", msg.reason);
+            return MessageResult(HydrateAck::Queued);
+        }
+        cats.sort();
+        cats.dedup();
+        log::info!("hydrator: hydrating now ({})", msg.reason);
+        self.start_cycle(cats, &msg.reason, ctx);
+        MessageResult(HydrateAck::Started)
+    }
+}
+
+impl Handler<Shutdown> for HydratorActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: Shutdown, ctx: &mut Self::Context) -> Self::Result {
+        self.stopping = true;
+        self.follow_up.clear();
+        let Some(running) = &self.running else { return Box::pin(async {}) };
+        log::info!("hydrator: waiting up to {:?} for the running cycle", msg.grace);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.stop_waiters.push(tx);
+        let handle = running.handle;
+        ctx.run_later(msg.grace, move |act, ctx| {
+            if act.running.is_some() {
+                // Each category's store is one MULTI/EXEC: aborting here
+                // leaves every category either fully old or fully new.
+                ctx.cancel_future(handle);
+                act.running = None;
+                log::warn!("hydrator: the running cycle was aborted for shutdown");
+                for w in act.stop_waiters.drain(..) {
+                    let _ = w.send(());
+                }
+            }
+        });
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}
+
+impl Handler<GetHydratorInfo> for HydratorActor {
+    type Result = MessageResult<GetHydratorInfo>;
+
+    fn handle(&mut self, _msg: GetHydratorInfo, _ctx: &mut Self::Context) -> Self::Result {
+        let now = Instant::now();
+        let now_unix = unix_now();
+        let next = self.next_at.filter(|_| self.enabled && !self.stopping).map(|at| {
+            let left = at.saturating_duration_since(now).as_secs_f64();
+            json!({"at": now_unix + left, "in_seconds": left})
+        });
+        MessageResult(json!({
+            "enabled": self.enabled,
+            "interval_seconds": self.interval.as_secs(),
+            "categories": self.categories.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+            "cycle_running": self.running.as_ref().map(|r| json!({
+                "for_seconds": r.since.elapsed().as_secs_f64(),
+                "categories": r.categories.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+            })),
+            "follow_up_queued": !self.follow_up.is_empty(),
+            "last_cycle": self.last.as_ref().map(CycleReport::to_json),
+            "next_cycle": next,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(c: Category) -> CategoryReport {
+        let mut r = CategoryReport::new(c);
+        r.outcome = CategoryOutcome::Written { redis: RedisWrite::Disabled };
+        r
+    }
+
+    #[test]
+    fn cycle_outcome_counts_written_categories() {
+        let mut failed = CategoryReport::new(Category::TextGeneration);
+        failed.outcome = CategoryOutcome::Failed("boom".into());
+        let mut kept = CategoryReport::new(Category::TextGeneration);
+        kept.outcome = CategoryOutcome::KeptStale;
+        let mk = |cats: Vec<CategoryReport>| CycleReport {
+            started_unix: 0.0,
+            duration: Duration::ZERO,
+            categories: cats,
+        };
+        assert_eq!(
+            mk(vec![written(Category::ImageGeneration), written(Category::TextGeneration)]).outcome(),
+            "ok"
+        );
+        assert_eq!(mk(vec![written(Category::ImageGeneration), failed.clone()]).outcome(), "partial");
+        assert_eq!(mk(vec![kept.clone(), failed]).outcome(), "failed");
+        let line = mk(vec![written(Category::ImageGeneration), kept]).log_line();
+        assert!(line.starts_with("cycle partial in 0 ms: image_generation: written"), "{line}");
+        assert!(line.contains("text_generation: kept_stale"), "{line}");
+    }
+}
