@@ -222,3 +222,33 @@ fn with_a_token_only_authorised_commands_act() {
     // Secrets never reach the log.
     assert!(!daemon.log().contains(TOKEN), "the admin token is in the log");
 }
+
+#[test]
+fn hydrate_during_a_cycle_queues_exactly_one_follow_up() {
+    let Some(corpus) = common::conformance_dir() else { return };
+    let horde = HordeServer::start(corpus.join("seed1"));
+    let redis = RedisServer::start();
+    let mut setup = Setup::new(&horde, Some(&redis.url()));
+    setup.set("horde", "timeout_seconds", "30");
+    let daemon = Daemon::start(&setup);
+    wait_for_entries(&redis, &daemon.prefix, Duration::from_secs(60));
+    let cycles_before = horde.count(Route::StatusText);
+
+    // Make the next cycle take a while, start it, and ask for more during it.
+    horde.set_route_mode(Route::StatusText, common::horde_server::Mode::Slow(Duration::from_secs(2)));
+    let first = daemon.admin(&redis, json!({"command": "hydrate"}), REPLY).expect("no hydrate reply");
+    assert_eq!(first["ok"], json!(true), "{first}");
+    wait_until(Duration::from_secs(10), "the slow cycle to start", || {
+        (horde.count(Route::StatusText) > cycles_before).then_some(())
+    });
+    for _ in 0..5 {
+        let reply = daemon.admin(&redis, json!({"command": "hydrate"}), REPLY).expect("no hydrate reply");
+        assert_eq!(reply["ok"], json!(true), "{reply}");
+    }
+    // The running cycle, then exactly one follow-up.
+    wait_until(Duration::from_secs(15), "the follow-up cycle", || {
+        (horde.count(Route::StatusText) >= cycles_before + 2).then_some(())
+    });
+    thread::sleep(Duration::from_secs(4));
+    assert_eq!(horde.count(Route::StatusText), cycles_before + 2, "not exactly one follow-up cycle");
+}

@@ -56,6 +56,8 @@ fn a_cycle_writes_the_nine_entries_with_ttls_equal_to_the_reference() {
         .collect();
     assert_eq!(written.len(), 9, "entry-like keys: {written:?}");
 
+    reference_reads(&corpus, &redis.url(), &seed.join("expected"));
+
     // The Horde API was asked as SPEC §2 says: known models, with a Client-Agent.
     let requests = horde.requests();
     let agent_prefix = format!("horde-hydrator:{}:", env!("CARGO_PKG_VERSION"));
@@ -158,4 +160,37 @@ fn once_fails_when_a_snapshot_directory_is_missing() {
     let config = setup.write(dir.path());
     let run = run_cli(&config, &[], &["once"], Duration::from_secs(60));
     assert!(!run.status.success(), "once succeeded without a model reference:\n{}", run.stdout);
+}
+
+/// The reference's own readers parse what the daemon wrote (the issue's
+/// done-when check), when the reference's Python environment is installed
+/// (`$HORDE_REFERENCE_PYTHON`, else `~/.cache/horde-reference-oracle/bin/python`).
+fn reference_reads(corpus: &Path, redis_url: &str, expected: &Path) {
+    let python = match std::env::var_os("HORDE_REFERENCE_PYTHON") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => match std::env::var_os("HOME") {
+            Some(home) => Path::new(&home).join(".cache/horde-reference-oracle/bin/python"),
+            None => return,
+        },
+    };
+    let tools = corpus.join("../tools");
+    if !python.is_file() || !tools.join("reference_read.py").is_file() {
+        eprintln!("SKIPPED: the reference's readers ({} not installed)", python.display());
+        return;
+    }
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(&python).args(args).output().unwrap();
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    };
+    let (ok, text) = run(&[tools.join("reference_read.py").as_os_str(), redis_url.as_ref()]);
+    assert!(ok && text.contains("9 parsed, 0 missing"), "reference_read.py: {text}");
+    let (ok, text) = run(&[
+        tools.join("compare.py").as_os_str(),
+        expected.as_os_str(),
+        "--redis".as_ref(),
+        redis_url.as_ref(),
+    ]);
+    assert!(ok && text.contains("9 passed, 0 failed"), "compare.py --redis: {text}");
 }

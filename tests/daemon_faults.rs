@@ -301,6 +301,7 @@ fn sigterm_mid_cycle_exits_zero_and_leaves_no_partial_category() {
             names.iter().copied().filter(|n| now[*n].as_deref() == Some(first[*n].as_slice())).collect();
         let missing: Vec<&str> = names.iter().copied().filter(|n| now[*n].is_none()).collect();
         assert!(missing.is_empty(), "{category}: entries missing after SIGTERM: {missing:?}");
+        eprintln!("{category} after SIGTERM: {} of {} entries from the first cycle", old.len(), names.len());
         assert!(
             old.is_empty() || old.len() == names.len(),
             "{category} is half old, half new after SIGTERM: old {old:?}"

@@ -159,3 +159,44 @@ fn garbage_invalidations_are_ignored() {
         model_names(&entry).iter().any(|n| n == NEW_MODEL).then_some(())
     });
 }
+
+#[test]
+fn invalidation_drops_the_category_even_when_it_cannot_be_rehydrated() {
+    let Some(f) = start() else { return };
+    let mut client = f.redis.client();
+    let before = snapshot(&mut client, &f.daemon.prefix, &ENTRY_NAMES);
+    f.horde.set_route_mode(Route::TextReference, common::horde_server::Mode::Status(500));
+    client.publish(&f.daemon.invalidate_channel(), b"text_generation");
+    // SPEC §2: drop that category's entries (all variants, memory and Redis);
+    // the fetcher's cached text reference is dropped too, so nothing comes back.
+    wait_until(Duration::from_secs(2), "the text entries to be dropped", || {
+        let text = snapshot(&mut client, &f.daemon.prefix, &category_entries("text_generation"));
+        text.values().all(Option::is_none).then_some(())
+    });
+    thread::sleep(Duration::from_secs(1));
+    let text = snapshot(&mut client, &f.daemon.prefix, &category_entries("text_generation"));
+    assert!(text.values().all(Option::is_none), "text entries came back from a failed source");
+    for (name, value) in snapshot(&mut client, &f.daemon.prefix, &category_entries("image_generation")) {
+        assert_eq!(value, before[&name], "{name} changed");
+    }
+    // The source is back: the next invalidation restores the category.
+    f.horde.reset_modes();
+    client.publish(&f.daemon.invalidate_channel(), b"text_generation");
+    wait_for_entries(&f.redis, &f.daemon.prefix, Duration::from_secs(5));
+}
+
+#[test]
+fn garbage_is_logged_rate_limited() {
+    let Some(mut f) = start() else { return };
+    let mut client = f.redis.client();
+    let lines_before = f.daemon.log().lines().count();
+    for i in 0..300 {
+        client.publish(&f.daemon.invalidate_channel(), format!("no-such-category-{i}").as_bytes());
+    }
+    let reply = f.daemon.admin(&f.redis, json!({"command": "status"}), Duration::from_secs(5));
+    assert!(reply.is_some(), "no status reply after the garbage");
+    f.daemon.assert_alive();
+    let logged = f.daemon.log().lines().count() - lines_before;
+    assert!(logged >= 1, "garbage not logged at all");
+    assert!(logged < 100, "300 garbage messages gave {logged} log lines: not rate-limited");
+}

@@ -65,3 +65,20 @@ fn a_redis_password_never_reaches_the_log() {
     });
     assert!(!daemon.log().contains("hunter2-S3CRET"), "the Redis password is in the log:\n{}", daemon.log());
 }
+
+#[test]
+fn help_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("absent.toml");
+    for args in [&["--help"][..], &["run", "--help"], &["once", "--help"], &["admin", "--help"]] {
+        let out = run_cli(&config, &[], args, Duration::from_secs(15));
+        assert!(out.status.success(), "{args:?}: {}", out.stderr);
+        assert!(out.stdout.to_lowercase().contains("usage"), "{args:?} printed no usage: {}", out.stdout);
+    }
+    let out = run_cli(&config, &[], &["--help"], Duration::from_secs(15));
+    for command in ["run", "once", "admin"] {
+        assert!(out.stdout.contains(command), "--help does not list {command}: {}", out.stdout);
+    }
+    let out = run_cli(&config, &[], &["once", "--help"], Duration::from_secs(15));
+    assert!(out.stdout.contains("--dump"), "once --help: {}", out.stdout);
+}

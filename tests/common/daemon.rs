@@ -346,7 +346,8 @@ impl Drop for Daemon {
             let _ = child.kill();
             let _ = child.wait();
         }
-        if thread::panicking() {
+        // On failure, or always with HYDRATOR_TEST_LOG=1, show what the daemon said.
+        if thread::panicking() || std::env::var_os("HYDRATOR_TEST_LOG").is_some() {
             let log = self.log();
             let tail: String = log
                 .lines()
