@@ -11,7 +11,7 @@ use common::daemon::{
     category_entries, dump_file, run_cli, wait_for_entries, Daemon, Setup, DEFAULT_PREFIX, ENTRY_NAMES,
 };
 use common::horde_server::{HordeServer, Mode, Route};
-use common::redis_server::RedisServer;
+use common::redis_server::{Monitor, RedisServer};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -37,10 +37,12 @@ fn a_cycle_writes_the_nine_entries_with_ttls_equal_to_the_reference() {
     let seed = corpus.join("seed1");
     let horde = HordeServer::start(&seed);
     let redis = RedisServer::start();
+    let monitor = Monitor::start(&redis);
     let daemon = Daemon::start(&Setup::new(&horde, Some(&redis.url())));
     assert_eq!(daemon.prefix, DEFAULT_PREFIX);
 
     let entries = wait_for_entries(&redis, DEFAULT_PREFIX, Duration::from_secs(60));
+    assert_each_category_in_one_transaction(&monitor.seen(), DEFAULT_PREFIX);
     let mut client = redis.client();
     for name in ENTRY_NAMES {
         let key = daemon.key(name);
@@ -193,4 +195,41 @@ fn reference_reads(corpus: &Path, redis_url: &str, expected: &Path) {
         redis_url.as_ref(),
     ]);
     assert!(ok && text.contains("9 passed, 0 failed"), "compare.py --redis: {text}");
+}
+
+/// Each category's entries were written by one MULTI … EXEC of one client.
+fn assert_each_category_in_one_transaction(seen: &[common::redis_server::Monitored], prefix: &str) {
+    for category in ["image_generation", "text_generation"] {
+        let keys: Vec<String> = category_entries(category).iter().map(|n| format!("{prefix}:{n}")).collect();
+        let writes: Vec<usize> = seen
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.args.len() >= 2 && keys.contains(&m.args[1]) && m.args[0].starts_with("SET"))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(
+            writes.len(),
+            keys.len(),
+            "{category}: expected one write per entry, saw {:?}",
+            writes.iter().map(|i| &seen[*i]).collect::<Vec<_>>()
+        );
+        let client = &seen[writes[0]].client;
+        assert!(writes.iter().all(|i| &seen[*i].client == client), "{category} written by several clients");
+        // The same client's commands around the writes: MULTI before, EXEC after, nothing else between.
+        let mine: Vec<(usize, &str)> = seen
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| &m.client == client)
+            .map(|(i, m)| (i, m.args[0].as_str()))
+            .collect();
+        let pos = |i: usize| mine.iter().position(|(j, _)| *j == i).unwrap();
+        let (first, last) = (pos(writes[0]), pos(*writes.last().unwrap()));
+        assert!(
+            first > 0 && mine[first - 1].1 == "MULTI",
+            "{category}: writes not preceded by MULTI: {:?}",
+            &mine[first.saturating_sub(3)..=last]
+        );
+        assert!(mine.get(last + 1).map(|m| m.1) == Some("EXEC"), "{category}: writes not followed by EXEC");
+        assert_eq!(last - first + 1, keys.len(), "{category}: other commands inside the transaction");
+    }
 }

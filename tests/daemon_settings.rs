@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::daemon::{run_cli, wait_for_entries, wait_until, Daemon, Setup};
+use common::daemon::{run_cli, wait_for_entries, wait_until, Daemon, Setup, ENTRY_NAMES};
 use common::horde_server::HordeServer;
 use common::redis_server::{free_port, RedisServer};
 use std::time::Duration;
@@ -18,10 +18,20 @@ fn environment_overrides_the_file() {
     setup.prefix("from:file");
     setup.env.push(("HORDE_HYDRATOR__REDIS__URL".into(), redis.url()));
     setup.env.push(("HORDE_HYDRATOR__REDIS__KEY_PREFIX".into(), "from:env".into()));
+    // The TTLs: one from the file, one from the environment over the file.
+    setup.set("cache", "deletion_risk_ttl_seconds", "120");
+    setup.set("cache", "statistics_ttl_seconds", "100");
+    setup.env.push(("HORDE_HYDRATOR__CACHE__STATISTICS_TTL_SECONDS".into(), "60".into()));
     let daemon = Daemon::start(&setup);
     assert_eq!(daemon.prefix, "from:env");
     wait_for_entries(&redis, "from:env", Duration::from_secs(60));
-    assert!(redis.client().keys("from:file:*").is_empty());
+    let mut client = redis.client();
+    assert!(client.keys("from:file:*").is_empty());
+    for name in ENTRY_NAMES {
+        let ttl = client.ttl(&daemon.key(name));
+        let max = if name.starts_with("stats:") { 60 } else { 120 };
+        assert!(ttl > max - 30 && ttl <= max, "{name}: TTL {ttl}, expected about {max}");
+    }
 }
 
 /// Start-up with one bad setting fails, and the message names the key.

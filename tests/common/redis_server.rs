@@ -274,3 +274,92 @@ impl Drop for Subscriber {
         }
     }
 }
+
+/// One command as `MONITOR` shows it: the client's address and the first
+/// arguments (command name upper-cased, then up to two more).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Monitored {
+    pub client: String,
+    pub args: Vec<String>,
+}
+
+/// A `MONITOR` connection recording every command the server runs.
+pub struct Monitor {
+    seen: Arc<std::sync::Mutex<Vec<Monitored>>>,
+    stream: std::net::TcpStream,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+/// The first `n` double-quoted tokens of a MONITOR line (escapes kept raw).
+fn quoted_tokens(s: &str, n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = s.chars();
+    while out.len() < n {
+        if !chars.by_ref().any(|c| c == '"') {
+            break;
+        }
+        let mut tok = String::new();
+        let mut escaped = false;
+        for c in chars.by_ref() {
+            match (escaped, c) {
+                (true, c) => {
+                    tok.push(c);
+                    escaped = false;
+                }
+                (false, '\\') => escaped = true,
+                (false, '"') => break,
+                (false, c) => tok.push(c),
+            }
+        }
+        out.push(tok);
+    }
+    out
+}
+
+impl Monitor {
+    /// Records what the server runs from now on (until dropped).
+    pub fn start(server: &RedisServer) -> Monitor {
+        use std::io::{BufRead, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+        stream.write_all(b"MONITOR\r\n").unwrap();
+        let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        let mut first = String::new();
+        reader.read_line(&mut first).unwrap();
+        assert_eq!(first.trim_end(), "+OK", "MONITOR refused");
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        let thread = thread::spawn(move || {
+            let mut line = Vec::new();
+            while let Ok(n) = reader.read_until(b'\n', &mut line) {
+                if n == 0 {
+                    break;
+                }
+                let text = String::from_utf8_lossy(&line);
+                if let (Some(open), Some(close)) = (text.find('['), text.find(']')) {
+                    let client = text[open + 1..close].split_whitespace().last().unwrap_or("").to_string();
+                    let mut args = quoted_tokens(&text[close..], 3);
+                    if let Some(cmd) = args.first_mut() {
+                        *cmd = cmd.to_uppercase();
+                    }
+                    seen2.lock().unwrap().push(Monitored { client, args });
+                }
+                line.clear();
+            }
+        });
+        Monitor { seen, stream, thread: Some(thread) }
+    }
+
+    /// What has been recorded so far.
+    pub fn seen(&self) -> Vec<Monitored> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
