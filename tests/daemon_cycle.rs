@@ -27,7 +27,9 @@ fn assert_parity(expected_dir: &Path, name: &str, actual: &[u8]) {
     assert!(diffs.is_empty(), "{name} differs from {}:\n{}", expected_dir.display(), diffs.join("\n"));
 }
 
+/// `file:///abs/dir` (the corpus path may be relative, as `.ci/run` sets it).
 fn file_url(dir: &Path) -> String {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| std::env::current_dir().unwrap().join(dir));
     format!("file://{}", dir.display())
 }
 

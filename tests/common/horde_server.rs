@@ -197,7 +197,7 @@ impl HordeServer {
     /// Serves the dataset directory `root` (holding `horde/` and `model_reference/`).
     pub fn start(root: impl AsRef<Path>) -> HordeServer {
         let shared = Arc::new(Shared {
-            root: root.as_ref().to_path_buf(),
+            root: std::fs::canonicalize(root.as_ref()).unwrap_or_else(|_| root.as_ref().to_path_buf()),
             default_mode: Mutex::new(Mode::Normal),
             route_modes: Mutex::new(HashMap::new()),
             requests: Mutex::new(Vec::new()),
