@@ -235,3 +235,17 @@ fn assert_each_category_in_one_transaction(seen: &[common::redis_server::Monitor
         assert_eq!(last - first + 1, keys.len(), "{category}: other commands inside the transaction");
     }
 }
+
+#[test]
+fn readme_quickstart_runs_a_cycle_offline_and_prints_the_table() {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/offline.toml");
+    let run = run_cli(&config, &[], &["once"], Duration::from_secs(60));
+    assert!(run.status.success(), "quickstart failed: {}\n{}", run.stdout, run.stderr);
+    for name in ENTRY_NAMES {
+        let row = run.stdout.lines().find(|l| l.split_whitespace().next() == Some(name));
+        let row = row.unwrap_or_else(|| panic!("no row for {name} in:\n{}", run.stdout));
+        // entry, models, at risk, critical, milliseconds: the models column counts something.
+        let models: u64 = row.split_whitespace().nth(1).and_then(|m| m.parse().ok()).unwrap_or(0);
+        assert!(models > 0, "{name}: no models in {row:?}");
+    }
+}
