@@ -161,6 +161,11 @@ fn hydrate_and_invalidate_commands_refresh_entries() {
         model_names(&client.get_json(&key)?).iter().any(|n| n == "Hydrator Test Image Model").then_some(())
     });
     assert!(horde.count(Route::ImageReference) > image_refs);
+    let out = daemon.cli(&["admin", "invalidate", "image_generation"], Duration::from_secs(20));
+    assert!(out.status.success(), "admin invalidate failed: {}\n{}", out.stdout, out.stderr);
+    wait_until(Duration::from_secs(5), "image entries after the CLI invalidate", || {
+        (horde.count(Route::ImageReference) > image_refs + 1).then_some(())
+    });
 
     // The CLI form of hydrate.
     let out = daemon.cli(&["admin", "hydrate", "text_generation"], Duration::from_secs(20));
@@ -216,6 +221,16 @@ fn with_a_token_only_authorised_commands_act() {
         daemon.admin(&redis, json!({"command": "clear", "token": TOKEN}), REPLY).expect("no clear reply");
     assert_eq!(reply["ok"], json!(true), "{reply}");
     wait_until(Duration::from_secs(2), "the entries to be cleared", || {
+        snapshot(&mut client, &daemon.prefix, &ENTRY_NAMES).values().all(Option::is_none).then_some(())
+    });
+
+    // The CLI sends the configured token: hydrate brings the entries back, clear empties again.
+    let out = daemon.cli(&["admin", "hydrate"], Duration::from_secs(20));
+    assert!(out.status.success(), "admin hydrate failed: {}\n{}", out.stdout, out.stderr);
+    wait_for_entries(&redis, &daemon.prefix, Duration::from_secs(30));
+    let out = daemon.cli(&["admin", "clear"], Duration::from_secs(20));
+    assert!(out.status.success(), "admin clear failed: {}\n{}", out.stdout, out.stderr);
+    wait_until(Duration::from_secs(2), "the entries to be cleared by the CLI", || {
         snapshot(&mut client, &daemon.prefix, &ENTRY_NAMES).values().all(Option::is_none).then_some(())
     });
 
