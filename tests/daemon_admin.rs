@@ -267,3 +267,43 @@ fn hydrate_during_a_cycle_queues_exactly_one_follow_up() {
     thread::sleep(Duration::from_secs(4));
     assert_eq!(horde.count(Route::StatusText), cycles_before + 2, "not exactly one follow-up cycle");
 }
+
+/// The freshness values of the status reply's entries.
+fn freshness(daemon: &Daemon, redis: &RedisServer) -> Vec<String> {
+    let reply = daemon.admin(redis, json!({"command": "status"}), REPLY).expect("no status reply");
+    leaves(&reply)
+        .into_iter()
+        .filter(|(p, _)| p.contains("fresh"))
+        .map(|(_, v)| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+        .collect()
+}
+
+#[test]
+fn entries_are_fresh_then_stale_then_dropped() {
+    let Some(corpus) = common::conformance_dir() else { return };
+    let horde = HordeServer::start(corpus.join("seed1"));
+    let redis = RedisServer::start();
+    let mut setup = Setup::new(&horde, Some(&redis.url()));
+    setup.set("cache", "deletion_risk_ttl_seconds", "3");
+    setup.set("cache", "statistics_ttl_seconds", "3");
+    setup.set("hydration", "stale_ttl_seconds", "6");
+    let daemon = Daemon::start(&setup);
+    wait_for_entries(&redis, &daemon.prefix, Duration::from_secs(60));
+    let now = freshness(&daemon, &redis);
+    assert_eq!(now.len(), 9, "{now:?}");
+    assert!(now.iter().all(|f| f == "fresh"), "{now:?}");
+
+    // Past the TTL Redis drops them; the daemon still serves them, stale.
+    let mut client = redis.client();
+    wait_until(Duration::from_secs(10), "Redis to expire the entries", || {
+        snapshot(&mut client, &daemon.prefix, &ENTRY_NAMES).values().all(Option::is_none).then_some(())
+    });
+    wait_until(Duration::from_secs(10), "all entries stale", || {
+        let now = freshness(&daemon, &redis);
+        (now.len() == 9 && now.iter().all(|f| f == "stale")).then_some(())
+    });
+    // Past the stale TTL they are no longer served.
+    wait_until(Duration::from_secs(10), "no entry served any more", || {
+        freshness(&daemon, &redis).iter().all(|f| f != "fresh" && f != "stale").then_some(())
+    });
+}

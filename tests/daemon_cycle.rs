@@ -8,7 +8,8 @@ mod common;
 
 use common::compare::differences;
 use common::daemon::{
-    category_entries, dump_file, run_cli, wait_for_entries, Daemon, Setup, DEFAULT_PREFIX, ENTRY_NAMES,
+    category_entries, dump_file, run_cli, wait_for_entries, wait_until, Daemon, Setup, DEFAULT_PREFIX,
+    ENTRY_NAMES,
 };
 use common::horde_server::{HordeServer, Mode, Route};
 use common::redis_server::{Monitor, RedisServer};
@@ -44,7 +45,16 @@ fn a_cycle_writes_the_nine_entries_with_ttls_equal_to_the_reference() {
     assert_eq!(daemon.prefix, DEFAULT_PREFIX);
 
     let entries = wait_for_entries(&redis, DEFAULT_PREFIX, Duration::from_secs(60));
-    assert_each_category_in_one_transaction(&monitor.seen(), DEFAULT_PREFIX);
+    // MONITOR's copy of the (large) writes may lag behind their effect.
+    let seen = wait_until(Duration::from_secs(10), "MONITOR to show the nine writes and EXEC", || {
+        let seen = monitor.seen();
+        let last_write = seen.iter().rposition(|m| {
+            m.args.len() >= 2 && m.args[0].starts_with("SET") && m.args[1].starts_with(DEFAULT_PREFIX)
+        })?;
+        let writes = seen.iter().filter(|m| m.args.len() >= 2 && m.args[0].starts_with("SET")).count();
+        (writes >= 9 && seen[last_write..].iter().any(|m| m.args[0] == "EXEC")).then_some(seen)
+    });
+    assert_each_category_in_one_transaction(&seen, DEFAULT_PREFIX);
     let mut client = redis.client();
     for name in ENTRY_NAMES {
         let key = daemon.key(name);
