@@ -312,3 +312,37 @@ fn sigterm_mid_cycle_exits_zero_and_leaves_no_partial_category() {
         }
     }
 }
+
+#[test]
+fn after_a_horde_outage_entries_are_refreshed_again() {
+    let Some(corpus) = common::conformance_dir() else { return };
+    let data = copy_dataset(&corpus.join("seed1"));
+    let horde = HordeServer::start(data.path());
+    let redis = RedisServer::start();
+    let mut setup = Setup::new(&horde, Some(&redis.url()));
+    // circuit_open_seconds is the daemon's own key (config.toml), not SPEC §2:
+    // its default (60 s) would make this test slow.
+    setup.interval(1).set("horde", "timeout_seconds", "1").set("horde", "circuit_open_seconds", "2");
+    let daemon = Daemon::start(&setup);
+    wait_for_entries(&redis, &daemon.prefix, Duration::from_secs(60));
+    let key = daemon.key("deletion_risk:text_generation:grouped=false");
+    let mut client = redis.client();
+    let total = client.get_json(&key).unwrap()["category_total_month_usage"].as_i64().unwrap();
+
+    let switched = Instant::now();
+    horde.set_mode(Mode::Status(503));
+    change_everything(data.path());
+    wait_until(Duration::from_secs(30), "requests during the outage", || {
+        (horde.requests().iter().filter(|r| r.at > switched).count() >= 3).then_some(())
+    });
+    thread::sleep(Duration::from_secs(2));
+    assert_eq!(client.get_json(&key).unwrap()["category_total_month_usage"].as_i64().unwrap(), total);
+
+    horde.reset_modes();
+    wait_until(Duration::from_secs(30), "entries from the new data after the outage", || {
+        let now = client.get_json(&key)?["category_total_month_usage"].as_i64()?;
+        (now > total).then_some(())
+    });
+    let entry = client.get_json(&key).unwrap();
+    assert!(model_names(&entry).iter().any(|n| n == "hydratortest/Fault-Model-7B"));
+}
