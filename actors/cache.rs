@@ -138,6 +138,29 @@ pub enum ReadSource {
     Memory(Freshness),
 }
 
+/// An entry ready to store: its JSON is shared (memory, the cycle report and
+/// `once --dump` hold the same bytes; at x100 an entry is tens of MB).
+#[derive(Debug, Clone)]
+pub struct StoredEntry {
+    pub key: EntryKey,
+    pub json: Arc<str>,
+    pub models: usize,
+    pub at_risk: Option<usize>,
+    pub critical: Option<usize>,
+}
+
+impl From<ComputedEntry> for StoredEntry {
+    fn from(e: ComputedEntry) -> Self {
+        StoredEntry {
+            key: e.key,
+            json: Arc::from(e.json),
+            models: e.models,
+            at_risk: e.at_risk,
+            critical: e.critical,
+        }
+    }
+}
+
 // ---------------------------------------------------------------- messages
 
 /// Store one category's entries of one cycle (memory, then one MULTI/EXEC).
@@ -145,7 +168,7 @@ pub enum ReadSource {
 #[rtype(result = "RedisWrite")]
 pub struct StoreCategory {
     pub category: Category,
-    pub entries: Vec<ComputedEntry>,
+    pub entries: Vec<StoredEntry>,
 }
 
 /// Read one entry as the reference's readers would.
@@ -299,7 +322,11 @@ impl CacheActor {
         let fut = async move {
             let mut conn = conn;
             if !deletes.is_empty() {
-                redis_op(timeout, redis::cmd("DEL").arg(&deletes).query_async::<()>(&mut conn)).await?;
+                if let Err(e) =
+                    redis_op(timeout, redis::cmd("DEL").arg(&deletes).query_async::<()>(&mut conn)).await
+                {
+                    return Err((e, deletes));
+                }
             }
             for (_, items) in per_category {
                 let mut pipe = redis::pipe();
@@ -307,13 +334,16 @@ impl CacheActor {
                 for (key, json, left) in &items {
                     pipe.cmd("SETEX").arg(key).arg(*left).arg(json.as_bytes()).ignore();
                 }
-                redis_op(timeout, pipe.query_async::<()>(&mut conn)).await?;
+                redis_op(timeout, pipe.query_async::<()>(&mut conn)).await.map_err(|e| (e, Vec::new()))?;
             }
-            Ok::<_, String>(deletes)
+            Ok(())
         };
-        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
-            Ok(_) => {}
-            Err(e) => act.note_redis(false, Some(&e), ctx),
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
+            if let Err((e, undeleted)) = res {
+                // Still to be deleted next time; the entries are written back then too.
+                act.pending_deletes.extend(undeleted);
+                act.note_redis(false, Some(&e), ctx);
+            }
         }));
     }
 
@@ -410,24 +440,15 @@ impl Handler<StoreCategory> for CacheActor {
     fn handle(&mut self, msg: StoreCategory, _ctx: &mut Self::Context) -> Self::Result {
         let now = Instant::now();
         let now_unix = unix_now();
-        let mut pipe = redis::pipe();
-        pipe.atomic();
         for e in &msg.entries {
-            let ttl = self.ttl(e.key.kind);
-            let json: Arc<str> = Arc::from(e.json.as_str());
-            pipe.cmd("SETEX")
-                .arg(e.key.redis_key(&self.prefix))
-                .arg(ttl.as_secs())
-                .arg(e.json.as_bytes())
-                .ignore();
             self.pending_deletes.remove(&e.key.redis_key(&self.prefix));
             self.memory.insert(
                 e.key,
                 MemEntry {
-                    json,
+                    json: e.json.clone(),
                     stored_at: now,
                     stored_unix: now_unix,
-                    ttl,
+                    ttl: self.ttl(e.key.kind),
                     models: e.models,
                     at_risk: e.at_risk,
                     critical: e.critical,
@@ -437,6 +458,12 @@ impl Handler<StoreCategory> for CacheActor {
         let Some(conn) = self.conn.clone() else { return Box::pin(fut::ready(RedisWrite::Disabled)) };
         if self.state == RedisState::Down {
             return Box::pin(fut::ready(RedisWrite::Failed("redis is down; kept in memory".to_string())));
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for e in &msg.entries {
+            let ttl = self.ttl(e.key.kind).as_secs();
+            pipe.cmd("SETEX").arg(e.key.redis_key(&self.prefix)).arg(ttl).arg(e.json.as_bytes()).ignore();
         }
         let timeout = self.timeout;
         let category = msg.category;
