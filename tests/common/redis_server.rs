@@ -29,9 +29,35 @@ fn redis_binary() -> PathBuf {
     on_path.flatten().unwrap_or_else(|| PathBuf::from("/usr/bin/redis-server"))
 }
 
-/// A loopback port that was free a moment ago.
+/// Ports of this process's servers, running or stopped (for a restart), so
+/// that no other test of the same binary is handed one of them.
+static RESERVED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+/// A loopback port that was free a moment ago and is not reserved by another
+/// [`RedisServer`] of this process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !RESERVED.lock().unwrap().contains(&port) {
+            return port;
+        }
+    }
+}
+
+/// A free port, reserved until [`release`].
+fn reserve_port() -> u16 {
+    let mut reserved = RESERVED.lock().unwrap();
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !reserved.contains(&port) {
+            reserved.push(port);
+            return port;
+        }
+    }
+}
+
+fn release(port: u16) {
+    RESERVED.lock().unwrap().retain(|p| *p != port);
 }
 
 /// One `redis-server` process (or, after [`RedisServer::stop`], the port it
@@ -50,10 +76,10 @@ impl RedisServer {
         let mut last_error = String::new();
         for _ in 0..5 {
             let mut server =
-                RedisServer { port: free_port(), dir: tempfile::tempdir().unwrap(), child: None };
+                RedisServer { port: reserve_port(), dir: tempfile::tempdir().unwrap(), child: None };
             match server.spawn() {
                 Ok(()) => return server,
-                Err(e) => last_error = e,
+                Err(e) => last_error = e, // dropping `server` releases its port
             }
         }
         panic!("redis-server would not start: {last_error}");
@@ -162,6 +188,7 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+        release(self.port);
     }
 }
 
