@@ -307,3 +307,13 @@ fn entries_are_fresh_then_stale_then_dropped() {
         freshness(&daemon, &redis).iter().all(|f| f != "fresh" && f != "stale").then_some(())
     });
 }
+
+#[test]
+fn admin_cli_without_a_daemon_fails() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = Setup::with_sources("http://127.0.0.1:9/api", "http://127.0.0.1:9", Some(&redis.url()))
+        .write(dir.path());
+    let out = common::daemon::run_cli(&config, &[], &["admin", "status"], Duration::from_secs(30));
+    assert!(!out.status.success(), "admin status succeeded with no daemon: {}", out.stdout);
+}

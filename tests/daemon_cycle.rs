@@ -259,3 +259,32 @@ fn readme_quickstart_runs_a_cycle_offline_and_prints_the_table() {
         assert!(models > 0, "{name}: no models in {row:?}");
     }
 }
+
+#[test]
+fn fractional_queued_and_jobs_from_the_live_api_are_taken() {
+    // The live API sends queued and jobs as floats that may be fractional
+    // (SPEC §2); they feed no entry, so the entries stay the reference's.
+    let Some(corpus) = common::conformance_dir() else { return };
+    let seed = corpus.join("seed1");
+    let data = common::horde_server::copy_dataset(&seed);
+    for file in ["status_models_image.json", "status_models_text.json"] {
+        let path = data.path().join("horde").join(file);
+        let mut status = common::horde_server::read_json(&path);
+        for entry in status.as_array_mut().unwrap() {
+            let queued = entry["queued"].as_f64().unwrap_or(0.0);
+            let jobs = entry["jobs"].as_f64().unwrap_or(0.0);
+            entry["queued"] = serde_json::json!(queued + 0.5);
+            entry["jobs"] = serde_json::json!(jobs + 0.25);
+        }
+        common::horde_server::write_json(&path, &status);
+    }
+    let horde = HordeServer::start(data.path());
+    let redis = RedisServer::start();
+    let mut setup = Setup::new(&horde, Some(&redis.url()));
+    setup.prefix("fractional");
+    let _daemon = Daemon::start(&setup);
+    let entries = wait_for_entries(&redis, "fractional", Duration::from_secs(60));
+    for name in ENTRY_NAMES {
+        assert_parity(&seed.join("expected"), name, &entries[name]);
+    }
+}
