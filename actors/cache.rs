@@ -618,6 +618,53 @@ mod tests {
         assert_eq!(freshness(s(299), s(300), s(3600), false), Freshness::Fresh);
     }
 
+    fn entry(key: EntryKey, json: &str) -> StoredEntry {
+        StoredEntry { key, json: Arc::from(json), models: 3, at_risk: Some(1), critical: None }
+    }
+
+    #[test]
+    fn memory_only_store_get_invalidate_clear() {
+        let mut settings = Settings::default();
+        settings.redis.enabled = false;
+        actix_rt::System::new().block_on(async move {
+            let cache = CacheActor::new(&settings, Arc::new(Counters::default())).unwrap().start();
+            let image = EntryKey::risk(Category::ImageGeneration, false, false);
+            let text = EntryKey::stats(Category::TextGeneration, true);
+            let w = cache.send(StoreCategory {
+                category: Category::ImageGeneration,
+                entries: vec![entry(image, "{\"a\":1}")],
+            });
+            assert_eq!(w.await.unwrap(), RedisWrite::Disabled);
+            cache
+                .send(StoreCategory { category: Category::TextGeneration, entries: vec![entry(text, "{}")] })
+                .await
+                .unwrap();
+
+            let (json, source) = cache.send(Get(image)).await.unwrap().unwrap();
+            assert_eq!(&*json, "{\"a\":1}");
+            assert_eq!(source, ReadSource::Memory(Freshness::Fresh));
+            let info = cache.send(Info).await.unwrap();
+            assert_eq!(info.redis, RedisState::Disabled);
+            let keys: Vec<&str> = info.entries.iter().map(|e| e.key.as_str()).collect();
+            assert_eq!(
+                keys,
+                [
+                    "horde:model_ref:deletion_risk:image_generation:grouped=false",
+                    "horde:model_ref:stats:text_generation:grouped=true"
+                ]
+            );
+            assert_eq!(info.entries[0].ttl_seconds, 300);
+            assert_eq!(info.entries[0].freshness, Freshness::Fresh);
+
+            cache.send(Invalidate(Category::ImageGeneration)).await.unwrap();
+            assert!(cache.send(Get(image)).await.unwrap().is_none(), "invalidated");
+            assert!(cache.send(Get(text)).await.unwrap().is_some(), "the other category stays");
+            cache.send(Clear).await.unwrap();
+            assert!(cache.send(Get(text)).await.unwrap().is_none(), "cleared");
+            assert!(cache.send(Info).await.unwrap().entries.is_empty());
+        });
+    }
+
     #[test]
     fn invalidation_covers_every_variant() {
         let names: Vec<String> =
