@@ -38,3 +38,6 @@ pub fn datasets(root: &std::path::Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+pub mod daemon;
+pub mod horde_server;
+pub mod redis_server;
