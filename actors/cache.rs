@@ -138,6 +138,29 @@ pub enum ReadSource {
     Memory(Freshness),
 }
 
+/// An entry ready to store: its JSON is shared (memory, the cycle report and
+/// `once --dump` hold the same bytes; at x100 an entry is tens of MB).
+#[derive(Debug, Clone)]
+pub struct StoredEntry {
+    pub key: EntryKey,
+    pub json: Arc<str>,
+    pub models: usize,
+    pub at_risk: Option<usize>,
+    pub critical: Option<usize>,
+}
+
+impl From<ComputedEntry> for StoredEntry {
+    fn from(e: ComputedEntry) -> Self {
+        StoredEntry {
+            key: e.key,
+            json: Arc::from(e.json),
+            models: e.models,
+            at_risk: e.at_risk,
+            critical: e.critical,
+        }
+    }
+}
+
 // ---------------------------------------------------------------- messages
 
 /// Store one category's entries of one cycle (memory, then one MULTI/EXEC).
@@ -145,7 +168,7 @@ pub enum ReadSource {
 #[rtype(result = "RedisWrite")]
 pub struct StoreCategory {
     pub category: Category,
-    pub entries: Vec<ComputedEntry>,
+    pub entries: Vec<StoredEntry>,
 }
 
 /// Read one entry as the reference's readers would.
@@ -299,7 +322,11 @@ impl CacheActor {
         let fut = async move {
             let mut conn = conn;
             if !deletes.is_empty() {
-                redis_op(timeout, redis::cmd("DEL").arg(&deletes).query_async::<()>(&mut conn)).await?;
+                if let Err(e) =
+                    redis_op(timeout, redis::cmd("DEL").arg(&deletes).query_async::<()>(&mut conn)).await
+                {
+                    return Err((e, deletes));
+                }
             }
             for (_, items) in per_category {
                 let mut pipe = redis::pipe();
@@ -307,13 +334,16 @@ impl CacheActor {
                 for (key, json, left) in &items {
                     pipe.cmd("SETEX").arg(key).arg(*left).arg(json.as_bytes()).ignore();
                 }
-                redis_op(timeout, pipe.query_async::<()>(&mut conn)).await?;
+                redis_op(timeout, pipe.query_async::<()>(&mut conn)).await.map_err(|e| (e, Vec::new()))?;
             }
-            Ok::<_, String>(deletes)
+            Ok(())
         };
-        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
-            Ok(_) => {}
-            Err(e) => act.note_redis(false, Some(&e), ctx),
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
+            if let Err((e, undeleted)) = res {
+                // Still to be deleted next time; the entries are written back then too.
+                act.pending_deletes.extend(undeleted);
+                act.note_redis(false, Some(&e), ctx);
+            }
         }));
     }
 
@@ -344,15 +374,10 @@ impl CacheActor {
     }
 
     /// Delete `keys` in Redis (now, or after the outage).
-    fn delete_in_redis(
-        &mut self,
-        keys: Vec<String>,
-        ctx: &mut Context<Self>,
-    ) -> ResponseActFuture<Self, RedisWrite> {
+    fn delete_in_redis(&mut self, keys: Vec<String>) -> ResponseActFuture<Self, RedisWrite> {
         let Some(conn) = self.conn.clone() else { return Box::pin(fut::ready(RedisWrite::Disabled)) };
         if self.state == RedisState::Down {
             self.pending_deletes.extend(keys);
-            let _ = ctx;
             return Box::pin(fut::ready(RedisWrite::Failed(
                 "redis is down; the deletion will be replayed".into(),
             )));
@@ -410,24 +435,15 @@ impl Handler<StoreCategory> for CacheActor {
     fn handle(&mut self, msg: StoreCategory, _ctx: &mut Self::Context) -> Self::Result {
         let now = Instant::now();
         let now_unix = unix_now();
-        let mut pipe = redis::pipe();
-        pipe.atomic();
         for e in &msg.entries {
-            let ttl = self.ttl(e.key.kind);
-            let json: Arc<str> = e.json.clone();
-            pipe.cmd("SETEX")
-                .arg(e.key.redis_key(&self.prefix))
-                .arg(ttl.as_secs())
-                .arg(e.json.as_bytes())
-                .ignore();
             self.pending_deletes.remove(&e.key.redis_key(&self.prefix));
             self.memory.insert(
                 e.key,
                 MemEntry {
-                    json,
+                    json: e.json.clone(),
                     stored_at: now,
                     stored_unix: now_unix,
-                    ttl,
+                    ttl: self.ttl(e.key.kind),
                     models: e.models,
                     at_risk: e.at_risk,
                     critical: e.critical,
@@ -437,6 +453,12 @@ impl Handler<StoreCategory> for CacheActor {
         let Some(conn) = self.conn.clone() else { return Box::pin(fut::ready(RedisWrite::Disabled)) };
         if self.state == RedisState::Down {
             return Box::pin(fut::ready(RedisWrite::Failed("redis is down; kept in memory".to_string())));
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for e in &msg.entries {
+            let ttl = self.ttl(e.key.kind).as_secs();
+            pipe.cmd("SETEX").arg(e.key.redis_key(&self.prefix)).arg(ttl).arg(e.json.as_bytes()).ignore();
         }
         let timeout = self.timeout;
         let category = msg.category;
@@ -510,26 +532,26 @@ impl Handler<Get> for CacheActor {
 impl Handler<Invalidate> for CacheActor {
     type Result = ResponseActFuture<Self, RedisWrite>;
 
-    fn handle(&mut self, msg: Invalidate, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Invalidate, _ctx: &mut Self::Context) -> Self::Result {
         let keys = all_variant_keys(msg.0);
         for k in &keys {
             self.memory.remove(k);
         }
         let redis_keys = keys.iter().map(|k| k.redis_key(&self.prefix)).collect();
         log::info!("cache: invalidated {}", msg.0);
-        self.delete_in_redis(redis_keys, ctx)
+        self.delete_in_redis(redis_keys)
     }
 }
 
 impl Handler<Clear> for CacheActor {
     type Result = ResponseActFuture<Self, RedisWrite>;
 
-    fn handle(&mut self, _msg: Clear, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _msg: Clear, _ctx: &mut Self::Context) -> Self::Result {
         self.memory.clear();
         let redis_keys =
             Category::ALL.into_iter().flat_map(all_variant_keys).map(|k| k.redis_key(&self.prefix)).collect();
         log::info!("cache: cleared every entry");
-        self.delete_in_redis(redis_keys, ctx)
+        self.delete_in_redis(redis_keys)
     }
 }
 
@@ -589,6 +611,53 @@ mod tests {
         assert_eq!(freshness(s(3600), s(300), s(3600), true), Freshness::Expired);
         assert_eq!(freshness(s(301), s(300), s(3600), false), Freshness::Expired);
         assert_eq!(freshness(s(299), s(300), s(3600), false), Freshness::Fresh);
+    }
+
+    fn entry(key: EntryKey, json: &str) -> StoredEntry {
+        StoredEntry { key, json: Arc::from(json), models: 3, at_risk: Some(1), critical: None }
+    }
+
+    #[test]
+    fn memory_only_store_get_invalidate_clear() {
+        let mut settings = Settings::default();
+        settings.redis.enabled = false;
+        actix_rt::System::new().block_on(async move {
+            let cache = CacheActor::new(&settings, Arc::new(Counters::default())).unwrap().start();
+            let image = EntryKey::risk(Category::ImageGeneration, false, false);
+            let text = EntryKey::stats(Category::TextGeneration, true);
+            let w = cache.send(StoreCategory {
+                category: Category::ImageGeneration,
+                entries: vec![entry(image, "{\"a\":1}")],
+            });
+            assert_eq!(w.await.unwrap(), RedisWrite::Disabled);
+            cache
+                .send(StoreCategory { category: Category::TextGeneration, entries: vec![entry(text, "{}")] })
+                .await
+                .unwrap();
+
+            let (json, source) = cache.send(Get(image)).await.unwrap().unwrap();
+            assert_eq!(&*json, "{\"a\":1}");
+            assert_eq!(source, ReadSource::Memory(Freshness::Fresh));
+            let info = cache.send(Info).await.unwrap();
+            assert_eq!(info.redis, RedisState::Disabled);
+            let keys: Vec<&str> = info.entries.iter().map(|e| e.key.as_str()).collect();
+            assert_eq!(
+                keys,
+                [
+                    "horde:model_ref:deletion_risk:image_generation:grouped=false",
+                    "horde:model_ref:stats:text_generation:grouped=true"
+                ]
+            );
+            assert_eq!(info.entries[0].ttl_seconds, 300);
+            assert_eq!(info.entries[0].freshness, Freshness::Fresh);
+
+            cache.send(Invalidate(Category::ImageGeneration)).await.unwrap();
+            assert!(cache.send(Get(image)).await.unwrap().is_none(), "invalidated");
+            assert!(cache.send(Get(text)).await.unwrap().is_some(), "the other category stays");
+            cache.send(Clear).await.unwrap();
+            assert!(cache.send(Get(text)).await.unwrap().is_none(), "cleared");
+            assert!(cache.send(Info).await.unwrap().entries.is_empty());
+        });
     }
 
     #[test]

@@ -300,12 +300,25 @@ pub struct FetcherInfo {
 
 // ---------------------------------------------------------------- the actor
 
-/// The last good value of each part of a category's inputs.
+/// The last good inputs of a category, and when each part was fetched
+/// (`None`: that part is not usable, e.g. dropped by an invalidation).
+/// Shared with the cycle that computed from it, so keeping it costs no copy.
 #[derive(Default)]
 struct LastGood {
-    reference: Option<(Arc<ParsedReference>, Instant)>,
-    status: Option<(Arc<Vec<HordeModelStatus>>, Instant)>,
-    stats: Option<(Arc<HordeModelStats>, Instant)>,
+    inputs: Arc<CategoryInputs>,
+    reference_at: Option<Instant>,
+    status_at: Option<Instant>,
+    stats_at: Option<Instant>,
+}
+
+impl LastGood {
+    fn fetched_at(&self, id: SourceId) -> Option<Instant> {
+        match id {
+            SourceId::Reference(_) => self.reference_at,
+            SourceId::Status(_) => self.status_at,
+            SourceId::Stats(_) => self.stats_at,
+        }
+    }
 }
 
 /// Everything the fetch futures share (the actor runs on one thread).
@@ -377,7 +390,7 @@ impl Handler<DropReference> for HordeFetcherActor {
 
     fn handle(&mut self, msg: DropReference, _ctx: &mut Self::Context) {
         if let Some(last) = self.state.borrow_mut().last_good.get_mut(&msg.0) {
-            last.reference = None;
+            last.reference_at = None;
         }
         log::debug!("fetcher: dropped the kept model reference of {}", msg.0);
     }
@@ -419,8 +432,9 @@ async fn fetch_category(state: Rc<RefCell<State>>, category: Category) -> Result
     let mut reports = Vec::with_capacity(3);
     let mut failures = Vec::new();
     let mut inputs = CategoryInputs::default();
+    let mut fetched_at = [Some(now); 3];
 
-    for (id, result) in ids.into_iter().zip([r, s, t]) {
+    for (i, (id, result)) in ids.into_iter().zip([r, s, t]).enumerate() {
         match result {
             Ok((parsed, millis, bytes)) => {
                 reports.push(SourceReport { source: id, outcome: SourceOutcome::Fresh { millis, bytes } });
@@ -430,46 +444,31 @@ async fn fetch_category(state: Rc<RefCell<State>>, category: Category) -> Result
                     Parsed::Stats(v) => inputs.stats = v,
                 }
             }
-            Err(error) => {
-                let kept_at = match id {
-                    SourceId::Reference(_) => last.reference.as_ref().map(|(v, at)| {
-                        inputs.reference = (**v).clone();
-                        *at
-                    }),
-                    SourceId::Status(_) => last.status.as_ref().map(|(v, at)| {
-                        inputs.status = (**v).clone();
-                        *at
-                    }),
-                    SourceId::Stats(_) => last.stats.as_ref().map(|(v, at)| {
-                        inputs.stats = (**v).clone();
-                        *at
-                    }),
-                };
-                match kept_at {
-                    Some(at) => reports.push(SourceReport {
+            Err(error) => match last.fetched_at(id) {
+                // Fall back to the last good part (a copy: only on this path).
+                Some(at) => {
+                    match id {
+                        SourceId::Reference(_) => inputs.reference = last.inputs.reference.clone(),
+                        SourceId::Status(_) => inputs.status = last.inputs.status.clone(),
+                        SourceId::Stats(_) => inputs.stats = last.inputs.stats.clone(),
+                    }
+                    fetched_at[i] = Some(at);
+                    reports.push(SourceReport {
                         source: id,
                         outcome: SourceOutcome::Stale { error, age: now.duration_since(at) },
-                    }),
-                    None => failures.push((id, error)),
+                    });
                 }
-            }
+                None => failures.push((id, error)),
+            },
         }
     }
     if !failures.is_empty() {
         return Err(FetchError { failures });
     }
-    // Keep what was fresh as the new last good values. The clones happen only
-    // here, once per fresh source, off the failure path's critical data.
-    for report in &reports {
-        if let SourceOutcome::Fresh { .. } = report.outcome {
-            match report.source {
-                SourceId::Reference(_) => last.reference = Some((Arc::new(inputs.reference.clone()), now)),
-                SourceId::Status(_) => last.status = Some((Arc::new(inputs.status.clone()), now)),
-                SourceId::Stats(_) => last.stats = Some((Arc::new(inputs.stats.clone()), now)),
-            }
-        }
-    }
-    Ok(Fetched { inputs: Arc::new(inputs), sources: reports })
+    let inputs = Arc::new(inputs);
+    let [reference_at, status_at, stats_at] = fetched_at;
+    *last = LastGood { inputs: inputs.clone(), reference_at, status_at, stats_at };
+    Ok(Fetched { inputs, sources: reports })
 }
 
 /// Fetch and parse one source: `(value, milliseconds, bytes)` or an error message.

@@ -21,13 +21,12 @@
 //! counts and the fetch/compute/store times. [`run_cycle`] is also what
 //! `once` runs.
 
-use crate::cache::{CacheActor, RedisWrite, StoreCategory};
+use crate::cache::{CacheActor, RedisWrite, StoreCategory, StoredEntry};
 use crate::counters::Counters;
 use crate::horde_fetcher::{FetchCategory, HordeFetcherActor, SourceId};
 use crate::risk_compute::{Compute, RiskComputeActor};
 use actix::prelude::*;
 use horde_hydrator::category::Category;
-use horde_hydrator::cycle::ComputedEntry;
 use horde_hydrator::keys::EntryKey;
 use horde_hydrator::settings::{AnalysisSettings, Settings};
 use serde_json::{json, Value};
@@ -76,7 +75,7 @@ pub struct CategoryReport {
     pub failed_sources: Vec<(SourceId, String)>,
     pub entries: Vec<EntrySummary>,
     /// The entries themselves (kept for `once --dump`; dropped by the daemon).
-    pub payloads: Vec<ComputedEntry>,
+    pub payloads: Vec<StoredEntry>,
     pub fetch_ms: u64,
     pub compute_ms: u64,
     pub store_ms: u64,
@@ -282,6 +281,7 @@ async fn hydrate_category(deps: CycleDeps, category: Category, computed_at: i64)
         })
         .collect();
 
+    let entries: Vec<StoredEntry> = entries.into_iter().map(StoredEntry::from).collect();
     let t = Instant::now();
     let stored = deps.cache.send(StoreCategory { category, entries: entries.clone() }).await;
     report.store_ms = t.elapsed().as_millis() as u64;
@@ -513,6 +513,74 @@ mod tests {
         let mut r = CategoryReport::new(c);
         r.outcome = CategoryOutcome::Written { redis: RedisWrite::Disabled };
         r
+    }
+
+    /// Offline settings over the example snapshot, no schedule, no Redis.
+    fn offline_settings() -> Settings {
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data");
+        let mut s = Settings::default();
+        s.hydration.enabled = false;
+        s.redis.enabled = false;
+        s.horde.api_url = format!("file://{data}/horde");
+        s.model_reference.url = format!("file://{data}/model_reference");
+        s
+    }
+
+    #[test]
+    fn hydrate_now_during_a_cycle_queues_exactly_one_follow_up() {
+        use crate::cache::CacheActor;
+        use crate::horde_fetcher::HordeFetcherActor;
+        use crate::risk_compute::RiskComputeActor;
+        let settings = offline_settings();
+        actix_rt::System::new().block_on(async move {
+            let counters = Arc::new(Counters::default());
+            let deps = CycleDeps {
+                fetcher: HordeFetcherActor::new(&settings, counters.clone()).start(),
+                compute: RiskComputeActor::start_pool(),
+                cache: CacheActor::new(&settings, counters.clone()).unwrap().start(),
+                analysis: Arc::new(settings.analysis.clone()),
+                counters: counters.clone(),
+            };
+            let hydrator = HydratorActor::new(&settings, deps).start();
+            let now = |cats: Vec<Category>| HydrateNow { categories: cats, reason: "test".into() };
+            // Queued together (`send` enqueues at once): the 2nd and 3rd arrive during the 1st cycle.
+            let first = hydrator.send(now(vec![Category::TextGeneration]));
+            let second = hydrator.send(now(vec![Category::ImageGeneration]));
+            let third = hydrator.send(now(vec![Category::TextGeneration]));
+            assert_eq!(first.await.unwrap(), HydrateAck::Started);
+            assert_eq!(second.await.unwrap(), HydrateAck::Queued);
+            assert_eq!(third.await.unwrap(), HydrateAck::Queued);
+            // Wait for both cycles (the first and its one follow-up).
+            let mut info = Value::Null;
+            for _ in 0..200 {
+                info = hydrator.send(GetHydratorInfo).await.unwrap();
+                if counters.cycles.load(std::sync::atomic::Ordering::Relaxed) >= 2
+                    && info["cycle_running"].is_null()
+                {
+                    break;
+                }
+                actix_rt::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert_eq!(
+                counters.cycles.load(std::sync::atomic::Ordering::Relaxed),
+                2,
+                "one cycle and one follow-up"
+            );
+            let last = &info["last_cycle"];
+            assert_eq!(last["outcome"], "ok", "{info}");
+            let cats: Vec<&str> = last["categories"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["category"].as_str().unwrap())
+                .collect();
+            assert_eq!(cats, ["image_generation", "text_generation"], "the follow-up covers both requests");
+            assert_eq!(info["next_cycle"], Value::Null, "no schedule when hydration is disabled");
+            assert_eq!(counters.entries_written.load(std::sync::atomic::Ordering::Relaxed), 5 + 4 + 5);
+
+            hydrator.send(Shutdown { grace: Duration::from_millis(100) }).await.unwrap();
+            assert_eq!(hydrator.send(now(vec![])).await.unwrap(), HydrateAck::Refused);
+        });
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //! * `P:invalidate`, payload a bare category name (what the reference's Redis
 //!   backend publishes): the cache drops the category's entries (memory and
 //!   Redis, all variants), the fetcher drops its kept model reference, and
-//!   the category is re-hydrated after a short debounce
-//!   (`hydration.invalidation_debounce_ms`): a burst causes one re-hydration.
+//!   the category is re-hydrated when the burst is over (a quiet period of
+//!   `hydration.invalidation_debounce_ms`, at most 500 ms after its first
+//!   message): a burst causes one re-hydration.
 //! * `P:admin`: JSON commands (`admin.rs`), answered on `reply_to`.
 //!
 //! Garbage, oversized (> 64 KiB) and unknown messages are ignored and logged,
@@ -32,27 +33,61 @@ use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------- pure helpers
 
-/// Collects invalidated categories; the first of a burst arms one timer, and
-/// when it fires every category noted meanwhile is re-hydrated at once.
-#[derive(Debug, Default)]
+/// Collects invalidated categories until the burst is over: the re-hydration
+/// fires `quiet` after the last message of a burst, but never later than
+/// `max_wait` after its first, so a steady trickle cannot postpone it forever.
+#[derive(Debug)]
 pub struct Debouncer {
+    quiet: Duration,
+    max_wait: Duration,
     pending: BTreeSet<Category>,
-    armed: bool,
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
+/// What the caller does when the debounce timer fires.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DebounceTick {
+    /// The burst is over: re-hydrate these.
+    Fire(Vec<Category>),
+    /// More messages came: wait this much longer.
+    Wait(Duration),
 }
 
 impl Debouncer {
-    /// Note an invalidation; true when the caller must arm the timer.
-    pub fn note(&mut self, category: Category) -> bool {
-        self.pending.insert(category);
-        !std::mem::replace(&mut self.armed, true)
+    pub fn new(quiet: Duration, max_wait: Duration) -> Self {
+        Debouncer { quiet, max_wait: max_wait.max(quiet), pending: BTreeSet::new(), first: None, last: None }
     }
 
-    /// The timer fired: the categories to re-hydrate.
-    pub fn fire(&mut self) -> Vec<Category> {
-        self.armed = false;
-        std::mem::take(&mut self.pending).into_iter().collect()
+    /// Note an invalidation; `Some(delay)` when it starts a burst and the
+    /// caller must arm a timer.
+    pub fn note(&mut self, category: Category, now: Instant) -> Option<Duration> {
+        self.pending.insert(category);
+        self.last = Some(now);
+        if self.first.is_none() {
+            self.first = Some(now);
+            return Some(self.quiet);
+        }
+        None
+    }
+
+    /// The timer fired at `now`.
+    pub fn tick(&mut self, now: Instant) -> DebounceTick {
+        let (Some(first), Some(last)) = (self.first, self.last) else {
+            return DebounceTick::Fire(Vec::new());
+        };
+        let deadline = (last + self.quiet).min(first + self.max_wait);
+        if now < deadline {
+            return DebounceTick::Wait(deadline - now);
+        }
+        self.first = None;
+        self.last = None;
+        DebounceTick::Fire(std::mem::take(&mut self.pending).into_iter().collect())
     }
 }
+
+/// The longest an invalidation burst can delay its re-hydration.
+pub const DEBOUNCE_MAX_WAIT: Duration = Duration::from_millis(500);
 
 /// At most `max` log lines per `window`; the rest are counted and reported
 /// with the next line allowed.
@@ -133,7 +168,6 @@ pub struct InvalidationActor {
     admin_channel: String,
     default_reply: String,
     token: Option<String>,
-    debounce: Duration,
     configured: Vec<Category>,
     cache: Addr<CacheActor>,
     fetcher: Addr<HordeFetcherActor>,
@@ -172,14 +206,16 @@ impl InvalidationActor {
             admin_channel: admin_channel(prefix),
             default_reply: admin_reply_channel(prefix),
             token: settings.admin.required_token().map(str::to_string),
-            debounce: Duration::from_millis(settings.hydration.invalidation_debounce_ms),
             configured: settings.categories(),
             cache,
             fetcher,
             hydrator,
             counters,
             publisher,
-            debouncer: Debouncer::default(),
+            debouncer: Debouncer::new(
+                Duration::from_millis(settings.hydration.invalidation_debounce_ms),
+                DEBOUNCE_MAX_WAIT,
+            ),
             limiter: LogLimiter::new(Duration::from_secs(10), 5),
             subscribed: false,
             started: Instant::now(),
@@ -204,13 +240,23 @@ impl InvalidationActor {
         log::info!("pubsub: invalidating {category}");
         self.fetcher.do_send(DropReference(category));
         let dropped = self.cache.send(cache::Invalidate(category));
-        if self.debouncer.note(category) {
-            ctx.run_later(self.debounce, |act, _ctx| {
-                let categories = act.debouncer.fire();
-                act.hydrator.do_send(HydrateNow { categories, reason: "invalidation".to_string() });
-            });
+        if let Some(delay) = self.debouncer.note(category, Instant::now()) {
+            ctx.run_later(delay, Self::debounce_tick);
         }
         Box::pin(async move { dropped.await.unwrap_or_else(|e| RedisWrite::Failed(e.to_string())) })
+    }
+
+    /// The debounce timer: re-hydrate, or wait for the rest of the burst.
+    fn debounce_tick(&mut self, ctx: &mut Context<Self>) {
+        match self.debouncer.tick(Instant::now()) {
+            DebounceTick::Wait(delay) => {
+                ctx.run_later(delay, Self::debounce_tick);
+            }
+            DebounceTick::Fire(categories) if categories.is_empty() => {}
+            DebounceTick::Fire(categories) => {
+                self.hydrator.do_send(HydrateNow { categories, reason: "invalidation".to_string() });
+            }
+        }
     }
 
     fn on_admin(&mut self, payload: &[u8], ctx: &mut Context<Self>) {
@@ -521,15 +567,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_burst_arms_one_timer_and_fires_once() {
-        let mut d = Debouncer::default();
-        assert!(d.note(Category::TextGeneration), "first of a burst arms");
-        assert!(!d.note(Category::TextGeneration));
-        assert!(!d.note(Category::ImageGeneration));
-        assert!(!d.note(Category::TextGeneration));
-        assert_eq!(d.fire(), vec![Category::ImageGeneration, Category::TextGeneration]);
-        assert_eq!(d.fire(), Vec::<Category>::new());
-        assert!(d.note(Category::TextGeneration), "after firing, the next one arms again");
+    fn a_burst_arms_one_timer_and_fires_once_after_it() {
+        let ms = Duration::from_millis;
+        let t0 = Instant::now();
+        let mut d = Debouncer::new(ms(50), ms(500));
+        assert_eq!(d.note(Category::TextGeneration, t0), Some(ms(50)), "first of a burst arms");
+        assert_eq!(d.note(Category::TextGeneration, t0 + ms(10)), None);
+        assert_eq!(d.note(Category::ImageGeneration, t0 + ms(30)), None);
+        assert_eq!(
+            d.tick(t0 + ms(50)),
+            DebounceTick::Wait(ms(30)),
+            "quiet period runs from the last message"
+        );
+        assert_eq!(
+            d.tick(t0 + ms(80)),
+            DebounceTick::Fire(vec![Category::ImageGeneration, Category::TextGeneration])
+        );
+        assert_eq!(d.note(Category::TextGeneration, t0 + ms(100)), Some(ms(50)), "a new burst arms again");
+    }
+
+    #[test]
+    fn a_trickle_cannot_postpone_the_rehydration_past_max_wait() {
+        let ms = Duration::from_millis;
+        let t0 = Instant::now();
+        let mut d = Debouncer::new(ms(50), ms(500));
+        d.note(Category::TextGeneration, t0);
+        for i in 1..=20 {
+            assert_eq!(d.note(Category::TextGeneration, t0 + ms(40 * i)), None);
+        }
+        assert_eq!(d.tick(t0 + ms(490)), DebounceTick::Wait(ms(10)));
+        assert_eq!(d.tick(t0 + ms(500)), DebounceTick::Fire(vec![Category::TextGeneration]));
     }
 
     #[test]

@@ -282,7 +282,13 @@ fn print_table(report: &CycleReport, settings: &Settings) {
         per_category.join("; "),
         if settings.redis.enabled { "enabled" } else { "disabled" }
     ));
-    print!("{out}");
+    emit(&out);
+}
+
+/// Write to stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn emit(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
 }
 
 fn write_dump(report: &CycleReport, dir: &Path) -> std::io::Result<()> {
@@ -299,7 +305,10 @@ async fn admin_command(settings: Settings, cmd: AdminCli) -> i32 {
     let timeout = Duration::from_secs_f64(cmd.wait().timeout.clamp(0.1, 3600.0));
     match admin::send_command(&settings, cmd.to_json(), timeout).await {
         Ok(reply) => {
-            println!("{}", serde_json::to_string_pretty(&reply).unwrap_or_else(|_| reply.to_string()));
+            emit(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&reply).unwrap_or_else(|_| reply.to_string())
+            ));
             if reply.get("ok").and_then(|v| v.as_bool()) == Some(true) {
                 0
             } else {

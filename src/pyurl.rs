@@ -155,4 +155,56 @@ mod tests {
         assert!(urlsplit("http://exa\u{2100}mple.com/").is_err());
         assert!(urlsplit("http://ex\u{ff0f}ample.com/").is_err());
     }
+
+    #[test]
+    fn netloc_like_urlparse() {
+        // Each checked against CPython 3.12.1's urllib.parse.urlparse(url).netloc.
+        let ok = [
+            ("https://huggingface.co/x?download=true", "huggingface.co"),
+            ("huggingface.co/x", ""),
+            ("file:///x", ""),
+            ("//nohost.com/x", "nohost.com"),
+            ("  HTTPS://User@Host.Example:99/p?q#f", "User@Host.Example:99"),
+            ("http://ex\tample.com/", "example.com"),
+            ("http://h\r\n.com", "h.com"),
+            ("\u{0} http://n.com", "n.com"),
+            ("http:// sp.com/", " sp.com"),
+            ("https://例え.jp/f", "例え.jp"),
+            ("https://\u{ff21}b/", "\u{ff21}b"),
+            ("http://[::1]:8080/a", "[::1]:8080"),
+            ("http://u@[::1]:80/", "u@[::1]:80"),
+            ("http://x[::1]/", "x[::1]"),
+            ("http://[v1a.x]/", "[v1a.x]"),
+            ("http://[fe80::1%eth0]/", "[fe80::1%eth0]"),
+            ("http://[::ffff:1.2.3.4]/", "[::ffff:1.2.3.4]"),
+            ("h:ttp://x", ""),
+            ("a+b-c.d://host/", "host"),
+            ("1http://digit.scheme/", ""),
+            ("://x", ""),
+            ("http:\\\\x", ""),
+            ("mailto:someone@example.com", ""),
+            ("http://a.com?x=1", "a.com"),
+            ("http://b.com#frag", "b.com"),
+        ];
+        for (url, netloc) in ok {
+            assert_eq!(urlsplit(url).map(|p| p.netloc).as_deref(), Ok(netloc), "{url:?}");
+        }
+        let raises = [
+            "http://[bad/a",
+            "http://bad]/a",
+            "http://[1.2.3.4]/",
+            "http://[::1%]/",
+            "http://[::1%a%b]/",
+            "http://a]b[c/",
+            "http://[::ffff:01.2.3.4]/",
+            "http://[12345::]/",
+            "http://[v.x]/",
+            "http://[v1.]/",
+            "https://a\u{ff0f}b/",
+            "https://a\u{2100}b/",
+        ];
+        for url in raises {
+            assert!(urlsplit(url).is_err(), "{url:?} must raise");
+        }
+    }
 }

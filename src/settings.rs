@@ -40,7 +40,8 @@ pub struct HydrationSettings {
     pub stale_ttl_seconds: u64,
     /// Category names (validated into [`Category`] by [`Settings::categories`]).
     pub categories: Vec<String>,
-    /// How long an invalidation waits for more of a burst before re-hydrating.
+    /// Quiet period that ends a burst of invalidations (the re-hydration starts
+    /// then, at most 500 ms after the burst began).
     pub invalidation_debounce_ms: u64,
 }
 
@@ -52,7 +53,7 @@ impl Default for HydrationSettings {
             startup_delay_seconds: 5,
             stale_ttl_seconds: 3600,
             categories: Category::ALL.iter().map(|c| c.as_str().to_string()).collect(),
-            invalidation_debounce_ms: 200,
+            invalidation_debounce_ms: 50,
         }
     }
 }

@@ -24,7 +24,6 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, Ipv6Addr};
 
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -443,11 +442,11 @@ impl Tally {
         self.download_entries += entries;
         for download in list.objects() {
             match download.get("file_url") {
-                Some(Value::String(url)) if !url.is_empty() => match url_netloc(url) {
-                    Ok(host) if !host.is_empty() => count(&mut self.hosts, host),
+                Some(Value::String(url)) if !url.is_empty() => match crate::pyurl::urlsplit(url).map(|parts| parts.netloc) {
+                    Ok(host) if !host.is_empty() => count(&mut self.hosts, Cow::Owned(host)),
                     Ok(_) => {}
                     Err(e) => log::warn!(
-                        "statistics: model {:?}: download URL {url:?} {e}; its host is not counted",
+                        "statistics: model {:?}: download URL {url:?} is not a valid URL ({e}); its host is not counted",
                         model.name
                     ),
                 },
@@ -697,97 +696,6 @@ fn py_printable(c: char) -> bool {
         | 0xe0001 | 0xe0020..=0xe007f | 0xf0000..=0x10ffff)
 }
 
-// ---------------------------------------------------------------------------
-// urllib.parse.urlparse(url).netloc (CPython 3.12).
-// ---------------------------------------------------------------------------
-
-/// Why `urlparse` would raise on a URL.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-enum UrlError {
-    #[error("is not a valid URL (invalid IPv6 host)")]
-    InvalidIpv6,
-    #[error("is not a valid URL (invalid IPvFuture host)")]
-    InvalidIpvFuture,
-    #[error("is not a valid URL (host has characters that change under NFKC normalisation)")]
-    Nfkc,
-}
-
-/// Non-ASCII characters whose NFKC form holds one of `/?#@:` (Unicode 15.0,
-/// CPython 3.12's `unicodedata`); `urlsplit` rejects a host containing one.
-const NFKC_DELIMITERS: [char; 19] = [
-    '\u{2047}', '\u{2048}', '\u{2049}', '\u{2100}', '\u{2101}', '\u{2105}', '\u{2106}', '\u{2a74}',
-    '\u{fe13}', '\u{fe16}', '\u{fe55}', '\u{fe56}', '\u{fe5f}', '\u{fe6b}', '\u{ff03}', '\u{ff0f}',
-    '\u{ff1a}', '\u{ff1f}', '\u{ff20}',
-];
-
-/// The `netloc` Python's `urlparse` finds in `url` (possibly empty), or the
-/// reason it would raise.
-fn url_netloc(url: &str) -> Result<Cow<'_, str>, UrlError> {
-    // Leading C0 controls and spaces go; tabs and newlines go everywhere.
-    let url = url.trim_start_matches(|c: char| c <= ' ');
-    if url.bytes().any(|b| matches!(b, b'\t' | b'\r' | b'\n')) {
-        let cleaned = url.replace(['\t', '\r', '\n'], "");
-        split_netloc(&cleaned).map(|n| Cow::Owned(n.to_owned()))
-    } else {
-        split_netloc(url).map(Cow::Borrowed)
-    }
-}
-
-/// `urlsplit`'s netloc of a cleaned URL: after an optional `scheme:`, the
-/// text after `//` up to the first `/`, `?` or `#`; then its checks.
-fn split_netloc(url: &str) -> Result<&str, UrlError> {
-    // Every delimiter is ASCII: byte positions are character boundaries.
-    let mut rest = url;
-    if let Some(i) = rest.bytes().position(|b| b == b':') {
-        let scheme = &rest[..i];
-        if i > 0
-            && scheme.as_bytes()[0].is_ascii_alphabetic()
-            && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
-        {
-            rest = &rest[i + 1..];
-        }
-    }
-    let Some(after) = rest.strip_prefix("//") else {
-        return Ok("");
-    };
-    let end = after.bytes().position(|b| matches!(b, b'/' | b'?' | b'#')).unwrap_or(after.len());
-    let netloc = &after[..end];
-    match (netloc.bytes().any(|b| b == b'['), netloc.bytes().any(|b| b == b']')) {
-        (true, false) | (false, true) => return Err(UrlError::InvalidIpv6),
-        (true, true) => {
-            let bracketed = netloc.split_once('[').map_or("", |(_, r)| r);
-            let host = bracketed.split_once(']').map_or(bracketed, |(h, _)| h);
-            check_bracketed_host(host)?;
-        }
-        (false, false) => {}
-    }
-    if !netloc.is_ascii() && netloc.contains(NFKC_DELIMITERS) {
-        return Err(UrlError::Nfkc);
-    }
-    Ok(netloc)
-}
-
-/// `_check_bracketed_host`: an IPvFuture literal or an IPv6 address
-/// (optionally with a `%scope`), never IPv4.
-fn check_bracketed_host(host: &str) -> Result<(), UrlError> {
-    if let Some(rest) = host.strip_prefix('v') {
-        // \Av[a-fA-F0-9]+\..+\Z
-        let hex = rest.bytes().take_while(u8::is_ascii_hexdigit).count();
-        let after = &rest[hex..];
-        let valid = hex > 0 && after.len() > 1 && after.starts_with('.') && !after.contains('\n');
-        return if valid { Ok(()) } else { Err(UrlError::InvalidIpvFuture) };
-    }
-    let address = match host.split_once('%') {
-        Some((_, scope)) if scope.is_empty() || scope.contains('%') => return Err(UrlError::InvalidIpv6),
-        Some((address, _)) => address,
-        None => host,
-    };
-    if address.parse::<Ipv4Addr>().is_ok() || address.parse::<Ipv6Addr>().is_err() {
-        return Err(UrlError::InvalidIpv6);
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -841,58 +749,6 @@ mod tests {
         ];
         for (value, expected) in cases {
             assert_eq!(py_str(&value), expected, "str({value})");
-        }
-    }
-
-    #[test]
-    fn netloc_like_urlparse() {
-        // Each checked against CPython 3.12.1's urllib.parse.urlparse(url).netloc.
-        let ok = [
-            ("https://huggingface.co/x?download=true", "huggingface.co"),
-            ("huggingface.co/x", ""),
-            ("file:///x", ""),
-            ("//nohost.com/x", "nohost.com"),
-            ("  HTTPS://User@Host.Example:99/p?q#f", "User@Host.Example:99"),
-            ("http://ex\tample.com/", "example.com"),
-            ("http://h\r\n.com", "h.com"),
-            ("\u{0} http://n.com", "n.com"),
-            ("http:// sp.com/", " sp.com"),
-            ("https://例え.jp/f", "例え.jp"),
-            ("https://\u{ff21}b/", "\u{ff21}b"),
-            ("http://[::1]:8080/a", "[::1]:8080"),
-            ("http://u@[::1]:80/", "u@[::1]:80"),
-            ("http://x[::1]/", "x[::1]"),
-            ("http://[v1a.x]/", "[v1a.x]"),
-            ("http://[fe80::1%eth0]/", "[fe80::1%eth0]"),
-            ("http://[::ffff:1.2.3.4]/", "[::ffff:1.2.3.4]"),
-            ("h:ttp://x", ""),
-            ("a+b-c.d://host/", "host"),
-            ("1http://digit.scheme/", ""),
-            ("://x", ""),
-            ("http:\\\\x", ""),
-            ("mailto:someone@example.com", ""),
-            ("http://a.com?x=1", "a.com"),
-            ("http://b.com#frag", "b.com"),
-        ];
-        for (url, netloc) in ok {
-            assert_eq!(url_netloc(url).as_deref(), Ok(netloc), "{url:?}");
-        }
-        let raises = [
-            ("http://[bad/a", UrlError::InvalidIpv6),
-            ("http://bad]/a", UrlError::InvalidIpv6),
-            ("http://[1.2.3.4]/", UrlError::InvalidIpv6),
-            ("http://[::1%]/", UrlError::InvalidIpv6),
-            ("http://[::1%a%b]/", UrlError::InvalidIpv6),
-            ("http://a]b[c/", UrlError::InvalidIpv6),
-            ("http://[::ffff:01.2.3.4]/", UrlError::InvalidIpv6),
-            ("http://[12345::]/", UrlError::InvalidIpv6),
-            ("http://[v.x]/", UrlError::InvalidIpvFuture),
-            ("http://[v1.]/", UrlError::InvalidIpvFuture),
-            ("https://a\u{ff0f}b/", UrlError::Nfkc),
-            ("https://a\u{2100}b/", UrlError::Nfkc),
-        ];
-        for (url, error) in raises {
-            assert_eq!(url_netloc(url), Err(error), "{url:?}");
         }
     }
 

@@ -14,8 +14,12 @@ pub fn conformance_dir() -> Option<PathBuf> {
         Some(d) => PathBuf::from(d),
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance"),
     };
-    if dir.is_dir() {
-        return Some(dir);
+    // Absolute, because tests hand its paths to the daemon as file:// URLs,
+    // and the daemon resolves relative ones against its config file.
+    if let Ok(dir) = dir.canonicalize() {
+        if dir.is_dir() {
+            return Some(dir);
+        }
     }
     let msg = format!(
         "conformance corpus not found at {} (set HORDE_CONFORMANCE_DIR to the directory holding seed*/ and vectors/)",
@@ -38,3 +42,6 @@ pub fn datasets(root: &std::path::Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+pub mod daemon;
+pub mod horde_server;
+pub mod redis_server;

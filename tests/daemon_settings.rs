@@ -1,0 +1,94 @@
+//! Settings (SPEC §2): environment overrides win over the file, invalid values
+//! stop start-up with a message naming the key, secrets never reach the log.
+
+mod common;
+
+use common::daemon::{run_cli, wait_for_entries, wait_until, Daemon, Setup, ENTRY_NAMES};
+use common::horde_server::HordeServer;
+use common::redis_server::{free_port, RedisServer};
+use std::time::Duration;
+
+#[test]
+fn environment_overrides_the_file() {
+    let Some(corpus) = common::conformance_dir() else { return };
+    let horde = HordeServer::start(corpus.join("seed1"));
+    let redis = RedisServer::start();
+    // The file points at a dead Redis and another prefix; the environment fixes both.
+    let mut setup = Setup::new(&horde, Some(&format!("redis://127.0.0.1:{}/0", free_port())));
+    setup.prefix("from:file");
+    setup.env.push(("HORDE_HYDRATOR__REDIS__URL".into(), redis.url()));
+    setup.env.push(("HORDE_HYDRATOR__REDIS__KEY_PREFIX".into(), "from:env".into()));
+    // The TTLs: one from the file, one from the environment over the file.
+    setup.set("cache", "deletion_risk_ttl_seconds", "120");
+    setup.set("cache", "statistics_ttl_seconds", "100");
+    setup.env.push(("HORDE_HYDRATOR__CACHE__STATISTICS_TTL_SECONDS".into(), "60".into()));
+    let daemon = Daemon::start(&setup);
+    assert_eq!(daemon.prefix, "from:env");
+    wait_for_entries(&redis, "from:env", Duration::from_secs(60));
+    let mut client = redis.client();
+    assert!(client.keys("from:file:*").is_empty());
+    for name in ENTRY_NAMES {
+        let ttl = client.ttl(&daemon.key(name));
+        let max = if name.starts_with("stats:") { 60 } else { 120 };
+        assert!(ttl > max - 30 && ttl <= max, "{name}: TTL {ttl}, expected about {max}");
+    }
+}
+
+/// Start-up with one bad setting fails, and the message names the key.
+fn rejected(section: &str, key: &str, value: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut setup = Setup::with_sources("http://127.0.0.1:9/api", "http://127.0.0.1:9", None);
+    setup.set(section, key, value);
+    let config = setup.write(dir.path());
+    let out = run_cli(&config, &[], &["run"], Duration::from_secs(15));
+    assert!(!out.status.success(), "[{section}] {key} = {value} was accepted");
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(said.contains(key), "[{section}] {key} = {value}: the message does not name the key:\n{said}");
+}
+
+#[test]
+fn invalid_settings_stop_start_up_naming_the_key() {
+    rejected("hydration", "interval_seconds", "0");
+    rejected("hydration", "interval_seconds", "-5");
+    rejected("hydration", "categories", "[\"image_generation\", \"video_generation\"]");
+    rejected("horde", "api_url", "\"ftp://example.org/api\"");
+    rejected("model_reference", "url", "\"gopher://example.org\"");
+    rejected("cache", "statistics_ttl_seconds", "\"soon\"");
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "[hydration\ninterval_seconds = = 3\n").unwrap();
+    let out = run_cli(&config, &[], &["run"], Duration::from_secs(15));
+    assert!(!out.status.success(), "unparsable TOML was accepted");
+}
+
+#[test]
+fn a_redis_password_never_reaches_the_log() {
+    let Some(corpus) = common::conformance_dir() else { return };
+    let horde = HordeServer::start(corpus.join("seed1"));
+    let redis = RedisServer::start(); // no password set: AUTH fails, the daemon complains
+    let url = format!("redis://:hunter2-S3CRET@127.0.0.1:{}/0", redis.port());
+    let daemon = Daemon::start(&Setup::new(&horde, Some(&url)));
+    wait_until(Duration::from_secs(30), "a cycle", || (horde.total() >= 4).then_some(()));
+    wait_until(Duration::from_secs(10), "a complaint about Redis", || {
+        daemon.log().to_lowercase().contains("redis").then_some(())
+    });
+    assert!(!daemon.log().contains("hunter2-S3CRET"), "the Redis password is in the log:\n{}", daemon.log());
+}
+
+#[test]
+fn help_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("absent.toml");
+    for args in [&["--help"][..], &["run", "--help"], &["once", "--help"], &["admin", "--help"]] {
+        let out = run_cli(&config, &[], args, Duration::from_secs(15));
+        assert!(out.status.success(), "{args:?}: {}", out.stderr);
+        assert!(out.stdout.to_lowercase().contains("usage"), "{args:?} printed no usage: {}", out.stdout);
+    }
+    let out = run_cli(&config, &[], &["--help"], Duration::from_secs(15));
+    for command in ["run", "once", "admin"] {
+        assert!(out.stdout.contains(command), "--help does not list {command}: {}", out.stdout);
+    }
+    let out = run_cli(&config, &[], &["once", "--help"], Duration::from_secs(15));
+    assert!(out.stdout.contains("--dump"), "once --help: {}", out.stdout);
+}
