@@ -151,13 +151,7 @@ pub struct StoredEntry {
 
 impl From<ComputedEntry> for StoredEntry {
     fn from(e: ComputedEntry) -> Self {
-        StoredEntry {
-            key: e.key,
-            json: Arc::from(e.json),
-            models: e.models,
-            at_risk: e.at_risk,
-            critical: e.critical,
-        }
+        StoredEntry { key: e.key, json: e.json, models: e.models, at_risk: e.at_risk, critical: e.critical }
     }
 }
 

@@ -141,7 +141,6 @@ fn deletion_risk_entries_timed(
     let facts: Vec<RecordFacts> = records.iter().map(|r| RecordFacts::new(r, category, settings)).collect();
     let names = || records.iter().map(|r| r.name.as_str());
     laps.lap(&mut times.risk);
-    drop(laps);
 
     // Text: the entry with backend variations needs its own merge and no
     // base names; it is made on another thread while the ungrouped and
