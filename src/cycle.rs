@@ -83,25 +83,53 @@ impl Laps {
     }
 }
 
-/// A deletion-risk response as a finished entry; `None` (logged) if it could
-/// not be serialised, so that no partial value is ever stored.
-///
-/// The JSON is written into `scratch` (reused across the entries of a
-/// category, so a large entry does not grow a fresh buffer by doubling and
-/// copying) and copied once into the shared, exactly sized value.
-fn risk_entry(
+/// An entry whose JSON is still in its working buffer. Worker threads hand
+/// these back and the calling thread makes the long-lived shared copy
+/// ([`PendingEntry::finish`]), so that nothing a cache keeps for minutes is
+/// allocated by a thread that exits at the end of the computation (the
+/// allocator would keep that thread's memory around).
+struct PendingEntry {
+    key: EntryKey,
+    json: Vec<u8>,
+    models: usize,
+    at_risk: Option<usize>,
+    critical: Option<usize>,
+}
+
+impl PendingEntry {
+    /// The finished entry; `None` (logged) if the buffer is not UTF-8, which
+    /// serde_json never writes.
+    fn finish(&self) -> Option<ComputedEntry> {
+        match std::str::from_utf8(&self.json) {
+            Ok(json) => Some(ComputedEntry {
+                key: self.key,
+                json: Arc::from(json),
+                models: self.models,
+                at_risk: self.at_risk,
+                critical: self.critical,
+            }),
+            Err(e) => {
+                log::error!("{}: serialised entry is not UTF-8: {e}; entry skipped", self.key);
+                None
+            }
+        }
+    }
+}
+
+/// A deletion-risk response serialised into `buffer` (cleared first; reused
+/// across the entries of a category, so a large entry does not grow a fresh
+/// buffer by doubling and copying); `None` (logged) if it could not be
+/// serialised, so that no partial value is ever stored.
+fn serialise_risk(
     key: EntryKey,
     response: &CategoryDeletionRiskResponse,
-    scratch: &mut Vec<u8>,
-) -> Option<ComputedEntry> {
-    scratch.clear();
-    let written = serde_json::to_writer(&mut *scratch, response)
-        .map_err(|e| e.to_string())
-        .and_then(|()| std::str::from_utf8(scratch).map_err(|e| e.to_string()));
-    match written {
-        Ok(json) => Some(ComputedEntry {
+    mut buffer: Vec<u8>,
+) -> Option<PendingEntry> {
+    buffer.clear();
+    match serde_json::to_writer(&mut buffer, response) {
+        Ok(()) => Some(PendingEntry {
             key,
-            json: Arc::from(json),
+            json: buffer,
             models: response.summary.total_models,
             at_risk: Some(response.summary.models_at_risk),
             critical: Some(response.summary.models_critical),
@@ -111,6 +139,18 @@ fn risk_entry(
             None
         }
     }
+}
+
+/// [`serialise_risk`] finished on this thread, the buffer kept for the next entry.
+fn risk_entry(
+    key: EntryKey,
+    response: &CategoryDeletionRiskResponse,
+    scratch: &mut Vec<u8>,
+) -> Option<ComputedEntry> {
+    let mut pending = serialise_risk(key, response, std::mem::take(scratch))?;
+    let entry = pending.finish();
+    *scratch = std::mem::take(&mut pending.json);
+    entry
 }
 
 /// Bytes per model of a serialised deletion-risk entry, a little above what
@@ -145,7 +185,7 @@ fn deletion_risk_entries_timed(
     // Text: the entry with backend variations needs its own merge and no
     // base names; it is made on another thread while the ungrouped and
     // grouped entries are made here (on this thread if none can start).
-    let variations_entry = |times: &mut StageTimes| -> Option<ComputedEntry> {
+    let variations_entry = |times: &mut StageTimes| -> Option<PendingEntry> {
         let mut laps = Laps(Instant::now());
         let merged = merge::merge_category(names(), &horde, &mut BaseNames::new(), true);
         let total = merge::category_total_month(&merged);
@@ -153,8 +193,8 @@ fn deletion_risk_entries_timed(
         let variations = risk::analyze(category, &facts, &merged, total, settings, true);
         drop(merged);
         laps.lap(&mut times.risk);
-        let mut scratch = Vec::with_capacity(RISK_JSON_BYTES_PER_MODEL * (records.len() + 1));
-        let entry = risk_entry(EntryKey::risk(category, false, true), &variations, &mut scratch);
+        let buffer = Vec::with_capacity(RISK_JSON_BYTES_PER_MODEL * (records.len() + 1));
+        let entry = serialise_risk(EntryKey::risk(category, false, true), &variations, buffer);
         laps.lap(&mut times.serialise);
         entry
     };
@@ -197,9 +237,9 @@ fn deletion_risk_entries_timed(
                 times.merge += spent.merge;
                 times.risk += spent.risk;
                 times.serialise += spent.serialise;
-                entries.extend(entry);
+                entries.extend(entry.and_then(|e| e.finish()));
             }
-            None if category.is_text() => entries.extend(variations_entry(times)),
+            None if category.is_text() => entries.extend(variations_entry(times).and_then(|e| e.finish())),
             None => {}
         }
         entries
@@ -247,7 +287,7 @@ pub fn compute_category_timed(
     });
     times.statistics += spent.compute;
     times.serialise += spent.serialise;
-    entries.extend(stats);
+    entries.extend(stats.iter().filter_map(PendingEntry::finish));
     times.wall = started.elapsed();
     (entries, times)
 }
@@ -257,7 +297,7 @@ fn statistics_entries(
     category: Category,
     reference: &ParsedReference,
     computed_at: i64,
-) -> (Vec<ComputedEntry>, crate::stats::StatisticsTimes) {
+) -> (Vec<PendingEntry>, crate::stats::StatisticsTimes) {
     let mut times = crate::stats::StatisticsTimes::default();
     let entries = [false, true]
         .into_iter()
@@ -266,9 +306,9 @@ fn statistics_entries(
                 crate::stats::compute_statistics_timed(category, reference, grouped, computed_at);
             times.compute += spent.compute;
             times.serialise += spent.serialise;
-            ComputedEntry {
+            PendingEntry {
                 key: EntryKey::stats(category, grouped),
-                json: json.into(),
+                json: json.into_bytes(),
                 models,
                 at_risk: None,
                 critical: None,
