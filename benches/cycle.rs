@@ -36,6 +36,10 @@ use std::time::{Duration, Instant};
 
 type Error = Box<dyn std::error::Error>;
 
+extern "C" {
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
 /// The daemon's allocator, so that in-process stage times match its own.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -104,9 +108,11 @@ fn options() -> Options {
 }
 
 fn main() {
-    // As the daemon does (actors/main.rs): no transparent huge pages.
-    // SAFETY: prctl(PR_SET_THP_DISABLE) takes plain integers.
-    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    // As the daemon does (actors/main.rs): freed memory goes back at once.
+    // SAFETY: mi_option_set takes an option number and a value.
+    unsafe {
+        mi_option_set(15 /* mi_option_purge_delay */, 0)
+    };
     let options = options();
     let result = if options.latency { latency(&options) } else { stages_and_cycles(&options) };
     if let Err(e) = result {
