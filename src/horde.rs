@@ -66,7 +66,7 @@ pub enum HordeError {
 
 /// Parse a `/v2/status/models` response (a JSON array).
 pub fn parse_status(bytes: &[u8]) -> Result<Vec<HordeModelStatus>, HordeError> {
-    let value: Value = serde_json::from_slice(bytes)?;
+    let value: Value = crate::pyjson::from_slice(bytes)?;
     let Value::Array(items) = value else {
         return Err(HordeError::Shape(format!(
             "status: expected a list of models, found {}",
@@ -143,7 +143,7 @@ fn status_entry(index: usize, item: &Value) -> Option<HordeModelStatus> {
 
 /// Parse a `/v2/stats/.../models` response (`{day, month, total}`).
 pub fn parse_stats(bytes: &[u8]) -> Result<HordeModelStats, HordeError> {
-    let value: Value = serde_json::from_slice(bytes)?;
+    let value: Value = crate::pyjson::from_slice(bytes)?;
     let Value::Object(periods) = value else {
         return Err(HordeError::Shape(format!(
             "stats: expected an object of day/month/total, found {}",

@@ -54,7 +54,7 @@ pub(crate) fn json_type_name(v: &Value) -> &'static str {
 
 /// Parse one category's model reference.
 pub fn parse_reference(bytes: &[u8]) -> Result<ParsedReference, ReferenceError> {
-    let value: Value = serde_json::from_slice(bytes)?;
+    let value: Value = crate::pyjson::from_slice(bytes)?;
     let Value::Object(map) = value else {
         return Err(ReferenceError::NotAnObject(json_type_name(&value)));
     };
