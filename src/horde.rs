@@ -143,7 +143,7 @@ fn status_entry(index: usize, item: &Value) -> Option<HordeModelStatus> {
 
 /// Parse a `/v2/stats/.../models` response (`{day, month, total}`).
 pub fn parse_stats(bytes: &[u8]) -> Result<HordeModelStats, HordeError> {
-    let value: Value = crate::pyjson::from_slice(bytes)?;
+    let value: Value = crate::pyjson::from_slice_exact_ints(bytes)?;
     let Value::Object(periods) = value else {
         return Err(HordeError::Shape(format!(
             "stats: expected an object of day/month/total, found {}",
