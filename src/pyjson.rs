@@ -12,10 +12,11 @@
 //! The standard parse runs first; only input it rejects and that holds one
 //! of the literals outside a string is rewritten and parsed again.
 
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 
-/// Parse `bytes` as Python's `json.loads` would, non-finite literals as `null`.
-pub fn from_slice(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+/// Parse `bytes` as Python's `json.loads` would, non-finite literals as `null`,
+/// into any deserialisable type (a drop-in for `serde_json::from_slice`).
+pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
     match serde_json::from_slice(bytes) {
         Ok(value) => Ok(value),
         Err(error) => match non_finite_as_null(bytes) {
@@ -30,7 +31,7 @@ pub fn from_slice(bytes: &[u8]) -> Result<Value, serde_json::Error> {
 /// `u64` becomes a string of its digits, which [`crate::records::lax_wide_int`]
 /// reads exactly (pydantic's lax int treats the two alike), where serde_json
 /// would round it to a float.
-pub fn from_slice_exact_ints(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+pub fn from_slice_exact_ints<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
     match long_ints_as_strings(bytes) {
         Some(rewritten) => from_slice(&rewritten),
         None => from_slice(bytes),
@@ -136,14 +137,15 @@ fn non_finite_as_null(bytes: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     // Python: json.loads('{"a": NaN, "b": [Infinity, -Infinity], "c": "NaN \\" Infinity"}')
     // → {'a': nan, 'b': [inf, -inf], 'c': 'NaN " Infinity'}; the reference
     // writes those floats as null.
     #[test]
     fn reads_pythons_non_finite_literals_as_null() {
-        let v = from_slice(br#"{"a": NaN, "b": [Infinity, -Infinity], "c": "NaN \" Infinity"}"#).unwrap();
+        let v: Value =
+            from_slice(br#"{"a": NaN, "b": [Infinity, -Infinity], "c": "NaN \" Infinity"}"#).unwrap();
         assert_eq!(v, json!({"a": null, "b": [null, null], "c": "NaN \" Infinity"}));
     }
 
@@ -152,7 +154,7 @@ mod tests {
     // long integers become their digits as strings, nothing else changes.
     #[test]
     fn long_integers_stay_exact() {
-        let v = from_slice_exact_ints(
+        let v: Value = from_slice_exact_ints(
             br#"{"day": {"a": 123456789012345678901234567, "b": -99999999999999999999, "c": 1.5e30,
                  "d": 18446744073709551615, "f": 1.12345678901234567890123, "12345678901234567890123": 1,
                  "e": [NaN]}}"#,
@@ -170,9 +172,9 @@ mod tests {
 
     #[test]
     fn standard_json_is_untouched_and_errors_stay_errors() {
-        assert_eq!(from_slice(br#"{"NaN": 1.5}"#).unwrap(), json!({"NaN": 1.5}));
-        assert!(from_slice(b"[1,").is_err());
-        assert!(from_slice(b"[NaN,").is_err());
-        assert!(from_slice(b"[nan]").is_err());
+        assert_eq!(from_slice::<Value>(br#"{"NaN": 1.5}"#).unwrap(), json!({"NaN": 1.5}));
+        assert!(from_slice::<Value>(b"[1,").is_err());
+        assert!(from_slice::<Value>(b"[NaN,").is_err());
+        assert!(from_slice::<Value>(b"[nan]").is_err());
     }
 }
