@@ -83,15 +83,48 @@ pub fn load_with_env(explicit: Option<&Path>, env: HashMap<String, String>) -> R
 }
 
 /// `file://relative/dir` → `file:///abs/base/relative/dir`; anything else unchanged.
+///
+/// Standard file URLs are read as such too: `file://localhost/abs` is
+/// `file:///abs` (RFC 8089), and a percent-encoded path (what Python's
+/// `Path.as_uri()` writes for spaces and non-ASCII) is decoded when the
+/// path as written does not exist but the decoded one does.
 fn resolve_file_url(url: &str, base: &Path) -> String {
-    match url.strip_prefix("file://") {
-        Some(path) if !path.starts_with('/') => {
-            let joined = base.join(path);
-            let absolute = std::path::absolute(&joined).unwrap_or(joined);
-            format!("file://{}", absolute.display())
-        }
-        _ => url.to_string(),
+    let Some(path) = url.strip_prefix("file://") else {
+        return url.to_string();
+    };
+    let path = path.strip_prefix("localhost").filter(|p| p.starts_with('/')).unwrap_or(path);
+    let path = match percent_decoded(path) {
+        Some(decoded) if !base.join(path).exists() && base.join(&decoded).exists() => decoded,
+        _ => path.to_string(),
+    };
+    if path.starts_with('/') {
+        return format!("file://{path}");
     }
+    let joined = base.join(&path);
+    let absolute = std::path::absolute(&joined).unwrap_or(joined);
+    format!("file://{}", absolute.display())
+}
+
+/// `s` with its `%XX` escapes decoded; `None` when it has none, a malformed
+/// one, or decodes to something that is not UTF-8.
+fn percent_decoded(s: &str) -> Option<String> {
+    if !s.contains('%') {
+        return None;
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -181,5 +214,29 @@ mod tests {
         let s = load_with_env(Some(&p), env(&[])).unwrap().settings;
         assert_eq!(s.horde.api_url, format!("file://{}/data/horde", dir.path().display()));
         assert_eq!(s.model_reference.url, "file:///abs/mr");
+    }
+
+    #[test]
+    fn standard_file_urls_localhost_and_percent_encoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("my data ü");
+        std::fs::create_dir(&data).unwrap();
+        let shown = data.display().to_string();
+        // What Python's Path.as_uri() writes for it.
+        let encoded = shown.replace(' ', "%20").replace('ü', "%C3%BC");
+        let base = Path::new("/unused");
+        assert_eq!(resolve_file_url(&format!("file://{encoded}"), base), format!("file://{shown}"));
+        assert_eq!(resolve_file_url(&format!("file://localhost{shown}"), base), format!("file://{shown}"));
+        assert_eq!(resolve_file_url(&format!("file://{shown}"), base), format!("file://{shown}"));
+        // A path that exists as written wins; a missing one stays as written.
+        let literal = dir.path().join("a%20b");
+        std::fs::create_dir(&literal).unwrap();
+        let literal = literal.display().to_string();
+        assert_eq!(resolve_file_url(&format!("file://{literal}"), base), format!("file://{literal}"));
+        assert_eq!(resolve_file_url("file:///nowhere%20x", base), "file:///nowhere%20x");
+        assert_eq!(resolve_file_url("https://aihorde.net/api", base), "https://aihorde.net/api");
+        assert_eq!(percent_decoded("a%2"), None);
+        assert_eq!(percent_decoded("a%zz"), None);
+        assert_eq!(percent_decoded("%C3%BC%20"), Some("ü ".to_string()));
     }
 }

@@ -10,7 +10,7 @@
 //! through unchanged.
 
 use crate::category::Category;
-use crate::horde::BaseNames;
+use crate::horde::{BaseNames, UsageCount};
 use crate::risk::{
     CategoryDeletionRiskResponse, CategoryDeletionRiskSummary, DeletionRiskFlags, ModelDeletionRiskInfo,
     UsageTrend,
@@ -21,8 +21,8 @@ use indexmap::IndexMap;
 /// `merge_usage_trends`: ratios averaged with the given weights (month
 /// usage); a zero or missing ratio is left out of the sum but not of the
 /// total weight; no weight at all gives no ratios.
-pub fn merge_usage_trends(trends: &[UsageTrend], weights: &[i64]) -> UsageTrend {
-    let total_weight = weights.iter().fold(0i64, |acc, w| acc.saturating_add(*w));
+pub fn merge_usage_trends(trends: &[UsageTrend], weights: &[UsageCount]) -> UsageTrend {
+    let total_weight = weights.iter().fold(0, |acc: UsageCount, w| acc.saturating_add(*w));
     if trends.is_empty() || total_weight == 0 {
         return UsageTrend::default();
     }
@@ -47,15 +47,16 @@ fn merge_group(
     settings: &AnalysisSettings,
 ) -> ModelDeletionRiskInfo {
     let first = &variants[0];
-    let sum =
-        |f: fn(&ModelDeletionRiskInfo) -> i64| variants.iter().fold(0i64, |acc, v| acc.saturating_add(f(v)));
+    let sum = |f: fn(&ModelDeletionRiskInfo) -> UsageCount| {
+        variants.iter().fold(0, |acc: UsageCount, v| acc.saturating_add(f(v)))
+    };
     let usage_month = sum(|v| v.usage_month);
     let flags = variants.iter().fold(DeletionRiskFlags::default(), |acc, v| acc.or(v.deletion_risk_flags));
     let sizes: Vec<f64> = variants.iter().filter_map(|v| v.size_gb).collect();
     let total_size: f64 = sizes.iter().sum();
     let avg_size = (total_size > 0.0).then(|| total_size / sizes.len() as f64);
     let trends: Vec<UsageTrend> = variants.iter().map(|v| v.usage_trend).collect();
-    let weights: Vec<i64> = variants.iter().map(|v| v.usage_month).collect();
+    let weights: Vec<UsageCount> = variants.iter().map(|v| v.usage_month).collect();
     let sum_optional = |f: fn(&ModelDeletionRiskInfo) -> Option<i64>| {
         variants.iter().any(|v| f(v).is_some()).then(|| variants.iter().filter_map(f).sum())
     };
@@ -126,7 +127,7 @@ pub fn group_risk_models(
 /// risk score unrounded, the category total as given.
 pub fn recalculate_risk_summary(
     models: &[ModelDeletionRiskInfo],
-    category_total_usage: i64,
+    category_total_usage: UsageCount,
 ) -> CategoryDeletionRiskSummary {
     let total_score: u64 = models.iter().map(|m| u64::from(m.risk_score)).sum();
     let average = if models.is_empty() { 0.0 } else { total_score as f64 / models.len() as f64 };
@@ -185,9 +186,9 @@ mod tests {
             at_risk: false,
             risk_score: 0,
             worker_count: workers,
-            usage_day: usage.0,
-            usage_month: usage.1,
-            usage_total: usage.2,
+            usage_day: usage.0.into(),
+            usage_month: usage.1.into(),
+            usage_total: usage.2.into(),
             usage_hour: None,
             usage_minute: None,
             usage_percentage_of_category: pct,

@@ -17,7 +17,7 @@
 //!   no lookup scans the Horde names.
 
 use crate::names;
-use crate::records::{json_type_name, lax_float, lax_int};
+use crate::records::{json_type_name, lax_float, lax_int, lax_wide_int};
 use indexmap::IndexMap;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -45,10 +45,15 @@ pub struct HordeModelStatus {
 /// response order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HordeModelStats {
-    pub day: IndexMap<String, i64>,
-    pub month: IndexMap<String, i64>,
-    pub total: IndexMap<String, i64>,
+    pub day: IndexMap<String, UsageCount>,
+    pub month: IndexMap<String, UsageCount>,
+    pub total: IndexMap<String, UsageCount>,
 }
+
+/// A usage count or a sum of them. The reference's are Python integers
+/// (unbounded): counts beyond `i64` are accepted and sums of many large
+/// counts must not saturate, so usage is kept in 128 bits.
+pub type UsageCount = i128;
 
 /// A Horde response could not be used at all.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +66,7 @@ pub enum HordeError {
 
 /// Parse a `/v2/status/models` response (a JSON array).
 pub fn parse_status(bytes: &[u8]) -> Result<Vec<HordeModelStatus>, HordeError> {
-    let value: Value = serde_json::from_slice(bytes)?;
+    let value: Value = crate::pyjson::from_slice(bytes)?;
     let Value::Array(items) = value else {
         return Err(HordeError::Shape(format!(
             "status: expected a list of models, found {}",
@@ -138,7 +143,7 @@ fn status_entry(index: usize, item: &Value) -> Option<HordeModelStatus> {
 
 /// Parse a `/v2/stats/.../models` response (`{day, month, total}`).
 pub fn parse_stats(bytes: &[u8]) -> Result<HordeModelStats, HordeError> {
-    let value: Value = serde_json::from_slice(bytes)?;
+    let value: Value = crate::pyjson::from_slice_exact_ints(bytes)?;
     let Value::Object(periods) = value else {
         return Err(HordeError::Shape(format!(
             "stats: expected an object of day/month/total, found {}",
@@ -152,7 +157,7 @@ pub fn parse_stats(bytes: &[u8]) -> Result<HordeModelStats, HordeError> {
     })
 }
 
-fn stats_period(periods: &serde_json::Map<String, Value>, period: &str) -> IndexMap<String, i64> {
+fn stats_period(periods: &serde_json::Map<String, Value>, period: &str) -> IndexMap<String, UsageCount> {
     let counts = match periods.get(period) {
         None => return IndexMap::new(),
         Some(Value::Object(counts)) => counts,
@@ -166,7 +171,7 @@ fn stats_period(periods: &serde_json::Map<String, Value>, period: &str) -> Index
     };
     let mut out = IndexMap::with_capacity(counts.len());
     for (name, count) in counts {
-        match lax_int(count) {
+        match lax_wide_int(count) {
             Some(n) => {
                 out.insert(name.clone(), n);
             }
@@ -181,9 +186,9 @@ fn stats_period(periods: &serde_json::Map<String, Value>, period: &str) -> Index
 /// Usage counts over the three periods.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
-    pub day: i64,
-    pub month: i64,
-    pub total: i64,
+    pub day: UsageCount,
+    pub month: UsageCount,
+    pub total: UsageCount,
 }
 
 impl Usage {
@@ -594,7 +599,7 @@ mod tests {
                  "month": [], "extra": 1}"#,
         )
         .unwrap();
-        let day: Vec<(&str, i64)> = stats.day.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let day: Vec<(&str, UsageCount)> = stats.day.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         assert_eq!(day, [("A", 1), ("B", 2), ("C", 3), ("F", 1), ("G", 1000)]);
         assert!(stats.month.is_empty());
         assert!(stats.total.is_empty());

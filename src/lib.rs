@@ -22,6 +22,7 @@ pub mod keys;
 pub mod merge;
 pub mod names;
 pub mod pyfloat;
+pub mod pyjson;
 pub mod pyurl;
 pub mod records;
 pub mod risk;

@@ -7,7 +7,7 @@
 //! variants are computed once per model here; base names come memoised from
 //! [`BaseNames`].
 
-use crate::horde::{Backend, BaseNames, HordeModelStatus, StatsIndex, StatusIndex, Usage};
+use crate::horde::{Backend, BaseNames, HordeModelStatus, StatsIndex, StatusIndex, Usage, UsageCount};
 use crate::names;
 
 /// One backend's share of a model (`BackendVariation`).
@@ -122,8 +122,8 @@ pub fn merge_category<'n>(
 }
 
 /// The category's monthly usage: the sum over the models that have usage.
-pub fn category_total_month(merged: &[MergedModel]) -> i64 {
-    merged.iter().filter_map(|m| m.usage).fold(0i64, |acc, u| acc.saturating_add(u.month))
+pub fn category_total_month(merged: &[MergedModel]) -> UsageCount {
+    merged.iter().filter_map(|m| m.usage).fold(0, |acc: UsageCount, u| acc.saturating_add(u.month))
 }
 
 #[cfg(test)]
@@ -220,5 +220,24 @@ mod tests {
         assert_eq!(bar[0].performance, None);
 
         assert_eq!(merge_model("Alpha", &horde, &mut base_names, true).backend_variations, Some(Vec::new()));
+    }
+
+    // The reference on the same stats (Python integers): Big's day and month
+    // are 2**63 (its two names summed), Huge's day 2**64, and the category's
+    // monthly total 2**63 + 1; nothing saturates at i64::MAX.
+    #[test]
+    fn usage_beyond_i64_is_exact() {
+        let stats = parse_stats(
+            br#"{"day": {"Big": 4611686018427387904, "koboldcpp/Big": 4611686018427387904,
+                         "Huge": 18446744073709551616},
+                 "month": {"Big": 9223372036854775808, "Huge": 1}, "total": {}}"#,
+        )
+        .unwrap();
+        let mut base_names = BaseNames::new();
+        let horde = HordeData::new(&[], &stats, &mut base_names);
+        let merged = merge_category(["Big", "Huge"], &horde, &mut base_names, false);
+        assert_eq!(merged[0].usage, Some(Usage { day: 1 << 63, month: 1 << 63, total: 0 }));
+        assert_eq!(merged[1].usage, Some(Usage { day: 1 << 64, month: 1, total: 0 }));
+        assert_eq!(category_total_month(&merged), (1 << 63) + 1);
     }
 }

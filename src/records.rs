@@ -82,7 +82,7 @@ pub const READ_FIELDS: [&str; 14] = [
 /// As Python's `json.loads` into a dict (and serde_json's ordered map): of two
 /// equal keys, the later value wins at the earlier one's position.
 pub fn parse_reference(bytes: &[u8]) -> Result<ParsedReference, ReferenceError> {
-    let top: TopLevel = serde_json::from_slice(bytes)?;
+    let top: TopLevel = crate::pyjson::from_slice(bytes)?;
     let map = match top {
         TopLevel::Records(map) => map,
         TopLevel::Other(found) => return Err(ReferenceError::NotAnObject(found)),
@@ -218,6 +218,46 @@ pub fn lax_int(value: &Value) -> Option<i64> {
         }
         Value::Bool(b) => Some(i64::from(*b)),
         Value::String(s) => parse_int_str(s),
+        _ => None,
+    }
+}
+
+/// [`lax_int`] for Python integers beyond `i64` (up to `i128`): what the
+/// reference accepts for counts and sizes that Python holds unbounded
+/// (`2**63`, `"18446744073709551616"`). JSON integers beyond `u64` reach us as
+/// floats (serde_json without arbitrary precision), so integral floats up to
+/// 2^127 are accepted too (exact up to 2^53 and for powers of two).
+pub fn lax_wide_int(value: &Value) -> Option<i128> {
+    if let Some(i) = lax_int(value) {
+        return Some(i128::from(i));
+    }
+    match value {
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                return Some(i128::from(u));
+            }
+            let f = n.as_f64()?;
+            const LIMIT: f64 = 170_141_183_460_469_231_731_687_303_715_884_105_728.0; // 2^127
+            (f.is_finite() && f.fract() == 0.0 && (-LIMIT..LIMIT).contains(&f)).then_some(f as i128)
+        }
+        Value::String(s) => {
+            let t = py_strip(s);
+            let (negative, body) = match t.as_bytes().first() {
+                Some(b'-') => (true, &t[1..]),
+                Some(b'+') => (false, &t[1..]),
+                _ => (false, t),
+            };
+            let int_part = match body.split_once('.') {
+                Some((i, f)) if !f.is_empty() && f.bytes().all(|b| b == b'0') => i,
+                Some(_) => return None,
+                None => body,
+            };
+            if !digits_with_underscores(int_part) {
+                return None;
+            }
+            let magnitude: i128 = int_part.chars().filter(|c| *c != '_').collect::<String>().parse().ok()?;
+            Some(if negative { -magnitude } else { magnitude })
+        }
         _ => None,
     }
 }
@@ -398,10 +438,10 @@ impl RawRecord {
     }
 
     /// `size_on_disk_bytes` (`int | None`, lax integer coercion).
-    pub fn size_on_disk_bytes(&self) -> Option<i64> {
+    pub fn size_on_disk_bytes(&self) -> Option<i128> {
         match self.fields.get("size_on_disk_bytes") {
             None | Some(Value::Null) => None,
-            Some(v) => lax_int(v).or_else(|| {
+            Some(v) => lax_wide_int(v).or_else(|| {
                 self.warn_type("size_on_disk_bytes", "an integer or null", v);
                 None
             }),
@@ -642,5 +682,23 @@ mod tests {
         assert_eq!(odd.description(), Some("d"));
         assert!(record(json!({"config": {"download": "x"}})).downloads().is_empty());
         assert!(record(json!({"config": {}})).downloads().is_empty());
+    }
+
+    // The reference (pydantic's lax int) on the same inputs: 2**64 →
+    // 18446744073709551616, "18446744073709551616" → the same, " 1_000 ".
+    #[test]
+    fn wide_ints_go_beyond_i64() {
+        assert_eq!(lax_wide_int(&json!(9_223_372_036_854_775_808u64)), Some(9_223_372_036_854_775_808));
+        assert_eq!(lax_wide_int(&json!("18446744073709551616")), Some(18_446_744_073_709_551_616));
+        assert_eq!(lax_wide_int(&json!(" -99999999999999999999999 ")), Some(-99_999_999_999_999_999_999_999));
+        assert_eq!(lax_wide_int(&json!("1_000_000_000_000_000_000_000.0")), Some(10i128.pow(21)));
+        let big: Value = serde_json::from_str("18446744073709551616").unwrap();
+        assert_eq!(lax_wide_int(&big), Some(1i128 << 64));
+        assert_eq!(lax_wide_int(&json!(12)), Some(12));
+        assert_eq!(lax_wide_int(&json!("1e3")), None);
+        assert_eq!(lax_wide_int(&json!(1.5)), None);
+        assert_eq!(lax_wide_int(&json!(null)), None);
+        let r = record(json!({"size_on_disk_bytes": 100_000_000_000_000_000_000.0}));
+        assert_eq!(r.size_on_disk_bytes(), Some(10i128.pow(20)));
     }
 }

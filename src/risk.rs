@@ -11,7 +11,7 @@
 //! `has_warning`) last, `null` where the reference has `None`.
 
 use crate::category::Category;
-use crate::horde::Backend;
+use crate::horde::{Backend, UsageCount};
 use crate::merge::MergedModel;
 use crate::pyfloat;
 use crate::pyurl;
@@ -39,9 +39,9 @@ pub struct BackendVariationStats {
     pub variant_name: String,
     pub worker_count: i64,
     pub performance: Option<f64>,
-    pub usage_day: i64,
-    pub usage_month: i64,
-    pub usage_total: i64,
+    pub usage_day: UsageCount,
+    pub usage_month: UsageCount,
+    pub usage_total: UsageCount,
 }
 
 /// The reasons a model might be deleted (`DeletionRiskFlags`).
@@ -123,9 +123,9 @@ pub struct ModelDeletionRiskInfo {
     pub at_risk: bool,
     pub risk_score: u32,
     pub worker_count: i64,
-    pub usage_day: i64,
-    pub usage_month: i64,
-    pub usage_total: i64,
+    pub usage_day: UsageCount,
+    pub usage_month: UsageCount,
+    pub usage_total: UsageCount,
     pub usage_hour: Option<i64>,
     pub usage_minute: Option<i64>,
     pub usage_percentage_of_category: f64,
@@ -164,13 +164,13 @@ impl ModelDeletionRiskInfo {
 pub fn is_critical(
     category: Category,
     flags: &DeletionRiskFlags,
-    usage_month: i64,
+    usage_month: UsageCount,
     worker_count: i64,
     settings: &AnalysisSettings,
 ) -> bool {
     match category {
         Category::TextGeneration => {
-            usage_month < settings.text_gen_critical_usage_threshold
+            usage_month < UsageCount::from(settings.text_gen_critical_usage_threshold)
                 && worker_count < settings.text_gen_critical_worker_threshold
         }
         Category::ImageGeneration => flags.zero_usage_month && flags.no_active_workers,
@@ -193,7 +193,7 @@ pub struct CategoryDeletionRiskSummary {
     pub models_with_multiple_hosts: usize,
     pub models_with_low_usage: usize,
     pub average_risk_score: f64,
-    pub category_total_month_usage: i64,
+    pub category_total_month_usage: UsageCount,
 }
 
 impl CategoryDeletionRiskSummary {
@@ -202,7 +202,7 @@ impl CategoryDeletionRiskSummary {
     pub fn count(
         models: &[ModelDeletionRiskInfo],
         average_risk_score: f64,
-        category_total_month_usage: i64,
+        category_total_month_usage: UsageCount,
     ) -> Self {
         let n = |pred: &dyn Fn(&ModelDeletionRiskInfo) -> bool| models.iter().filter(|m| pred(m)).count();
         CategoryDeletionRiskSummary {
@@ -228,7 +228,7 @@ impl CategoryDeletionRiskSummary {
     pub fn from_risk_models(models: &[ModelDeletionRiskInfo]) -> Self {
         let total_score: u64 = models.iter().map(|m| u64::from(m.risk_score)).sum();
         let average = if models.is_empty() { 0.0 } else { total_score as f64 / models.len() as f64 };
-        let month: i64 = models.iter().fold(0i64, |acc, m| acc.saturating_add(m.usage_month));
+        let month = models.iter().fold(0, |acc: UsageCount, m| acc.saturating_add(m.usage_month));
         Self::count(models, pyfloat::round(average, 2), month)
     }
 }
@@ -238,7 +238,7 @@ impl CategoryDeletionRiskSummary {
 pub struct CategoryDeletionRiskResponse {
     #[serde(serialize_with = "serialize_category")]
     pub category: Category,
-    pub category_total_month_usage: i64,
+    pub category_total_month_usage: UsageCount,
     pub total_count: usize,
     pub returned_count: usize,
     pub offset: usize,
@@ -330,7 +330,7 @@ pub struct RecordFacts {
     pub baseline: Option<String>,
     pub nsfw: Option<bool>,
     /// Image records only (text records have no size in the analysis).
-    pub size_bytes: Option<i64>,
+    pub size_bytes: Option<i128>,
     pub download_count: usize,
     pub download_hosts: Vec<String>,
     pub download_flags: DownloadFlags,
@@ -365,7 +365,7 @@ impl RecordFacts {
 /// zero total, no active workers, low usage).
 pub fn statistics_flags(
     merged: &MergedModel,
-    category_total_usage: i64,
+    category_total_usage: UsageCount,
     low_usage_threshold: f64,
 ) -> (bool, bool, bool, bool, bool) {
     let no_active_workers = merged.worker_count == 0;
@@ -389,7 +389,7 @@ pub fn low_usage_threshold(category: Category, settings: &AnalysisSettings) -> f
 pub fn model_info(
     facts: &RecordFacts,
     merged: &MergedModel,
-    category_total_usage: i64,
+    category_total_usage: UsageCount,
     category: Category,
     settings: &AnalysisSettings,
     include_backend_variations: bool,
@@ -475,7 +475,7 @@ pub fn analyze(
     category: Category,
     facts: &[RecordFacts],
     merged: &[MergedModel],
-    category_total_usage: i64,
+    category_total_usage: UsageCount,
     settings: &AnalysisSettings,
     include_backend_variations: bool,
 ) -> CategoryDeletionRiskResponse {
@@ -588,7 +588,11 @@ mod tests {
     fn merged(workers: i64, usage: Option<(i64, i64, i64)>) -> MergedModel {
         MergedModel {
             worker_count: workers,
-            usage: usage.map(|(day, month, total)| Usage { day, month, total }),
+            usage: usage.map(|(day, month, total)| Usage {
+                day: day.into(),
+                month: month.into(),
+                total: total.into(),
+            }),
             ..MergedModel::default()
         }
     }

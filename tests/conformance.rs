@@ -4,9 +4,10 @@
 //! `expected/` under compare.py's rules. Every mismatching entry is listed
 //! with its first differences.
 //!
-//! The hand-made edge cases of `tests/fixtures/risk_edge` (made and checked
-//! with the oracle by its `make.py`) are always checked: colliding names,
-//! unicode, odd URLs, lax numbers. Their image statistics are not there (the
+//! The hand-made edge cases of `tests/fixtures/risk_edge` and of every case
+//! under `tests/fixtures/redteam` (made by their `make.py`, checked with the
+//! oracle) are always checked: colliding names, unicode, odd URLs, lax and
+//! huge numbers, missing fields. Their image statistics are not there (the
 //! reference's statistics raise on URLs Python cannot parse), so that dataset
 //! is compared on the entries it has.
 
@@ -66,24 +67,30 @@ fn check_entry(dataset: &Path, entry: &ComputedEntry) -> Vec<String> {
     out
 }
 
-/// The hand-made edge cases, always checked.
+/// The hand-made edge cases, always checked: `risk_edge` and every case of
+/// `redteam` (a directory with `expected/`).
 #[test]
 fn edge_cases_match_the_reference() {
-    let dataset = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/risk_edge");
+    let fixtures = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut datasets = vec![fixtures.join("risk_edge")];
+    datasets.extend(common::datasets(&fixtures.join("redteam")));
+    assert!(datasets.len() >= 6, "risk_edge and the redteam cases: {datasets:?}");
     let settings = AnalysisSettings::default();
-    let mut checked = 0;
     let mut failures = Vec::new();
-    for category in Category::ALL {
-        for entry in compute_category(category, &inputs(&dataset, category), &settings, 1_700_000_000) {
-            if !dataset.join("expected").join(entry.key.dump_file_name()).exists() {
-                assert_eq!(entry.key.kind, EntryKind::Statistics, "{}: expected file missing", entry.key);
-                continue;
+    for dataset in &datasets {
+        let mut checked = 0;
+        for category in Category::ALL {
+            for entry in compute_category(category, &inputs(dataset, category), &settings, 1_700_000_000) {
+                if !dataset.join("expected").join(entry.key.dump_file_name()).exists() {
+                    assert_eq!(entry.key.kind, EntryKind::Statistics, "{}: expected file missing", entry.key);
+                    continue;
+                }
+                checked += 1;
+                failures.extend(check_entry(dataset, &entry));
             }
-            checked += 1;
-            failures.extend(check_entry(&dataset, &entry));
         }
+        assert!(checked >= 5, "{}: the five deletion-risk entries at least", dataset.display());
     }
-    assert!(checked >= 5, "the five deletion-risk entries at least");
     assert!(failures.is_empty(), "{} differences:\n{}", failures.len(), failures.join("\n"));
 }
 
