@@ -100,7 +100,8 @@ pub fn group_risk_models(
     base_names: &mut BaseNames,
     settings: &AnalysisSettings,
 ) -> Vec<ModelDeletionRiskInfo> {
-    let mut groups: IndexMap<String, Vec<ModelDeletionRiskInfo>> = IndexMap::new();
+    let mut groups: IndexMap<String, Vec<ModelDeletionRiskInfo>, foldhash::fast::RandomState> =
+        IndexMap::default();
     for model in models {
         groups.entry(base_names.base_of(&model.name)).or_default().push(model);
     }

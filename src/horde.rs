@@ -18,9 +18,9 @@
 
 use crate::names;
 use crate::records::{json_type_name, lax_float, lax_int, lax_wide_int};
+use foldhash::{HashMap, HashSet, HashSetExt};
 use indexmap::IndexMap;
 use serde_json::Value;
-use std::collections::HashMap;
 
 /// One entry of `GET /v2/status/models`, in the reference's field order.
 #[derive(Debug, Clone, PartialEq)]
@@ -422,7 +422,7 @@ impl StatsIndex {
             index.usage[id as usize].total = *count;
         }
         // Base-name groups: keyed by each distinct original-case name.
-        let mut seen_original: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        let mut seen_original: HashSet<&str> = HashSet::new();
         for name in stats.day.keys().chain(stats.month.keys()).chain(stats.total.keys()) {
             if !seen_original.insert(name) {
                 continue;

@@ -22,8 +22,8 @@
 //! parameter buckets (text), triggers/inpainting/requirements (image),
 //! showcases. Every step is one pass plus a stable sort: O(n log n).
 
+use foldhash::{HashMap, HashMapExt};
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -302,7 +302,7 @@ fn fold_downloads<'a>(group: &mut StatsModel<'a>, member: &'a RawRecord) {
 // ---------------------------------------------------------------------------
 
 /// Counts in first-seen order (Python's `defaultdict(int)`).
-type Counter = IndexMap<String, usize>;
+type Counter = IndexMap<String, usize, foldhash::fast::RandomState>;
 
 fn count(counter: &mut Counter, key: Cow<'_, str>) {
     if let Some(n) = counter.get_mut(key.as_ref()) {
