@@ -301,18 +301,19 @@ fn statistics_entries(
     let mut times = crate::stats::StatisticsTimes::default();
     let entries = [false, true]
         .into_iter()
-        .map(|grouped| {
+        .filter_map(|grouped| {
+            let key = EntryKey::stats(category, grouped);
             let (json, models, spent) =
-                crate::stats::compute_statistics_timed(category, reference, grouped, computed_at);
+                match crate::stats::compute_statistics_timed(category, reference, grouped, computed_at) {
+                    Ok(computed) => computed,
+                    Err(e) => {
+                        log::error!("{key}: cannot serialise the statistics: {e}; entry skipped");
+                        return None;
+                    }
+                };
             times.compute += spent.compute;
             times.serialise += spent.serialise;
-            PendingEntry {
-                key: EntryKey::stats(category, grouped),
-                json: json.into_bytes(),
-                models,
-                at_risk: None,
-                critical: None,
-            }
+            Some(PendingEntry { key, json: json.into_bytes(), models, at_risk: None, critical: None })
         })
         .collect();
     (entries, times)

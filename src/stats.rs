@@ -122,14 +122,16 @@ struct ParameterBucketStats {
 /// The statistics entry of `category`: the reference's
 /// `CategoryStatistics.model_dump_json()` with `computed_at` set, and the
 /// number of models it describes (`total_models`; text groups when grouped).
+/// Serialising cannot fail on these plain values; should it, the caller skips
+/// the entry rather than store a partial one.
 pub fn compute_statistics(
     category: Category,
     reference: &ParsedReference,
     grouped: bool,
     computed_at: i64,
-) -> (String, usize) {
-    let (json, models, _) = compute_statistics_timed(category, reference, grouped, computed_at);
-    (json, models)
+) -> Result<(String, usize), serde_json::Error> {
+    let (json, models, _) = compute_statistics_timed(category, reference, grouped, computed_at)?;
+    Ok((json, models))
 }
 
 /// [`compute_statistics`], also answering how long the computation and the
@@ -139,15 +141,14 @@ pub fn compute_statistics_timed(
     reference: &ParsedReference,
     grouped: bool,
     computed_at: i64,
-) -> (String, usize, StatisticsTimes) {
+) -> Result<(String, usize, StatisticsTimes), serde_json::Error> {
     let started = std::time::Instant::now();
     let models = stats_models(category, reference, grouped);
     let stats = calculate(category, &models, computed_at);
     let computed = std::time::Instant::now();
-    let json = serde_json::to_string(&stats)
-        .expect("statistics hold only strings, integers and finite floats: serialising cannot fail");
+    let json = serde_json::to_string(&stats)?;
     let times = StatisticsTimes { compute: computed - started, serialise: computed.elapsed() };
-    (json, stats.total_models, times)
+    Ok((json, stats.total_models, times))
 }
 
 /// Where [`compute_statistics_timed`] spent its time.
@@ -953,7 +954,7 @@ mod tests {
     #[test]
     fn image_ignores_grouping_and_serialises_in_order() {
         let parsed = reference(json!({"org/Model-7B": {"tags": ["a"]}, "org/Model-7B-Q4": {"tags": ["a"]}}));
-        let (json, models) = compute_statistics(Category::ImageGeneration, &parsed, true, 99);
+        let (json, models) = compute_statistics(Category::ImageGeneration, &parsed, true, 99).unwrap();
         assert_eq!(models, 2);
         assert!(json.starts_with(r#"{"category":"image_generation","total_models":2,"returned_models":2,"offset":0,"limit":null,"nsfw_count":0,"#));
         assert!(json.ends_with(r#""models_with_showcases":0,"computed_at":99}"#));
