@@ -38,100 +38,91 @@ pub fn from_slice_exact_ints<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ser
     }
 }
 
+/// What a rewrite does at one position outside any string literal.
+enum Step {
+    /// Leave this many bytes as they are.
+    Keep(usize),
+    /// Replace this many bytes by `with`.
+    Replace { len: usize, with: Vec<u8> },
+}
+
+/// `bytes` with the tokens `step` chooses (it sees the text from each
+/// position outside a string literal) replaced; `None` when it replaced
+/// nothing. String literals (escapes included) are never looked into.
+fn rewrite_outside_strings(bytes: &[u8], mut step: impl FnMut(&[u8]) -> Step) -> Option<Vec<u8>> {
+    let mut out: Option<Vec<u8>> = None;
+    let mut copied = 0; // bytes[..copied] are in `out` (when it exists)
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'"' {
+            // Skip to just past the closing quote.
+            i += 1;
+            while i < bytes.len() {
+                match bytes[i] {
+                    b'\\' => i += 2,
+                    b'"' => {
+                        i += 1;
+                        break;
+                    }
+                    _ => i += 1,
+                }
+            }
+            continue;
+        }
+        match step(&bytes[i..]) {
+            Step::Keep(len) => i += len.max(1),
+            Step::Replace { len, with } => {
+                let buf = out.get_or_insert_with(|| Vec::with_capacity(bytes.len() + 16));
+                buf.extend_from_slice(&bytes[copied..i]);
+                buf.extend_from_slice(&with);
+                i += len;
+                copied = i;
+            }
+        }
+    }
+    let mut buf = out?;
+    buf.extend_from_slice(&bytes[copied.min(bytes.len())..]);
+    Some(buf)
+}
+
 /// `bytes` with every integer literal of 20 or more digits outside a string
 /// quoted; `None` when there is none.
 fn long_ints_as_strings(bytes: &[u8]) -> Option<Vec<u8>> {
     const LONG: usize = 20; // u64::MAX has 20 digits; shorter ones parse exactly
-    let mut out: Option<Vec<u8>> = None;
-    let mut copied = 0; // bytes[..copied] are in `out` (when it exists)
-    let mut in_string = false;
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if in_string {
-            match b {
-                b'\\' => i += 1,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            i += 1;
-            continue;
+    rewrite_outside_strings(bytes, |rest| {
+        let sign = usize::from(rest[0] == b'-');
+        let digits = rest[sign..].iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 {
+            return Step::Keep(1);
         }
-        if b == b'"' {
-            in_string = true;
-            i += 1;
-            continue;
+        let int_len = sign + digits;
+        if matches!(rest.get(int_len), Some(b'.' | b'e' | b'E')) {
+            // A float: keep the rest of its token (fraction and exponent) too.
+            let tail = rest[int_len..]
+                .iter()
+                .take_while(|b| matches!(b, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'))
+                .count();
+            return Step::Keep(int_len + tail);
         }
-        let starts_number =
-            b.is_ascii_digit() || (b == b'-' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit));
-        if !starts_number {
-            i += 1;
-            continue;
+        if digits < LONG {
+            return Step::Keep(int_len);
         }
-        let start = i;
-        i += usize::from(b == b'-');
-        let digits_start = i;
-        while i < bytes.len() && bytes[i].is_ascii_digit() {
-            i += 1;
-        }
-        if matches!(bytes.get(i), Some(b'.' | b'e' | b'E')) {
-            // A float: skip the rest of its token (fraction and exponent).
-            while i < bytes.len() && matches!(bytes[i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-') {
-                i += 1;
-            }
-            continue;
-        }
-        if i - digits_start >= LONG {
-            let buf = out.get_or_insert_with(|| Vec::with_capacity(bytes.len() + 16));
-            buf.extend_from_slice(&bytes[copied..start]);
-            buf.push(b'"');
-            buf.extend_from_slice(&bytes[start..i]);
-            buf.push(b'"');
-            copied = i;
-        }
-    }
-    let mut buf = out?;
-    buf.extend_from_slice(&bytes[copied..]);
-    Some(buf)
+        let mut with = Vec::with_capacity(int_len + 2);
+        with.push(b'"');
+        with.extend_from_slice(&rest[..int_len]);
+        with.push(b'"');
+        Step::Replace { len: int_len, with }
+    })
 }
 
 /// `bytes` with every `NaN`, `Infinity` and `-Infinity` outside a string
 /// replaced by `null`; `None` when there is none.
 fn non_finite_as_null(bytes: &[u8]) -> Option<Vec<u8>> {
     const LITERALS: [&[u8]; 3] = [b"-Infinity", b"Infinity", b"NaN"];
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut replaced = false;
-    let mut in_string = false;
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if in_string {
-            out.push(b);
-            match b {
-                b'\\' => {
-                    if let Some(next) = bytes.get(i + 1) {
-                        out.push(*next);
-                        i += 1;
-                    }
-                }
-                b'"' => in_string = false,
-                _ => {}
-            }
-            i += 1;
-            continue;
-        }
-        if b == b'"' {
-            in_string = true;
-        } else if let Some(literal) = LITERALS.iter().find(|l| bytes[i..].starts_with(l)) {
-            out.extend_from_slice(b"null");
-            i += literal.len();
-            replaced = true;
-            continue;
-        }
-        out.push(b);
-        i += 1;
-    }
-    replaced.then_some(out)
+    rewrite_outside_strings(bytes, |rest| match LITERALS.iter().find(|l| rest.starts_with(l)) {
+        Some(literal) => Step::Replace { len: literal.len(), with: b"null".to_vec() },
+        None => Step::Keep(1),
+    })
 }
 
 #[cfg(test)]
