@@ -516,7 +516,7 @@ impl StatsIndex {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn status(name: &str, count: i64) -> HordeModelStatus {
@@ -638,7 +638,7 @@ mod tests {
 
     /// Stats where `Foo-7B`, `Foo-7B-Q4_K_M` and `foo-13b` share the base
     /// name `foo` (the reference's `get_base_model_name`, lower-cased).
-    fn foo_stats() -> HordeModelStats {
+    pub(crate) fn foo_stats() -> HordeModelStats {
         parse_stats(
             br#"{"day": {"koboldcpp/Foo-7B": 1, "Org/Foo-7B-Q4_K_M": 10, "foo-13b": 100, "Bar-7B": 1000,
                          "KOBOLDCPP/foo-7b": 10000},

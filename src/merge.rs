@@ -143,14 +143,9 @@ mod tests {
         }
     }
 
+    /// The Horde index tests' stats (`Foo-7B` and friends share the base name `foo`).
     fn stats() -> HordeModelStats {
-        parse_stats(
-            br#"{"day": {"koboldcpp/Foo-7B": 1, "Org/Foo-7B-Q4_K_M": 10, "foo-13b": 100, "Bar-7B": 1000,
-                         "KOBOLDCPP/foo-7b": 10000},
-                 "month": {"koboldcpp/Foo-7B": 2, "foo-13b": 200},
-                 "total": {"Bar-7B": 3}}"#,
-        )
-        .unwrap()
+        crate::horde::tests::foo_stats()
     }
 
     // Expected values: the reference's merge_model_with_horde_data on the same data.
