@@ -175,29 +175,19 @@ mod tests {
     #[test]
     fn bad_values_name_their_key() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write(dir.path(), "[hydration]\ninterval_seconds = 0\n");
-        let e = load_with_env(Some(&p), env(&[])).unwrap_err();
-        assert!(e.to_string().contains("hydration.interval_seconds"), "{e}");
-
-        let p = write(dir.path(), "[hydration]\ninterval_seconds = -5\n");
-        let e = load_with_env(Some(&p), env(&[])).unwrap_err();
-        assert!(e.to_string().contains("interval_seconds"), "{e}");
-
-        let p = write(dir.path(), "[hydration]\ncategories = [\"clip\"]\n");
-        let e = load_with_env(Some(&p), env(&[])).unwrap_err();
-        assert!(e.to_string().contains("hydration.categories"), "{e}");
-
-        let p = write(dir.path(), "[horde]\napi_url = \"gopher://x\"\n");
-        let e = load_with_env(Some(&p), env(&[])).unwrap_err();
-        assert!(e.to_string().contains("horde.api_url"), "{e}");
-
-        let p = write(dir.path(), "[horde\napi_url = 1\n");
-        let e = load_with_env(Some(&p), env(&[])).unwrap_err();
-        assert!(e.to_string().contains("c.toml"), "{e}");
-
-        let p = write(dir.path(), "[horde]\nno_such_key = 1\n");
-        let e = load_with_env(Some(&p), env(&[])).unwrap_err();
-        assert!(e.to_string().contains("no_such_key"), "{e}");
+        let cases = [
+            ("[hydration]\ninterval_seconds = 0\n", "hydration.interval_seconds"),
+            ("[hydration]\ninterval_seconds = -5\n", "interval_seconds"),
+            ("[hydration]\ncategories = [\"clip\"]\n", "hydration.categories"),
+            ("[horde]\napi_url = \"gopher://x\"\n", "horde.api_url"),
+            ("[horde\napi_url = 1\n", "c.toml"),
+            ("[horde]\nno_such_key = 1\n", "no_such_key"),
+        ];
+        for (toml, key) in cases {
+            let p = write(dir.path(), toml);
+            let e = load_with_env(Some(&p), env(&[])).unwrap_err();
+            assert!(e.to_string().contains(key), "{toml:?}: {e}");
+        }
 
         let e = load_with_env(None, env(&[("HORDE_HYDRATOR__CACHE__STATISTICS_TTL_SECONDS", "zero")]))
             .unwrap_err();
