@@ -18,7 +18,7 @@
 
 use crate::names;
 use crate::records::{json_type_name, lax_float, lax_int, lax_wide_int};
-use foldhash::{HashMap, HashSet, HashSetExt};
+use foldhash::{HashMap, HashMapExt};
 use indexmap::IndexMap;
 use serde_json::Value;
 
@@ -409,27 +409,24 @@ impl StatsIndex {
     /// (through `base_names`).
     pub fn new(stats: &HordeModelStats, base_names: &mut BaseNames) -> Self {
         let mut index = StatsIndex::default();
+        // Each distinct original-case name is lower-cased once, whatever the
+        // number of periods it appears in.
+        let mut id_of: HashMap<&str, u32> = HashMap::with_capacity(stats.day.len());
         for (name, count) in &stats.day {
-            let id = index.intern(name.to_lowercase());
-            index.usage[id as usize].day = *count;
+            let id = index.intern_original(&mut id_of, name);
+            index.usage[id].day = *count;
         }
         for (name, count) in &stats.month {
-            let id = index.intern(name.to_lowercase());
-            index.usage[id as usize].month = *count;
+            let id = index.intern_original(&mut id_of, name);
+            index.usage[id].month = *count;
         }
         for (name, count) in &stats.total {
-            let id = index.intern(name.to_lowercase());
-            index.usage[id as usize].total = *count;
+            let id = index.intern_original(&mut id_of, name);
+            index.usage[id].total = *count;
         }
         // Base-name groups: keyed by each distinct original-case name.
-        let mut seen_original: HashSet<&str> = HashSet::new();
-        for name in stats.day.keys().chain(stats.month.keys()).chain(stats.total.keys()) {
-            if !seen_original.insert(name) {
-                continue;
-            }
-            if let Some(&id) = index.ids.get(&name.to_lowercase()) {
-                index.by_base.entry(base_names.base_key(name)).or_default().ids.push(id);
-            }
+        for (name, id) in id_of {
+            index.by_base.entry(base_names.base_key(name)).or_default().ids.push(id);
         }
         for group in index.by_base.values_mut() {
             group.ids.sort_unstable();
@@ -454,6 +451,20 @@ impl StatsIndex {
             }
         }
         index
+    }
+
+    /// The id of `name` (original case), lower-casing it only when `id_of`
+    /// has not seen it yet.
+    fn intern_original<'a>(&mut self, id_of: &mut HashMap<&'a str, u32>, name: &'a str) -> usize {
+        let id = match id_of.get(name) {
+            Some(&id) => id,
+            None => {
+                let id = self.intern(name.to_lowercase());
+                id_of.insert(name, id);
+                id
+            }
+        };
+        id as usize
     }
 
     fn intern(&mut self, lower: String) -> u32 {
