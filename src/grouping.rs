@@ -8,6 +8,13 @@
 //! the trend ratios by month usage and unions the hosts. The summary is
 //! recomputed; `total_count` keeps the ungrouped count. Other categories pass
 //! through unchanged.
+//!
+//! Shaped for speed (issue 4): each model's base name is looked up once
+//! (memoised in [`BaseNames`]) and numbered in an insertion-ordered set; the
+//! members of every group are then listed with one counting pass, so no
+//! per-group vector is built and no info is moved more than once. A single
+//! member is kept (its borrowed strings stay borrowed); only a real group
+//! makes a new host list.
 
 use crate::category::Category;
 use crate::horde::{BaseNames, UsageCount};
@@ -16,23 +23,26 @@ use crate::risk::{
     UsageTrend,
 };
 use crate::settings::AnalysisSettings;
-use indexmap::IndexMap;
+use indexmap::IndexSet;
+use std::borrow::Cow;
 
 /// `merge_usage_trends`: ratios averaged with the given weights (month
 /// usage); a zero or missing ratio is left out of the sum but not of the
-/// total weight; no weight at all gives no ratios.
-pub fn merge_usage_trends(trends: &[UsageTrend], weights: &[UsageCount]) -> UsageTrend {
-    let total_weight = weights.iter().fold(0, |acc: UsageCount, w| acc.saturating_add(*w));
-    if trends.is_empty() || total_weight == 0 {
+/// total weight; no weight at all gives no ratios. `trends` yields each
+/// member's (trend, weight), in member order. (Float sums here start at
+/// -0.0, as Rust's `Iterator::sum` does, so the bytes stay those of the
+/// earlier `sum()`-based code.)
+pub fn merge_usage_trends(trends: impl Iterator<Item = (UsageTrend, UsageCount)> + Clone) -> UsageTrend {
+    let total_weight = trends.clone().fold(0, |acc: UsageCount, (_, w)| acc.saturating_add(w));
+    if total_weight == 0 {
         return UsageTrend::default();
     }
     let weighted = |ratio: fn(&UsageTrend) -> Option<f64>| -> Option<f64> {
-        let terms: Vec<f64> = trends
-            .iter()
-            .zip(weights)
-            .filter_map(|(t, w)| ratio(t).filter(|r| *r != 0.0).map(|r| r * *w as f64))
-            .collect();
-        (!terms.is_empty()).then(|| terms.iter().sum::<f64>() / total_weight as f64)
+        let (sum, any) = trends
+            .clone()
+            .filter_map(|(t, w)| ratio(&t).filter(|r| *r != 0.0).map(|r| r * w as f64))
+            .fold((-0.0, false), |(sum, _), term| (sum + term, true));
+        any.then(|| sum / total_weight as f64)
     };
     UsageTrend {
         day_to_month_ratio: weighted(|t| t.day_to_month_ratio),
@@ -41,33 +51,31 @@ pub fn merge_usage_trends(trends: &[UsageTrend], weights: &[UsageCount]) -> Usag
 }
 
 /// One group of two or more variants, folded into one model.
-fn merge_group(
+fn merge_group<'a>(
     base_name: String,
-    variants: &[ModelDeletionRiskInfo],
+    variants: &[&ModelDeletionRiskInfo<'a>],
     settings: &AnalysisSettings,
-) -> ModelDeletionRiskInfo {
-    let first = &variants[0];
-    let sum = |f: fn(&ModelDeletionRiskInfo) -> UsageCount| {
+) -> ModelDeletionRiskInfo<'a> {
+    let first = variants[0];
+    let sum = |f: fn(&ModelDeletionRiskInfo<'a>) -> UsageCount| {
         variants.iter().fold(0, |acc: UsageCount, v| acc.saturating_add(f(v)))
     };
     let usage_month = sum(|v| v.usage_month);
     let flags = variants.iter().fold(DeletionRiskFlags::default(), |acc, v| acc.or(v.deletion_risk_flags));
-    let sizes: Vec<f64> = variants.iter().filter_map(|v| v.size_gb).collect();
-    let total_size: f64 = sizes.iter().sum();
-    let avg_size = (total_size > 0.0).then(|| total_size / sizes.len() as f64);
-    let trends: Vec<UsageTrend> = variants.iter().map(|v| v.usage_trend).collect();
-    let weights: Vec<UsageCount> = variants.iter().map(|v| v.usage_month).collect();
-    let sum_optional = |f: fn(&ModelDeletionRiskInfo) -> Option<i64>| {
-        variants.iter().any(|v| f(v).is_some()).then(|| variants.iter().filter_map(f).sum())
+    let (total_size, sizes) =
+        variants.iter().filter_map(|v| v.size_gb).fold((-0.0, 0usize), |(total, n), s| (total + s, n + 1));
+    let avg_size = (total_size > 0.0).then(|| total_size / sizes as f64);
+    let sum_optional = |f: fn(&ModelDeletionRiskInfo<'a>) -> Option<i64>| {
+        variants.iter().any(|v| f(v).is_some()).then(|| variants.iter().filter_map(|v| f(v)).sum())
     };
     let mut hosts: Vec<String> = Vec::new();
-    for host in variants.iter().flat_map(|v| &v.download_hosts) {
+    for host in variants.iter().flat_map(|v| v.download_hosts.iter()) {
         if !hosts.contains(host) {
             hosts.push(host.clone());
         }
     }
     ModelDeletionRiskInfo {
-        name: base_name,
+        name: Cow::Owned(base_name),
         category: first.category,
         deletion_risk_flags: flags,
         at_risk: flags.any(),
@@ -78,15 +86,17 @@ fn merge_group(
         usage_total: sum(|v| v.usage_total),
         usage_hour: sum_optional(|v| v.usage_hour),
         usage_minute: sum_optional(|v| v.usage_minute),
-        usage_percentage_of_category: variants.iter().map(|v| v.usage_percentage_of_category).sum(),
-        usage_trend: merge_usage_trends(&trends, &weights),
+        usage_percentage_of_category: variants
+            .iter()
+            .fold(-0.0, |acc, v| acc + v.usage_percentage_of_category),
+        usage_trend: merge_usage_trends(variants.iter().map(|v| (v.usage_trend, v.usage_month))),
         cost_benefit_score: avg_size.filter(|s| *s > 0.0).map(|s| usage_month as f64 / s),
         size_gb: avg_size,
-        baseline: first.baseline.clone(),
+        baseline: first.baseline,
         nsfw: first.nsfw,
         has_description: variants.iter().all(|v| v.has_description),
         download_count: variants.iter().map(|v| v.download_count).sum(),
-        download_hosts: hosts,
+        download_hosts: Cow::Owned(hosts),
         backend_variations: None,
         is_critical: false,
         has_warning: false,
@@ -95,39 +105,59 @@ fn merge_group(
 }
 
 /// `group_risk_models`: the grouped models, in order of first appearance.
-pub fn group_risk_models(
-    models: Vec<ModelDeletionRiskInfo>,
+pub fn group_risk_models<'a>(
+    models: Vec<ModelDeletionRiskInfo<'a>>,
     base_names: &mut BaseNames,
     settings: &AnalysisSettings,
-) -> Vec<ModelDeletionRiskInfo> {
-    let mut groups: IndexMap<String, Vec<ModelDeletionRiskInfo>, foldhash::fast::RandomState> =
-        IndexMap::default();
-    for model in models {
-        groups.entry(base_names.base_of(&model.name)).or_default().push(model);
+) -> Vec<ModelDeletionRiskInfo<'a>> {
+    // Number the groups in order of first appearance.
+    let mut bases: IndexSet<String, foldhash::fast::RandomState> = IndexSet::default();
+    let group_of: Vec<usize> =
+        models.iter().map(|m| bases.insert_full(base_names.base_of(&m.name)).0).collect();
+    // List each group's members, in model order (a counting sort).
+    let mut starts = vec![0usize; bases.len() + 1];
+    for g in &group_of {
+        starts[g + 1] += 1;
     }
-    groups
+    for g in 0..bases.len() {
+        starts[g + 1] += starts[g];
+    }
+    let mut next = starts.clone();
+    let mut members = vec![0usize; models.len()];
+    for (i, g) in group_of.iter().enumerate() {
+        members[next[*g]] = i;
+        next[*g] += 1;
+    }
+    drop(next);
+    let mut variants: Vec<&ModelDeletionRiskInfo<'a>> = Vec::new();
+    let grouped = bases
         .into_iter()
-        .map(|(base_name, mut variants)| {
-            if variants.len() == 1 {
-                if let Some(mut single) = variants.pop() {
-                    if single.name != base_name {
-                        // The reference rebuilds the model under the base
-                        // name, leaving out its backend variations.
-                        single.name = base_name;
-                        single.backend_variations = None;
-                    }
-                    return single;
+        .enumerate()
+        .map(|(g, base_name)| match &members[starts[g]..starts[g + 1]] {
+            [single] => {
+                let mut single = models[*single].clone();
+                if single.name != base_name {
+                    // The reference rebuilds the model under the base
+                    // name, leaving out its backend variations.
+                    single.name = Cow::Owned(base_name);
+                    single.backend_variations = None;
                 }
+                single
             }
-            merge_group(base_name, &variants, settings)
+            group => {
+                variants.clear();
+                variants.extend(group.iter().map(|i| &models[*i]));
+                merge_group(base_name, &variants, settings)
+            }
         })
-        .collect()
+        .collect();
+    grouped
 }
 
 /// `recalculate_risk_summary`: counts over the grouped models, the average
 /// risk score unrounded, the category total as given.
 pub fn recalculate_risk_summary(
-    models: &[ModelDeletionRiskInfo],
+    models: &[ModelDeletionRiskInfo<'_>],
     category_total_usage: UsageCount,
 ) -> CategoryDeletionRiskSummary {
     let total_score: u64 = models.iter().map(|m| u64::from(m.risk_score)).sum();
@@ -136,11 +166,11 @@ pub fn recalculate_risk_summary(
 }
 
 /// Group a text category's response; any other category is returned as is.
-pub fn apply_text_model_grouping(
-    response: CategoryDeletionRiskResponse,
+pub fn apply_text_model_grouping<'a>(
+    response: CategoryDeletionRiskResponse<'a>,
     base_names: &mut BaseNames,
     settings: &AnalysisSettings,
-) -> CategoryDeletionRiskResponse {
+) -> CategoryDeletionRiskResponse<'a> {
     if response.category != Category::TextGeneration {
         return response;
     }
@@ -170,15 +200,16 @@ pub fn apply_text_model_grouping(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::risk::BackendVariationStats;
+    use crate::horde::Usage;
+    use crate::merge::BackendVariation;
 
-    fn info(
-        name: &str,
+    fn info<'a>(
+        name: &'a str,
         workers: i64,
         usage: (i64, i64, i64),
         pct: f64,
         trend: (f64, f64),
-    ) -> ModelDeletionRiskInfo {
+    ) -> ModelDeletionRiskInfo<'a> {
         let ratio = |r: f64| (r >= 0.0).then_some(r);
         ModelDeletionRiskInfo {
             name: name.into(),
@@ -199,18 +230,18 @@ mod tests {
             },
             cost_benefit_score: None,
             size_gb: None,
-            baseline: Some(format!("{name} base")),
+            baseline: Some(name),
             nsfw: Some(false),
             has_description: true,
             download_count: 1,
-            download_hosts: vec![],
+            download_hosts: Cow::Borrowed(&[]),
             backend_variations: None,
             is_critical: false,
             has_warning: false,
         }
     }
 
-    fn with_flags(mut m: ModelDeletionRiskInfo, flags: DeletionRiskFlags) -> ModelDeletionRiskInfo {
+    fn with_flags(mut m: ModelDeletionRiskInfo<'_>, flags: DeletionRiskFlags) -> ModelDeletionRiskInfo<'_> {
         m.deletion_risk_flags = flags;
         m.at_risk = flags.any();
         m.risk_score = flags.count();
@@ -220,16 +251,16 @@ mod tests {
     #[test]
     fn trends_are_weighted_by_month_usage() {
         let t = |d: f64, m: f64| UsageTrend { day_to_month_ratio: Some(d), month_to_total_ratio: Some(m) };
-        let merged = merge_usage_trends(&[t(0.1, 0.1), t(0.1, 0.5)], &[100, 50]);
+        let merged = merge_usage_trends([(t(0.1, 0.1), 100), (t(0.1, 0.5), 50)].into_iter());
         assert_eq!(
             merged,
             UsageTrend { day_to_month_ratio: Some(0.1), month_to_total_ratio: Some(0.23333333333333334) }
         );
         // A zero or missing ratio adds nothing but its weight still counts.
-        let partial = merge_usage_trends(&[t(0.0, 0.5), UsageTrend::default()], &[100, 100]);
+        let partial = merge_usage_trends([(t(0.0, 0.5), 100), (UsageTrend::default(), 100)].into_iter());
         assert_eq!(partial, UsageTrend { day_to_month_ratio: None, month_to_total_ratio: Some(0.25) });
-        assert_eq!(merge_usage_trends(&[t(0.5, 0.5)], &[0]), UsageTrend::default());
-        assert_eq!(merge_usage_trends(&[], &[]), UsageTrend::default());
+        assert_eq!(merge_usage_trends([(t(0.5, 0.5), 0)].into_iter()), UsageTrend::default());
+        assert_eq!(merge_usage_trends(std::iter::empty()), UsageTrend::default());
     }
 
     #[test]
@@ -239,7 +270,7 @@ mod tests {
             info("Org/Foo-7B", 1, (10, 100, 1000), 50.0, (0.1, 0.1)),
             DeletionRiskFlags { missing_baseline: true, ..Default::default() },
         );
-        foo7.download_hosts = vec!["a".into()];
+        foo7.download_hosts = Cow::Owned(vec!["a".into()]);
         let bar = with_flags(
             info("Org/Bar-7B", 0, (0, 60, 60), 30.0, (0.0, 1.0)),
             DeletionRiskFlags { no_active_workers: true, zero_usage_day: true, ..Default::default() },
@@ -248,22 +279,24 @@ mod tests {
             info("Org/Foo-13B", 3, (5, 50, 100), 25.0, (0.1, 0.5)),
             DeletionRiskFlags { low_usage: true, ..Default::default() },
         );
-        foo13.download_hosts = vec!["b".into(), "a".into()];
+        foo13.download_hosts = Cow::Owned(vec!["b".into(), "a".into()]);
         foo13.has_description = false;
         foo13.download_count = 2;
         let mut alpha = with_flags(
             info("Alpha", 0, (0, 0, 0), 0.0, (-1.0, -1.0)),
             DeletionRiskFlags { no_active_workers: true, ..Default::default() },
         );
-        alpha.backend_variations = Some(vec![BackendVariationStats {
+        let variations = [BackendVariation {
             backend: crate::horde::Backend::Canonical,
             variant_name: "Alpha".into(),
             worker_count: 0,
             performance: None,
-            usage_day: 0,
-            usage_month: 0,
-            usage_total: 0,
-        }]);
+            queued: None,
+            queued_jobs: None,
+            eta: None,
+            usage: Usage::default(),
+        }];
+        alpha.backend_variations = Some(&variations);
         let response = CategoryDeletionRiskResponse {
             category: Category::TextGeneration,
             category_total_month_usage: 200,
@@ -276,7 +309,7 @@ mod tests {
         };
         let grouped = apply_text_model_grouping(response, &mut BaseNames::new(), &settings);
 
-        let names: Vec<&str> = grouped.models.iter().map(|m| m.name.as_str()).collect();
+        let names: Vec<&str> = grouped.models.iter().map(|m| m.name.as_ref()).collect();
         assert_eq!(names, ["Foo", "Bar", "Alpha"]);
         let foo = &grouped.models[0];
         assert_eq!((foo.usage_day, foo.usage_month, foo.usage_total, foo.worker_count), (15, 150, 1100, 3));
@@ -293,10 +326,8 @@ mod tests {
             (foo.risk_score, foo.at_risk, foo.has_description, foo.download_count),
             (2, true, false, 3)
         );
-        let mut hosts = foo.download_hosts.clone();
-        hosts.sort();
-        assert_eq!(hosts, ["a", "b"]);
-        assert_eq!(foo.baseline.as_deref(), Some("Org/Foo-7B base"));
+        assert_eq!(*foo.download_hosts, ["a", "b"]); // first seen first
+        assert_eq!(foo.baseline, Some("Org/Foo-7B"));
         assert_eq!((foo.size_gb, foo.cost_benefit_score, foo.usage_hour), (None, None, None));
         // Text critical: month < 10 and workers < 1.
         assert!(!foo.is_critical);
