@@ -542,7 +542,7 @@ pub fn json_capacity(response: &CategoryDeletionRiskResponse<'_>) -> usize {
 /// Append `response` as the reference's JSON (serde_json's compact format).
 pub fn write_response(response: &CategoryDeletionRiskResponse<'_>, out: &mut String) {
     out.push_str("{\"category\":");
-    push_str(out, response.category.as_str());
+    push_plain(out, response.category.as_str());
     out.push_str(",\"category_total_month_usage\":");
     push_int(out, response.category_total_month_usage);
     out.push_str(",\"total_count\":");
@@ -573,16 +573,10 @@ pub fn write_model(m: &ModelDeletionRiskInfo<'_>, out: &mut String) {
     out.push_str("{\"name\":");
     push_str(out, &m.name);
     out.push_str(",\"category\":");
-    push_str(out, m.category.as_str());
+    push_plain(out, m.category.as_str());
     out.push_str(",\"deletion_risk_flags\":");
-    for (i, (name, flag)) in m.deletion_risk_flags.named().into_iter().enumerate() {
-        out.push(if i == 0 { '{' } else { ',' });
-        out.push('"');
-        out.push_str(name);
-        out.push_str("\":");
-        push_bool(out, flag);
-    }
-    out.push_str("},\"at_risk\":");
+    write_flags(&m.deletion_risk_flags, out);
+    out.push_str(",\"at_risk\":");
     push_bool(out, m.at_risk);
     out.push_str(",\"risk_score\":");
     push_int(out, m.risk_score);
@@ -653,7 +647,7 @@ pub fn write_model(m: &ModelDeletionRiskInfo<'_>, out: &mut String) {
 /// One backend's share of a text model (`BackendVariationStats`).
 fn write_backend_variation(bv: &BackendVariation, out: &mut String) {
     out.push_str("{\"backend\":");
-    push_str(out, bv.backend.as_str());
+    push_plain(out, bv.backend.as_str());
     out.push_str(",\"variant_name\":");
     push_str(out, &bv.variant_name);
     out.push_str(",\"worker_count\":");
@@ -666,6 +660,29 @@ fn write_backend_variation(bv: &BackendVariation, out: &mut String) {
     push_int(out, bv.usage.month);
     out.push_str(",\"usage_total\":");
     push_int(out, bv.usage.total);
+    out.push('}');
+}
+
+/// The flags object (keys with their punctuation, so two writes a flag).
+fn write_flags(flags: &DeletionRiskFlags, out: &mut String) {
+    const KEYS: [&str; 11] = [
+        "{\"zero_usage_day\":",
+        ",\"zero_usage_month\":",
+        ",\"zero_usage_total\":",
+        ",\"no_active_workers\":",
+        ",\"has_multiple_hosts\":",
+        ",\"has_non_preferred_host\":",
+        ",\"has_unknown_host\":",
+        ",\"no_download_urls\":",
+        ",\"missing_description\":",
+        ",\"missing_baseline\":",
+        ",\"low_usage\":",
+    ];
+    for (key, (name, flag)) in KEYS.into_iter().zip(flags.named()) {
+        debug_assert_eq!(key.trim_matches(|c| "{,\":".contains(c)), name);
+        out.push_str(key);
+        push_bool(out, flag);
+    }
     out.push('}');
 }
 
@@ -693,6 +710,14 @@ fn write_summary(s: &CategoryDeletionRiskSummary, out: &mut String) {
     out.push_str(",\"category_total_month_usage\":");
     push_int(out, s.category_total_month_usage);
     out.push('}');
+}
+
+/// A string known to need no escape (names of enum values), quoted.
+fn push_plain(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push('"');
+    out.push_str(s);
+    out.push('"');
 }
 
 fn push_bool(out: &mut String, value: bool) {
@@ -733,6 +758,13 @@ fn push_opt_float(out: &mut String, value: Option<f64>) {
 /// else (non-ASCII included) verbatim.
 fn push_str(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    // Almost every string needs no escape: test all bytes at once (a fold
+    // without early exit, which the compiler vectorises).
+    let needs_escape = s.bytes().fold(false, |any, b| any | (b < 0x20) | (b == b'"') | (b == b'\\'));
+    if !needs_escape {
+        push_plain(out, s);
+        return;
+    }
     out.push('"');
     let mut start = 0;
     for (i, byte) in s.bytes().enumerate() {
