@@ -26,9 +26,9 @@ use crate::category::Category;
 use crate::grouping;
 use crate::horde::{BaseNames, HordeModelStats, HordeModelStatus};
 use crate::keys::EntryKey;
-use crate::merge::{self, HordeData};
+use crate::merge::{self, HordeData, MergedModel};
 use crate::records::{ParsedReference, RawRecord};
-use crate::risk::{self, CategoryDeletionRiskResponse, RecordFacts};
+use crate::risk::{self, CategoryDeletionRiskSummary, RecordFacts};
 use crate::settings::AnalysisSettings;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, OnceLock};
@@ -104,13 +104,15 @@ pub struct StageTimes {
     pub index: Duration,
     /// Reference names joined with the Horde data (both merges for text).
     pub merge: Duration,
-    /// Per-record facts, flags and the risk responses.
+    /// Per-record facts, and the ungrouped deletion-risk views, flags to
+    /// JSON (each model's info is written as it is made).
     pub risk: Duration,
-    /// Text-model grouping of the ungrouped response.
+    /// The grouped text view, grouping to JSON.
     pub grouping: Duration,
     /// Both statistics entries, computed (not serialised).
     pub statistics: Duration,
-    /// Every entry's JSON serialisation.
+    /// The statistics entries' JSON serialisation (the deletion-risk views
+    /// are written as they are made: see `risk` and `grouping`).
     pub serialise: Duration,
     /// The whole computation, start to end (the statistics run on a second
     /// thread, so this is less than the sum of the stages).
@@ -135,17 +137,14 @@ impl Laps {
     }
 }
 
-/// A deletion-risk response as an entry, written into a buffer of its own,
-/// sized once ([`risk::json_capacity`]).
-fn risk_entry(key: EntryKey, response: &CategoryDeletionRiskResponse<'_>) -> ComputedEntry {
-    let mut json = String::with_capacity(risk::json_capacity(response));
-    risk::write_response(response, &mut json);
+/// A deletion-risk view's JSON as an entry (the counts from its summary).
+fn risk_entry(key: EntryKey, json: String, summary: &CategoryDeletionRiskSummary) -> ComputedEntry {
     ComputedEntry {
         key,
         json: EntryJson::from(json),
-        models: response.summary.total_models,
-        at_risk: Some(response.summary.models_at_risk),
-        critical: Some(response.summary.models_critical),
+        models: summary.total_models,
+        at_risk: Some(summary.models_at_risk),
+        critical: Some(summary.models_critical),
     }
 }
 
@@ -192,11 +191,22 @@ fn variations_entry(
     let merged = merge::merge_category(shared.names(), &shared.horde, &mut BaseNames::new(), true);
     let total = merge::category_total_month(&merged);
     laps.lap(&mut times.merge);
-    let variations = risk::analyze(category, &shared.facts, &merged, total, settings, true);
+    let (facts, merged) = aligned(&shared.facts, &merged);
+    let order = risk::ranking(merged);
+    let mut json = String::with_capacity(risk::json_capacity(facts, merged, true));
+    let summary = risk::write_analysis(category, facts, merged, &order, total, settings, true, &mut json);
     laps.lap(&mut times.risk);
-    let entry = risk_entry(EntryKey::risk(category, false, true), &variations);
-    laps.lap(&mut times.serialise);
-    entry
+    risk_entry(EntryKey::risk(category, false, true), json, &summary)
+}
+
+/// The facts and the merged data cut to the same length (they are made from
+/// the same records, so this only guards the indexing).
+fn aligned<'f, 'm>(
+    facts: &'f [RecordFacts],
+    merged: &'m [MergedModel],
+) -> (&'f [RecordFacts], &'m [MergedModel]) {
+    let n = facts.len().min(merged.len());
+    (&facts[..n], &merged[..n])
 }
 
 /// The ungrouped and grouped entries (the image category's grouped entry
@@ -212,18 +222,21 @@ fn ungrouped_and_grouped(
     let merged = merge::merge_category(shared.names(), &shared.horde, base_names, false);
     let total = merge::category_total_month(&merged);
     laps.lap(&mut times.merge);
-    let ungrouped = risk::analyze(category, &shared.facts, &merged, total, settings, false);
+    let (facts, merged) = aligned(&shared.facts, &merged);
+    let order = risk::ranking(merged);
+    let capacity = risk::json_capacity(facts, merged, false);
+    let mut json = String::with_capacity(capacity);
+    let summary = risk::write_analysis(category, facts, merged, &order, total, settings, false, &mut json);
+    let first = risk_entry(EntryKey::risk(category, false, false), json, &summary);
     laps.lap(&mut times.risk);
-    let first = risk_entry(EntryKey::risk(category, false, false), &ungrouped);
-    laps.lap(&mut times.serialise);
     if !category.is_text() {
         return [first.clone(), ComputedEntry { key: EntryKey::risk(category, true, false), ..first }];
     }
-    let grouped = grouping::apply_text_model_grouping(ungrouped, base_names, settings);
+    let mut json = String::with_capacity(capacity);
+    let summary =
+        grouping::write_grouped(category, facts, merged, &order, total, base_names, settings, &mut json);
     laps.lap(&mut times.grouping);
-    let second = risk_entry(EntryKey::risk(category, true, false), &grouped);
-    laps.lap(&mut times.serialise);
-    [first, second]
+    [first, risk_entry(EntryKey::risk(category, true, false), json, &summary)]
 }
 
 /// The deletion-risk entries of a category: ungrouped, grouped and (text)
@@ -427,6 +440,52 @@ mod tests {
         assert_eq!(variations["models"][2]["name"], "Org/Foo-13B");
         assert_eq!(variations["models"][2]["usage_month"], 0);
         assert_eq!(variations["category_total_month_usage"], 55);
+    }
+
+    #[test]
+    fn written_views_equal_the_built_responses() {
+        // The cycle writes the views model by model; `analyze` and
+        // `apply_text_model_grouping` build them. Same bytes.
+        let settings = AnalysisSettings::default();
+        let inputs = text_inputs();
+        let category = Category::TextGeneration;
+        let mut base_names = BaseNames::new();
+        let shared = Shared::new(category, &inputs, &settings, &mut base_names, &mut StageTimes::default());
+        for variations in [false, true] {
+            let merged = merge::merge_category(shared.names(), &shared.horde, &mut base_names, variations);
+            let total = merge::category_total_month(&merged);
+            let (facts, merged) = aligned(&shared.facts, &merged);
+            let order = risk::ranking(merged);
+            let built = risk::analyze(category, facts, merged, total, &settings, variations);
+            let (mut expected, mut written) = (String::new(), String::new());
+            risk::write_response(&built, &mut expected);
+            let summary = risk::write_analysis(
+                category,
+                facts,
+                merged,
+                &order,
+                total,
+                &settings,
+                variations,
+                &mut written,
+            );
+            assert_eq!((written.as_str(), &summary), (expected.as_str(), &built.summary));
+            let grouped = grouping::apply_text_model_grouping(built, &mut base_names, &settings);
+            let (mut expected, mut written) = (String::new(), String::new());
+            risk::write_response(&grouped, &mut expected);
+            let summary = grouping::write_grouped(
+                category,
+                facts,
+                merged,
+                &order,
+                total,
+                &mut base_names,
+                &settings,
+                &mut written,
+            );
+            assert_eq!((written.as_str(), &summary), (expected.as_str(), &grouped.summary));
+            assert!(grouped.models.len() < grouped.total_count, "something was grouped");
+        }
     }
 
     #[test]

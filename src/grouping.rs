@@ -18,9 +18,10 @@
 
 use crate::category::Category;
 use crate::horde::{BaseNames, UsageCount};
+use crate::merge::MergedModel;
 use crate::risk::{
-    CategoryDeletionRiskResponse, CategoryDeletionRiskSummary, DeletionRiskFlags, ModelDeletionRiskInfo,
-    UsageTrend,
+    self, CategoryDeletionRiskResponse, CategoryDeletionRiskSummary, DeletionRiskFlags,
+    ModelDeletionRiskInfo, RecordFacts, ResponseHead, SummaryTally, UsageTrend,
 };
 use crate::settings::AnalysisSettings;
 use indexmap::IndexSet;
@@ -53,10 +54,10 @@ pub fn merge_usage_trends(trends: impl Iterator<Item = (UsageTrend, UsageCount)>
 /// One group of two or more variants, folded into one model.
 fn merge_group<'a>(
     base_name: String,
-    variants: &[&ModelDeletionRiskInfo<'a>],
+    variants: &[ModelDeletionRiskInfo<'a>],
     settings: &AnalysisSettings,
 ) -> ModelDeletionRiskInfo<'a> {
-    let first = variants[0];
+    let first = &variants[0];
     let sum = |f: fn(&ModelDeletionRiskInfo<'a>) -> UsageCount| {
         variants.iter().fold(0, |acc: UsageCount, v| acc.saturating_add(f(v)))
     };
@@ -66,7 +67,7 @@ fn merge_group<'a>(
         variants.iter().filter_map(|v| v.size_gb).fold((-0.0, 0usize), |(total, n), s| (total + s, n + 1));
     let avg_size = (total_size > 0.0).then(|| total_size / sizes as f64);
     let sum_optional = |f: fn(&ModelDeletionRiskInfo<'a>) -> Option<i64>| {
-        variants.iter().any(|v| f(v).is_some()).then(|| variants.iter().filter_map(|v| f(v)).sum())
+        variants.iter().any(|v| f(v).is_some()).then(|| variants.iter().filter_map(f).sum())
     };
     let mut hosts: Vec<String> = Vec::new();
     for host in variants.iter().flat_map(|v| v.download_hosts.iter()) {
@@ -104,54 +105,126 @@ fn merge_group<'a>(
     .with_computed_fields(settings)
 }
 
+/// The groups of a sequence of model names: base names in order of first
+/// appearance, and each group's members (positions in the sequence, in
+/// order), listed by one counting pass.
+struct Groups {
+    bases: Vec<String>,
+    /// Group `g`'s members are `members[starts[g]..starts[g + 1]]`.
+    starts: Vec<usize>,
+    members: Vec<usize>,
+}
+
+impl Groups {
+    fn new<'n>(names: impl ExactSizeIterator<Item = &'n str>, base_names: &mut BaseNames) -> Self {
+        let mut bases: IndexSet<String, foldhash::fast::RandomState> = IndexSet::default();
+        let group_of: Vec<usize> = names.map(|name| bases.insert_full(base_names.base_of(name)).0).collect();
+        let mut starts = vec![0usize; bases.len() + 1];
+        for g in &group_of {
+            starts[g + 1] += 1;
+        }
+        for g in 0..bases.len() {
+            starts[g + 1] += starts[g];
+        }
+        let mut next = starts.clone();
+        let mut members = vec![0usize; group_of.len()];
+        for (position, g) in group_of.iter().enumerate() {
+            members[next[*g]] = position;
+            next[*g] += 1;
+        }
+        Groups { bases: bases.into_iter().collect(), starts, members }
+    }
+
+    /// Group `g`'s members.
+    fn members(&self, g: usize) -> &[usize] {
+        &self.members[self.starts[g]..self.starts[g + 1]]
+    }
+}
+
+/// One group as a model: a single member is kept, renamed to its base name
+/// (the reference rebuilds it, leaving out its backend variations); more are
+/// merged. `variants` holds the members' infos.
+fn group_model<'a>(
+    base_name: String,
+    variants: &mut Vec<ModelDeletionRiskInfo<'a>>,
+    settings: &AnalysisSettings,
+) -> ModelDeletionRiskInfo<'a> {
+    if variants.len() == 1 {
+        if let Some(mut single) = variants.pop() {
+            if single.name != base_name {
+                single.name = Cow::Owned(base_name);
+                single.backend_variations = None;
+            }
+            return single;
+        }
+    }
+    merge_group(base_name, variants, settings)
+}
+
 /// `group_risk_models`: the grouped models, in order of first appearance.
 pub fn group_risk_models<'a>(
     models: Vec<ModelDeletionRiskInfo<'a>>,
     base_names: &mut BaseNames,
     settings: &AnalysisSettings,
 ) -> Vec<ModelDeletionRiskInfo<'a>> {
-    // Number the groups in order of first appearance.
-    let mut bases: IndexSet<String, foldhash::fast::RandomState> = IndexSet::default();
-    let group_of: Vec<usize> =
-        models.iter().map(|m| bases.insert_full(base_names.base_of(&m.name)).0).collect();
-    // List each group's members, in model order (a counting sort).
-    let mut starts = vec![0usize; bases.len() + 1];
-    for g in &group_of {
-        starts[g + 1] += 1;
-    }
-    for g in 0..bases.len() {
-        starts[g + 1] += starts[g];
-    }
-    let mut next = starts.clone();
-    let mut members = vec![0usize; models.len()];
-    for (i, g) in group_of.iter().enumerate() {
-        members[next[*g]] = i;
-        next[*g] += 1;
-    }
-    drop(next);
-    let mut variants: Vec<&ModelDeletionRiskInfo<'a>> = Vec::new();
-    let grouped = bases
+    let mut groups = Groups::new(models.iter().map(|m| m.name.as_ref()), base_names);
+    let bases = std::mem::take(&mut groups.bases);
+    let mut variants = Vec::new();
+    bases
         .into_iter()
         .enumerate()
-        .map(|(g, base_name)| match &members[starts[g]..starts[g + 1]] {
-            [single] => {
-                let mut single = models[*single].clone();
-                if single.name != base_name {
-                    // The reference rebuilds the model under the base
-                    // name, leaving out its backend variations.
-                    single.name = Cow::Owned(base_name);
-                    single.backend_variations = None;
-                }
-                single
-            }
-            group => {
-                variants.clear();
-                variants.extend(group.iter().map(|i| &models[*i]));
-                merge_group(base_name, &variants, settings)
-            }
+        .map(|(g, base_name)| {
+            variants.clear();
+            variants.extend(groups.members(g).iter().map(|i| models[*i].clone()));
+            group_model(base_name, &mut variants, settings)
         })
-        .collect();
-    grouped
+        .collect()
+}
+
+/// The grouped text view written straight to `out` as JSON, group by group:
+/// the ungrouped view's models (the [`risk::ranking`] `order` of `merged`,
+/// without backend variations) grouped as [`apply_text_model_grouping`]
+/// does, without keeping any info. Answers the summary.
+#[allow(clippy::too_many_arguments)]
+pub fn write_grouped(
+    category: Category,
+    facts: &[RecordFacts],
+    merged: &[MergedModel],
+    order: &[usize],
+    category_total_usage: UsageCount,
+    base_names: &mut BaseNames,
+    settings: &AnalysisSettings,
+    out: &mut String,
+) -> CategoryDeletionRiskSummary {
+    let mut groups = Groups::new(order.iter().map(|i| facts[*i].name.as_str()), base_names);
+    let bases = std::mem::take(&mut groups.bases);
+    let head = ResponseHead {
+        category,
+        category_total_month_usage: category_total_usage,
+        total_count: order.len(),
+        returned_count: bases.len(),
+        offset: 0,
+        limit: None,
+    };
+    head.write(out);
+    let mut tally = SummaryTally::default();
+    let mut variants = Vec::new();
+    for (g, base_name) in bases.into_iter().enumerate() {
+        variants.clear();
+        variants.extend(groups.members(g).iter().map(|position| {
+            let i = order[*position];
+            risk::model_info(&facts[i], &merged[i], category_total_usage, category, settings, false)
+        }));
+        let model = group_model(base_name, &mut variants, settings);
+        tally.add(&model);
+        if g > 0 {
+            out.push(',');
+        }
+        risk::write_model(&model, out);
+    }
+    let summary = tally.regrouped(category_total_usage);
+    risk::write_tail(&summary, out);
+    summary
 }
 
 /// `recalculate_risk_summary`: counts over the grouped models, the average
@@ -160,9 +233,9 @@ pub fn recalculate_risk_summary(
     models: &[ModelDeletionRiskInfo<'_>],
     category_total_usage: UsageCount,
 ) -> CategoryDeletionRiskSummary {
-    let total_score: u64 = models.iter().map(|m| u64::from(m.risk_score)).sum();
-    let average = if models.is_empty() { 0.0 } else { total_score as f64 / models.len() as f64 };
-    CategoryDeletionRiskSummary::count(models, average, category_total_usage)
+    let mut tally = SummaryTally::default();
+    models.iter().for_each(|m| tally.add(m));
+    tally.regrouped(category_total_usage)
 }
 
 /// Group a text category's response; any other category is returned as is.

@@ -193,54 +193,108 @@ pub struct CategoryDeletionRiskSummary {
 }
 
 impl CategoryDeletionRiskSummary {
-    /// Count `models` (one pass); the average risk score and the category
-    /// total are given because the ungrouped and grouped views compute them
+    /// Count `models`; the average risk score and the category total are
+    /// given because the ungrouped and grouped views compute them
     /// differently.
     pub fn count(
         models: &[ModelDeletionRiskInfo<'_>],
         average_risk_score: f64,
         category_total_month_usage: UsageCount,
     ) -> Self {
-        let mut s = CategoryDeletionRiskSummary {
-            total_models: models.len(),
-            models_at_risk: 0,
-            models_critical: 0,
-            models_with_warnings: 0,
-            models_with_zero_day_usage: 0,
-            models_with_zero_month_usage: 0,
-            models_with_zero_total_usage: 0,
-            models_with_no_active_workers: 0,
-            models_with_no_downloads: 0,
-            models_with_non_preferred_hosts: 0,
-            models_with_multiple_hosts: 0,
-            models_with_low_usage: 0,
-            average_risk_score,
-            category_total_month_usage,
-        };
-        for m in models {
-            let f = &m.deletion_risk_flags;
-            s.models_at_risk += usize::from(m.at_risk);
-            s.models_critical += usize::from(m.is_critical);
-            s.models_with_warnings += usize::from(m.has_warning);
-            s.models_with_zero_day_usage += usize::from(f.zero_usage_day);
-            s.models_with_zero_month_usage += usize::from(f.zero_usage_month);
-            s.models_with_zero_total_usage += usize::from(f.zero_usage_total);
-            s.models_with_no_active_workers += usize::from(f.no_active_workers);
-            s.models_with_no_downloads += usize::from(f.no_download_urls);
-            s.models_with_non_preferred_hosts += usize::from(f.has_non_preferred_host);
-            s.models_with_multiple_hosts += usize::from(f.has_multiple_hosts);
-            s.models_with_low_usage += usize::from(f.low_usage);
-        }
-        s
+        let mut tally = SummaryTally::default();
+        models.iter().for_each(|m| tally.add(m));
+        CategoryDeletionRiskSummary { average_risk_score, category_total_month_usage, ..tally.counts }
     }
 
     /// `from_risk_models`: average rounded to 2 places, the category total as
     /// the sum of the models' month usage.
     pub fn from_risk_models(models: &[ModelDeletionRiskInfo<'_>]) -> Self {
-        let total_score: u64 = models.iter().map(|m| u64::from(m.risk_score)).sum();
-        let average = if models.is_empty() { 0.0 } else { total_score as f64 / models.len() as f64 };
-        let month = models.iter().fold(0, |acc: UsageCount, m| acc.saturating_add(m.usage_month));
-        Self::count(models, pyfloat::round(average, 2), month)
+        let mut tally = SummaryTally::default();
+        models.iter().for_each(|m| tally.add(m));
+        tally.ungrouped()
+    }
+}
+
+/// A summary counted while its models go by (the views are written model by
+/// model, the summary after them, as in the JSON).
+#[derive(Debug, Clone)]
+pub struct SummaryTally {
+    /// The counts; the average and the category total are set at the end.
+    counts: CategoryDeletionRiskSummary,
+    total_score: u64,
+    month_usage: UsageCount,
+}
+
+impl Default for SummaryTally {
+    fn default() -> Self {
+        SummaryTally {
+            counts: CategoryDeletionRiskSummary {
+                total_models: 0,
+                models_at_risk: 0,
+                models_critical: 0,
+                models_with_warnings: 0,
+                models_with_zero_day_usage: 0,
+                models_with_zero_month_usage: 0,
+                models_with_zero_total_usage: 0,
+                models_with_no_active_workers: 0,
+                models_with_no_downloads: 0,
+                models_with_non_preferred_hosts: 0,
+                models_with_multiple_hosts: 0,
+                models_with_low_usage: 0,
+                average_risk_score: 0.0,
+                category_total_month_usage: 0,
+            },
+            total_score: 0,
+            month_usage: 0,
+        }
+    }
+}
+
+impl SummaryTally {
+    pub fn add(&mut self, m: &ModelDeletionRiskInfo<'_>) {
+        let s = &mut self.counts;
+        let f = &m.deletion_risk_flags;
+        s.total_models += 1;
+        s.models_at_risk += usize::from(m.at_risk);
+        s.models_critical += usize::from(m.is_critical);
+        s.models_with_warnings += usize::from(m.has_warning);
+        s.models_with_zero_day_usage += usize::from(f.zero_usage_day);
+        s.models_with_zero_month_usage += usize::from(f.zero_usage_month);
+        s.models_with_zero_total_usage += usize::from(f.zero_usage_total);
+        s.models_with_no_active_workers += usize::from(f.no_active_workers);
+        s.models_with_no_downloads += usize::from(f.no_download_urls);
+        s.models_with_non_preferred_hosts += usize::from(f.has_non_preferred_host);
+        s.models_with_multiple_hosts += usize::from(f.has_multiple_hosts);
+        s.models_with_low_usage += usize::from(f.low_usage);
+        self.total_score += u64::from(m.risk_score);
+        self.month_usage = self.month_usage.saturating_add(m.usage_month);
+    }
+
+    fn average(&self) -> f64 {
+        match self.counts.total_models {
+            0 => 0.0,
+            n => self.total_score as f64 / n as f64,
+        }
+    }
+
+    /// `from_risk_models`: the average rounded to 2 places, the category
+    /// total as the sum of the models' month usage.
+    pub fn ungrouped(self) -> CategoryDeletionRiskSummary {
+        CategoryDeletionRiskSummary {
+            average_risk_score: pyfloat::round(self.average(), 2),
+            category_total_month_usage: self.month_usage,
+            ..self.counts
+        }
+    }
+
+    /// `recalculate_risk_summary`: the average unrounded, the category total
+    /// as given.
+    pub fn regrouped(self, category_total_usage: UsageCount) -> CategoryDeletionRiskSummary {
+        CategoryDeletionRiskSummary {
+            average_risk_score: self.average(),
+            category_total_month_usage: category_total_usage,
+            ..self.counts
+        }
     }
 }
 
@@ -462,14 +516,26 @@ pub fn model_info<'a>(
     .with_computed_fields(settings)
 }
 
+/// The order of a view's models (`create_deletion_risk_response` sorts by
+/// month usage, descending and stable): indices into the aligned `merged`
+/// (and facts) data. Sorted on (month, index) pairs, so an unstable sort
+/// keeps ties in record order; the infos are then built in this order and
+/// never moved.
+pub fn ranking(merged: &[MergedModel]) -> Vec<usize> {
+    let mut order: Vec<(std::cmp::Reverse<UsageCount>, usize)> = merged
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (std::cmp::Reverse(m.usage.map_or(0, |u| u.month)), i))
+        .collect();
+    order.sort_unstable();
+    order.into_iter().map(|(_, i)| i).collect()
+}
+
 /// The whole deletion-risk response of a category
-/// (`create_deletion_risk_response`): one info per record (in record order),
-/// sorted by month usage, descending and stable, and the summary.
-/// `facts` and `merged` are aligned (same model at the same index).
-///
-/// The order is found first (on (month, index) pairs, so an unstable sort
-/// keeps ties in record order) and the infos are built in it, so the large
-/// infos are never moved by the sort.
+/// (`create_deletion_risk_response`): one info per record, in [`ranking`]
+/// order, and the summary. `facts` and `merged` are aligned (same model at
+/// the same index). The cycle writes the same response without building it
+/// ([`write_analysis`]); this is its readable form.
 pub fn analyze<'a>(
     category: Category,
     facts: &'a [RecordFacts],
@@ -478,16 +544,10 @@ pub fn analyze<'a>(
     settings: &AnalysisSettings,
     include_backend_variations: bool,
 ) -> CategoryDeletionRiskResponse<'a> {
-    let mut order: Vec<(std::cmp::Reverse<UsageCount>, usize)> = merged
-        .iter()
-        .take(facts.len())
-        .enumerate()
-        .map(|(i, m)| (std::cmp::Reverse(m.usage.map_or(0, |u| u.month)), i))
-        .collect();
-    order.sort_unstable();
-    let models: Vec<ModelDeletionRiskInfo<'a>> = order
+    let merged = &merged[..merged.len().min(facts.len())];
+    let models: Vec<ModelDeletionRiskInfo<'a>> = ranking(merged)
         .into_iter()
-        .map(|(_, i)| {
+        .map(|i| {
             model_info(
                 &facts[i],
                 &merged[i],
@@ -511,6 +571,50 @@ pub fn analyze<'a>(
     }
 }
 
+/// [`analyze`] written straight to `out` as JSON, model by model (no info
+/// is kept: each is built, counted and written). `order` is the
+/// [`ranking`] of `merged`. Answers the summary.
+#[allow(clippy::too_many_arguments)]
+pub fn write_analysis(
+    category: Category,
+    facts: &[RecordFacts],
+    merged: &[MergedModel],
+    order: &[usize],
+    category_total_usage: UsageCount,
+    settings: &AnalysisSettings,
+    include_backend_variations: bool,
+    out: &mut String,
+) -> CategoryDeletionRiskSummary {
+    let head = ResponseHead {
+        category,
+        category_total_month_usage: category_total_usage,
+        total_count: order.len(),
+        returned_count: order.len(),
+        offset: 0,
+        limit: None,
+    };
+    head.write(out);
+    let mut tally = SummaryTally::default();
+    for (n, i) in order.iter().enumerate() {
+        let info = model_info(
+            &facts[*i],
+            &merged[*i],
+            category_total_usage,
+            category,
+            settings,
+            include_backend_variations,
+        );
+        tally.add(&info);
+        if n > 0 {
+            out.push(',');
+        }
+        write_model(&info, out);
+    }
+    let summary = tally.ungrouped();
+    write_tail(&summary, out);
+    summary
+}
+
 // ------------------------------------------------------------------ JSON
 
 /// Bytes per model of a serialised deletion-risk entry, a little above what
@@ -521,51 +625,92 @@ const JSON_BYTES_PER_MODEL: usize = 1152;
 /// Bytes per backend variation written.
 const JSON_BYTES_PER_VARIATION: usize = 160;
 
-/// A buffer size that should hold `response`'s JSON without growing (an
-/// estimate: pages of it never written are never touched).
-pub fn json_capacity(response: &CategoryDeletionRiskResponse<'_>) -> usize {
-    let per_model: usize = response
-        .models
+/// A buffer size that should hold the JSON of a view of these models
+/// without growing (an estimate: pages of it never written are never
+/// touched).
+pub fn json_capacity(
+    facts: &[RecordFacts],
+    merged: &[MergedModel],
+    include_backend_variations: bool,
+) -> usize {
+    let per_model: usize = facts
         .iter()
-        .map(|m| {
+        .zip(merged)
+        .map(|(f, m)| {
+            let variations = match &m.backend_variations {
+                Some(v) if include_backend_variations => {
+                    v.iter().map(|bv| JSON_BYTES_PER_VARIATION + bv.variant_name.len()).sum()
+                }
+                _ => 0,
+            };
             JSON_BYTES_PER_MODEL
-                + 2 * m.name.len()
-                + m.baseline.map_or(0, str::len)
-                + m.download_hosts.iter().map(|h| h.len() + 3).sum::<usize>()
-                + m.backend_variations
-                    .map_or(0, |v| v.iter().map(|bv| JSON_BYTES_PER_VARIATION + bv.variant_name.len()).sum())
+                + 2 * f.name.len()
+                + f.baseline.as_deref().map_or(0, str::len)
+                + f.download_hosts.iter().map(|h| h.len() + 3).sum::<usize>()
+                + variations
         })
         .sum();
     per_model + 1024
 }
 
+/// The fields of a response before its models.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseHead {
+    pub category: Category,
+    pub category_total_month_usage: UsageCount,
+    pub total_count: usize,
+    pub returned_count: usize,
+    pub offset: usize,
+    pub limit: Option<usize>,
+}
+
+impl ResponseHead {
+    /// Everything up to and including the `[` of `models`.
+    pub fn write(&self, out: &mut String) {
+        out.push_str("{\"category\":");
+        push_plain(out, self.category.as_str());
+        out.push_str(",\"category_total_month_usage\":");
+        push_int(out, self.category_total_month_usage);
+        out.push_str(",\"total_count\":");
+        push_int(out, self.total_count);
+        out.push_str(",\"returned_count\":");
+        push_int(out, self.returned_count);
+        out.push_str(",\"offset\":");
+        push_int(out, self.offset);
+        out.push_str(",\"limit\":");
+        match self.limit {
+            Some(limit) => push_int(out, limit),
+            None => out.push_str("null"),
+        }
+        out.push_str(",\"models\":[");
+    }
+}
+
+/// Everything after the models: the summary and the closing brackets.
+pub fn write_tail(summary: &CategoryDeletionRiskSummary, out: &mut String) {
+    out.push_str("],\"summary\":");
+    write_summary(summary, out);
+    out.push('}');
+}
+
 /// Append `response` as the reference's JSON (serde_json's compact format).
 pub fn write_response(response: &CategoryDeletionRiskResponse<'_>, out: &mut String) {
-    out.push_str("{\"category\":");
-    push_plain(out, response.category.as_str());
-    out.push_str(",\"category_total_month_usage\":");
-    push_int(out, response.category_total_month_usage);
-    out.push_str(",\"total_count\":");
-    push_int(out, response.total_count);
-    out.push_str(",\"returned_count\":");
-    push_int(out, response.returned_count);
-    out.push_str(",\"offset\":");
-    push_int(out, response.offset);
-    out.push_str(",\"limit\":");
-    match response.limit {
-        Some(limit) => push_int(out, limit),
-        None => out.push_str("null"),
-    }
-    out.push_str(",\"models\":[");
+    let head = ResponseHead {
+        category: response.category,
+        category_total_month_usage: response.category_total_month_usage,
+        total_count: response.total_count,
+        returned_count: response.returned_count,
+        offset: response.offset,
+        limit: response.limit,
+    };
+    head.write(out);
     for (i, model) in response.models.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
         write_model(model, out);
     }
-    out.push_str("],\"summary\":");
-    write_summary(&response.summary, out);
-    out.push('}');
+    write_tail(&response.summary, out);
 }
 
 /// Append one model's info as JSON.
