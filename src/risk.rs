@@ -52,20 +52,20 @@ pub struct DeletionRiskFlags {
 }
 
 impl DeletionRiskFlags {
-    /// Every flag with its JSON name, in declaration order.
-    fn named(&self) -> [(&'static str, bool); 11] {
+    /// Every flag, in declaration order.
+    fn all(&self) -> [bool; 11] {
         [
-            ("zero_usage_day", self.zero_usage_day),
-            ("zero_usage_month", self.zero_usage_month),
-            ("zero_usage_total", self.zero_usage_total),
-            ("no_active_workers", self.no_active_workers),
-            ("has_multiple_hosts", self.has_multiple_hosts),
-            ("has_non_preferred_host", self.has_non_preferred_host),
-            ("has_unknown_host", self.has_unknown_host),
-            ("no_download_urls", self.no_download_urls),
-            ("missing_description", self.missing_description),
-            ("missing_baseline", self.missing_baseline),
-            ("low_usage", self.low_usage),
+            self.zero_usage_day,
+            self.zero_usage_month,
+            self.zero_usage_total,
+            self.no_active_workers,
+            self.has_multiple_hosts,
+            self.has_non_preferred_host,
+            self.has_unknown_host,
+            self.no_download_urls,
+            self.missing_description,
+            self.missing_baseline,
+            self.low_usage,
         ]
     }
 
@@ -76,7 +76,7 @@ impl DeletionRiskFlags {
 
     /// How many flags are set (`risk_score`).
     pub fn count(&self) -> u32 {
-        self.named().iter().filter(|(_, f)| *f).count() as u32
+        self.all().iter().filter(|f| **f).count() as u32
     }
 
     /// Host or download problems (`has_warning`).
@@ -617,6 +617,14 @@ pub fn write_analysis(
 
 // ------------------------------------------------------------------ JSON
 
+/// A boolean field with the punctuation and key before it (`,"key":`), as
+/// one write of one literal.
+macro_rules! bool_field {
+    ($out:expr, $key:literal, $value:expr) => {
+        $out.push_str(if $value { concat!($key, "true") } else { concat!($key, "false") })
+    };
+}
+
 /// Bytes per model of a serialised deletion-risk entry, a little above what
 /// the reference-shaped JSON takes (about 1,000–1,200 with a short name), to
 /// size the buffer once.
@@ -717,12 +725,12 @@ pub fn write_response(response: &CategoryDeletionRiskResponse<'_>, out: &mut Str
 pub fn write_model(m: &ModelDeletionRiskInfo<'_>, out: &mut String) {
     out.push_str("{\"name\":");
     push_str(out, &m.name);
-    out.push_str(",\"category\":");
-    push_plain(out, m.category.as_str());
-    out.push_str(",\"deletion_risk_flags\":");
+    out.push_str(match m.category {
+        Category::TextGeneration => ",\"category\":\"text_generation\",\"deletion_risk_flags\":",
+        Category::ImageGeneration => ",\"category\":\"image_generation\",\"deletion_risk_flags\":",
+    });
     write_flags(&m.deletion_risk_flags, out);
-    out.push_str(",\"at_risk\":");
-    push_bool(out, m.at_risk);
+    bool_field!(out, ",\"at_risk\":", m.at_risk);
     out.push_str(",\"risk_score\":");
     push_int(out, m.risk_score);
     out.push_str(",\"worker_count\":");
@@ -733,11 +741,16 @@ pub fn write_model(m: &ModelDeletionRiskInfo<'_>, out: &mut String) {
     push_int(out, m.usage_month);
     out.push_str(",\"usage_total\":");
     push_int(out, m.usage_total);
-    out.push_str(",\"usage_hour\":");
-    push_opt_int(out, m.usage_hour);
-    out.push_str(",\"usage_minute\":");
-    push_opt_int(out, m.usage_minute);
-    out.push_str(",\"usage_percentage_of_category\":");
+    if m.usage_hour.is_none() && m.usage_minute.is_none() {
+        // Always so outside the grouping of hourly data the cycle never has.
+        out.push_str(",\"usage_hour\":null,\"usage_minute\":null,\"usage_percentage_of_category\":");
+    } else {
+        out.push_str(",\"usage_hour\":");
+        push_opt_int(out, m.usage_hour);
+        out.push_str(",\"usage_minute\":");
+        push_opt_int(out, m.usage_minute);
+        out.push_str(",\"usage_percentage_of_category\":");
+    }
     push_float(out, m.usage_percentage_of_category);
     out.push_str(",\"usage_trend\":{\"day_to_month_ratio\":");
     push_opt_float(out, m.usage_trend.day_to_month_ratio);
@@ -757,8 +770,7 @@ pub fn write_model(m: &ModelDeletionRiskInfo<'_>, out: &mut String) {
         Some(nsfw) => push_bool(out, nsfw),
         None => out.push_str("null"),
     }
-    out.push_str(",\"has_description\":");
-    push_bool(out, m.has_description);
+    bool_field!(out, ",\"has_description\":", m.has_description);
     out.push_str(",\"download_count\":");
     push_int(out, m.download_count);
     out.push_str(",\"download_hosts\":[");
@@ -782,10 +794,8 @@ pub fn write_model(m: &ModelDeletionRiskInfo<'_>, out: &mut String) {
         }
         None => out.push_str("null"),
     }
-    out.push_str(",\"is_critical\":");
-    push_bool(out, m.is_critical);
-    out.push_str(",\"has_warning\":");
-    push_bool(out, m.has_warning);
+    bool_field!(out, ",\"is_critical\":", m.is_critical);
+    bool_field!(out, ",\"has_warning\":", m.has_warning);
     out.push('}');
 }
 
@@ -808,26 +818,19 @@ fn write_backend_variation(bv: &BackendVariation, out: &mut String) {
     out.push('}');
 }
 
-/// The flags object (keys with their punctuation, so two writes a flag).
-fn write_flags(flags: &DeletionRiskFlags, out: &mut String) {
-    const KEYS: [&str; 11] = [
-        "{\"zero_usage_day\":",
-        ",\"zero_usage_month\":",
-        ",\"zero_usage_total\":",
-        ",\"no_active_workers\":",
-        ",\"has_multiple_hosts\":",
-        ",\"has_non_preferred_host\":",
-        ",\"has_unknown_host\":",
-        ",\"no_download_urls\":",
-        ",\"missing_description\":",
-        ",\"missing_baseline\":",
-        ",\"low_usage\":",
-    ];
-    for (key, (name, flag)) in KEYS.into_iter().zip(flags.named()) {
-        debug_assert_eq!(key.trim_matches(|c| "{,\":".contains(c)), name);
-        out.push_str(key);
-        push_bool(out, flag);
-    }
+/// The flags object, one write a flag.
+fn write_flags(f: &DeletionRiskFlags, out: &mut String) {
+    bool_field!(out, "{\"zero_usage_day\":", f.zero_usage_day);
+    bool_field!(out, ",\"zero_usage_month\":", f.zero_usage_month);
+    bool_field!(out, ",\"zero_usage_total\":", f.zero_usage_total);
+    bool_field!(out, ",\"no_active_workers\":", f.no_active_workers);
+    bool_field!(out, ",\"has_multiple_hosts\":", f.has_multiple_hosts);
+    bool_field!(out, ",\"has_non_preferred_host\":", f.has_non_preferred_host);
+    bool_field!(out, ",\"has_unknown_host\":", f.has_unknown_host);
+    bool_field!(out, ",\"no_download_urls\":", f.no_download_urls);
+    bool_field!(out, ",\"missing_description\":", f.missing_description);
+    bool_field!(out, ",\"missing_baseline\":", f.missing_baseline);
+    bool_field!(out, ",\"low_usage\":", f.low_usage);
     out.push('}');
 }
 
