@@ -19,8 +19,9 @@
 //! start, everything runs on the calling thread; the entries and their order
 //! are the same either way.
 //!
-//! Every entry's JSON is written once into a buffer sized up front and handed
-//! to the cache as is ([`EntryJson`]): no copy of a finished entry is made.
+//! Every deletion-risk view is written model by model into a buffer sized up
+//! front (no vector of per-model infos is kept) and handed to the cache as is
+//! ([`EntryJson`]): no copy of a finished entry is made.
 
 use crate::category::Category;
 use crate::grouping;

@@ -9,13 +9,18 @@
 //!
 //! Shaped for speed (issue 4): a [`ModelDeletionRiskInfo`] borrows its name,
 //! baseline, download hosts and backend variations from the facts and the
-//! merged data instead of copying them three times per model, and
-//! [`write_response`] writes the reference's JSON straight into one buffer
-//! (field names as literals, integers with `itoa`, floats with `zmij`, the
-//! formatters serde_json uses, so the bytes are the ones serde_json would
-//! write): same field names in the pydantic declaration order, computed
-//! fields (`is_critical`, `has_warning`) last, `null` where the reference has
-//! `None` (and for a non-finite float, as serde_json).
+//! merged data instead of copying them three times per model; the cycle
+//! never keeps a view's infos: [`write_analysis`] builds each model's info in
+//! [`ranking`] order, counts it ([`SummaryTally`]) and writes it, then writes
+//! the summary (which follows the models in the JSON). [`analyze`] and
+//! [`write_response`] are the same view built as a value (tests, grouping
+//! tests). The JSON goes straight into one buffer: field names as literals
+//! (booleans with their key as one literal), integers with `itoa`, floats
+//! with `zmij` (the formatters serde_json uses, so the bytes are the ones
+//! serde_json would write), serde_json's string escapes; same field names in
+//! the pydantic declaration order, computed fields (`is_critical`,
+//! `has_warning`) last, `null` where the reference has `None` (and for a
+//! non-finite float, as serde_json).
 
 use crate::category::Category;
 use crate::horde::UsageCount;
