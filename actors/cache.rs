@@ -17,7 +17,7 @@
 use crate::counters::Counters;
 use actix::prelude::*;
 use horde_hydrator::category::Category;
-use horde_hydrator::cycle::ComputedEntry;
+use horde_hydrator::cycle::{ComputedEntry, EntryJson};
 use horde_hydrator::keys::{EntryKey, EntryKind};
 use horde_hydrator::settings::{redact_url, Settings};
 use redis::aio::ConnectionManager;
@@ -102,7 +102,7 @@ pub enum RedisWrite {
 }
 
 struct MemEntry {
-    json: Arc<str>,
+    json: EntryJson,
     stored_at: Instant,
     stored_unix: f64,
     ttl: Duration,
@@ -143,7 +143,7 @@ pub enum ReadSource {
 #[derive(Debug, Clone)]
 pub struct StoredEntry {
     pub key: EntryKey,
-    pub json: Arc<str>,
+    pub json: EntryJson,
     pub models: usize,
     pub at_risk: Option<usize>,
     pub critical: Option<usize>,
@@ -167,7 +167,7 @@ pub struct StoreCategory {
 
 /// Read one entry as the reference's readers would.
 #[derive(Message)]
-#[rtype(result = "Option<(Arc<str>, ReadSource)>")]
+#[rtype(result = "Option<(EntryJson, ReadSource)>")]
 pub struct Get(pub EntryKey);
 
 /// Drop every variant of a category, memory and Redis.
@@ -298,7 +298,7 @@ impl CacheActor {
     fn write_back(&mut self, ctx: &mut Context<Self>) {
         let Some(conn) = self.conn.clone() else { return };
         let deletes: Vec<String> = std::mem::take(&mut self.pending_deletes).into_iter().collect();
-        let mut per_category: BTreeMap<Category, Vec<(String, Arc<str>, u64)>> = BTreeMap::new();
+        let mut per_category: BTreeMap<Category, Vec<(String, EntryJson, u64)>> = BTreeMap::new();
         for (key, e) in &self.memory {
             let left = e.ttl.saturating_sub(e.stored_at.elapsed()).as_secs();
             if left > 0 {
@@ -475,7 +475,7 @@ impl Handler<StoreCategory> for CacheActor {
 }
 
 impl Handler<Get> for CacheActor {
-    type Result = ResponseActFuture<Self, Option<(Arc<str>, ReadSource)>>;
+    type Result = ResponseActFuture<Self, Option<(EntryJson, ReadSource)>>;
 
     fn handle(&mut self, msg: Get, _ctx: &mut Self::Context) -> Self::Result {
         let key = msg.0;
@@ -505,7 +505,7 @@ impl Handler<Get> for CacheActor {
                 Some(Ok(Some(bytes))) => {
                     act.note_redis(true, None, ctx);
                     if let Ok(s) = String::from_utf8(bytes) {
-                        return Some((Arc::from(s), ReadSource::Redis));
+                        return Some((EntryJson::from(s), ReadSource::Redis));
                     }
                 }
                 Some(Ok(None)) => act.note_redis(true, None, ctx),
@@ -608,7 +608,13 @@ mod tests {
     }
 
     fn entry(key: EntryKey, json: &str) -> StoredEntry {
-        StoredEntry { key, json: Arc::from(json), models: 3, at_risk: Some(1), critical: None }
+        StoredEntry {
+            key,
+            json: EntryJson::from(json.to_string()),
+            models: 3,
+            at_risk: Some(1),
+            critical: None,
+        }
     }
 
     #[test]

@@ -7,17 +7,32 @@
 //! Shared work is done once: the Horde index and every distinct name's base
 //! name (memoised in [`BaseNames`]), the per-record facts, and the merge
 //! without backend variations, which the ungrouped and grouped views share
-//! (the grouped view is the ungrouped response, grouped).
+//! (the grouped view is the ungrouped response, grouped). An image category's
+//! grouped entry is its ungrouped one (grouping only changes text), so both
+//! keys share one JSON buffer.
+//!
+//! Threads (the machine has two cores, and the daemon computes the two
+//! categories at once): one worker per call. It computes the statistics
+//! entries, then (text) waits for the calling thread's Horde index and record
+//! facts and makes the entry with backend variations, while the calling
+//! thread makes the ungrouped and grouped entries. Should the worker not
+//! start, everything runs on the calling thread; the entries and their order
+//! are the same either way.
+//!
+//! Every deletion-risk view is written model by model into a buffer sized up
+//! front (no vector of per-model infos is kept) and handed to the cache as is
+//! ([`EntryJson`]): no copy of a finished entry is made.
 
 use crate::category::Category;
 use crate::grouping;
 use crate::horde::{BaseNames, HordeModelStats, HordeModelStatus};
 use crate::keys::EntryKey;
-use crate::merge::{self, HordeData};
+use crate::merge::{self, HordeData, MergedModel};
 use crate::records::{ParsedReference, RawRecord};
-use crate::risk::{self, CategoryDeletionRiskResponse, RecordFacts};
+use crate::risk::{self, CategoryDeletionRiskSummary, RecordFacts};
 use crate::settings::AnalysisSettings;
-use std::sync::Arc;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Everything one category's analytics read.
@@ -28,13 +43,51 @@ pub struct CategoryInputs {
     pub stats: HordeModelStats,
 }
 
+/// A finished entry's value: UTF-8 JSON in the reference's shape (what goes
+/// into Redis). Shared by reference count: the cache's memory copy, the Redis
+/// write and `once --dump` hold the buffer it was written into, never a copy
+/// (at x100 an entry is tens of MB).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct EntryJson(Arc<String>);
+
+impl EntryJson {
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl From<String> for EntryJson {
+    fn from(json: String) -> Self {
+        EntryJson(Arc::new(json))
+    }
+}
+
+impl std::ops::Deref for EntryJson {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl AsRef<str> for EntryJson {
+    fn as_ref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl std::fmt::Debug for EntryJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 /// One finished cache entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ComputedEntry {
     pub key: EntryKey,
-    /// The value, UTF-8 JSON in the reference's shape (what goes into Redis).
-    /// Shared: the cache's memory copy and the Redis write need no copies.
-    pub json: Arc<str>,
+    /// The value, shared (see [`EntryJson`]).
+    pub json: EntryJson,
     /// Models in the entry (`total_models` / `total_models` of the statistics).
     pub models: usize,
     /// Deletion-risk entries: `summary.models_at_risk`; `None` for statistics.
@@ -52,13 +105,15 @@ pub struct StageTimes {
     pub index: Duration,
     /// Reference names joined with the Horde data (both merges for text).
     pub merge: Duration,
-    /// Per-record facts, flags and the risk responses.
+    /// Per-record facts, and the ungrouped deletion-risk views, flags to
+    /// JSON (each model's info is written as it is made).
     pub risk: Duration,
-    /// Text-model grouping of the ungrouped response.
+    /// The grouped text view, grouping to JSON.
     pub grouping: Duration,
     /// Both statistics entries, computed (not serialised).
     pub statistics: Duration,
-    /// Every entry's JSON serialisation.
+    /// The statistics entries' JSON serialisation (the deletion-risk views
+    /// are written as they are made: see `risk` and `grouping`).
     pub serialise: Duration,
     /// The whole computation, start to end (the statistics run on a second
     /// thread, so this is less than the sum of the stages).
@@ -83,79 +138,107 @@ impl Laps {
     }
 }
 
-/// An entry whose JSON is still in its working buffer. Worker threads hand
-/// these back and the calling thread makes the long-lived shared copy
-/// ([`PendingEntry::finish`]), so that nothing a cache keeps for minutes is
-/// allocated by a thread that exits at the end of the computation (the
-/// allocator would keep that thread's memory around).
-struct PendingEntry {
-    key: EntryKey,
-    json: Vec<u8>,
-    models: usize,
-    at_risk: Option<usize>,
-    critical: Option<usize>,
-}
-
-impl PendingEntry {
-    /// The finished entry; `None` (logged) if the buffer is not UTF-8, which
-    /// serde_json never writes.
-    fn finish(&self) -> Option<ComputedEntry> {
-        match std::str::from_utf8(&self.json) {
-            Ok(json) => Some(ComputedEntry {
-                key: self.key,
-                json: Arc::from(json),
-                models: self.models,
-                at_risk: self.at_risk,
-                critical: self.critical,
-            }),
-            Err(e) => {
-                log::error!("{}: serialised entry is not UTF-8: {e}; entry skipped", self.key);
-                None
-            }
-        }
+/// A deletion-risk view's JSON as an entry (the counts from its summary).
+fn risk_entry(key: EntryKey, json: String, summary: &CategoryDeletionRiskSummary) -> ComputedEntry {
+    ComputedEntry {
+        key,
+        json: EntryJson::from(json),
+        models: summary.total_models,
+        at_risk: Some(summary.models_at_risk),
+        critical: Some(summary.models_critical),
     }
 }
 
-/// A deletion-risk response serialised into `buffer` (cleared first; reused
-/// across the entries of a category, so a large entry does not grow a fresh
-/// buffer by doubling and copying); `None` (logged) if it could not be
-/// serialised, so that no partial value is ever stored.
-fn serialise_risk(
-    key: EntryKey,
-    response: &CategoryDeletionRiskResponse,
-    mut buffer: Vec<u8>,
-) -> Option<PendingEntry> {
-    buffer.clear();
-    match serde_json::to_writer(&mut buffer, response) {
-        Ok(()) => Some(PendingEntry {
-            key,
-            json: buffer,
-            models: response.summary.total_models,
-            at_risk: Some(response.summary.models_at_risk),
-            critical: Some(response.summary.models_critical),
-        }),
-        Err(e) => {
-            log::error!("{key}: cannot serialise the deletion-risk response: {e}; entry skipped");
-            None
-        }
+/// What the deletion-risk views of a category share: the records with a
+/// usable name, their facts (aligned) and the Horde index.
+struct Shared<'i> {
+    records: Vec<&'i RawRecord>,
+    facts: Vec<RecordFacts>,
+    horde: HordeData<'i>,
+}
+
+impl<'i> Shared<'i> {
+    fn new(
+        category: Category,
+        inputs: &'i CategoryInputs,
+        settings: &AnalysisSettings,
+        base_names: &mut BaseNames,
+        times: &mut StageTimes,
+    ) -> Self {
+        let mut laps = Laps(Instant::now());
+        let horde = HordeData::new(&inputs.status, &inputs.stats, base_names);
+        laps.lap(&mut times.index);
+        let records: Vec<&RawRecord> =
+            inputs.reference.records.iter().filter(|r| r.has_usable_name()).collect();
+        let facts: Vec<RecordFacts> =
+            records.iter().map(|r| RecordFacts::new(r, category, settings)).collect();
+        laps.lap(&mut times.risk);
+        Shared { records, facts, horde }
+    }
+
+    fn names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.records.iter().map(|r| r.name.as_str())
     }
 }
 
-/// [`serialise_risk`] finished on this thread, the buffer kept for the next entry.
-fn risk_entry(
-    key: EntryKey,
-    response: &CategoryDeletionRiskResponse,
-    scratch: &mut Vec<u8>,
-) -> Option<ComputedEntry> {
-    let mut pending = serialise_risk(key, response, std::mem::take(scratch))?;
-    let entry = pending.finish();
-    *scratch = std::mem::take(&mut pending.json);
-    entry
+/// Text: the entry with backend variations (its own merge, no base names).
+fn variations_entry(
+    category: Category,
+    shared: &Shared<'_>,
+    settings: &AnalysisSettings,
+    times: &mut StageTimes,
+) -> ComputedEntry {
+    let mut laps = Laps(Instant::now());
+    let merged = merge::merge_category(shared.names(), &shared.horde, &mut BaseNames::new(), true);
+    let total = merge::category_total_month(&merged);
+    laps.lap(&mut times.merge);
+    let (facts, merged) = aligned(&shared.facts, &merged);
+    let order = risk::ranking(merged);
+    let mut json = String::with_capacity(risk::json_capacity(facts, merged, true));
+    let summary = risk::write_analysis(category, facts, merged, &order, total, settings, true, &mut json);
+    laps.lap(&mut times.risk);
+    risk_entry(EntryKey::risk(category, false, true), json, &summary)
 }
 
-/// Bytes per model of a serialised deletion-risk entry, a little above what
-/// the reference-shaped JSON takes (about 1,000–1,200), to size the buffer.
-const RISK_JSON_BYTES_PER_MODEL: usize = 1280;
+/// The facts and the merged data cut to the same length (they are made from
+/// the same records, so this only guards the indexing).
+fn aligned<'f, 'm>(
+    facts: &'f [RecordFacts],
+    merged: &'m [MergedModel],
+) -> (&'f [RecordFacts], &'m [MergedModel]) {
+    let n = facts.len().min(merged.len());
+    (&facts[..n], &merged[..n])
+}
+
+/// The ungrouped and grouped entries (the image category's grouped entry
+/// shares the ungrouped JSON).
+fn ungrouped_and_grouped(
+    category: Category,
+    shared: &Shared<'_>,
+    base_names: &mut BaseNames,
+    settings: &AnalysisSettings,
+    times: &mut StageTimes,
+) -> [ComputedEntry; 2] {
+    let mut laps = Laps(Instant::now());
+    let merged = merge::merge_category(shared.names(), &shared.horde, base_names, false);
+    let total = merge::category_total_month(&merged);
+    laps.lap(&mut times.merge);
+    let (facts, merged) = aligned(&shared.facts, &merged);
+    let order = risk::ranking(merged);
+    let capacity = risk::json_capacity(facts, merged, false);
+    let mut json = String::with_capacity(capacity);
+    let summary = risk::write_analysis(category, facts, merged, &order, total, settings, false, &mut json);
+    let first = risk_entry(EntryKey::risk(category, false, false), json, &summary);
+    laps.lap(&mut times.risk);
+    if !category.is_text() {
+        return [first.clone(), ComputedEntry { key: EntryKey::risk(category, true, false), ..first }];
+    }
+    let mut json = String::with_capacity(capacity);
+    let summary =
+        grouping::write_grouped(category, facts, merged, &order, total, base_names, settings, &mut json);
+    laps.lap(&mut times.grouping);
+    [first, risk_entry(EntryKey::risk(category, true, false), json, &summary)]
+}
 
 /// The deletion-risk entries of a category: ungrouped, grouped and (text)
 /// ungrouped with backend variations, in [`EntryKey::for_category`] order.
@@ -164,86 +247,15 @@ pub fn deletion_risk_entries(
     inputs: &CategoryInputs,
     settings: &AnalysisSettings,
 ) -> Vec<ComputedEntry> {
-    deletion_risk_entries_timed(category, inputs, settings, &mut StageTimes::default())
-}
-
-fn deletion_risk_entries_timed(
-    category: Category,
-    inputs: &CategoryInputs,
-    settings: &AnalysisSettings,
-    times: &mut StageTimes,
-) -> Vec<ComputedEntry> {
-    let mut laps = Laps(Instant::now());
+    let mut times = StageTimes::default();
     let mut base_names = BaseNames::new();
-    let horde = HordeData::new(&inputs.status, &inputs.stats, &mut base_names);
-    laps.lap(&mut times.index);
-    let records: Vec<&RawRecord> = inputs.reference.records.iter().filter(|r| r.has_usable_name()).collect();
-    let facts: Vec<RecordFacts> = records.iter().map(|r| RecordFacts::new(r, category, settings)).collect();
-    let names = || records.iter().map(|r| r.name.as_str());
-    laps.lap(&mut times.risk);
-
-    // Text: the entry with backend variations needs its own merge and no
-    // base names; it is made on another thread while the ungrouped and
-    // grouped entries are made here (on this thread if none can start).
-    let variations_entry = |times: &mut StageTimes| -> Option<PendingEntry> {
-        let mut laps = Laps(Instant::now());
-        let merged = merge::merge_category(names(), &horde, &mut BaseNames::new(), true);
-        let total = merge::category_total_month(&merged);
-        laps.lap(&mut times.merge);
-        let variations = risk::analyze(category, &facts, &merged, total, settings, true);
-        drop(merged);
-        laps.lap(&mut times.risk);
-        let buffer = Vec::with_capacity(RISK_JSON_BYTES_PER_MODEL * (records.len() + 1));
-        let entry = serialise_risk(EntryKey::risk(category, false, true), &variations, buffer);
-        laps.lap(&mut times.serialise);
-        entry
-    };
-
-    std::thread::scope(|scope| {
-        let worker = category
-            .is_text()
-            .then(|| {
-                std::thread::Builder::new().name("variations".into()).spawn_scoped(scope, || {
-                    let mut times = StageTimes::default();
-                    let entry = variations_entry(&mut times);
-                    (entry, times)
-                })
-            })
-            .and_then(|spawned| {
-                spawned.map_err(|e| log::debug!("no thread for the variations entry ({e}); made here")).ok()
-            });
-
-        let mut laps = Laps(Instant::now());
-        let mut entries = Vec::with_capacity(3);
-        let mut scratch = Vec::with_capacity(RISK_JSON_BYTES_PER_MODEL * (records.len() + 1));
-        let merged = merge::merge_category(names(), &horde, &mut base_names, false);
-        let total = merge::category_total_month(&merged);
-        laps.lap(&mut times.merge);
-        let ungrouped = risk::analyze(category, &facts, &merged, total, settings, false);
-        drop(merged);
-        laps.lap(&mut times.risk);
-        entries.extend(risk_entry(EntryKey::risk(category, false, false), &ungrouped, &mut scratch));
-        laps.lap(&mut times.serialise);
-        let grouped = grouping::apply_text_model_grouping(ungrouped, &mut base_names, settings);
-        laps.lap(&mut times.grouping);
-        entries.extend(risk_entry(EntryKey::risk(category, true, false), &grouped, &mut scratch));
-        drop(grouped);
-        drop(scratch);
-        laps.lap(&mut times.serialise);
-
-        match worker {
-            Some(handle) => {
-                let (entry, spent) = handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                times.merge += spent.merge;
-                times.risk += spent.risk;
-                times.serialise += spent.serialise;
-                entries.extend(entry.and_then(|e| e.finish()));
-            }
-            None if category.is_text() => entries.extend(variations_entry(times).and_then(|e| e.finish())),
-            None => {}
-        }
-        entries
-    })
+    let shared = Shared::new(category, inputs, settings, &mut base_names, &mut times);
+    let mut entries =
+        Vec::from(ungrouped_and_grouped(category, &shared, &mut base_names, settings, &mut times));
+    if category.is_text() {
+        entries.push(variations_entry(category, &shared, settings, &mut times));
+    }
+    entries
 }
 
 /// Compute every entry of `category` (five for text, four for image), in the
@@ -258,12 +270,39 @@ pub fn compute_category(
     compute_category_timed(category, inputs, settings, computed_at).0
 }
 
+/// What the worker makes: the statistics entries, then (text) the entry with
+/// backend variations, and the time it spent.
+struct WorkerOutput {
+    statistics: Vec<ComputedEntry>,
+    variations: Option<ComputedEntry>,
+    times: StageTimes,
+}
+
+/// The worker's part; `ready` says when `shared` is set (it never comes if
+/// the calling thread failed, and the sender is then dropped).
+fn worker_part(
+    category: Category,
+    inputs: &CategoryInputs,
+    shared: &OnceLock<Shared<'_>>,
+    ready: Receiver<()>,
+    settings: &AnalysisSettings,
+    computed_at: i64,
+) -> WorkerOutput {
+    let mut times = StageTimes::default();
+    let statistics = statistics_entries(category, &inputs.reference, computed_at, &mut times);
+    let variations = if category.is_text() {
+        ready
+            .recv()
+            .ok()
+            .and_then(|()| shared.get())
+            .map(|shared| variations_entry(category, shared, settings, &mut times))
+    } else {
+        None
+    };
+    WorkerOutput { statistics, variations, times }
+}
+
 /// [`compute_category`], also answering how long each stage took.
-///
-/// The statistics entries do not depend on the deletion-risk ones, so they
-/// are computed on a second thread (the machine this runs on has two cores);
-/// should that thread not start, everything runs on this one. The entries
-/// and their order are the same either way.
 pub fn compute_category_timed(
     category: Category,
     inputs: &CategoryInputs,
@@ -272,34 +311,52 @@ pub fn compute_category_timed(
 ) -> (Vec<ComputedEntry>, StageTimes) {
     let started = Instant::now();
     let mut times = StageTimes::default();
-    let statistics = || statistics_entries(category, &inputs.reference, computed_at);
-    let (mut entries, (stats, spent)) = std::thread::scope(|scope| {
-        let worker = std::thread::Builder::new().name("statistics".into()).spawn_scoped(scope, statistics);
-        let risk = deletion_risk_entries_timed(category, inputs, settings, &mut times);
-        let stats = match worker {
+    let shared_lock: OnceLock<Shared<'_>> = OnceLock::new();
+    let (risk, worker) = std::thread::scope(|scope| {
+        let lock = &shared_lock;
+        let (signal, ready) = sync_channel::<()>(1);
+        let worker = std::thread::Builder::new()
+            .name("analytics".into())
+            .spawn_scoped(scope, move || worker_part(category, inputs, lock, ready, settings, computed_at))
+            .map_err(|e| log::debug!("no worker thread ({e}); everything computed here"));
+        let mut base_names = BaseNames::new();
+        let shared =
+            lock.get_or_init(|| Shared::new(category, inputs, settings, &mut base_names, &mut times));
+        // Nothing to do if the worker is gone (it then reports nothing).
+        let _ = signal.send(());
+        let risk = ungrouped_and_grouped(category, shared, &mut base_names, settings, &mut times);
+        drop(signal);
+        let worker = match worker {
             Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            Err(e) => {
-                log::debug!("no second thread for the statistics ({e}); computing them here");
-                statistics()
+            Err(()) => {
+                let (signal, ready) = sync_channel::<()>(1);
+                let _ = signal.send(());
+                worker_part(category, inputs, lock, ready, settings, computed_at)
             }
         };
-        (risk, stats)
+        (risk, worker)
     });
-    times.statistics += spent.compute;
-    times.serialise += spent.serialise;
-    entries.extend(stats.iter().filter_map(PendingEntry::finish));
+    times.merge += worker.times.merge;
+    times.risk += worker.times.risk;
+    times.statistics += worker.times.statistics;
+    times.serialise += worker.times.serialise;
+    let mut entries = Vec::with_capacity(5);
+    entries.extend(risk);
+    entries.extend(worker.variations);
+    entries.extend(worker.statistics);
     times.wall = started.elapsed();
     (entries, times)
 }
 
-/// Both statistics entries of a category, and the time they took.
+/// Both statistics entries of a category (an entry that cannot be
+/// serialised is logged and skipped).
 fn statistics_entries(
     category: Category,
     reference: &ParsedReference,
     computed_at: i64,
-) -> (Vec<PendingEntry>, crate::stats::StatisticsTimes) {
-    let mut times = crate::stats::StatisticsTimes::default();
-    let entries = [false, true]
+    times: &mut StageTimes,
+) -> Vec<ComputedEntry> {
+    [false, true]
         .into_iter()
         .filter_map(|grouped| {
             let key = EntryKey::stats(category, grouped);
@@ -311,12 +368,11 @@ fn statistics_entries(
                         return None;
                     }
                 };
-            times.compute += spent.compute;
+            times.statistics += spent.compute;
             times.serialise += spent.serialise;
-            Some(PendingEntry { key, json: json.into_bytes(), models, at_risk: None, critical: None })
+            Some(ComputedEntry { key, json: EntryJson::from(json), models, at_risk: None, critical: None })
         })
-        .collect();
-    (entries, times)
+        .collect()
 }
 
 #[cfg(test)]
@@ -385,6 +441,52 @@ mod tests {
         assert_eq!(variations["models"][2]["name"], "Org/Foo-13B");
         assert_eq!(variations["models"][2]["usage_month"], 0);
         assert_eq!(variations["category_total_month_usage"], 55);
+    }
+
+    #[test]
+    fn written_views_equal_the_built_responses() {
+        // The cycle writes the views model by model; `analyze` and
+        // `apply_text_model_grouping` build them. Same bytes.
+        let settings = AnalysisSettings::default();
+        let inputs = text_inputs();
+        let category = Category::TextGeneration;
+        let mut base_names = BaseNames::new();
+        let shared = Shared::new(category, &inputs, &settings, &mut base_names, &mut StageTimes::default());
+        for variations in [false, true] {
+            let merged = merge::merge_category(shared.names(), &shared.horde, &mut base_names, variations);
+            let total = merge::category_total_month(&merged);
+            let (facts, merged) = aligned(&shared.facts, &merged);
+            let order = risk::ranking(merged);
+            let built = risk::analyze(category, facts, merged, total, &settings, variations);
+            let (mut expected, mut written) = (String::new(), String::new());
+            risk::write_response(&built, &mut expected);
+            let summary = risk::write_analysis(
+                category,
+                facts,
+                merged,
+                &order,
+                total,
+                &settings,
+                variations,
+                &mut written,
+            );
+            assert_eq!((written.as_str(), &summary), (expected.as_str(), &built.summary));
+            let grouped = grouping::apply_text_model_grouping(built, &mut base_names, &settings);
+            let (mut expected, mut written) = (String::new(), String::new());
+            risk::write_response(&grouped, &mut expected);
+            let summary = grouping::write_grouped(
+                category,
+                facts,
+                merged,
+                &order,
+                total,
+                &mut base_names,
+                &settings,
+                &mut written,
+            );
+            assert_eq!((written.as_str(), &summary), (expected.as_str(), &grouped.summary));
+            assert!(grouped.models.len() < grouped.total_count, "something was grouped");
+        }
     }
 
     #[test]

@@ -1,30 +1,38 @@
 //! The deletion-risk analysis (`deletion_risk_analysis.py`): flags per model,
-//! the per-model info, the ordering and the category summary.
+//! the per-model info, the ordering, the category summary, and the JSON the
+//! reference writes for it.
 //!
 //! Work is split by what it depends on: [`RecordFacts`] holds everything read
 //! from a reference record (description, baseline, downloads and their hosts),
 //! computed once per category and shared by the cycle's three deletion-risk
 //! views; [`analyze`] combines it with one view's merged Horde data.
 //!
-//! The response types serialise (serde) to the reference's JSON: same field
-//! names in the pydantic declaration order, computed fields (`is_critical`,
-//! `has_warning`) last, `null` where the reference has `None`.
+//! Shaped for speed (issue 4): a [`ModelDeletionRiskInfo`] borrows its name,
+//! baseline, download hosts and backend variations from the facts and the
+//! merged data instead of copying them three times per model; the cycle
+//! never keeps a view's infos: [`write_analysis`] builds each model's info in
+//! [`ranking`] order, counts it ([`SummaryTally`]) and writes it, then writes
+//! the summary (which follows the models in the JSON). [`analyze`] and
+//! [`write_response`] are the same view built as a value (tests, grouping
+//! tests). The JSON goes straight into one buffer: field names as literals
+//! (booleans with their key as one literal), integers with `itoa`, floats
+//! with `zmij` (the formatters serde_json uses, so the bytes are the ones
+//! serde_json would write), serde_json's string escapes; same field names in
+//! the pydantic declaration order, computed fields (`is_critical`,
+//! `has_warning`) last, `null` where the reference has `None` (and for a
+//! non-finite float, as serde_json).
 
 use crate::category::Category;
-use crate::horde::{Backend, UsageCount};
-use crate::merge::MergedModel;
+use crate::horde::UsageCount;
+use crate::merge::{BackendVariation, MergedModel};
 use crate::pyfloat;
 use crate::pyurl;
 use crate::records::{py_strip, Download, RawRecord};
 use crate::settings::AnalysisSettings;
-use serde::{Serialize, Serializer};
-
-fn serialize_category<S: Serializer>(category: &Category, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(category.as_str())
-}
+use std::borrow::Cow;
 
 /// Usage trend ratios (`UsageTrend`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct UsageTrend {
     /// day / month; `None` when month usage is zero.
     pub day_to_month_ratio: Option<f64>,
@@ -32,20 +40,8 @@ pub struct UsageTrend {
     pub month_to_total_ratio: Option<f64>,
 }
 
-/// One backend's share of a text model (`BackendVariationStats`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BackendVariationStats {
-    pub backend: Backend,
-    pub variant_name: String,
-    pub worker_count: i64,
-    pub performance: Option<f64>,
-    pub usage_day: UsageCount,
-    pub usage_month: UsageCount,
-    pub usage_total: UsageCount,
-}
-
 /// The reasons a model might be deleted (`DeletionRiskFlags`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DeletionRiskFlags {
     pub zero_usage_day: bool,
     pub zero_usage_month: bool,
@@ -61,6 +57,7 @@ pub struct DeletionRiskFlags {
 }
 
 impl DeletionRiskFlags {
+    /// Every flag, in declaration order.
     fn all(&self) -> [bool; 11] {
         [
             self.zero_usage_day,
@@ -79,7 +76,7 @@ impl DeletionRiskFlags {
 
     /// Any flag set (`at_risk`).
     pub fn any(&self) -> bool {
-        self.all().contains(&true)
+        self.count() > 0
     }
 
     /// How many flags are set (`risk_score`).
@@ -114,10 +111,13 @@ impl DeletionRiskFlags {
 }
 
 /// One model's deletion-risk information (`ModelDeletionRiskInfo`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ModelDeletionRiskInfo {
-    pub name: String,
-    #[serde(serialize_with = "serialize_category")]
+///
+/// `'a` is the cycle's per-category data ([`RecordFacts`] and the merged
+/// Horde data): the strings and lists are borrowed from there; only the
+/// grouping makes new ones (base names, unions of hosts).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelDeletionRiskInfo<'a> {
+    pub name: Cow<'a, str>,
     pub category: Category,
     pub deletion_risk_flags: DeletionRiskFlags,
     pub at_risk: bool,
@@ -132,19 +132,20 @@ pub struct ModelDeletionRiskInfo {
     pub usage_trend: UsageTrend,
     pub cost_benefit_score: Option<f64>,
     pub size_gb: Option<f64>,
-    pub baseline: Option<String>,
+    pub baseline: Option<&'a str>,
     pub nsfw: Option<bool>,
     pub has_description: bool,
     pub download_count: usize,
-    pub download_hosts: Vec<String>,
-    pub backend_variations: Option<Vec<BackendVariationStats>>,
+    pub download_hosts: Cow<'a, [String]>,
+    /// Written as the reference's `BackendVariationStats` list.
+    pub backend_variations: Option<&'a [BackendVariation]>,
     /// Computed: see [`is_critical`].
     pub is_critical: bool,
     /// Computed: [`DeletionRiskFlags::has_warning`].
     pub has_warning: bool,
 }
 
-impl ModelDeletionRiskInfo {
+impl ModelDeletionRiskInfo<'_> {
     /// Fill the computed fields from the others.
     pub fn with_computed_fields(mut self, settings: &AnalysisSettings) -> Self {
         self.is_critical = is_critical(
@@ -178,7 +179,7 @@ pub fn is_critical(
 }
 
 /// The category summary (`CategoryDeletionRiskSummary`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CategoryDeletionRiskSummary {
     pub total_models: usize,
     pub models_at_risk: usize,
@@ -198,52 +199,120 @@ pub struct CategoryDeletionRiskSummary {
 
 impl CategoryDeletionRiskSummary {
     /// Count `models`; the average risk score and the category total are
-    /// given because the ungrouped and grouped views compute them differently.
+    /// given because the ungrouped and grouped views compute them
+    /// differently.
     pub fn count(
-        models: &[ModelDeletionRiskInfo],
+        models: &[ModelDeletionRiskInfo<'_>],
         average_risk_score: f64,
         category_total_month_usage: UsageCount,
     ) -> Self {
-        let n = |pred: &dyn Fn(&ModelDeletionRiskInfo) -> bool| models.iter().filter(|m| pred(m)).count();
-        CategoryDeletionRiskSummary {
-            total_models: models.len(),
-            models_at_risk: n(&|m| m.at_risk),
-            models_critical: n(&|m| m.is_critical),
-            models_with_warnings: n(&|m| m.has_warning),
-            models_with_zero_day_usage: n(&|m| m.deletion_risk_flags.zero_usage_day),
-            models_with_zero_month_usage: n(&|m| m.deletion_risk_flags.zero_usage_month),
-            models_with_zero_total_usage: n(&|m| m.deletion_risk_flags.zero_usage_total),
-            models_with_no_active_workers: n(&|m| m.deletion_risk_flags.no_active_workers),
-            models_with_no_downloads: n(&|m| m.deletion_risk_flags.no_download_urls),
-            models_with_non_preferred_hosts: n(&|m| m.deletion_risk_flags.has_non_preferred_host),
-            models_with_multiple_hosts: n(&|m| m.deletion_risk_flags.has_multiple_hosts),
-            models_with_low_usage: n(&|m| m.deletion_risk_flags.low_usage),
-            average_risk_score,
-            category_total_month_usage,
-        }
+        let mut tally = SummaryTally::default();
+        models.iter().for_each(|m| tally.add(m));
+        CategoryDeletionRiskSummary { average_risk_score, category_total_month_usage, ..tally.counts }
     }
 
     /// `from_risk_models`: average rounded to 2 places, the category total as
     /// the sum of the models' month usage.
-    pub fn from_risk_models(models: &[ModelDeletionRiskInfo]) -> Self {
-        let total_score: u64 = models.iter().map(|m| u64::from(m.risk_score)).sum();
-        let average = if models.is_empty() { 0.0 } else { total_score as f64 / models.len() as f64 };
-        let month = models.iter().fold(0, |acc: UsageCount, m| acc.saturating_add(m.usage_month));
-        Self::count(models, pyfloat::round(average, 2), month)
+    pub fn from_risk_models(models: &[ModelDeletionRiskInfo<'_>]) -> Self {
+        let mut tally = SummaryTally::default();
+        models.iter().for_each(|m| tally.add(m));
+        tally.ungrouped()
+    }
+}
+
+/// A summary counted while its models go by (the views are written model by
+/// model, the summary after them, as in the JSON).
+#[derive(Debug, Clone)]
+pub struct SummaryTally {
+    /// The counts; the average and the category total are set at the end.
+    counts: CategoryDeletionRiskSummary,
+    total_score: u64,
+    month_usage: UsageCount,
+}
+
+impl Default for SummaryTally {
+    fn default() -> Self {
+        SummaryTally {
+            counts: CategoryDeletionRiskSummary {
+                total_models: 0,
+                models_at_risk: 0,
+                models_critical: 0,
+                models_with_warnings: 0,
+                models_with_zero_day_usage: 0,
+                models_with_zero_month_usage: 0,
+                models_with_zero_total_usage: 0,
+                models_with_no_active_workers: 0,
+                models_with_no_downloads: 0,
+                models_with_non_preferred_hosts: 0,
+                models_with_multiple_hosts: 0,
+                models_with_low_usage: 0,
+                average_risk_score: 0.0,
+                category_total_month_usage: 0,
+            },
+            total_score: 0,
+            month_usage: 0,
+        }
+    }
+}
+
+impl SummaryTally {
+    pub fn add(&mut self, m: &ModelDeletionRiskInfo<'_>) {
+        let s = &mut self.counts;
+        let f = &m.deletion_risk_flags;
+        s.total_models += 1;
+        s.models_at_risk += usize::from(m.at_risk);
+        s.models_critical += usize::from(m.is_critical);
+        s.models_with_warnings += usize::from(m.has_warning);
+        s.models_with_zero_day_usage += usize::from(f.zero_usage_day);
+        s.models_with_zero_month_usage += usize::from(f.zero_usage_month);
+        s.models_with_zero_total_usage += usize::from(f.zero_usage_total);
+        s.models_with_no_active_workers += usize::from(f.no_active_workers);
+        s.models_with_no_downloads += usize::from(f.no_download_urls);
+        s.models_with_non_preferred_hosts += usize::from(f.has_non_preferred_host);
+        s.models_with_multiple_hosts += usize::from(f.has_multiple_hosts);
+        s.models_with_low_usage += usize::from(f.low_usage);
+        self.total_score += u64::from(m.risk_score);
+        self.month_usage = self.month_usage.saturating_add(m.usage_month);
+    }
+
+    fn average(&self) -> f64 {
+        match self.counts.total_models {
+            0 => 0.0,
+            n => self.total_score as f64 / n as f64,
+        }
+    }
+
+    /// `from_risk_models`: the average rounded to 2 places, the category
+    /// total as the sum of the models' month usage.
+    pub fn ungrouped(self) -> CategoryDeletionRiskSummary {
+        CategoryDeletionRiskSummary {
+            average_risk_score: pyfloat::round(self.average(), 2),
+            category_total_month_usage: self.month_usage,
+            ..self.counts
+        }
+    }
+
+    /// `recalculate_risk_summary`: the average unrounded, the category total
+    /// as given.
+    pub fn regrouped(self, category_total_usage: UsageCount) -> CategoryDeletionRiskSummary {
+        CategoryDeletionRiskSummary {
+            average_risk_score: self.average(),
+            category_total_month_usage: category_total_usage,
+            ..self.counts
+        }
     }
 }
 
 /// A category's deletion-risk entry (`CategoryDeletionRiskResponse`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CategoryDeletionRiskResponse {
-    #[serde(serialize_with = "serialize_category")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct CategoryDeletionRiskResponse<'a> {
     pub category: Category,
     pub category_total_month_usage: UsageCount,
     pub total_count: usize,
     pub returned_count: usize,
     pub offset: usize,
     pub limit: Option<usize>,
-    pub models: Vec<ModelDeletionRiskInfo>,
+    pub models: Vec<ModelDeletionRiskInfo<'a>>,
     pub summary: CategoryDeletionRiskSummary,
 }
 
@@ -385,15 +454,15 @@ pub fn low_usage_threshold(category: Category, settings: &AnalysisSettings) -> f
     }
 }
 
-/// One model's info (`_build_risk_info`).
-pub fn model_info(
-    facts: &RecordFacts,
-    merged: &MergedModel,
+/// One model's info (`_build_risk_info`), borrowing from `facts` and `merged`.
+pub fn model_info<'a>(
+    facts: &'a RecordFacts,
+    merged: &'a MergedModel,
     category_total_usage: UsageCount,
     category: Category,
     settings: &AnalysisSettings,
     include_backend_variations: bool,
-) -> ModelDeletionRiskInfo {
+) -> ModelDeletionRiskInfo<'a> {
     let (zero_usage_day, zero_usage_month, zero_usage_total, no_active_workers, low_usage) =
         statistics_flags(merged, category_total_usage, low_usage_threshold(category, settings));
     let d = facts.download_flags;
@@ -423,24 +492,9 @@ pub fn model_info(
     let size_gb = facts.size_bytes.filter(|b| *b > 0).map(|b| b as f64 / 1_073_741_824.0);
     let cost_benefit_score = size_gb.filter(|g| *g > 0.0).map(|g| usage.month as f64 / g);
     let backend_variations =
-        merged.backend_variations.as_ref().filter(|v| include_backend_variations && !v.is_empty()).map(
-            |variations| {
-                variations
-                    .iter()
-                    .map(|bv| BackendVariationStats {
-                        backend: bv.backend,
-                        variant_name: bv.variant_name.clone(),
-                        worker_count: bv.worker_count,
-                        performance: bv.performance,
-                        usage_day: bv.usage.day,
-                        usage_month: bv.usage.month,
-                        usage_total: bv.usage.total,
-                    })
-                    .collect()
-            },
-        );
+        merged.backend_variations.as_deref().filter(|v| include_backend_variations && !v.is_empty());
     ModelDeletionRiskInfo {
-        name: facts.name.clone(),
+        name: Cow::Borrowed(&facts.name),
         category,
         deletion_risk_flags: flags,
         at_risk: flags.any(),
@@ -455,11 +509,11 @@ pub fn model_info(
         usage_trend,
         cost_benefit_score: cost_benefit_score.map(|c| pyfloat::round(c, 2)),
         size_gb: size_gb.map(|g| pyfloat::round(g, 2)),
-        baseline: facts.baseline.clone(),
+        baseline: facts.baseline.as_deref(),
         nsfw: facts.nsfw,
         has_description: !facts.missing_description,
         download_count: facts.download_count,
-        download_hosts: facts.download_hosts.clone(),
+        download_hosts: Cow::Borrowed(&facts.download_hosts),
         backend_variations,
         is_critical: false,
         has_warning: false,
@@ -467,24 +521,48 @@ pub fn model_info(
     .with_computed_fields(settings)
 }
 
+/// The order of a view's models (`create_deletion_risk_response` sorts by
+/// month usage, descending and stable): indices into the aligned `merged`
+/// (and facts) data. Sorted on (month, index) pairs, so an unstable sort
+/// keeps ties in record order; the infos are then built in this order and
+/// never moved.
+pub fn ranking(merged: &[MergedModel]) -> Vec<usize> {
+    let mut order: Vec<(std::cmp::Reverse<UsageCount>, usize)> = merged
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (std::cmp::Reverse(m.usage.map_or(0, |u| u.month)), i))
+        .collect();
+    order.sort_unstable();
+    order.into_iter().map(|(_, i)| i).collect()
+}
+
 /// The whole deletion-risk response of a category
-/// (`create_deletion_risk_response`): one info per record (in record order),
-/// sorted by month usage, descending and stable, and the summary.
-/// `facts` and `merged` are aligned (same model at the same index).
-pub fn analyze(
+/// (`create_deletion_risk_response`): one info per record, in [`ranking`]
+/// order, and the summary. `facts` and `merged` are aligned (same model at
+/// the same index). The cycle writes the same response without building it
+/// ([`write_analysis`]); this is its readable form.
+pub fn analyze<'a>(
     category: Category,
-    facts: &[RecordFacts],
-    merged: &[MergedModel],
+    facts: &'a [RecordFacts],
+    merged: &'a [MergedModel],
     category_total_usage: UsageCount,
     settings: &AnalysisSettings,
     include_backend_variations: bool,
-) -> CategoryDeletionRiskResponse {
-    let mut models: Vec<ModelDeletionRiskInfo> = facts
-        .iter()
-        .zip(merged)
-        .map(|(f, m)| model_info(f, m, category_total_usage, category, settings, include_backend_variations))
+) -> CategoryDeletionRiskResponse<'a> {
+    let merged = &merged[..merged.len().min(facts.len())];
+    let models: Vec<ModelDeletionRiskInfo<'a>> = ranking(merged)
+        .into_iter()
+        .map(|i| {
+            model_info(
+                &facts[i],
+                &merged[i],
+                category_total_usage,
+                category,
+                settings,
+                include_backend_variations,
+            )
+        })
         .collect();
-    models.sort_by_key(|m| std::cmp::Reverse(m.usage_month));
     let summary = CategoryDeletionRiskSummary::from_risk_models(&models);
     CategoryDeletionRiskResponse {
         category,
@@ -498,11 +576,389 @@ pub fn analyze(
     }
 }
 
+/// [`analyze`] written straight to `out` as JSON, model by model (no info
+/// is kept: each is built, counted and written). `order` is the
+/// [`ranking`] of `merged`. Answers the summary.
+#[allow(clippy::too_many_arguments)]
+pub fn write_analysis(
+    category: Category,
+    facts: &[RecordFacts],
+    merged: &[MergedModel],
+    order: &[usize],
+    category_total_usage: UsageCount,
+    settings: &AnalysisSettings,
+    include_backend_variations: bool,
+    out: &mut String,
+) -> CategoryDeletionRiskSummary {
+    let head = ResponseHead {
+        category,
+        category_total_month_usage: category_total_usage,
+        total_count: order.len(),
+        returned_count: order.len(),
+        offset: 0,
+        limit: None,
+    };
+    head.write(out);
+    let mut tally = SummaryTally::default();
+    for (n, i) in order.iter().enumerate() {
+        let info = model_info(
+            &facts[*i],
+            &merged[*i],
+            category_total_usage,
+            category,
+            settings,
+            include_backend_variations,
+        );
+        tally.add(&info);
+        if n > 0 {
+            out.push(',');
+        }
+        write_model(&info, out);
+    }
+    let summary = tally.ungrouped();
+    write_tail(&summary, out);
+    summary
+}
+
+// ------------------------------------------------------------------ JSON
+
+/// A boolean field with the punctuation and key before it (`,"key":`), as
+/// one write of one literal.
+macro_rules! bool_field {
+    ($out:expr, $key:literal, $value:expr) => {
+        $out.push_str(if $value { concat!($key, "true") } else { concat!($key, "false") })
+    };
+}
+
+/// Bytes per model of a serialised deletion-risk entry, a little above what
+/// the reference-shaped JSON takes (about 1,000–1,200 with a short name), to
+/// size the buffer once.
+const JSON_BYTES_PER_MODEL: usize = 1152;
+
+/// Bytes per backend variation written.
+const JSON_BYTES_PER_VARIATION: usize = 160;
+
+/// A buffer size that should hold the JSON of a view of these models
+/// without growing (an estimate: pages of it never written are never
+/// touched).
+pub fn json_capacity(
+    facts: &[RecordFacts],
+    merged: &[MergedModel],
+    include_backend_variations: bool,
+) -> usize {
+    let per_model: usize = facts
+        .iter()
+        .zip(merged)
+        .map(|(f, m)| {
+            let variations = match &m.backend_variations {
+                Some(v) if include_backend_variations => {
+                    v.iter().map(|bv| JSON_BYTES_PER_VARIATION + bv.variant_name.len()).sum()
+                }
+                _ => 0,
+            };
+            JSON_BYTES_PER_MODEL
+                + 2 * f.name.len()
+                + f.baseline.as_deref().map_or(0, str::len)
+                + f.download_hosts.iter().map(|h| h.len() + 3).sum::<usize>()
+                + variations
+        })
+        .sum();
+    per_model + 1024
+}
+
+/// The fields of a response before its models.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseHead {
+    pub category: Category,
+    pub category_total_month_usage: UsageCount,
+    pub total_count: usize,
+    pub returned_count: usize,
+    pub offset: usize,
+    pub limit: Option<usize>,
+}
+
+impl ResponseHead {
+    /// Everything up to and including the `[` of `models`.
+    pub fn write(&self, out: &mut String) {
+        out.push_str("{\"category\":");
+        push_plain(out, self.category.as_str());
+        out.push_str(",\"category_total_month_usage\":");
+        push_int(out, self.category_total_month_usage);
+        out.push_str(",\"total_count\":");
+        push_int(out, self.total_count);
+        out.push_str(",\"returned_count\":");
+        push_int(out, self.returned_count);
+        out.push_str(",\"offset\":");
+        push_int(out, self.offset);
+        out.push_str(",\"limit\":");
+        match self.limit {
+            Some(limit) => push_int(out, limit),
+            None => out.push_str("null"),
+        }
+        out.push_str(",\"models\":[");
+    }
+}
+
+/// Everything after the models: the summary and the closing brackets.
+pub fn write_tail(summary: &CategoryDeletionRiskSummary, out: &mut String) {
+    out.push_str("],\"summary\":");
+    write_summary(summary, out);
+    out.push('}');
+}
+
+/// Append `response` as the reference's JSON (serde_json's compact format).
+pub fn write_response(response: &CategoryDeletionRiskResponse<'_>, out: &mut String) {
+    let head = ResponseHead {
+        category: response.category,
+        category_total_month_usage: response.category_total_month_usage,
+        total_count: response.total_count,
+        returned_count: response.returned_count,
+        offset: response.offset,
+        limit: response.limit,
+    };
+    head.write(out);
+    for (i, model) in response.models.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_model(model, out);
+    }
+    write_tail(&response.summary, out);
+}
+
+/// Append one model's info as JSON.
+pub fn write_model(m: &ModelDeletionRiskInfo<'_>, out: &mut String) {
+    out.push_str("{\"name\":");
+    push_str(out, &m.name);
+    out.push_str(match m.category {
+        Category::TextGeneration => ",\"category\":\"text_generation\",\"deletion_risk_flags\":",
+        Category::ImageGeneration => ",\"category\":\"image_generation\",\"deletion_risk_flags\":",
+    });
+    write_flags(&m.deletion_risk_flags, out);
+    bool_field!(out, ",\"at_risk\":", m.at_risk);
+    out.push_str(",\"risk_score\":");
+    push_int(out, m.risk_score);
+    out.push_str(",\"worker_count\":");
+    push_int(out, m.worker_count);
+    out.push_str(",\"usage_day\":");
+    push_int(out, m.usage_day);
+    out.push_str(",\"usage_month\":");
+    push_int(out, m.usage_month);
+    out.push_str(",\"usage_total\":");
+    push_int(out, m.usage_total);
+    if m.usage_hour.is_none() && m.usage_minute.is_none() {
+        // Always so outside the grouping of hourly data the cycle never has.
+        out.push_str(",\"usage_hour\":null,\"usage_minute\":null,\"usage_percentage_of_category\":");
+    } else {
+        out.push_str(",\"usage_hour\":");
+        push_opt_int(out, m.usage_hour);
+        out.push_str(",\"usage_minute\":");
+        push_opt_int(out, m.usage_minute);
+        out.push_str(",\"usage_percentage_of_category\":");
+    }
+    push_float(out, m.usage_percentage_of_category);
+    out.push_str(",\"usage_trend\":{\"day_to_month_ratio\":");
+    push_opt_float(out, m.usage_trend.day_to_month_ratio);
+    out.push_str(",\"month_to_total_ratio\":");
+    push_opt_float(out, m.usage_trend.month_to_total_ratio);
+    out.push_str("},\"cost_benefit_score\":");
+    push_opt_float(out, m.cost_benefit_score);
+    out.push_str(",\"size_gb\":");
+    push_opt_float(out, m.size_gb);
+    out.push_str(",\"baseline\":");
+    match m.baseline {
+        Some(baseline) => push_str(out, baseline),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"nsfw\":");
+    match m.nsfw {
+        Some(nsfw) => push_bool(out, nsfw),
+        None => out.push_str("null"),
+    }
+    bool_field!(out, ",\"has_description\":", m.has_description);
+    out.push_str(",\"download_count\":");
+    push_int(out, m.download_count);
+    out.push_str(",\"download_hosts\":[");
+    for (i, host) in m.download_hosts.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_str(out, host);
+    }
+    out.push_str("],\"backend_variations\":");
+    match m.backend_variations {
+        Some(variations) => {
+            for (i, bv) in variations.iter().enumerate() {
+                out.push(if i == 0 { '[' } else { ',' });
+                write_backend_variation(bv, out);
+            }
+            if variations.is_empty() {
+                out.push('[');
+            }
+            out.push(']');
+        }
+        None => out.push_str("null"),
+    }
+    bool_field!(out, ",\"is_critical\":", m.is_critical);
+    bool_field!(out, ",\"has_warning\":", m.has_warning);
+    out.push('}');
+}
+
+/// One backend's share of a text model (`BackendVariationStats`).
+fn write_backend_variation(bv: &BackendVariation, out: &mut String) {
+    out.push_str("{\"backend\":");
+    push_plain(out, bv.backend.as_str());
+    out.push_str(",\"variant_name\":");
+    push_str(out, &bv.variant_name);
+    out.push_str(",\"worker_count\":");
+    push_int(out, bv.worker_count);
+    out.push_str(",\"performance\":");
+    push_opt_float(out, bv.performance);
+    out.push_str(",\"usage_day\":");
+    push_int(out, bv.usage.day);
+    out.push_str(",\"usage_month\":");
+    push_int(out, bv.usage.month);
+    out.push_str(",\"usage_total\":");
+    push_int(out, bv.usage.total);
+    out.push('}');
+}
+
+/// The flags object, one write a flag.
+fn write_flags(f: &DeletionRiskFlags, out: &mut String) {
+    bool_field!(out, "{\"zero_usage_day\":", f.zero_usage_day);
+    bool_field!(out, ",\"zero_usage_month\":", f.zero_usage_month);
+    bool_field!(out, ",\"zero_usage_total\":", f.zero_usage_total);
+    bool_field!(out, ",\"no_active_workers\":", f.no_active_workers);
+    bool_field!(out, ",\"has_multiple_hosts\":", f.has_multiple_hosts);
+    bool_field!(out, ",\"has_non_preferred_host\":", f.has_non_preferred_host);
+    bool_field!(out, ",\"has_unknown_host\":", f.has_unknown_host);
+    bool_field!(out, ",\"no_download_urls\":", f.no_download_urls);
+    bool_field!(out, ",\"missing_description\":", f.missing_description);
+    bool_field!(out, ",\"missing_baseline\":", f.missing_baseline);
+    bool_field!(out, ",\"low_usage\":", f.low_usage);
+    out.push('}');
+}
+
+fn write_summary(s: &CategoryDeletionRiskSummary, out: &mut String) {
+    let counts = [
+        ("{\"total_models\":", s.total_models),
+        (",\"models_at_risk\":", s.models_at_risk),
+        (",\"models_critical\":", s.models_critical),
+        (",\"models_with_warnings\":", s.models_with_warnings),
+        (",\"models_with_zero_day_usage\":", s.models_with_zero_day_usage),
+        (",\"models_with_zero_month_usage\":", s.models_with_zero_month_usage),
+        (",\"models_with_zero_total_usage\":", s.models_with_zero_total_usage),
+        (",\"models_with_no_active_workers\":", s.models_with_no_active_workers),
+        (",\"models_with_no_downloads\":", s.models_with_no_downloads),
+        (",\"models_with_non_preferred_hosts\":", s.models_with_non_preferred_hosts),
+        (",\"models_with_multiple_hosts\":", s.models_with_multiple_hosts),
+        (",\"models_with_low_usage\":", s.models_with_low_usage),
+    ];
+    for (key, count) in counts {
+        out.push_str(key);
+        push_int(out, count);
+    }
+    out.push_str(",\"average_risk_score\":");
+    push_float(out, s.average_risk_score);
+    out.push_str(",\"category_total_month_usage\":");
+    push_int(out, s.category_total_month_usage);
+    out.push('}');
+}
+
+/// A string known to need no escape (names of enum values), quoted.
+fn push_plain(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push('"');
+    out.push_str(s);
+    out.push('"');
+}
+
+fn push_bool(out: &mut String, value: bool) {
+    out.push_str(if value { "true" } else { "false" });
+}
+
+fn push_int(out: &mut String, value: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(value));
+}
+
+fn push_opt_int(out: &mut String, value: Option<i64>) {
+    match value {
+        Some(v) => push_int(out, v),
+        None => out.push_str("null"),
+    }
+}
+
+/// A float as serde_json writes it: shortest round-trip form, `null` when
+/// not finite.
+fn push_float(out: &mut String, value: f64) {
+    if value.is_finite() {
+        out.push_str(zmij::Buffer::new().format_finite(value));
+    } else {
+        out.push_str("null");
+    }
+}
+
+fn push_opt_float(out: &mut String, value: Option<f64>) {
+    match value {
+        Some(v) => push_float(out, v),
+        None => out.push_str("null"),
+    }
+}
+
+/// A JSON string literal, escaped as serde_json does: `"` and `\\`, the
+/// short escapes for backspace, form feed, newline, carriage return and tab,
+/// `\u00XX` (lower-case hex) for the other control characters; everything
+/// else (non-ASCII included) verbatim.
+fn push_str(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // Almost every string needs no escape: test all bytes at once (a fold
+    // without early exit, which the compiler vectorises).
+    let needs_escape = s.bytes().fold(false, |any, b| any | (b < 0x20) | (b == b'"') | (b == b'\\'));
+    if !needs_escape {
+        push_plain(out, s);
+        return;
+    }
+    out.push('"');
+    let mut start = 0;
+    for (i, byte) in s.bytes().enumerate() {
+        let short = match byte {
+            b'"' => Some("\\\""),
+            b'\\' => Some("\\\\"),
+            0x08 => Some("\\b"),
+            0x0c => Some("\\f"),
+            b'\n' => Some("\\n"),
+            b'\r' => Some("\\r"),
+            b'\t' => Some("\\t"),
+            0x00..=0x1f => None,
+            _ => continue,
+        };
+        // `i` is at an ASCII byte, so both slices end on char boundaries.
+        out.push_str(&s[start..i]);
+        match short {
+            Some(escape) => out.push_str(escape),
+            None => {
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 0xf)]));
+            }
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::horde::Usage;
+    use crate::horde::{Backend, Usage};
     use serde_json::json;
+
+    fn model_json(info: &ModelDeletionRiskInfo<'_>) -> String {
+        let mut out = String::new();
+        write_model(info, &mut out);
+        out
+    }
 
     fn downloads(urls: &[&'static str]) -> Vec<Download<'static>> {
         urls.iter().map(|u| Download { file_url: Some(u) }).collect()
@@ -604,27 +1060,15 @@ mod tests {
         // last, Python's float repr).
         let settings = AnalysisSettings::default();
         let facts = image_facts("A");
-        let info = model_info(
-            &facts,
-            &merged(0, Some((7, 300, 1000))),
-            3_634_291,
-            Category::ImageGeneration,
-            &settings,
-            false,
-        );
+        let used = merged(0, Some((7, 300, 1000)));
+        let info = model_info(&facts, &used, 3_634_291, Category::ImageGeneration, &settings, false);
         assert_eq!(
-            serde_json::to_string(&info).unwrap(),
+            model_json(&info),
             r#"{"name":"A","category":"image_generation","deletion_risk_flags":{"zero_usage_day":false,"zero_usage_month":false,"zero_usage_total":false,"no_active_workers":true,"has_multiple_hosts":false,"has_non_preferred_host":false,"has_unknown_host":false,"no_download_urls":false,"missing_description":false,"missing_baseline":false,"low_usage":false},"at_risk":true,"risk_score":1,"worker_count":0,"usage_day":7,"usage_month":300,"usage_total":1000,"usage_hour":null,"usage_minute":null,"usage_percentage_of_category":0.0083,"usage_trend":{"day_to_month_ratio":0.023333333333333334,"month_to_total_ratio":0.3},"cost_benefit_score":61.77,"size_gb":4.86,"baseline":"stable_diffusion_1","nsfw":false,"has_description":true,"download_count":1,"download_hosts":["huggingface.co"],"backend_variations":null,"is_critical":false,"has_warning":false}"#
         );
         // 200 of 3,634,291 is 0.0055 % < 0.0065 %: low usage.
-        let low = model_info(
-            &facts,
-            &merged(0, Some((7, 200, 1000))),
-            3_634_291,
-            Category::ImageGeneration,
-            &settings,
-            false,
-        );
+        let little = merged(0, Some((7, 200, 1000)));
+        let low = model_info(&facts, &little, 3_634_291, Category::ImageGeneration, &settings, false);
         assert!(low.deletion_risk_flags.low_usage);
         assert_eq!(
             (low.risk_score, low.usage_percentage_of_category, low.cost_benefit_score),
@@ -637,21 +1081,21 @@ mod tests {
         let settings = AnalysisSettings::default();
         let facts = image_facts("A");
         // No usage at all: no zero-usage flags (the reference only sets them with usage data).
-        let none = model_info(&facts, &merged(0, None), 100, Category::ImageGeneration, &settings, false);
+        let unused = merged(0, None);
+        let none = model_info(&facts, &unused, 100, Category::ImageGeneration, &settings, false);
         assert!(!none.deletion_risk_flags.zero_usage_month && none.deletion_risk_flags.no_active_workers);
         assert!(!none.is_critical);
         assert_eq!(none.usage_trend, UsageTrend::default());
-        let zero_month =
-            model_info(&facts, &merged(0, Some((0, 0, 5))), 100, Category::ImageGeneration, &settings, false);
+        let old_usage = merged(0, Some((0, 0, 5)));
+        let zero_month = model_info(&facts, &old_usage, 100, Category::ImageGeneration, &settings, false);
         assert!(zero_month.deletion_risk_flags.zero_usage_month && zero_month.is_critical);
         assert!(zero_month.deletion_risk_flags.low_usage);
         // Text: month usage < 10 and workers < 1.
-        let text = RecordFacts { name: "t".into(), ..facts.clone() };
-        let quiet =
-            model_info(&text, &merged(0, Some((1, 9, 9))), 100, Category::TextGeneration, &settings, false);
+        let text = RecordFacts { name: "t".into(), ..facts };
+        let (no_workers, one_worker) = (merged(0, Some((1, 9, 9))), merged(1, Some((1, 9, 9))));
+        let quiet = model_info(&text, &no_workers, 100, Category::TextGeneration, &settings, false);
         assert!(quiet.is_critical);
-        let served =
-            model_info(&text, &merged(1, Some((1, 9, 9))), 100, Category::TextGeneration, &settings, false);
+        let served = model_info(&text, &one_worker, 100, Category::TextGeneration, &settings, false);
         assert!(!served.is_critical);
     }
 
@@ -666,7 +1110,7 @@ mod tests {
             merged(0, Some((0, 10, 20))),
         ];
         let response = analyze(Category::ImageGeneration, &facts, &merged, 70, &settings, false);
-        let order: Vec<&str> = response.models.iter().map(|m| m.name.as_str()).collect();
+        let order: Vec<&str> = response.models.iter().map(|m| m.name.as_ref()).collect();
         assert_eq!(order, ["c", "a", "d", "b"]);
         let s = &response.summary;
         assert_eq!(
@@ -680,7 +1124,9 @@ mod tests {
             (response.total_count, response.returned_count, response.offset, response.limit),
             (4, 4, 0, None)
         );
-        let json: serde_json::Value = serde_json::to_value(&response).unwrap();
+        let mut written = String::new();
+        write_response(&response, &mut written);
+        let json: serde_json::Value = serde_json::from_str(&written).unwrap();
         let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(
             keys,
@@ -695,6 +1141,42 @@ mod tests {
                 "summary"
             ]
         );
+    }
+
+    #[test]
+    fn strings_and_numbers_are_written_as_serde_json_writes_them() {
+        for text in [
+            "plain",
+            "quote \" and \\ back",
+            "\u{0}\u{1}\u{8}\u{9}\n\u{b}\u{c}\r\u{1f}\u{7f}",
+            "ünï/cødé 🙂",
+            "",
+        ] {
+            let mut out = String::new();
+            push_str(&mut out, text);
+            assert_eq!(out, serde_json::to_string(text).unwrap());
+        }
+        for value in [
+            0.0,
+            -0.0,
+            0.1,
+            1e16,
+            1.5e-7,
+            123456789.125,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::NAN,
+            f64::INFINITY,
+        ] {
+            let mut out = String::new();
+            push_float(&mut out, value);
+            assert_eq!(out, serde_json::to_string(&value).unwrap());
+        }
+        for value in [i128::MIN, -1, 0, 9_223_372_036_854_775_808, i128::MAX] {
+            let mut out = String::new();
+            push_int(&mut out, value);
+            assert_eq!(out, serde_json::to_string(&value).unwrap());
+        }
     }
 
     #[test]
@@ -714,9 +1196,10 @@ mod tests {
         }]);
         let facts = image_facts("t");
         let with = model_info(&facts, &m, 2, Category::TextGeneration, &settings, true);
-        assert_eq!(
-            serde_json::to_string(&with.backend_variations).unwrap(),
-            r#"[{"backend":"koboldcpp","variant_name":"koboldcpp/t","worker_count":2,"performance":3.5,"usage_day":1,"usage_month":2,"usage_total":3}]"#
+        let written = model_json(&with);
+        assert!(
+            written.contains(r#","backend_variations":[{"backend":"koboldcpp","variant_name":"koboldcpp/t","worker_count":2,"performance":3.5,"usage_day":1,"usage_month":2,"usage_total":3}],"#),
+            "{written}"
         );
         assert!(model_info(&facts, &m, 2, Category::TextGeneration, &settings, false)
             .backend_variations
