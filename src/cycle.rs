@@ -177,9 +177,9 @@ fn deletion_risk_entries_timed(
     let mut base_names = BaseNames::new();
     let horde = HordeData::new(&inputs.status, &inputs.stats, &mut base_names);
     laps.lap(&mut times.index);
-    let records: Vec<&RawRecord> = inputs.reference.records.iter().filter(|r| r.has_usable_name()).collect();
+    let records: Vec<RawRecord> = inputs.reference.records().filter(|r| r.has_usable_name()).collect();
     let facts: Vec<RecordFacts> = records.iter().map(|r| RecordFacts::new(r, category, settings)).collect();
-    let names = || records.iter().map(|r| r.name.as_str());
+    let names = || records.iter().map(|r| r.name);
     laps.lap(&mut times.risk);
 
     // Text: the entry with backend variations needs its own merge and no
