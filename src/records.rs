@@ -354,15 +354,31 @@ impl Doc {
 pub fn parse_reference(bytes: &[u8]) -> Result<ParsedReference, ReferenceError> {
     let (builder, top) = crate::pyjson::parse_with(bytes, |bytes| {
         let mut builder = Builder::new(bytes.len());
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let top = TopSeed(&mut builder).deserialize(&mut de)?;
-        de.end()?;
+        // Valid UTF-8 as a whole (the usual case): one fast check here spares
+        // serde_json checking every string it reads. Otherwise the slice
+        // reader answers as it always did (only the strings it reads must be
+        // valid).
+        let top = match std::str::from_utf8(bytes) {
+            Ok(text) => parse_document(&mut serde_json::Deserializer::from_str(text), &mut builder)?,
+            Err(_) => parse_document(&mut serde_json::Deserializer::from_slice(bytes), &mut builder)?,
+        };
         Ok((builder, top))
     })?;
     if let Some(found) = top {
         return Err(ReferenceError::NotAnObject(found.name()));
     }
     Ok(ParsedReference { doc: Arc::new(builder.finish()?) })
+}
+
+/// The whole document (its records go to `builder`): `None` when it is an
+/// object, else its type.
+fn parse_document<'de, R: serde_json::de::Read<'de>>(
+    de: &mut serde_json::Deserializer<R>,
+    builder: &mut Builder,
+) -> Result<Option<JsonType>, serde_json::Error> {
+    let top = TopSeed(builder).deserialize(&mut *de)?;
+    de.end()?;
+    Ok(top)
 }
 
 /// A category being parsed.
@@ -1479,6 +1495,16 @@ mod tests {
             }
         }
         assert!(matches!(parse_reference(b"{\"a\": {"), Err(ReferenceError::Json(_))));
+    }
+
+    /// Invalid UTF-8 fails the parse only inside a string that is read (as
+    /// serde_json's slice reader answered before the whole-input check).
+    #[test]
+    fn invalid_utf8_only_matters_where_read() {
+        let skipped = b"{\"a\": {\"name\": \"a\", \"settings\": \"\xff\"}}";
+        assert_eq!(parse_reference(skipped).unwrap().records().next().unwrap().name, "a");
+        let read = b"{\"a\": {\"name\": \"a\", \"baseline\": \"\xff\"}}";
+        assert!(matches!(parse_reference(read), Err(ReferenceError::Json(_))));
     }
 
     /// The reduced fields keep what the readers ask of nested values.
