@@ -144,8 +144,11 @@ pub fn compute_statistics_timed(
     computed_at: i64,
 ) -> Result<(String, usize, StatisticsTimes), serde_json::Error> {
     let started = std::time::Instant::now();
-    let models = stats_models(category, reference, grouped);
-    let stats = calculate(category, &models, computed_at);
+    let stats = if grouped && category.is_text() {
+        calculate(category, text_groups(reference).into_iter(), computed_at)
+    } else {
+        calculate(category, reference.records().map(StatsModel::of), computed_at)
+    };
     let computed = std::time::Instant::now();
     let json = serde_json::to_string(&stats)?;
     let times = StatisticsTimes { compute: computed - started, serialise: computed.elapsed() };
@@ -237,12 +240,9 @@ impl<'a> StatsModel<'a> {
     }
 }
 
-/// The models to count: the records, or (text, grouped) one per base model
-/// name in order of first appearance.
-fn stats_models(category: Category, reference: &ParsedReference, grouped: bool) -> Vec<StatsModel<'_>> {
-    if !(grouped && category.is_text()) {
-        return reference.records().map(StatsModel::of).collect();
-    }
+/// The models to count for text with grouped=true: one per base model name
+/// in order of first appearance (the others count the records as they are).
+fn text_groups(reference: &ParsedReference) -> Vec<StatsModel<'_>> {
     let records = reference.records();
     let mut models: Vec<StatsModel<'_>> = Vec::new();
     let mut by_base: HashMap<String, usize> = HashMap::with_capacity(records.len());
@@ -465,12 +465,16 @@ impl<'a> Tally<'a> {
     }
 }
 
-fn calculate<'a>(category: Category, models: &[StatsModel<'a>], computed_at: i64) -> CategoryStatistics {
+fn calculate<'a>(
+    category: Category,
+    models: impl ExactSizeIterator<Item = StatsModel<'a>>,
+    computed_at: i64,
+) -> CategoryStatistics {
+    let total = models.len();
     let mut tally = Tally::default();
     for model in models {
-        tally.add(category, model);
+        tally.add(category, &model);
     }
-    let total = models.len();
 
     let mut baseline_distribution = IndexMap::new();
     let mut top_tags = Vec::new();
@@ -568,7 +572,7 @@ mod tests {
 
     fn stats_of(category: Category, value: Value) -> CategoryStatistics {
         let parsed = reference(value);
-        calculate(category, &stats_models(category, &parsed, false), 7)
+        calculate(category, parsed.records().map(StatsModel::of), 7)
     }
 
     #[test]
