@@ -1056,10 +1056,17 @@ impl<'de> Visitor<'de> for FileUrlSeed<'_> {
     fn visit_str<E: de::Error>(self, s: &str) -> Result<FileUrl, E> {
         let b = self.0;
         let url = b.push_str(s);
-        let netloc = crate::pyurl::urlsplit(s).ok().map(|parts| match s.find(parts.netloc.as_str()) {
-            // Usually a piece of the URL itself (any equal piece will do).
-            Some(at) => Span { start: url.start + at as u32, len: parts.netloc.len() as u32 },
-            None => b.push_str(&parts.netloc),
+        let netloc = crate::pyurl::urlsplit(s).ok().map(|parts| {
+            let netloc = parts.netloc.as_str();
+            // Usually the piece of the URL after its first `//`.
+            let at = s.as_bytes().windows(2).position(|w| w == b"//").map_or(s.len(), |i| i + 2);
+            if netloc.is_empty() {
+                Span::default()
+            } else if s[at..].starts_with(netloc) {
+                Span { start: url.start.saturating_add(at as u32), len: netloc.len() as u32 }
+            } else {
+                b.push_str(netloc)
+            }
         });
         Ok(FileUrl::Str { url, netloc })
     }
@@ -1517,7 +1524,8 @@ mod tests {
             "trigger": ["t"], "inpainting": "no", "requirements": {"clip_skip": 2}, "showcases": [""],
             "config": {"download": [
                 {"file_url": "https://User@Host.example:8/x", "file_url": " https://h.example/"},
-                {"file_url": "http://[bad/"}, {"file_url": ["u"]}, {"file_url": {}}, {}, 7
+                {"file_url": "https://a\tb.example/"}, {"file_url": "http://[bad/"}, {"file_url": ["u"]},
+                {"file_url": {}}, {}, 7
             ]}
         }));
         let r = first(&parsed);
@@ -1540,6 +1548,7 @@ mod tests {
             hosts,
             [
                 "Some(\"h.example\")",
+                "Some(\"ab.example\")",
                 "None",
                 "Object(Other { ty: Array, truthy: true })",
                 "Object(Other { ty: Object, truthy: false })",
