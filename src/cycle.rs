@@ -152,7 +152,7 @@ fn risk_entry(key: EntryKey, json: String, summary: &CategoryDeletionRiskSummary
 /// What the deletion-risk views of a category share: the records with a
 /// usable name, their facts (aligned) and the Horde index.
 struct Shared<'i> {
-    records: Vec<&'i RawRecord>,
+    records: Vec<RawRecord<'i>>,
     facts: Vec<RecordFacts>,
     horde: HordeData<'i>,
 }
@@ -168,8 +168,7 @@ impl<'i> Shared<'i> {
         let mut laps = Laps(Instant::now());
         let horde = HordeData::new(&inputs.status, &inputs.stats, base_names);
         laps.lap(&mut times.index);
-        let records: Vec<&RawRecord> =
-            inputs.reference.records.iter().filter(|r| r.has_usable_name()).collect();
+        let records: Vec<RawRecord<'i>> = inputs.reference.records().filter(|r| r.has_usable_name()).collect();
         let facts: Vec<RecordFacts> =
             records.iter().map(|r| RecordFacts::new(r, category, settings)).collect();
         laps.lap(&mut times.risk);
@@ -177,7 +176,7 @@ impl<'i> Shared<'i> {
     }
 
     fn names(&self) -> impl Iterator<Item = &str> + '_ {
-        self.records.iter().map(|r| r.name.as_str())
+        self.records.iter().map(|r| r.name)
     }
 }
 

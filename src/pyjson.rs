@@ -11,16 +11,31 @@
 //!
 //! The standard parse runs first; only input it rejects and that holds one
 //! of the literals outside a string is rewritten and parsed again.
+//!
+//! Also Python's `str()` of a decoded value (the statistics count values by
+//! it).
 
 use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::borrow::Cow;
 
 /// Parse `bytes` as Python's `json.loads` would, non-finite literals as `null`,
 /// into any deserialisable type (a drop-in for `serde_json::from_slice`).
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
-    match serde_json::from_slice(bytes) {
+    parse_with(bytes, |bytes| serde_json::from_slice(bytes))
+}
+
+/// Run `parse` (any serde_json parse of a whole document) on `bytes`, or,
+/// when it fails and `bytes` hold a non-finite literal outside a string, on
+/// `bytes` with those read as `null` (the first error is reported).
+pub fn parse_with<T>(
+    bytes: &[u8],
+    parse: impl Fn(&[u8]) -> Result<T, serde_json::Error>,
+) -> Result<T, serde_json::Error> {
+    match parse(bytes) {
         Ok(value) => Ok(value),
         Err(error) => match non_finite_as_null(bytes) {
-            Some(rewritten) => serde_json::from_slice(&rewritten).map_err(|_| error),
+            Some(rewritten) => parse(&rewritten).map_err(|_| error),
             None => Err(error),
         },
     }
@@ -125,10 +140,153 @@ fn non_finite_as_null(bytes: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
+/// Python's `str(value)` of a JSON-decoded value.
+pub fn py_str(value: &Value) -> Cow<'_, str> {
+    match value {
+        Value::String(s) => Cow::Borrowed(s),
+        other => {
+            let mut out = String::new();
+            py_repr(other, &mut out);
+            Cow::Owned(out)
+        }
+    }
+}
+
+/// Python's `repr(value)` of a JSON-decoded value.
+fn py_repr(value: &Value, out: &mut String) {
+    match value {
+        Value::Null => out.push_str("None"),
+        Value::Bool(true) => out.push_str("True"),
+        Value::Bool(false) => out.push_str("False"),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => out.push_str(&i.to_string()),
+            (None, Some(u)) => out.push_str(&u.to_string()),
+            _ => out.push_str(&py_float_repr(n.as_f64().unwrap_or(f64::NAN))),
+        },
+        Value::String(s) => py_str_repr(s, out),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                py_repr(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                py_str_repr(k, out);
+                out.push_str(": ");
+                py_repr(v, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// Python's `repr(float)`: the shortest round-tripping digits, positional
+/// when the decimal exponent is in [-4, 16), scientific otherwise.
+fn py_float_repr(x: f64) -> String {
+    if x.is_nan() {
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    // `{:e}` gives the shortest round-trip digits: "-1.2345e-5".
+    let sci = format!("{x:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    // Python's `decpt`: the value is 0.DIGITS × 10^decpt.
+    let decpt = exp + 1;
+    let mut out = String::from(sign);
+    if (-3..=16).contains(&decpt) {
+        if decpt <= 0 {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', decpt.unsigned_abs() as usize));
+            out.push_str(&digits);
+        } else {
+            let point = decpt as usize;
+            if digits.len() <= point {
+                out.push_str(&digits);
+                out.extend(std::iter::repeat_n('0', point - digits.len()));
+                out.push_str(".0");
+            } else {
+                out.push_str(&digits[..point]);
+                out.push('.');
+                out.push_str(&digits[point..]);
+            }
+        }
+    } else {
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        let e = decpt - 1;
+        out.push_str(&format!("e{}{:02}", if e < 0 { '-' } else { '+' }, e.unsigned_abs()));
+    }
+    out
+}
+
+/// Python's `repr(str)`: single quotes unless the text has a single quote and
+/// no double quote; backslash escapes for the quote, backslash, \t \n \r and
+/// non-printable characters. (`str.isprintable` is approximated outside ASCII
+/// by the common non-printable ranges: controls, format characters, separators,
+/// private use.)
+fn py_str_repr(s: &str, out: &mut String) {
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if !py_printable(c) => {
+                let cp = c as u32;
+                if cp <= 0xff {
+                    out.push_str(&format!("\\x{cp:02x}"));
+                } else if cp <= 0xffff {
+                    out.push_str(&format!("\\u{cp:04x}"));
+                } else {
+                    out.push_str(&format!("\\U{cp:08x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+}
+
+/// An approximation of Python's `str.isprintable` for one character.
+fn py_printable(c: char) -> bool {
+    let cp = c as u32;
+    !matches!(cp,
+        0x00..=0x1f | 0x7f..=0xa0 | 0xad | 0x600..=0x605 | 0x61c | 0x6dd | 0x70f
+        | 0x1680 | 0x180e | 0x2000..=0x200f | 0x2028..=0x202f | 0x205f..=0x206f
+        | 0x3000 | 0xd800..=0xf8ff | 0xfeff | 0xfff9..=0xfffb | 0xfffe..=0xffff
+        | 0xe0001 | 0xe0020..=0xe007f | 0xf0000..=0x10ffff)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{json, Value};
+    use serde_json::json;
 
     // Python: json.loads('{"a": NaN, "b": [Infinity, -Infinity], "c": "NaN \\" Infinity"}')
     // → {'a': nan, 'b': [inf, -inf], 'c': 'NaN " Infinity'}; the reference
@@ -167,5 +325,35 @@ mod tests {
         assert!(from_slice::<Value>(b"[1,").is_err());
         assert!(from_slice::<Value>(b"[NaN,").is_err());
         assert!(from_slice::<Value>(b"[nan]").is_err());
+    }
+
+    #[test]
+    fn python_str_of_json_values() {
+        // Each checked against CPython 3.12's str().
+        let cases = [
+            (json!("plain"), "plain"),
+            (json!(3), "3"),
+            (json!(-2), "-2"),
+            (json!(true), "True"),
+            (json!(1.0), "1.0"),
+            (json!(1.5), "1.5"),
+            (json!(1e16), "1e+16"),
+            (json!(1e-5), "1e-05"),
+            (json!(0.0001), "0.0001"),
+            (json!(123456789.0), "123456789.0"),
+            (json!(1234567890123456.0), "1234567890123456.0"),
+            (json!(1.5e300), "1.5e+300"),
+            (json!(-0.0), "-0.0"),
+            (json!(0.1), "0.1"),
+            (json!(["x", "it's", null]), r#"['x', "it's", None]"#),
+            (json!({"k": "v'q\"", "n": 1}), r#"{'k': 'v\'q"', 'n': 1}"#),
+            (
+                json!(["tab\there", "back\\slash", "é🎉", "\u{1}"]),
+                r"['tab\there', 'back\\slash', 'é🎉', '\x01']",
+            ),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(py_str(&value), expected, "str({value})");
+        }
     }
 }

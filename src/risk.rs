@@ -414,8 +414,8 @@ impl RecordFacts {
             Category::TextGeneration => baseline.map(str::to_string),
         };
         RecordFacts {
-            name: record.name.clone(),
-            missing_description: description_missing(record.description()),
+            name: record.name.to_owned(),
+            missing_description: record.description_missing(),
             missing_baseline: baseline.is_none_or(str::is_empty),
             baseline: reported_baseline,
             nsfw: record.nsfw(category),
@@ -1027,17 +1027,17 @@ mod tests {
     }
 
     fn image_facts(name: &str) -> RecordFacts {
-        let record = RawRecord {
-            name: name.into(),
-            fields: json!({
+        let reference = crate::records::parse_reference(
+            json!({ name: {
                 "name": name, "description": "d", "baseline": "stable_diffusion_1", "nsfw": false,
                 "size_on_disk_bytes": 5214865159u64,
                 "config": {"download": [{"file_name": "f", "file_url": "https://huggingface.co/f"}]}
-            })
-            .as_object()
-            .cloned()
-            .unwrap(),
-        };
+            }})
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        let record = reference.records().next().unwrap();
         RecordFacts::new(&record, Category::ImageGeneration, &AnalysisSettings::default())
     }
 

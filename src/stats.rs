@@ -3,7 +3,9 @@
 //! The reference computes these over the RAW model-reference dicts, not over
 //! validated records, so this module reads [`RawRecord`] fields the way Python
 //! reads a dict: `.get` with defaults, Python truthiness, `str()` of whatever
-//! value is there, `isinstance` checks. Where the reference would crash on odd
+//! value is there, `isinstance` checks. (The parse keeps each field reduced to
+//! exactly those answers — see [`crate::records`] — and the counters borrow
+//! their keys from the parsed reference's text.) Where the reference would crash on odd
 //! input (a download URL that is not a string or that `urlparse` rejects, a
 //! text group whose `config` cannot take more downloads) the piece is treated
 //! as absent and a warning is logged; everything else follows the reference.
@@ -27,11 +29,10 @@ use std::borrow::Cow;
 
 use indexmap::IndexMap;
 use serde::Serialize;
-use serde_json::{Map, Value};
 
 use crate::category::Category;
-use crate::records::{ParsedReference, RawRecord};
-use crate::{names, pyfloat};
+use crate::records::{Config, DownloadField, Entry, Fields, FileUrl, ParsedReference, RawRecord, Val};
+use crate::{names, pyfloat, pyjson};
 
 /// How many tags (and styles) the statistics list.
 const TOP_LIMIT: usize = 20;
@@ -143,8 +144,11 @@ pub fn compute_statistics_timed(
     computed_at: i64,
 ) -> Result<(String, usize, StatisticsTimes), serde_json::Error> {
     let started = std::time::Instant::now();
-    let models = stats_models(category, reference, grouped);
-    let stats = calculate(category, &models, computed_at);
+    let stats = if grouped && category.is_text() {
+        calculate(category, text_groups(reference).into_iter(), computed_at)
+    } else {
+        calculate(category, reference.records().map(StatsModel::of), computed_at)
+    };
     let computed = std::time::Instant::now();
     let json = serde_json::to_string(&stats)?;
     let times = StatisticsTimes { compute: computed - started, serialise: computed.elapsed() };
@@ -164,15 +168,14 @@ pub struct StatisticsTimes {
 
 /// One model as the statistics read it: its record, and its download list
 /// (which a text group's fold may have extended).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 struct StatsModel<'a> {
-    name: &'a str,
-    fields: &'a Map<String, Value>,
+    record: RawRecord<'a>,
     downloads: Downloads<'a>,
 }
 
 /// What `config.download` holds, as far as the statistics can tell.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 enum Downloads<'a> {
     /// No `config`, or a `config` object without `download`: nothing counted,
     /// but a fold may create the list (Python's `setdefault`).
@@ -185,10 +188,13 @@ enum Downloads<'a> {
 }
 
 /// A download list, possibly assembled from several records.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 struct DownloadList<'a> {
-    /// The list items, one slice per record that contributed a list.
-    segments: Vec<&'a [Value]>,
+    /// The model's own list items.
+    own: &'a [Entry],
+    /// The items of later group members' lists (no allocation unless a
+    /// member contributes a list).
+    folded: Vec<&'a [Entry]>,
     /// Items that are never objects: Python's `list.extend` of a string (its
     /// characters) or of an object (its keys).
     opaque_items: usize,
@@ -196,53 +202,52 @@ struct DownloadList<'a> {
 
 impl<'a> DownloadList<'a> {
     fn len(&self) -> usize {
-        self.segments.iter().map(|s| s.len()).sum::<usize>() + self.opaque_items
+        self.own.len() + self.folded.iter().map(|s| s.len()).sum::<usize>() + self.opaque_items
     }
 
-    /// The items that are objects (the only ones whose URL is read), in order.
-    fn objects(&self) -> impl Iterator<Item = &'a Map<String, Value>> + '_ {
-        self.segments.iter().flat_map(|s| s.iter()).filter_map(Value::as_object)
+    /// The `file_url` of the items that are objects (the only ones whose
+    /// URL is read), in order.
+    fn urls(&self) -> impl Iterator<Item = FileUrl> + '_ {
+        std::iter::once(self.own).chain(self.folded.iter().copied()).flatten().filter_map(|e| match e {
+            Entry::Object(url) => Some(*url),
+            Entry::Other(_) => None,
+        })
     }
 
-    /// Python's `list.extend(value)`; `false` when Python would raise.
-    fn extend(&mut self, value: &'a Value) -> bool {
+    /// Python's `list.extend(value)` with `member`'s `config.download`;
+    /// `false` when Python would raise.
+    fn extend(&mut self, member: RawRecord<'a>, value: DownloadField) -> bool {
         match value {
-            Value::Array(items) => self.segments.push(items),
-            Value::String(s) => self.opaque_items += s.chars().count(),
-            Value::Object(keys) => self.opaque_items += keys.len(),
-            Value::Null | Value::Bool(_) | Value::Number(_) => return false,
+            DownloadField::List(run) => self.folded.push(member.entries(run)),
+            DownloadField::Str { chars } => self.opaque_items += chars,
+            DownloadField::Object { keys } => self.opaque_items += keys,
+            DownloadField::Scalar(_) | DownloadField::Missing => return false,
         }
         true
     }
 }
 
 impl<'a> StatsModel<'a> {
-    fn of(record: &'a RawRecord) -> Self {
-        let downloads = match record.fields.get("config") {
-            None => Downloads::Missing,
-            Some(Value::Object(config)) => match config.get("download") {
-                None => Downloads::Missing,
-                Some(Value::Array(items)) => {
-                    Downloads::List(DownloadList { segments: vec![items], opaque_items: 0 })
-                }
-                Some(_) => Downloads::Unusable,
-            },
-            Some(_) => Downloads::Unusable,
+    fn of(record: RawRecord<'a>) -> Self {
+        let downloads = match record.fields().config {
+            Config::Missing | Config::Object(DownloadField::Missing) => Downloads::Missing,
+            Config::Object(DownloadField::List(run)) => {
+                Downloads::List(DownloadList { own: record.entries(run), ..DownloadList::default() })
+            }
+            Config::Object(_) | Config::Other { .. } => Downloads::Unusable,
         };
-        StatsModel { name: &record.name, fields: &record.fields, downloads }
+        StatsModel { record, downloads }
     }
 }
 
-/// The models to count: the records, or (text, grouped) one per base model
-/// name in order of first appearance.
-fn stats_models(category: Category, reference: &ParsedReference, grouped: bool) -> Vec<StatsModel<'_>> {
-    if !(grouped && category.is_text()) {
-        return reference.records.iter().map(StatsModel::of).collect();
-    }
+/// The models to count for text with grouped=true: one per base model name
+/// in order of first appearance (the others count the records as they are).
+fn text_groups(reference: &ParsedReference) -> Vec<StatsModel<'_>> {
+    let records = reference.records();
     let mut models: Vec<StatsModel<'_>> = Vec::new();
-    let mut by_base: HashMap<String, usize> = HashMap::with_capacity(reference.records.len());
-    for record in reference.records.iter() {
-        let base = names::base_model_name(&record.name);
+    let mut by_base: HashMap<String, usize> = HashMap::with_capacity(records.len());
+    for record in records {
+        let base = names::base_model_name(record.name);
         match by_base.get(&base) {
             Some(&at) => fold_downloads(&mut models[at], record),
             None => {
@@ -258,18 +263,14 @@ fn stats_models(category: Category, reference: &ParsedReference, grouped: bool) 
 /// group's, as the grouping does (`existing.setdefault("config", {})
 /// .setdefault("download", []).extend(...)`, guarded by
 /// `"config" in data and "download" in data["config"]`).
-fn fold_downloads<'a>(group: &mut StatsModel<'a>, member: &'a RawRecord) {
-    let incoming = match member.fields.get("config") {
-        None => return,
-        Some(Value::Object(config)) => match config.get("download") {
-            Some(v) => v,
-            None => return,
-        },
-        // `"download" in config` is a substring / element test on these,
-        // which Python answers without error when it is false.
-        Some(Value::String(s)) if !s.contains("download") => return,
-        Some(Value::Array(items)) if !items.iter().any(|v| v.as_str() == Some("download")) => return,
-        Some(_) => {
+fn fold_downloads<'a>(group: &mut StatsModel<'a>, member: RawRecord<'a>) {
+    let incoming = match member.fields().config {
+        Config::Missing | Config::Object(DownloadField::Missing) => return,
+        Config::Object(download) => download,
+        // `"download" in config` is a substring / element test on strings and
+        // arrays, which Python answers without error when it is false.
+        Config::Other { download_in: Some(false), .. } => return,
+        Config::Other { .. } => {
             log::warn!(
                 "statistics: text model {:?}: config is not an object; its downloads are not added to its group",
                 member.name
@@ -277,23 +278,26 @@ fn fold_downloads<'a>(group: &mut StatsModel<'a>, member: &'a RawRecord) {
             return;
         }
     };
-    if group.downloads == Downloads::Missing {
+    if matches!(group.downloads, Downloads::Missing) {
         // `setdefault("download", [])`
         group.downloads = Downloads::List(DownloadList::default());
     }
     let Downloads::List(list) = &mut group.downloads else {
         log::warn!(
             "statistics: text group of {:?}: its config.download is not a list; downloads of {:?} not added",
-            group.name,
+            group.record.name,
             member.name
         );
         return;
     };
-    if !list.extend(incoming) {
+    if !list.extend(member, incoming) {
+        let found = match incoming {
+            DownloadField::Scalar(ty) => ty.name(),
+            _ => "not a list",
+        };
         log::warn!(
-            "statistics: text model {:?}: config.download is {}; not added to its group",
-            member.name,
-            crate::records::json_type_name(incoming)
+            "statistics: text model {:?}: config.download is {found}; not added to its group",
+            member.name
         );
     }
 }
@@ -302,21 +306,22 @@ fn fold_downloads<'a>(group: &mut StatsModel<'a>, member: &'a RawRecord) {
 // The calculation.
 // ---------------------------------------------------------------------------
 
-/// Counts in first-seen order (Python's `defaultdict(int)`).
-type Counter = IndexMap<String, usize, foldhash::fast::RandomState>;
+/// Counts in first-seen order (Python's `defaultdict(int)`). Keys borrow
+/// the reference's text; only Python `str()`s of non-strings are owned.
+type Counter<'a> = IndexMap<Cow<'a, str>, usize, foldhash::fast::RandomState>;
 
-fn count(counter: &mut Counter, key: Cow<'_, str>) {
+fn count<'a>(counter: &mut Counter<'a>, key: Cow<'a, str>) {
     if let Some(n) = counter.get_mut(key.as_ref()) {
         *n += 1;
     } else {
-        counter.insert(key.into_owned(), 1);
+        counter.insert(key, 1);
     }
 }
 
 /// Python's `sorted(counter.items(), key=count, reverse=True)`: most frequent
 /// first, ties in first-seen order (the sort is stable).
-fn by_count_desc(counter: Counter) -> Vec<(String, usize)> {
-    let mut items: Vec<(String, usize)> = counter.into_iter().collect();
+fn by_count_desc(counter: Counter<'_>) -> Vec<(Cow<'_, str>, usize)> {
+    let mut items: Vec<(Cow<'_, str>, usize)> = counter.into_iter().collect();
     items.sort_by_key(|&(_, n)| std::cmp::Reverse(n));
     items
 }
@@ -328,31 +333,23 @@ fn percentage(count: usize, total: usize) -> f64 {
 
 /// `isinstance(v, (int, float)) and v > 0`, then `int(v)` (bools are ints;
 /// floats truncate). `None` when the value does not count.
-fn positive_int(value: Option<&Value>) -> Option<i128> {
+fn positive_int(value: Option<Val>) -> Option<i128> {
     match value? {
-        Value::Bool(true) => Some(1),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                (i > 0).then_some(i128::from(i))
-            } else if let Some(u) = n.as_u64() {
-                Some(i128::from(u))
-            } else {
-                let f = n.as_f64()?;
-                // `as` saturates: sizes beyond i128 are not worth a big-int type.
-                (f > 0.0).then_some(f.trunc() as i128)
-            }
-        }
+        Val::Bool(true) => Some(1),
+        Val::PosInt(u) => (u > 0).then_some(i128::from(u)),
+        // `as` saturates: sizes beyond i128 are not worth a big-int type.
+        Val::Float(f) => (f > 0.0).then_some(f.trunc() as i128),
         _ => None,
     }
 }
 
 /// The text model's size as the expected statistics read it: the key
 /// `parameters_count` if the record has it, else `parameters`.
-fn parameters_field(fields: &Map<String, Value>) -> Option<&Value> {
-    if fields.contains_key("parameters_count") {
-        fields.get("parameters_count")
+fn parameters_field(fields: &Fields) -> Option<Val> {
+    if fields.parameters_count.is_some() {
+        fields.parameters_count
     } else {
-        fields.get("parameters")
+        fields.parameters
     }
 }
 
@@ -361,18 +358,27 @@ fn bucket_of(params: i128) -> Option<usize> {
     PARAMETER_BUCKETS.iter().position(|&(min, max, _)| params >= min && max.is_none_or(|max| params < max))
 }
 
+/// Python's `str(value)` of a record's field value.
+fn py_str<'a>(record: RawRecord<'a>, value: Val) -> Cow<'a, str> {
+    match value {
+        Val::Str(s) => Cow::Borrowed(record.str(s)),
+        Val::Array(c) | Val::Object(c) => Cow::Borrowed(record.str(c.repr)),
+        scalar => Cow::Owned(pyjson::py_str(&scalar.scalar()).into_owned()),
+    }
+}
+
 /// Everything the statistics accumulate in their one pass over the models.
 #[derive(Debug, Default)]
-struct Tally {
+struct Tally<'a> {
     nsfw: usize,
-    baselines: Counter,
+    baselines: Counter<'a>,
     models_with_downloads: usize,
     download_entries: usize,
     total_size_bytes: u128,
     models_with_size: usize,
-    hosts: Counter,
-    tags: Counter,
-    styles: Counter,
+    hosts: Counter<'a>,
+    tags: Counter<'a>,
+    styles: Counter<'a>,
     bucket_counts: [usize; PARAMETER_BUCKETS.len()],
     models_with_params: usize,
     models_without_params: usize,
@@ -382,27 +388,26 @@ struct Tally {
     showcases: usize,
 }
 
-impl Tally {
-    fn add(&mut self, category: Category, model: &StatsModel<'_>) {
-        let f = model.fields;
-        if f.get("nsfw").is_some_and(truthy) {
+impl<'a> Tally<'a> {
+    fn add(&mut self, category: Category, model: &StatsModel<'a>) {
+        let r = model.record;
+        let f = r.fields();
+        if f.nsfw.is_some_and(Val::truthy) {
             self.nsfw += 1;
         }
-        if let Some(baseline) = f.get("baseline").filter(|v| truthy(v)) {
-            count(&mut self.baselines, py_str(baseline));
+        if let Some(baseline) = f.baseline.filter(|v| v.truthy()) {
+            count(&mut self.baselines, py_str(r, baseline));
         }
         self.add_downloads(model);
-        if let Some(size) = positive_int(f.get("size_on_disk_bytes")) {
+        if let Some(size) = positive_int(f.size_on_disk_bytes) {
             self.models_with_size += 1;
             self.total_size_bytes = self.total_size_bytes.saturating_add(size as u128);
         }
-        if let Some(Value::Array(tags)) = f.get("tags") {
-            for tag in tags.iter().filter(|t| truthy(t)) {
-                count(&mut self.tags, py_str(tag));
-            }
+        for tag in r.tags() {
+            count(&mut self.tags, Cow::Borrowed(tag));
         }
-        if let Some(style) = f.get("style").filter(|v| truthy(v)) {
-            count(&mut self.styles, py_str(style));
+        if let Some(style) = f.style.filter(|v| v.truthy()) {
+            count(&mut self.styles, py_str(r, style));
         }
         match category {
             Category::TextGeneration => match positive_int(parameters_field(f)) {
@@ -415,23 +420,15 @@ impl Tally {
                 None => self.models_without_params += 1,
             },
             Category::ImageGeneration => {
-                if matches!(f.get("trigger"), Some(Value::Array(t)) if !t.is_empty()) {
-                    self.triggers += 1;
-                }
-                if f.get("inpainting").is_some_and(truthy) {
-                    self.inpainting += 1;
-                }
-                if matches!(f.get("requirements"), Some(Value::Object(r)) if !r.is_empty()) {
-                    self.requirements += 1;
-                }
+                self.triggers += usize::from(f.trigger);
+                self.inpainting += usize::from(f.inpainting);
+                self.requirements += usize::from(f.requirements);
             }
         }
-        if matches!(f.get("showcases"), Some(Value::Array(s)) if !s.is_empty()) {
-            self.showcases += 1;
-        }
+        self.showcases += usize::from(f.showcases);
     }
 
-    fn add_downloads(&mut self, model: &StatsModel<'_>) {
+    fn add_downloads(&mut self, model: &StatsModel<'a>) {
         let Downloads::List(list) = &model.downloads else {
             return;
         };
@@ -441,20 +438,26 @@ impl Tally {
         }
         self.models_with_downloads += 1;
         self.download_entries += entries;
-        for download in list.objects() {
-            match download.get("file_url") {
-                Some(Value::String(url)) if !url.is_empty() => match crate::pyurl::urlsplit(url).map(|parts| parts.netloc) {
-                    Ok(host) if !host.is_empty() => count(&mut self.hosts, Cow::Owned(host)),
-                    Ok(_) => {}
-                    Err(e) => log::warn!(
-                        "statistics: model {:?}: download URL {url:?} is not a valid URL ({e}); its host is not counted",
-                        model.name
-                    ),
+        let r = model.record;
+        for file_url in list.urls() {
+            match file_url {
+                FileUrl::Str { url, netloc } if !url.is_empty() => match netloc {
+                    Some(host) if !host.is_empty() => count(&mut self.hosts, Cow::Borrowed(r.str(host))),
+                    Some(_) => {}
+                    None => {
+                        let url = r.str(url);
+                        let error =
+                            crate::pyurl::urlsplit(url).err().map(|e| e.to_string()).unwrap_or_default();
+                        log::warn!(
+                            "statistics: model {:?}: download URL {url:?} is not a valid URL ({error}); its host is not counted",
+                            r.name
+                        )
+                    }
                 },
-                Some(url) if truthy(url) => log::warn!(
+                FileUrl::Other { ty, truthy: true } => log::warn!(
                     "statistics: model {:?}: download file_url is {}, not a string; its host is not counted",
-                    model.name,
-                    crate::records::json_type_name(url)
+                    r.name,
+                    ty.name()
                 ),
                 _ => {}
             }
@@ -462,12 +465,16 @@ impl Tally {
     }
 }
 
-fn calculate(category: Category, models: &[StatsModel<'_>], computed_at: i64) -> CategoryStatistics {
+fn calculate<'a>(
+    category: Category,
+    models: impl ExactSizeIterator<Item = StatsModel<'a>>,
+    computed_at: i64,
+) -> CategoryStatistics {
+    let total = models.len();
     let mut tally = Tally::default();
     for model in models {
-        tally.add(category, model);
+        tally.add(category, &model);
     }
-    let total = models.len();
 
     let mut baseline_distribution = IndexMap::new();
     let mut top_tags = Vec::new();
@@ -475,6 +482,7 @@ fn calculate(category: Category, models: &[StatsModel<'_>], computed_at: i64) ->
     let mut parameter_buckets = Vec::new();
     if total > 0 {
         for (baseline, n) in by_count_desc(tally.baselines) {
+            let baseline = baseline.into_owned();
             let stats =
                 BaselineStats { baseline: baseline.clone(), count: n, percentage: percentage(n, total) };
             baseline_distribution.insert(baseline, stats);
@@ -515,7 +523,7 @@ fn calculate(category: Category, models: &[StatsModel<'_>], computed_at: i64) ->
             total_size_bytes: tally.total_size_bytes,
             models_with_size_info: tally.models_with_size,
             average_size_bytes,
-            hosts: by_count_desc(tally.hosts).into_iter().collect(),
+            hosts: by_count_desc(tally.hosts).into_iter().map(|(h, n)| (h.into_owned(), n)).collect(),
         },
         top_tags,
         top_styles,
@@ -530,185 +538,41 @@ fn calculate(category: Category, models: &[StatsModel<'_>], computed_at: i64) ->
 }
 
 /// The 20 most frequent tags (or styles) with their share of `total`.
-fn top_list(counter: Counter, total: usize) -> Vec<TagStats> {
+fn top_list(counter: Counter<'_>, total: usize) -> Vec<TagStats> {
     by_count_desc(counter)
         .into_iter()
         .take(TOP_LIMIT)
-        .map(|(tag, n)| TagStats { tag, count: n, percentage: percentage(n, total) })
+        .map(|(tag, n)| TagStats { tag: tag.into_owned(), count: n, percentage: percentage(n, total) })
         .collect()
-}
-
-// ---------------------------------------------------------------------------
-// Python value semantics.
-// ---------------------------------------------------------------------------
-
-/// Python truthiness of a JSON value.
-fn truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
-}
-
-/// Python's `str(value)` of a JSON-decoded value.
-fn py_str(value: &Value) -> Cow<'_, str> {
-    match value {
-        Value::String(s) => Cow::Borrowed(s),
-        other => {
-            let mut out = String::new();
-            py_repr(other, &mut out);
-            Cow::Owned(out)
-        }
-    }
-}
-
-/// Python's `repr(value)` of a JSON-decoded value.
-fn py_repr(value: &Value, out: &mut String) {
-    match value {
-        Value::Null => out.push_str("None"),
-        Value::Bool(true) => out.push_str("True"),
-        Value::Bool(false) => out.push_str("False"),
-        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => out.push_str(&i.to_string()),
-            (None, Some(u)) => out.push_str(&u.to_string()),
-            _ => out.push_str(&py_float_repr(n.as_f64().unwrap_or(f64::NAN))),
-        },
-        Value::String(s) => py_str_repr(s, out),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                py_repr(item, out);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            out.push('{');
-            for (i, (k, v)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                py_str_repr(k, out);
-                out.push_str(": ");
-                py_repr(v, out);
-            }
-            out.push('}');
-        }
-    }
-}
-
-/// Python's `repr(float)`: the shortest round-tripping digits, positional
-/// when the decimal exponent is in [-4, 16), scientific otherwise.
-fn py_float_repr(x: f64) -> String {
-    if x.is_nan() {
-        return "nan".into();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "inf" } else { "-inf" }.into();
-    }
-    // `{:e}` gives the shortest round-trip digits: "-1.2345e-5".
-    let sci = format!("{x:e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => ("-", m),
-        None => ("", mantissa),
-    };
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    // Python's `decpt`: the value is 0.DIGITS × 10^decpt.
-    let decpt = exp + 1;
-    let mut out = String::from(sign);
-    if (-3..=16).contains(&decpt) {
-        if decpt <= 0 {
-            out.push_str("0.");
-            out.extend(std::iter::repeat_n('0', decpt.unsigned_abs() as usize));
-            out.push_str(&digits);
-        } else {
-            let point = decpt as usize;
-            if digits.len() <= point {
-                out.push_str(&digits);
-                out.extend(std::iter::repeat_n('0', point - digits.len()));
-                out.push_str(".0");
-            } else {
-                out.push_str(&digits[..point]);
-                out.push('.');
-                out.push_str(&digits[point..]);
-            }
-        }
-    } else {
-        out.push_str(&digits[..1]);
-        if digits.len() > 1 {
-            out.push('.');
-            out.push_str(&digits[1..]);
-        }
-        let e = decpt - 1;
-        out.push_str(&format!("e{}{:02}", if e < 0 { '-' } else { '+' }, e.unsigned_abs()));
-    }
-    out
-}
-
-/// Python's `repr(str)`: single quotes unless the text has a single quote and
-/// no double quote; backslash escapes for the quote, backslash, \t \n \r and
-/// non-printable characters. (`str.isprintable` is approximated outside ASCII
-/// by the common non-printable ranges: controls, format characters, separators,
-/// private use.)
-fn py_str_repr(s: &str, out: &mut String) {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if !py_printable(c) => {
-                let cp = c as u32;
-                if cp <= 0xff {
-                    out.push_str(&format!("\\x{cp:02x}"));
-                } else if cp <= 0xffff {
-                    out.push_str(&format!("\\u{cp:04x}"));
-                } else {
-                    out.push_str(&format!("\\U{cp:08x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-}
-
-/// An approximation of Python's `str.isprintable` for one character.
-fn py_printable(c: char) -> bool {
-    let cp = c as u32;
-    !matches!(cp,
-        0x00..=0x1f | 0x7f..=0xa0 | 0xad | 0x600..=0x605 | 0x61c | 0x6dd | 0x70f
-        | 0x1680 | 0x180e | 0x2000..=0x200f | 0x2028..=0x202f | 0x205f..=0x206f
-        | 0x3000 | 0xd800..=0xf8ff | 0xfeff | 0xfff9..=0xfffb | 0xfffe..=0xffff
-        | 0xe0001 | 0xe0020..=0xe007f | 0xf0000..=0x10ffff)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn reference(value: Value) -> ParsedReference {
         crate::records::parse_reference(value.to_string().as_bytes()).unwrap()
     }
 
+    /// The fields of the record `{"m": fields}`.
+    fn fields_of(fields: Value) -> Fields {
+        reference(json!({ "m": fields })).records().next().unwrap().fields().clone()
+    }
+
+    /// A JSON value as a record field holds it (its text, if any, is not kept).
+    fn val(value: &Value) -> Val {
+        fields_of(json!({ "baseline": value })).baseline.unwrap()
+    }
+
+    /// Python truthiness of a JSON value.
+    fn truthy(value: &Value) -> bool {
+        val(value).truthy()
+    }
+
     fn stats_of(category: Category, value: Value) -> CategoryStatistics {
         let parsed = reference(value);
-        calculate(category, &stats_models(category, &parsed, false), 7)
+        calculate(category, parsed.records().map(StatsModel::of), 7)
     }
 
     #[test]
@@ -724,53 +588,26 @@ mod tests {
     }
 
     #[test]
-    fn python_str_of_json_values() {
-        // Each checked against CPython 3.12's str().
-        let cases = [
-            (json!("plain"), "plain"),
-            (json!(3), "3"),
-            (json!(-2), "-2"),
-            (json!(true), "True"),
-            (json!(1.0), "1.0"),
-            (json!(1.5), "1.5"),
-            (json!(1e16), "1e+16"),
-            (json!(1e-5), "1e-05"),
-            (json!(0.0001), "0.0001"),
-            (json!(123456789.0), "123456789.0"),
-            (json!(1234567890123456.0), "1234567890123456.0"),
-            (json!(1.5e300), "1.5e+300"),
-            (json!(-0.0), "-0.0"),
-            (json!(0.1), "0.1"),
-            (json!(["x", "it's", null]), r#"['x', "it's", None]"#),
-            (json!({"k": "v'q\"", "n": 1}), r#"{'k': 'v\'q"', 'n': 1}"#),
-            (
-                json!(["tab\there", "back\\slash", "é🎉", "\u{1}"]),
-                r"['tab\there', 'back\\slash', 'é🎉', '\x01']",
-            ),
-        ];
-        for (value, expected) in cases {
-            assert_eq!(py_str(&value), expected, "str({value})");
-        }
-    }
-
-    #[test]
     fn sizes_and_parameters_as_python_reads_them() {
-        assert_eq!(positive_int(Some(&json!(5214865159u64))), Some(5214865159));
-        assert_eq!(positive_int(Some(&json!(2.9))), Some(2));
-        assert_eq!(positive_int(Some(&json!(0.5))), Some(0));
-        assert_eq!(positive_int(Some(&json!(true))), Some(1));
+        assert_eq!(positive_int(Some(val(&json!(5214865159u64)))), Some(5214865159));
+        assert_eq!(positive_int(Some(val(&json!(2.9)))), Some(2));
+        assert_eq!(positive_int(Some(val(&json!(0.5)))), Some(0));
+        assert_eq!(positive_int(Some(val(&json!(true)))), Some(1));
         for odd in [json!("123"), json!(0), json!(-7), json!(-0.5), json!(null), json!(false), json!([1])] {
-            assert_eq!(positive_int(Some(&odd)), None, "{odd}");
+            assert_eq!(positive_int(Some(val(&odd))), None, "{odd}");
         }
         assert_eq!(positive_int(None), None);
 
-        let m = |v: Value| v.as_object().unwrap().clone();
-        assert_eq!(parameters_field(&m(json!({"parameters": 7}))), Some(&json!(7)));
+        let m = fields_of;
+        assert_eq!(parameters_field(&m(json!({"parameters": 7}))), Some(val(&json!(7))));
         assert_eq!(
             parameters_field(&m(json!({"parameters": 7, "parameters_count": null}))),
-            Some(&json!(null))
+            Some(val(&json!(null)))
         );
-        assert_eq!(parameters_field(&m(json!({"parameters": null, "parameters_count": 9}))), Some(&json!(9)));
+        assert_eq!(
+            parameters_field(&m(json!({"parameters": null, "parameters_count": 9}))),
+            Some(val(&json!(9)))
+        );
         assert_eq!(parameters_field(&m(json!({}))), None);
     }
 
@@ -886,26 +723,35 @@ mod tests {
     fn download_list_extends_like_python() {
         let items = json!([{"file_url": "https://a/"}, "s"]);
         let (text, object, null) = (json!("héllo"), json!({"k": 1, "j": 2}), json!(null));
-        let mut list = DownloadList::default();
-        assert!(list.extend(&items));
-        assert!(list.extend(&text));
-        assert!(list.extend(&object));
-        assert!(!list.extend(&null));
         let number = json!(3);
-        assert!(!list.extend(&number));
+        let parsed = reference(json!({
+            "items": {"config": {"download": items}}, "text": {"config": {"download": text}},
+            "object": {"config": {"download": object}}, "null": {"config": {"download": (null)}},
+            "number": {"config": {"download": number}},
+        }));
+        fn extend<'a>(parsed: &'a ParsedReference, list: &mut DownloadList<'a>, name: &str) -> bool {
+            let record = parsed.records().find(|r| r.name == name).unwrap();
+            let Config::Object(download) = record.fields().config else { panic!("{name}") };
+            list.extend(record, download)
+        }
+        let mut list = DownloadList::default();
+        assert!(extend(&parsed, &mut list, "items"));
+        assert!(extend(&parsed, &mut list, "text"));
+        assert!(extend(&parsed, &mut list, "object"));
+        assert!(!extend(&parsed, &mut list, "null"));
+        assert!(!extend(&parsed, &mut list, "number"));
         assert_eq!(list.len(), 2 + 5 + 2);
-        assert_eq!(list.objects().count(), 1);
+        assert_eq!(list.urls().count(), 1);
     }
 
     /// Text folding, including the inputs on which the reference's fold
     /// raises (those members' downloads are left out): the group's download
     /// entries after folding `later` into `first`, or what its field is.
     fn fold(first: Value, later: Value) -> Result<usize, &'static str> {
-        let record =
-            |name: &str, v: Value| RawRecord { name: name.into(), fields: v.as_object().unwrap().clone() };
-        let (first, later) = (record("first", first), record("later", later));
-        let mut group = StatsModel::of(&first);
-        fold_downloads(&mut group, &later);
+        let parsed = reference(json!({"first": first, "later": later}));
+        let (first, later) = (parsed.records().next().unwrap(), parsed.records().nth(1).unwrap());
+        let mut group = StatsModel::of(first);
+        fold_downloads(&mut group, later);
         match group.downloads {
             Downloads::List(list) => Ok(list.len()),
             Downloads::Missing => Err("missing"),
