@@ -5,22 +5,33 @@
 //! floats), numbers may come as strings (pydantic's lax coercion applies), and
 //! an entry that is not an object or has no name is skipped with a warning.
 //!
-//! The index answers the reference's lookups (`IndexedHordeModelStatus`,
-//! `IndexedHordeModelStats`) in O(1) per model:
+//! Parsing is shaped for speed (issue 4): the documents are read by typed
+//! visitors straight into the result, never into a `serde_json::Value` tree
+//! (whose maps cost a dozen allocations per entry). Only the field values are
+//! read as `Value`s, which for numbers, booleans and null allocate nothing, so
+//! that the lax coercions (`records::lax_*`) and the errors are exactly those
+//! of a `Value` parse: an out-of-range number fails the document wherever it
+//! is, an unknown field is parsed (as a `Value`) and dropped, and of two equal
+//! keys the later value wins. The stats names are interned into one buffer
+//! ([`interner`]) as they are read: each distinct name is stored once however
+//! many periods list it.
 //!
-//! * status: by lower-cased name (a later duplicate wins); aggregated over a
-//!   model's name variants by the largest `count` (first wins on ties);
-//! * stats: by lower-cased name; aggregated over the name variants plus every
-//!   stats name with the same base model name (of its last `/` segment), or,
-//!   with backend variations, over the names equal up to a quantisation suffix,
-//!   split per backend. Group sums are precomputed when the index is built, so
-//!   no lookup scans the Horde names.
+//! The index ([`HordeIndex`], in [`index`]) answers the reference's lookups
+//! (`IndexedHordeModelStatus`, `IndexedHordeModelStats`) in O(1) per model.
 
-use crate::names;
+mod index;
+mod interner;
+
+pub use index::{BaseNames, HordeIndex, LookupScratch, Variations};
+
 use crate::records::{json_type_name, lax_float, lax_int, lax_wide_int};
-use foldhash::{HashMap, HashMapExt};
-use indexmap::IndexMap;
+use interner::Interner;
+use serde::de::{
+    self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use serde_json::Value;
+use std::borrow::Cow;
+use std::fmt;
 
 /// One entry of `GET /v2/status/models`, in the reference's field order.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,21 +44,94 @@ pub struct HordeModelStatus {
     pub jobs: Option<f64>,
     /// Estimated seconds to completion.
     pub eta: Option<i64>,
-    /// `"image"` or `"text"` (JSON field `type`).
-    pub model_type: Option<String>,
+    /// JSON field `type`; `None` when missing or not a string.
+    pub model_type: Option<HordeModelType>,
     /// The model name as the Horde reports it.
     pub name: String,
     /// Workers serving the model; 0 when missing or not an integer.
     pub count: i64,
 }
 
+/// A status entry's `type` (an enum, so the common values allocate nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HordeModelType {
+    Image,
+    Text,
+    /// Any other string, as given.
+    Other(String),
+}
+
+impl HordeModelType {
+    fn from_str(s: Cow<'_, str>) -> Self {
+        match &*s {
+            "image" => HordeModelType::Image,
+            "text" => HordeModelType::Text,
+            _ => HordeModelType::Other(s.into_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            HordeModelType::Image => "image",
+            HordeModelType::Text => "text",
+            HordeModelType::Other(s) => s,
+        }
+    }
+}
+
 /// `GET /v2/stats/{img,text}/models`: usage per period, name → count, in
 /// response order.
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// Each period holds what a `{name: count}` dict of it would (of two equal
+/// names the later count, at the earlier one's position), without the counts
+/// that are not integers. The names are interned: each distinct name is
+/// stored once, and a period refers to it by id.
+#[derive(Debug, Clone, Default)]
 pub struct HordeModelStats {
-    pub day: IndexMap<String, UsageCount>,
-    pub month: IndexMap<String, UsageCount>,
-    pub total: IndexMap<String, UsageCount>,
+    names: Interner,
+    periods: [Vec<(u32, UsageCount)>; 3],
+}
+
+/// One of the stats' periods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Day = 0,
+    Month = 1,
+    Total = 2,
+}
+
+impl Period {
+    pub const ALL: [Period; 3] = [Period::Day, Period::Month, Period::Total];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Period::Day => "day",
+            Period::Month => "month",
+            Period::Total => "total",
+        }
+    }
+}
+
+impl HordeModelStats {
+    /// The `(name, count)` pairs of `period`, in response order.
+    pub fn period(&self, period: Period) -> impl Iterator<Item = (&str, UsageCount)> + '_ {
+        self.periods[period as usize].iter().map(|&(id, count)| (self.names.get_str(id), count))
+    }
+
+    /// How many distinct names (in any period).
+    pub fn name_count(&self) -> usize {
+        self.names.len()
+    }
+
+    /// The interned name `id` (see [`HordeModelStats::period_ids`]).
+    pub(crate) fn name(&self, id: u32) -> &str {
+        self.names.get_str(id)
+    }
+
+    /// The `(name id, count)` pairs of `period`, in response order.
+    pub(crate) fn period_ids(&self, period: Period) -> &[(u32, UsageCount)] {
+        &self.periods[period as usize]
+    }
 }
 
 /// A usage count or a sum of them. The reference's are Python integers
@@ -66,37 +150,270 @@ pub enum HordeError {
 
 /// Parse a `/v2/status/models` response (a JSON array).
 pub fn parse_status(bytes: &[u8]) -> Result<Vec<HordeModelStatus>, HordeError> {
-    let value: Value = crate::pyjson::from_slice(bytes)?;
-    let Value::Array(items) = value else {
-        return Err(HordeError::Shape(format!(
-            "status: expected a list of models, found {}",
-            json_type_name(&value)
-        )));
-    };
-    let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        if let Some(status) = status_entry(i, item) {
-            out.push(status);
+    match crate::pyjson::from_slice::<Found<StatusList>>(bytes)? {
+        Found::Expected(StatusList(list)) => Ok(list),
+        Found::Other(found) => {
+            Err(HordeError::Shape(format!("status: expected a list of models, found {found}")))
         }
     }
-    Ok(out)
+}
+
+/// Parse a `/v2/stats/.../models` response (`{day, month, total}`).
+pub fn parse_stats(bytes: &[u8]) -> Result<HordeModelStats, HordeError> {
+    match crate::pyjson::from_slice_exact_ints::<Found<StatsDocument>>(bytes)? {
+        Found::Expected(StatsDocument(stats)) => Ok(stats),
+        Found::Other(found) => {
+            Err(HordeError::Shape(format!("stats: expected an object of day/month/total, found {found}")))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The typed readers.
+
+/// A JSON value that is the expected kind (read as `T`), or another kind,
+/// named as in the warnings (`json_type_name`). Another kind is read as a
+/// `Value` would be and dropped, so it fails the parse exactly when a
+/// `Value` parse would.
+enum Found<T> {
+    Expected(T),
+    Other(&'static str),
+}
+
+/// The visit methods for the kinds other than the expected one (`$skip` is
+/// the container kind that is not expected: `seq` or `map`).
+macro_rules! other_kinds {
+    (seq) => {
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<Value>()?.is_some() {}
+            Ok(Found::Other("an array"))
+        }
+        other_kinds!(scalars);
+    };
+    (map) => {
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, Value>()?.is_some() {}
+            Ok(Found::Other("an object"))
+        }
+        other_kinds!(scalars);
+    };
+    (scalars) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(Found::Other("a boolean"))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(Found::Other("a number"))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(Found::Other("a number"))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(Found::Other("a number"))
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(Found::Other("a string"))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Found::Other("null"))
+        }
+    };
+}
+
+/// The status list's entries, the unusable ones skipped (with a warning).
+struct StatusList(Vec<HordeModelStatus>);
+
+impl<'de> Deserialize<'de> for Found<StatusList> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ListVisitor;
+        impl<'de> Visitor<'de> for ListVisitor {
+            type Value = Found<StatusList>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of models")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                let mut index = 0;
+                while let Some(entry) = seq.next_element::<Found<RawStatus<'de>>>()? {
+                    if let Some(status) = status_entry(index, entry) {
+                        list.push(status);
+                    }
+                    index += 1;
+                }
+                Ok(Found::Expected(StatusList(list)))
+            }
+            other_kinds!(map);
+        }
+        deserializer.deserialize_any(ListVisitor)
+    }
+}
+
+/// A field value as read: a string borrowed from the input when it has no
+/// escapes; anything else as the `Value` it is (numbers, booleans and null
+/// allocate nothing).
+enum Field<'de> {
+    Str(Cow<'de, str>),
+    Other(Value),
+}
+
+impl Field<'_> {
+    fn into_value(self) -> Value {
+        match self {
+            Field::Str(s) => Value::String(s.into_owned()),
+            Field::Other(v) => v,
+        }
+    }
+
+    /// As a `Value` for the lax readers: strings (rare in a numeric field)
+    /// are copied.
+    fn to_value(&self) -> Cow<'_, Value> {
+        match self {
+            Field::Str(s) => Cow::Owned(Value::String(s.to_string())),
+            Field::Other(v) => Cow::Borrowed(v),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Field<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldVisitor;
+        impl<'de> Visitor<'de> for FieldVisitor {
+            type Value = Field<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(Field::Str(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Field::Str(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+                Ok(Field::Str(Cow::Owned(s)))
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<Self::Value, E> {
+                Ok(Field::Other(Value::Bool(b)))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+                Ok(Field::Other(Value::from(n)))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+                Ok(Field::Other(Value::from(n)))
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Self::Value, E> {
+                Ok(Field::Other(Value::from(n)))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Field::Other(Value::Null))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Value::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(Field::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                Value::deserialize(de::value::MapAccessDeserializer::new(map)).map(Field::Other)
+            }
+        }
+        deserializer.deserialize_any(FieldVisitor)
+    }
+}
+
+/// A status entry's fields, as read (a later duplicate key wins).
+#[derive(Default)]
+struct RawStatus<'de> {
+    performance: Option<Field<'de>>,
+    queued: Option<Field<'de>>,
+    jobs: Option<Field<'de>>,
+    eta: Option<Field<'de>>,
+    model_type: Option<Field<'de>>,
+    name: Option<Field<'de>>,
+    count: Option<Field<'de>>,
+}
+
+/// The status fields the analytics read; any other key is `Unknown`.
+enum StatusKey {
+    Performance,
+    Queued,
+    Jobs,
+    Eta,
+    Type,
+    Name,
+    Count,
+    Unknown,
+}
+
+impl<'de> Deserialize<'de> for StatusKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = StatusKey;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
+                Ok(match key {
+                    "performance" => StatusKey::Performance,
+                    "queued" => StatusKey::Queued,
+                    "jobs" => StatusKey::Jobs,
+                    "eta" => StatusKey::Eta,
+                    "type" => StatusKey::Type,
+                    "name" => StatusKey::Name,
+                    "count" => StatusKey::Count,
+                    _ => StatusKey::Unknown,
+                })
+            }
+        }
+        deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Found<RawStatus<'de>> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EntryVisitor;
+        impl<'de> Visitor<'de> for EntryVisitor {
+            type Value = Found<RawStatus<'de>>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a model status")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut raw = RawStatus::default();
+                while let Some(key) = map.next_key::<StatusKey>()? {
+                    let slot = match key {
+                        StatusKey::Performance => &mut raw.performance,
+                        StatusKey::Queued => &mut raw.queued,
+                        StatusKey::Jobs => &mut raw.jobs,
+                        StatusKey::Eta => &mut raw.eta,
+                        StatusKey::Type => &mut raw.model_type,
+                        StatusKey::Name => &mut raw.name,
+                        StatusKey::Count => &mut raw.count,
+                        StatusKey::Unknown => {
+                            map.next_value::<Value>()?;
+                            continue;
+                        }
+                    };
+                    *slot = Some(map.next_value()?);
+                }
+                Ok(Found::Expected(raw))
+            }
+            other_kinds!(seq);
+        }
+        deserializer.deserialize_any(EntryVisitor)
+    }
 }
 
 /// One status entry, or `None` (with a warning) when it is unusable.
-fn status_entry(index: usize, item: &Value) -> Option<HordeModelStatus> {
-    let Value::Object(fields) = item else {
-        log::warn!(
-            "Horde status: skipping entry #{index}: expected an object, found {}",
-            json_type_name(item)
-        );
-        return None;
+fn status_entry(index: usize, entry: Found<RawStatus<'_>>) -> Option<HordeModelStatus> {
+    let raw = match entry {
+        Found::Expected(raw) => raw,
+        Found::Other(found) => {
+            log::warn!("Horde status: skipping entry #{index}: expected an object, found {found}");
+            return None;
+        }
     };
-    let name = match fields.get("name") {
-        Some(Value::String(name)) => name.clone(),
-        Some(other) => {
+    let name = match raw.name {
+        Some(Field::Str(name)) => name.into_owned(),
+        Some(Field::Other(other)) => {
             log::warn!(
                 "Horde status: skipping entry #{index}: `name` should be a string, found {}",
-                json_type_name(other)
+                json_type_name(&other)
             );
             return None;
         }
@@ -105,20 +422,21 @@ fn status_entry(index: usize, item: &Value) -> Option<HordeModelStatus> {
             return None;
         }
     };
-    let field = |key: &str, parse: fn(&Value) -> Option<f64>| -> Option<f64> {
-        let value = fields.get(key)?;
-        let parsed = parse(value);
+    let float_field = |key: &str, field: Option<Field<'_>>| -> Option<f64> {
+        let value = field?.into_value();
+        let parsed = lax_float(&value);
         if parsed.is_none() {
             log::warn!(
                 "Horde status: model {name:?}: `{key}` should be a number, found {}; treated as absent",
-                json_type_name(value)
+                json_type_name(&value)
             );
         }
         parsed
     };
-    let int_field = |key: &str| -> Option<i64> {
-        let value = fields.get(key)?;
-        let parsed = lax_int(value);
+    let int_field = |key: &str, field: Option<Field<'_>>| -> Option<i64> {
+        let field = field?;
+        let value = field.to_value();
+        let parsed = lax_int(&value);
         if parsed.is_none() {
             log::warn!(
                 "Horde status: model {name:?}: `{key}` should be an integer, found {value}; treated as absent"
@@ -126,61 +444,183 @@ fn status_entry(index: usize, item: &Value) -> Option<HordeModelStatus> {
         }
         parsed
     };
-    let model_type = match fields.get("type") {
-        Some(Value::String(t)) => Some(t.clone()),
+    let model_type = match raw.model_type {
+        Some(Field::Str(t)) => Some(HordeModelType::from_str(t)),
         _ => None,
     };
     Some(HordeModelStatus {
-        performance: field("performance", lax_float),
-        queued: field("queued", lax_float),
-        jobs: field("jobs", lax_float),
-        eta: int_field("eta"),
+        performance: float_field("performance", raw.performance),
+        queued: float_field("queued", raw.queued),
+        jobs: float_field("jobs", raw.jobs),
+        eta: int_field("eta", raw.eta),
         model_type,
-        count: int_field("count").unwrap_or(0),
+        count: int_field("count", raw.count).unwrap_or(0),
         name,
     })
 }
 
-/// Parse a `/v2/stats/.../models` response (`{day, month, total}`).
-pub fn parse_stats(bytes: &[u8]) -> Result<HordeModelStats, HordeError> {
-    let value: Value = crate::pyjson::from_slice_exact_ints(bytes)?;
-    let Value::Object(periods) = value else {
-        return Err(HordeError::Shape(format!(
-            "stats: expected an object of day/month/total, found {}",
-            json_type_name(&value)
-        )));
-    };
-    Ok(HordeModelStats {
-        day: stats_period(&periods, "day"),
-        month: stats_period(&periods, "month"),
-        total: stats_period(&periods, "total"),
-    })
+/// The stats document, its periods read and their names interned.
+struct StatsDocument(HordeModelStats);
+
+/// One period as read: `(name id, count)` in dict order, or the message for
+/// a count that is not an integer (its value as JSON).
+type RawPeriod = Vec<(u32, Result<UsageCount, String>)>;
+
+/// The stats keys the analytics read.
+enum StatsKey {
+    Period(Period),
+    Unknown,
 }
 
-fn stats_period(periods: &serde_json::Map<String, Value>, period: &str) -> IndexMap<String, UsageCount> {
-    let counts = match periods.get(period) {
-        None => return IndexMap::new(),
-        Some(Value::Object(counts)) => counts,
-        Some(other) => {
+impl<'de> Deserialize<'de> for StatsKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = StatsKey;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a period name")
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
+                Ok(match key {
+                    "day" => StatsKey::Period(Period::Day),
+                    "month" => StatsKey::Period(Period::Month),
+                    "total" => StatsKey::Period(Period::Total),
+                    _ => StatsKey::Unknown,
+                })
+            }
+        }
+        deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Found<StatsDocument> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DocumentVisitor;
+        impl<'de> Visitor<'de> for DocumentVisitor {
+            type Value = Found<StatsDocument>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of day/month/total")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut names = Interner::default();
+                // Per name id: its entry in the period being read (dict semantics).
+                let mut slots = Vec::new();
+                let mut read: [Option<Found<RawPeriod>>; 3] = [None, None, None];
+                while let Some(key) = map.next_key::<StatsKey>()? {
+                    match key {
+                        StatsKey::Period(period) => {
+                            let seed = PeriodSeed { names: &mut names, slots: &mut slots };
+                            read[period as usize] = Some(map.next_value_seed(seed)?);
+                        }
+                        StatsKey::Unknown => {
+                            map.next_value::<Value>()?;
+                        }
+                    }
+                }
+                let mut stats = HordeModelStats { names, periods: Default::default() };
+                for (period, raw) in Period::ALL.into_iter().zip(read) {
+                    stats.periods[period as usize] = finish_period(period, raw, &stats.names);
+                }
+                Ok(Found::Expected(StatsDocument(stats)))
+            }
+            other_kinds!(seq);
+        }
+        deserializer.deserialize_any(DocumentVisitor)
+    }
+}
+
+/// A period's counts without those that are not integers (each skipped with
+/// a warning); empty when the period is missing or not an object.
+fn finish_period(period: Period, raw: Option<Found<RawPeriod>>, names: &Interner) -> Vec<(u32, UsageCount)> {
+    let entries = match raw {
+        None => return Vec::new(),
+        Some(Found::Expected(entries)) => entries,
+        Some(Found::Other(found)) => {
             log::warn!(
-                "Horde stats: `{period}` should be an object, found {}; treated as empty",
-                json_type_name(other)
+                "Horde stats: `{}` should be an object, found {found}; treated as empty",
+                period.as_str()
             );
-            return IndexMap::new();
+            return Vec::new();
         }
     };
-    let mut out = IndexMap::with_capacity(counts.len());
-    for (name, count) in counts {
-        match lax_wide_int(count) {
-            Some(n) => {
-                out.insert(name.clone(), n);
-            }
-            None => {
-                log::warn!("Horde stats: `{period}` of {name:?} should be an integer, found {count}; skipped")
-            }
+    let mut counts = Vec::with_capacity(entries.len());
+    for (id, count) in entries {
+        match count {
+            Ok(n) => counts.push((id, n)),
+            Err(found) => log::warn!(
+                "Horde stats: `{}` of {:?} should be an integer, found {found}; skipped",
+                period.as_str(),
+                names.get_str(id)
+            ),
         }
     }
-    out
+    counts
+}
+
+/// Reads one period, interning its names.
+struct PeriodSeed<'s> {
+    names: &'s mut Interner,
+    /// Per name id: `u32::MAX`, or the index of its entry in this period.
+    slots: &'s mut Vec<u32>,
+}
+
+impl<'de> DeserializeSeed<'de> for PeriodSeed<'_> {
+    type Value = Found<RawPeriod>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PeriodSeed<'_> {
+    type Value = Found<RawPeriod>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object of name: count")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        const ABSENT: u32 = u32::MAX;
+        let slots = self.slots;
+        slots.clear();
+        slots.resize(self.names.len(), ABSENT);
+        let mut entries: RawPeriod = Vec::new();
+        while let Some(id) = map.next_key_seed(NameSeed(self.names))? {
+            let value: Value = map.next_value()?;
+            let count = lax_wide_int(&value).ok_or_else(|| value.to_string());
+            let id_index = id as usize;
+            if id_index >= slots.len() {
+                slots.resize(id_index + 1, ABSENT);
+            }
+            match slots[id_index] {
+                ABSENT => {
+                    slots[id_index] = entries.len() as u32;
+                    entries.push((id, count));
+                }
+                // A repeated name: the later count, at the earlier position.
+                slot => entries[slot as usize].1 = count,
+            }
+        }
+        Ok(Found::Expected(entries))
+    }
+    other_kinds!(seq);
+}
+
+/// Reads a key of a period, interning it (no `String` per key).
+struct NameSeed<'s>(&'s mut Interner);
+
+impl<'de> DeserializeSeed<'de> for NameSeed<'_> {
+    type Value = u32;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for NameSeed<'_> {
+    type Value = u32;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a model name")
+    }
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<Self::Value, E> {
+        Ok(self.0.intern(name))
+    }
 }
 
 /// Usage counts over the three periods.
@@ -250,282 +690,6 @@ impl serde::Serialize for Backend {
 const APHRODITE: &str = "aphrodite/";
 const KOBOLDCPP: &str = "koboldcpp/";
 
-/// The part after the last `/` (Python's `name.split("/")[-1]`).
-fn last_segment(name: &str) -> &str {
-    name.rsplit('/').next().unwrap_or(name)
-}
-
-/// `names::base_model_name`, memoised for one cycle: each distinct input is
-/// parsed once, however many Horde names, reference names and groupings ask.
-#[derive(Debug, Default)]
-pub struct BaseNames {
-    memo: HashMap<String, String>,
-}
-
-impl BaseNames {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `get_base_model_name(name)`.
-    ///
-    /// The reference strips a backend prefix and then an author prefix before
-    /// parsing; when what remains has no `/`, parsing it directly gives the
-    /// same answer, so the memo is keyed by that remainder and e.g.
-    /// `koboldcpp/Foo-7B`, `Org/Foo-7B` and `Foo-7B` share one parse.
-    pub fn base_of(&mut self, name: &str) -> String {
-        let without_backend =
-            name.strip_prefix(APHRODITE).or_else(|| name.strip_prefix(KOBOLDCPP)).unwrap_or(name);
-        let without_author = without_backend.split_once('/').map_or(without_backend, |(_, rest)| rest);
-        let key = if without_author.contains('/') { name } else { without_author };
-        if let Some(base) = self.memo.get(key) {
-            return base.clone();
-        }
-        let base = names::base_model_name(key);
-        self.memo.insert(key.to_string(), base.clone());
-        base
-    }
-
-    /// The stats index's key for a name: the lower-cased base name of its last
-    /// `/` segment.
-    pub fn base_key(&mut self, name: &str) -> String {
-        self.base_of(last_segment(name)).to_lowercase()
-    }
-}
-
-/// The quantisation-variant key of a lower-cased Horde name: backend prefix
-/// kept, author dropped, quantisation suffix stripped, size kept.
-fn size_key(lower: &str) -> String {
-    let (prefix, rest) = if let Some(rest) = lower.strip_prefix(APHRODITE) {
-        (APHRODITE, rest)
-    } else if let Some(rest) = lower.strip_prefix(KOBOLDCPP) {
-        (KOBOLDCPP, rest)
-    } else {
-        ("", lower)
-    };
-    format!("{prefix}{}", names::strip_quant_suffix(last_segment(rest)))
-}
-
-/// Statuses by lower-cased name (`IndexedHordeModelStatus`).
-#[derive(Debug, Default)]
-pub struct StatusIndex<'a> {
-    by_name: HashMap<String, &'a HordeModelStatus>,
-}
-
-impl<'a> StatusIndex<'a> {
-    /// Index `statuses`; of two names equal up to case, the later wins.
-    pub fn new(statuses: &'a [HordeModelStatus]) -> Self {
-        let by_name = statuses.iter().map(|s| (s.name.to_lowercase(), s)).collect();
-        StatusIndex { by_name }
-    }
-
-    /// The status of `name`, case-insensitively.
-    pub fn get(&self, name: &str) -> Option<&'a HordeModelStatus> {
-        self.by_name.get(&name.to_lowercase()).copied()
-    }
-
-    /// The status with the most workers among `variants` (the model's name
-    /// variants, canonical first); the first wins on ties.
-    pub fn aggregated(&self, variants: &[String]) -> Option<&'a HordeModelStatus> {
-        first_max_by_count(variants.iter().filter_map(|v| self.get(v)))
-    }
-
-    /// The aggregated status and the status per backend, as
-    /// `get_status_with_variations` returns them (backends in the order first
-    /// found; a later variant of the same backend replaces the earlier).
-    pub fn with_variations(
-        &self,
-        canonical: &str,
-        variants: &[String],
-    ) -> (Option<&'a HordeModelStatus>, Vec<(Backend, &'a HordeModelStatus)>) {
-        let mut found: Vec<(Backend, &'a HordeModelStatus)> = Vec::new();
-        for variant in variants {
-            let Some(status) = self.get(variant) else { continue };
-            let backend = if variant == canonical {
-                Backend::Canonical
-            } else if variant.starts_with(APHRODITE) {
-                Backend::Aphrodite
-            } else if variant.starts_with(KOBOLDCPP) {
-                Backend::Koboldcpp
-            } else {
-                continue; // name_variants only makes the three kinds
-            };
-            match found.iter_mut().find(|(b, _)| *b == backend) {
-                Some(slot) => slot.1 = status,
-                None => found.push((backend, status)),
-            }
-        }
-        let aggregated = first_max_by_count(found.iter().map(|(_, s)| *s));
-        (aggregated, found)
-    }
-}
-
-/// Python's `max(statuses, key=lambda s: s.count)`: the first maximum.
-fn first_max_by_count<'a>(
-    statuses: impl Iterator<Item = &'a HordeModelStatus>,
-) -> Option<&'a HordeModelStatus> {
-    let mut best: Option<&'a HordeModelStatus> = None;
-    for s in statuses {
-        if best.is_none_or(|b| s.count > b.count) {
-            best = Some(s);
-        }
-    }
-    best
-}
-
-/// Stats names sharing a base name, with their precomputed sum.
-#[derive(Debug, Default)]
-struct BaseGroup {
-    /// Name ids, sorted, distinct.
-    ids: Vec<u32>,
-    sum: Usage,
-}
-
-/// Stats names equal up to a quantisation suffix (one backend), with sums.
-#[derive(Debug)]
-struct SizeGroup {
-    backend: Backend,
-    /// Sum over every name of the group.
-    all: Usage,
-    /// Sum over the names with any usage above zero (what the reference
-    /// attributes to the backend).
-    positive: Usage,
-}
-
-/// Usage by lower-cased name plus the two aggregation indexes
-/// (`IndexedHordeModelStats`).
-#[derive(Debug, Default)]
-pub struct StatsIndex {
-    ids: HashMap<String, u32>,
-    /// Usage per name id: each period from its own lower-cased dict (a later
-    /// duplicate up to case wins), 0 where the period lacks the name.
-    usage: Vec<Usage>,
-    by_base: HashMap<String, BaseGroup>,
-    by_size: HashMap<String, SizeGroup>,
-}
-
-impl StatsIndex {
-    /// Index `stats`; every distinct Horde name's base name is computed once
-    /// (through `base_names`).
-    pub fn new(stats: &HordeModelStats, base_names: &mut BaseNames) -> Self {
-        let mut index = StatsIndex::default();
-        // Each distinct original-case name is lower-cased once, whatever the
-        // number of periods it appears in.
-        let mut id_of: HashMap<&str, u32> = HashMap::with_capacity(stats.day.len());
-        for (name, count) in &stats.day {
-            let id = index.intern_original(&mut id_of, name);
-            index.usage[id].day = *count;
-        }
-        for (name, count) in &stats.month {
-            let id = index.intern_original(&mut id_of, name);
-            index.usage[id].month = *count;
-        }
-        for (name, count) in &stats.total {
-            let id = index.intern_original(&mut id_of, name);
-            index.usage[id].total = *count;
-        }
-        // Base-name groups: keyed by each distinct original-case name.
-        for (name, id) in id_of {
-            index.by_base.entry(base_names.base_key(name)).or_default().ids.push(id);
-        }
-        for group in index.by_base.values_mut() {
-            group.ids.sort_unstable();
-            group.ids.dedup();
-            let mut sum = Usage::default();
-            for id in &group.ids {
-                sum.add(index.usage[*id as usize]);
-            }
-            group.sum = sum;
-        }
-        // Quantisation groups: keyed by each distinct lower-cased name.
-        for (lower, id) in &index.ids {
-            let usage = index.usage[*id as usize];
-            let group = index.by_size.entry(size_key(lower)).or_insert_with(|| SizeGroup {
-                backend: Backend::of_name(lower),
-                all: Usage::default(),
-                positive: Usage::default(),
-            });
-            group.all.add(usage);
-            if usage.any_positive() {
-                group.positive.add(usage);
-            }
-        }
-        index
-    }
-
-    /// The id of `name` (original case), lower-casing it only when `id_of`
-    /// has not seen it yet.
-    fn intern_original<'a>(&mut self, id_of: &mut HashMap<&'a str, u32>, name: &'a str) -> usize {
-        let id = match id_of.get(name) {
-            Some(&id) => id,
-            None => {
-                let id = self.intern(name.to_lowercase());
-                id_of.insert(name, id);
-                id
-            }
-        };
-        id as usize
-    }
-
-    fn intern(&mut self, lower: String) -> u32 {
-        let next = self.usage.len() as u32;
-        let id = *self.ids.entry(lower).or_insert(next);
-        if id == next {
-            self.usage.push(Usage::default());
-        }
-        id
-    }
-
-    /// The usage of one name, case-insensitively (zeros when unknown).
-    pub fn get(&self, name: &str) -> Usage {
-        self.ids.get(&name.to_lowercase()).map_or_else(Usage::default, |id| self.usage[*id as usize])
-    }
-
-    /// `get_aggregated_stats`: the sum over the distinct names among the
-    /// model's `variants` and every stats name whose base key is `base_key`
-    /// (see [`BaseNames::base_key`] of the canonical name).
-    pub fn aggregated(&self, variants: &[String], base_key: &str) -> Usage {
-        let group = self.by_base.get(base_key);
-        let mut sum = group.map_or_else(Usage::default, |g| g.sum);
-        let mut extra: Vec<u32> = Vec::with_capacity(variants.len());
-        for variant in variants {
-            let Some(&id) = self.ids.get(&variant.to_lowercase()) else { continue };
-            if group.is_some_and(|g| g.ids.binary_search(&id).is_ok()) || extra.contains(&id) {
-                continue;
-            }
-            extra.push(id);
-            sum.add(self.usage[id as usize]);
-        }
-        sum
-    }
-
-    /// `get_stats_with_variations`: the sum over the model's `variants` and
-    /// their quantisation variants, and the part of it per backend (only the
-    /// backends with usage, in [`Backend::ALL`] order).
-    pub fn with_variations(&self, variants: &[String]) -> (Usage, Vec<(Backend, Usage)>) {
-        let mut keys: Vec<String> = Vec::with_capacity(variants.len());
-        for variant in variants {
-            let key = size_key(&variant.to_lowercase());
-            if !keys.contains(&key) {
-                keys.push(key);
-            }
-        }
-        let mut total = Usage::default();
-        let mut per_backend = [Usage::default(); 3];
-        for key in &keys {
-            // A variant that is a stats name is in its own key's group; one
-            // that is not contributes nothing.
-            if let Some(group) = self.by_size.get(key) {
-                total.add(group.all);
-                per_backend[group.backend as usize].add(group.positive);
-            }
-        }
-        let variations =
-            Backend::ALL.into_iter().zip(per_backend).filter(|(_, usage)| !usage.is_zero()).collect();
-        (total, variations)
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -536,14 +700,14 @@ pub(crate) mod tests {
             queued: None,
             jobs: None,
             eta: None,
-            model_type: Some("text".into()),
+            model_type: Some(HordeModelType::Text),
             name: name.into(),
             count,
         }
     }
 
-    fn strings(names: &[&str]) -> Vec<String> {
-        names.iter().map(|s| s.to_string()).collect()
+    fn counts(stats: &HordeModelStats, period: Period) -> Vec<(&str, UsageCount)> {
+        stats.period(period).collect()
     }
 
     #[test]
@@ -551,13 +715,15 @@ pub(crate) mod tests {
         let bytes = br#"[
           {"performance": 28.4, "queued": 34567.5, "jobs": 54.25, "eta": 395, "type": "text", "name": "koboldcpp/Foo-7B", "count": 2},
           {"performance": "7.5", "queued": 1, "jobs": "2", "eta": 10.0, "type": "image", "name": "Alpha", "count": "3"},
-          {"name": "NoNumbers", "count": 2.5, "eta": null},
+          {"name": "NoNumbers", "count": 2.5, "eta": null, "type": 7, "performance": [1], "extra": {"a": [1, 2]}},
           "not an object",
           {"count": 5},
-          {"name": 7, "count": 1}
+          {"name": 7, "count": 1},
+          [{"name": "in a list"}],
+          {"name": "First", "count": 1, "name": "Dup\u00e9", "count": 4, "type": "other"}
         ]"#;
         let parsed = parse_status(bytes).unwrap();
-        assert_eq!(parsed.len(), 3);
+        assert_eq!(parsed.len(), 4);
         assert_eq!(
             parsed[0],
             HordeModelStatus {
@@ -565,7 +731,7 @@ pub(crate) mod tests {
                 queued: Some(34567.5),
                 jobs: Some(54.25),
                 eta: Some(395),
-                model_type: Some("text".into()),
+                model_type: Some(HordeModelType::Text),
                 name: "koboldcpp/Foo-7B".into(),
                 count: 2,
             }
@@ -577,7 +743,7 @@ pub(crate) mod tests {
                 queued: Some(1.0),
                 jobs: Some(2.0),
                 eta: Some(10),
-                model_type: Some("image".into()),
+                model_type: Some(HordeModelType::Image),
                 name: "Alpha".into(),
                 count: 3,
             }
@@ -594,13 +760,31 @@ pub(crate) mod tests {
                 count: 0,
             }
         );
+        // Of two equal keys the later wins (escapes decoded).
+        assert_eq!((parsed[3].name.as_str(), parsed[3].count), ("Dupé", 4));
+        assert_eq!(parsed[3].model_type, Some(HordeModelType::Other("other".into())));
+        assert_eq!(parsed[3].model_type.as_ref().map(HordeModelType::as_str), Some("other"));
     }
 
     #[test]
     fn rejects_unusable_responses() {
         assert!(matches!(parse_status(b"{}"), Err(HordeError::Shape(_))));
+        assert!(matches!(parse_status(b"\"x\""), Err(HordeError::Shape(_))));
         assert!(matches!(parse_status(b"[1,"), Err(HordeError::Json(_))));
         assert!(matches!(parse_stats(b"[]"), Err(HordeError::Shape(_))));
+        assert!(matches!(parse_stats(b"null"), Err(HordeError::Shape(_))));
+        assert!(matches!(parse_stats(b"{} x"), Err(HordeError::Json(_))));
+        // As a `Value` parse: an out-of-range number fails the document, even
+        // in a field nobody reads.
+        assert!(matches!(parse_status(br#"[{"name": "A", "extra": 1e400}]"#), Err(HordeError::Json(_))));
+        assert!(matches!(parse_stats(br#"{"extra": [1e400]}"#), Err(HordeError::Json(_))));
+    }
+
+    #[test]
+    fn non_finite_literals_read_as_null() {
+        let parsed =
+            parse_status(br#"[{"name": "A", "performance": NaN, "queued": Infinity, "count": 1}]"#).unwrap();
+        assert_eq!((parsed[0].performance, parsed[0].queued, parsed[0].count), (None, None, 1));
     }
 
     #[test]
@@ -610,41 +794,65 @@ pub(crate) mod tests {
                  "month": [], "extra": 1}"#,
         )
         .unwrap();
-        let day: Vec<(&str, UsageCount)> = stats.day.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-        assert_eq!(day, [("A", 1), ("B", 2), ("C", 3), ("F", 1), ("G", 1000)]);
-        assert!(stats.month.is_empty());
-        assert!(stats.total.is_empty());
+        assert_eq!(counts(&stats, Period::Day), [("A", 1), ("B", 2), ("C", 3), ("F", 1), ("G", 1000)]);
+        assert!(counts(&stats, Period::Month).is_empty());
+        assert!(counts(&stats, Period::Total).is_empty());
     }
 
     #[test]
-    fn status_index_is_case_insensitive_and_the_later_duplicate_wins() {
+    fn stats_periods_are_dicts() {
+        // A repeated name: the later count at the earlier position (and a
+        // later non-integer drops it); a repeated period: the later one.
+        let stats = parse_stats(
+            br#"{"day": {"A": 1, "B": 2, "A": 3, "C": 4, "C": "x", "\u0041b": 5},
+                 "month": {"A": 1}, "month": {"B": 7, "A": 8},
+                 "total": {"Big": 340282366920938463463374607431768211455, "Neg": -12345678901234567890123}}"#,
+        )
+        .unwrap();
+        assert_eq!(counts(&stats, Period::Day), [("A", 3), ("B", 2), ("Ab", 5)]);
+        assert_eq!(counts(&stats, Period::Month), [("B", 7), ("A", 8)]);
+        assert_eq!(counts(&stats, Period::Total), [("Neg", -12345678901234567890123)]);
+        assert_eq!(stats.name_count(), 6);
+    }
+
+    #[test]
+    fn status_lookup_is_case_insensitive_and_the_later_duplicate_wins() {
         let statuses = [status("Foo", 1), status("FOO", 2), status("Bar", 3)];
-        let index = StatusIndex::new(&statuses);
-        assert_eq!(index.get("foo").map(|s| s.count), Some(2));
-        assert_eq!(index.get("bAR").map(|s| s.count), Some(3));
-        assert!(index.get("baz").is_none());
+        let index = HordeIndex::new(&statuses, &HordeModelStats::default(), &mut BaseNames::new());
+        assert_eq!(index.status("foo").map(|s| s.count), Some(2));
+        assert_eq!(index.status("bAR").map(|s| s.count), Some(3));
+        assert!(index.status("baz").is_none());
     }
 
     #[test]
     fn aggregated_status_takes_the_most_workers_first_on_ties() {
         let statuses =
             [status("Org/Foo-7B", 2), status("aphrodite/Org/Foo-7B", 5), status("koboldcpp/foo-7b", 5)];
-        let index = StatusIndex::new(&statuses);
-        let variants = strings(&["Org/Foo-7B", "aphrodite/Org/Foo-7B", "koboldcpp/Foo-7B"]);
-        assert_eq!(index.aggregated(&variants).map(|s| s.name.as_str()), Some("aphrodite/Org/Foo-7B"));
-
-        let (best, per_backend) = index.with_variations("Org/Foo-7B", &variants);
+        let index = HordeIndex::new(&statuses, &HordeModelStats::default(), &mut BaseNames::new());
+        let scratch = &mut LookupScratch::default();
+        let (best, _) = index.aggregated("Org/Foo-7B", "foo", scratch);
         assert_eq!(best.map(|s| s.name.as_str()), Some("aphrodite/Org/Foo-7B"));
-        let found: Vec<(Backend, &str)> = per_backend.iter().map(|(b, s)| (*b, s.name.as_str())).collect();
-        assert_eq!(
-            found,
-            [
-                (Backend::Canonical, "Org/Foo-7B"),
-                (Backend::Aphrodite, "aphrodite/Org/Foo-7B"),
-                (Backend::Koboldcpp, "koboldcpp/foo-7b"),
-            ]
-        );
-        assert!(index.aggregated(&strings(&["Nothing"])).is_none());
+
+        let found = index.with_variations("Org/Foo-7B", scratch);
+        assert_eq!(found.status.map(|s| s.name.as_str()), Some("aphrodite/Org/Foo-7B"));
+        let names = found.status_by_backend.map(|s| s.map(|s| s.name.as_str()));
+        assert_eq!(names, [Some("Org/Foo-7B"), Some("aphrodite/Org/Foo-7B"), Some("koboldcpp/foo-7b")]);
+        assert!(index.aggregated("Nothing", "nothing", scratch).0.is_none());
+    }
+
+    #[test]
+    fn a_koboldcpp_name_is_its_own_koboldcpp_variant() {
+        // `koboldcpp/Org/X` has the variants itself and `aphrodite/koboldcpp/Org/X`
+        // only: `koboldcpp/X` is not one of them.
+        let statuses = [status("koboldcpp/X", 9), status("KOBOLDCPP/Org/X", 1)];
+        let index = HordeIndex::new(&statuses, &HordeModelStats::default(), &mut BaseNames::new());
+        let found = index.with_variations("koboldcpp/Org/X", &mut LookupScratch::default());
+        assert_eq!(found.status.map(|s| s.count), Some(1));
+        assert_eq!(found.status_by_backend.map(|s| s.map(|s| s.count)), [Some(1), None, None]);
+        // Only the original case decides: `KOBOLDCPP/Org/X` has a koboldcpp
+        // variant, `koboldcpp/Org/X`, which is itself up to case.
+        let found = index.with_variations("KOBOLDCPP/Org/X", &mut LookupScratch::default());
+        assert_eq!(found.status_by_backend.map(|s| s.map(|s| s.count)), [Some(1), None, Some(1)]);
     }
 
     /// Stats where `Foo-7B`, `Foo-7B-Q4_K_M` and `foo-13b` share the base
@@ -662,36 +870,40 @@ pub(crate) mod tests {
     #[test]
     fn stats_index_sums_the_variants_and_the_base_name_group() {
         let mut base_names = BaseNames::new();
-        let index = StatsIndex::new(&foo_stats(), &mut base_names);
+        let index = HordeIndex::new(&[], &foo_stats(), &mut base_names);
         // A later duplicate up to case wins, per period.
-        assert_eq!(index.get("koboldcpp/FOO-7B"), Usage { day: 10000, month: 2, total: 0 });
-        let variants = strings(&["Org/Foo-7B", "aphrodite/Org/Foo-7B", "koboldcpp/Foo-7B"]);
-        let key = base_names.base_key("Org/Foo-7B");
+        assert_eq!(index.usage("koboldcpp/FOO-7B"), Usage { day: 10000, month: 2, total: 0 });
+        let scratch = &mut LookupScratch::default();
+        let key = base_names.base_key("Org/Foo-7B").to_owned();
         assert_eq!(key, "foo");
-        assert_eq!(index.aggregated(&variants, &key), Usage { day: 10110, month: 202, total: 0 });
-        let bar = strings(&["Bar-7B", "aphrodite/Bar-7B", "koboldcpp/Bar-7B"]);
         assert_eq!(
-            index.aggregated(&bar, &base_names.base_key("Bar-7B")),
-            Usage { day: 1000, month: 0, total: 3 }
+            index.aggregated("Org/Foo-7B", &key, scratch).1,
+            Usage { day: 10110, month: 202, total: 0 }
         );
-        assert_eq!(index.aggregated(&strings(&["Nope"]), "nope"), Usage::default());
+        let key = base_names.base_key("Bar-7B").to_owned();
+        assert_eq!(index.aggregated("Bar-7B", &key, scratch).1, Usage { day: 1000, month: 0, total: 3 });
+        assert_eq!(index.aggregated("Nope", "nope", scratch).1, Usage::default());
     }
 
     #[test]
     fn stats_with_variations_split_by_backend_over_quantisations_only() {
         let mut base_names = BaseNames::new();
-        let index = StatsIndex::new(&foo_stats(), &mut base_names);
-        let variants = strings(&["Org/Foo-7B", "aphrodite/Org/Foo-7B", "koboldcpp/Foo-7B"]);
-        let (total, per_backend) = index.with_variations(&variants);
+        let index = HordeIndex::new(&[], &foo_stats(), &mut base_names);
+        let found = index.with_variations("Org/Foo-7B", &mut LookupScratch::default());
         // foo-13b is another size: not included.
-        assert_eq!(total, Usage { day: 10010, month: 2, total: 0 });
+        assert_eq!(found.usage, Usage { day: 10010, month: 2, total: 0 });
         assert_eq!(
-            per_backend,
+            found.usage_by_backend,
             [
-                (Backend::Canonical, Usage { day: 10, month: 0, total: 0 }),
-                (Backend::Koboldcpp, Usage { day: 10000, month: 2, total: 0 }),
+                Usage { day: 10, month: 0, total: 0 },
+                Usage::default(),
+                Usage { day: 10000, month: 2, total: 0 },
             ]
         );
+        // A name with a backend prefix: its canonical quantisation group is
+        // not one of its variants'.
+        let found = index.with_variations("KoboldCPP/Foo-7B", &mut LookupScratch::default());
+        assert_eq!(found.usage, Usage { day: 10000, month: 2, total: 0 });
     }
 
     #[test]
@@ -699,8 +911,9 @@ pub(crate) mod tests {
         let mut base_names = BaseNames::new();
         assert_eq!(base_names.base_of("koboldcpp/Foo-7B"), "Foo");
         assert_eq!(base_names.base_of("Org/Foo-7B"), "Foo");
-        assert_eq!(base_names.base_of("Foo-7B"), "Foo");
-        assert_eq!(base_names.memo.len(), 1);
+        assert_eq!(base_names.base_str("Foo-7B"), "Foo");
+        assert_eq!(base_names.inputs.len(), 1);
         assert_eq!(base_names.base_key("aphrodite/Org/Foo-7B-Q4_K_M"), "foo");
+        assert_eq!(base_names.base_of("a/b/c-7B"), "b/c");
     }
 }

@@ -7,8 +7,9 @@
 //! variants are computed once per model here; base names come memoised from
 //! [`BaseNames`].
 
-use crate::horde::{Backend, BaseNames, HordeModelStatus, StatsIndex, StatusIndex, Usage, UsageCount};
-use crate::names;
+use crate::horde::{
+    Backend, BaseNames, HordeIndex, HordeModelStats, HordeModelStatus, LookupScratch, Usage, UsageCount,
+};
 
 /// One backend's share of a model (`BackendVariation`).
 #[derive(Debug, Clone, PartialEq)]
@@ -43,17 +44,12 @@ pub struct MergedModel {
 /// The indexed Horde data of one category, built once per cycle.
 #[derive(Debug)]
 pub struct HordeData<'a> {
-    pub status: StatusIndex<'a>,
-    pub stats: StatsIndex,
+    pub index: HordeIndex<'a>,
 }
 
 impl<'a> HordeData<'a> {
-    pub fn new(
-        status: &'a [HordeModelStatus],
-        stats: &crate::horde::HordeModelStats,
-        base_names: &mut BaseNames,
-    ) -> Self {
-        HordeData { status: StatusIndex::new(status), stats: StatsIndex::new(stats, base_names) }
+    pub fn new(status: &'a [HordeModelStatus], stats: &HordeModelStats, base_names: &mut BaseNames) -> Self {
+        HordeData { index: HordeIndex::new(status, stats, base_names) }
     }
 }
 
@@ -64,15 +60,24 @@ pub fn merge_model(
     base_names: &mut BaseNames,
     include_backend_variations: bool,
 ) -> MergedModel {
-    let variants = names::name_variants(name);
+    merge_model_with(name, horde, base_names, include_backend_variations, &mut LookupScratch::default())
+}
+
+/// [`merge_model`] with reusable lookup buffers.
+fn merge_model_with(
+    name: &str,
+    horde: &HordeData<'_>,
+    base_names: &mut BaseNames,
+    include_backend_variations: bool,
+    scratch: &mut LookupScratch,
+) -> MergedModel {
     let (status, usage, backend_variations) = if include_backend_variations {
-        let (status, status_by_backend) = horde.status.with_variations(name, &variants);
-        let (usage, usage_by_backend) = horde.stats.with_variations(&variants);
+        let found = horde.index.with_variations(name, scratch);
         let mut variations = Vec::new();
         for backend in Backend::ALL {
-            let status = status_by_backend.iter().find(|(b, _)| *b == backend).map(|(_, s)| *s);
-            let usage = usage_by_backend.iter().find(|(b, _)| *b == backend).map(|(_, u)| *u);
-            if status.is_none() && usage.is_none() {
+            let status = found.status_by_backend[backend as usize];
+            let usage = found.usage_by_backend[backend as usize];
+            if status.is_none() && usage.is_zero() {
                 continue;
             }
             let variant_name = match (status, backend) {
@@ -88,13 +93,12 @@ pub fn merge_model(
                 queued: status.and_then(|s| s.queued),
                 queued_jobs: status.and_then(|s| s.jobs),
                 eta: status.and_then(|s| s.eta),
-                usage: usage.unwrap_or_default(),
+                usage,
             });
         }
-        (status, usage, Some(variations))
+        (found.status, found.usage, Some(variations))
     } else {
-        let status = horde.status.aggregated(&variants);
-        let usage = horde.stats.aggregated(&variants, &base_names.base_key(name));
+        let (status, usage) = horde.index.aggregated(name, base_names.base_key(name), scratch);
         (status, usage, None)
     };
     MergedModel {
@@ -115,9 +119,10 @@ pub fn merge_category<'n>(
     base_names: &mut BaseNames,
     include_backend_variations: bool,
 ) -> Vec<MergedModel> {
+    let mut scratch = LookupScratch::default();
     model_names
         .into_iter()
-        .map(|name| merge_model(name, horde, base_names, include_backend_variations))
+        .map(|name| merge_model_with(name, horde, base_names, include_backend_variations, &mut scratch))
         .collect()
 }
 
@@ -129,7 +134,7 @@ pub fn category_total_month(merged: &[MergedModel]) -> UsageCount {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::horde::{parse_stats, HordeModelStats};
+    use crate::horde::parse_stats;
 
     fn status(name: &str, count: i64, performance: f64) -> HordeModelStatus {
         HordeModelStatus {
@@ -137,7 +142,7 @@ mod tests {
             queued: Some(1.5),
             jobs: Some(2.0),
             eta: Some(3),
-            model_type: Some("text".into()),
+            model_type: Some(crate::horde::HordeModelType::Text),
             name: name.into(),
             count,
         }
