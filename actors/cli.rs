@@ -28,7 +28,7 @@ pub enum Command {
     Run,
     /// Run one full cycle now, print a summary and exit (non-zero when any source or entry failed).
     Once {
-        /// Also write every entry to DIR/<key after the prefix, ':' as '__'>.json.
+        /// Also write every entry to DIR/<key after the prefix, ':' as '__'>.json (replacing an earlier dump's entries).
         #[arg(long, value_name = "DIR")]
         dump: Option<PathBuf>,
     },

@@ -26,6 +26,8 @@ use actix::prelude::*;
 use clap::Parser;
 use cli::{AdminCli, Cli, Command};
 use counters::Counters;
+use horde_hydrator::category::Category;
+use horde_hydrator::keys::EntryKey;
 use horde_hydrator::settings::{redact_url, Settings};
 use hydrator::{CategoryOutcome, CycleDeps, CycleReport};
 use std::io::Write;
@@ -203,13 +205,14 @@ async fn once(settings: Settings, dump: Option<&Path>) -> i32 {
             );
         }
     }
+    let cleared = dump.map(|dir| clear_dump(dir, &settings.categories()));
     let report = hydrator::run_cycle(parts.deps.clone(), settings.categories()).await;
     log::info!("{}", report.log_line());
     print_table(&report, &settings);
 
     let mut problems = problems_of(&report);
-    if let Some(dir) = dump {
-        if let Err(e) = write_dump(&report, dir) {
+    if let (Some(dir), Some(cleared)) = (dump, cleared) {
+        if let Err(e) = write_dump(&report, dir, cleared) {
             problems.push(format!("dump to {}: {e}", dir.display()));
         }
     }
@@ -301,11 +304,46 @@ fn emit(text: &str) {
     let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
 }
 
-fn write_dump(report: &CycleReport, dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+/// The `--dump` directory's files of `categories`, cleared on a background
+/// thread while the cycle runs.
+///
+/// Replacing a file that holds data (by truncating it or renaming over it)
+/// makes ext4 write the new data out at once (its `auto_da_alloc` safeguard),
+/// which cost 5–10 ms of the x1 `once` (a third of it); new files do not.
+/// So the old files go first, off the critical path, and the new ones are
+/// written fresh. A dump then holds exactly what this run produced: an entry
+/// that was not computed is absent rather than left over from an earlier run.
+fn clear_dump(dir: &Path, categories: &[Category]) -> std::thread::JoinHandle<std::io::Result<()>> {
+    let dir = dir.to_path_buf();
+    let names: Vec<String> =
+        categories.iter().flat_map(|c| EntryKey::for_category(*c)).map(|k| k.dump_file_name()).collect();
+    std::thread::spawn(move || {
+        std::fs::create_dir_all(&dir)?;
+        for name in names {
+            match std::fs::remove_file(dir.join(name)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Every computed entry as `dir/<dump file name>`, each written to a hidden
+/// temporary file and renamed into place, so that a reader never sees half
+/// an entry. `cleared` is [`clear_dump`]'s thread for the same directory.
+fn write_dump(
+    report: &CycleReport,
+    dir: &Path,
+    cleared: std::thread::JoinHandle<std::io::Result<()>>,
+) -> std::io::Result<()> {
+    cleared.join().map_err(|_| std::io::Error::other("clearing the dump directory panicked"))??;
     for c in &report.categories {
         for e in &c.payloads {
-            std::fs::write(dir.join(e.key.dump_file_name()), e.json.as_bytes())?;
+            let name = e.key.dump_file_name();
+            let partial = dir.join(format!(".{name}.partial"));
+            std::fs::write(&partial, e.json.as_bytes())?;
+            std::fs::rename(&partial, dir.join(name))?;
         }
     }
     Ok(())

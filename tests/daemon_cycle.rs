@@ -123,6 +123,57 @@ fn once_dump_writes_the_reference_entries_for_every_dataset() {
     }
 }
 
+/// `--dump` into a directory that already holds a dump: every entry file is
+/// replaced by this run's (no half-written or stale entry), files that are not
+/// entries are left alone, and an entry this run could not compute is absent
+/// rather than left over from the earlier run.
+#[test]
+fn once_dump_replaces_an_earlier_dump_and_drops_what_it_could_not_compute() {
+    let Some(corpus) = common::conformance_dir() else { return };
+    let seed = corpus.join("seed1");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dump");
+    std::fs::create_dir_all(&out).unwrap();
+    for name in ENTRY_NAMES {
+        std::fs::write(out.join(dump_file(name)), b"{\"stale\": true}").unwrap();
+    }
+    std::fs::write(out.join("notes.txt"), b"kept").unwrap();
+
+    let setup =
+        Setup::with_sources(&file_url(&seed.join("horde")), &file_url(&seed.join("model_reference")), None);
+    let config = setup.write(dir.path());
+    let run = run_cli(&config, &[], &["once", "--dump", out.to_str().unwrap()], Duration::from_secs(120));
+    assert!(run.status.success(), "once failed: {}\n{}", run.stdout, run.stderr);
+    for name in ENTRY_NAMES {
+        assert_parity(&seed.join("expected"), name, &std::fs::read(out.join(dump_file(name))).unwrap());
+    }
+    assert_eq!(std::fs::read(out.join("notes.txt")).unwrap(), b"kept");
+    let hidden: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "temporary files left in the dump: {hidden:?}");
+
+    // The text reference disappears: the text entries cannot be computed.
+    let broken = dir.path().join("reference");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::copy(seed.join("model_reference/image_generation.json"), broken.join("image_generation.json"))
+        .unwrap();
+    let setup = Setup::with_sources(&file_url(&seed.join("horde")), &file_url(&broken), None);
+    let config = setup.write(dir.path());
+    let run = run_cli(&config, &[], &["once", "--dump", out.to_str().unwrap()], Duration::from_secs(120));
+    assert!(!run.status.success(), "once succeeded without the text reference: {}", run.stdout);
+    for name in ENTRY_NAMES {
+        let path = out.join(dump_file(name));
+        if name.contains("image_generation") {
+            assert_parity(&seed.join("expected"), name, &std::fs::read(&path).unwrap());
+        } else {
+            assert!(!path.exists(), "{} left over from the earlier run", path.display());
+        }
+    }
+}
+
 #[test]
 fn once_over_http_matches_too() {
     let Some(corpus) = common::conformance_dir() else { return };
