@@ -227,15 +227,14 @@ fn ungrouped_and_grouped(
     laps.lap(&mut times.merge);
     let (facts, merged) = aligned(&shared.facts, &merged);
     let order = risk::ranking(merged);
-    let capacity = risk::json_capacity(facts, merged, false);
-    let mut json = String::with_capacity(capacity);
+    let mut json = String::with_capacity(risk::json_capacity(facts, merged, false));
     let summary = risk::write_analysis(category, facts, merged, &order, total, settings, false, &mut json);
     let first = risk_entry(EntryKey::risk(category, false, false), json, &summary);
     laps.lap(&mut times.risk);
     if !category.is_text() {
         return [first.clone(), ComputedEntry { key: EntryKey::risk(category, true, false), ..first }];
     }
-    let mut json = String::with_capacity(capacity);
+    let mut json = String::new(); // sized by write_grouped, which knows the groups
     let summary =
         grouping::write_grouped(category, facts, merged, &order, total, base_names, settings, &mut json);
     laps.lap(&mut times.grouping);
