@@ -13,11 +13,12 @@
 //!
 //! Threads (the machine has two cores, and the daemon computes the two
 //! categories at once): one worker per call. It computes the statistics
-//! entries, then (text) waits for the calling thread's Horde index and record
-//! facts and makes the entry with backend variations, while the calling
-//! thread makes the ungrouped and grouped entries. Should the worker not
-//! start, everything runs on the calling thread; the entries and their order
-//! are the same either way.
+//! entries while the calling thread builds the Horde index and the record
+//! facts and makes the ungrouped and grouped entries; the text entry with
+//! backend variations (which needs the index and the facts) is made by
+//! whichever of the two is free first. Should the worker not start,
+//! everything runs on the calling thread; the entries and their order are the
+//! same either way.
 //!
 //! Every deletion-risk view is written model by model into a buffer sized up
 //! front (no vector of per-model infos is kept) and handed to the cache as is
@@ -31,6 +32,7 @@ use crate::merge::{self, HordeData, MergedModel};
 use crate::records::{ParsedReference, RawRecord};
 use crate::risk::{self, CategoryDeletionRiskSummary, RecordFacts};
 use crate::settings::AnalysisSettings;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -224,15 +226,14 @@ fn ungrouped_and_grouped(
     laps.lap(&mut times.merge);
     let (facts, merged) = aligned(&shared.facts, &merged);
     let order = risk::ranking(merged);
-    let capacity = risk::json_capacity(facts, merged, false);
-    let mut json = String::with_capacity(capacity);
+    let mut json = String::with_capacity(risk::json_capacity(facts, merged, false));
     let summary = risk::write_analysis(category, facts, merged, &order, total, settings, false, &mut json);
     let first = risk_entry(EntryKey::risk(category, false, false), json, &summary);
     laps.lap(&mut times.risk);
     if !category.is_text() {
         return [first.clone(), ComputedEntry { key: EntryKey::risk(category, true, false), ..first }];
     }
-    let mut json = String::with_capacity(capacity);
+    let mut json = String::new(); // sized by write_grouped, which knows the groups
     let summary =
         grouping::write_grouped(category, facts, merged, &order, total, base_names, settings, &mut json);
     laps.lap(&mut times.grouping);
@@ -277,6 +278,20 @@ struct WorkerOutput {
     times: StageTimes,
 }
 
+/// The text entry with backend variations goes to whichever thread is free
+/// first: the worker after the statistics, or the calling thread after the
+/// ungrouped and grouped entries (at x1 the statistics are the shorter part,
+/// at x10 the longer one).
+#[derive(Debug, Default)]
+struct VariationsJob(AtomicBool);
+
+impl VariationsJob {
+    /// Take the job; `true` for exactly one caller.
+    fn claim(&self) -> bool {
+        !self.0.swap(true, Ordering::AcqRel)
+    }
+}
+
 /// The worker's part; `ready` says when `shared` is set (it never comes if
 /// the calling thread failed, and the sender is then dropped).
 fn worker_part(
@@ -284,12 +299,13 @@ fn worker_part(
     inputs: &CategoryInputs,
     shared: &OnceLock<Shared<'_>>,
     ready: Receiver<()>,
+    job: &VariationsJob,
     settings: &AnalysisSettings,
     computed_at: i64,
 ) -> WorkerOutput {
     let mut times = StageTimes::default();
     let statistics = statistics_entries(category, &inputs.reference, computed_at, &mut times);
-    let variations = if category.is_text() {
+    let variations = if category.is_text() && job.claim() {
         ready
             .recv()
             .ok()
@@ -311,12 +327,15 @@ pub fn compute_category_timed(
     let started = Instant::now();
     let mut times = StageTimes::default();
     let shared_lock: OnceLock<Shared<'_>> = OnceLock::new();
-    let (risk, worker) = std::thread::scope(|scope| {
-        let lock = &shared_lock;
+    let job = VariationsJob::default();
+    let (risk, variations, worker) = std::thread::scope(|scope| {
+        let (lock, job) = (&shared_lock, &job);
         let (signal, ready) = sync_channel::<()>(1);
         let worker = std::thread::Builder::new()
             .name("analytics".into())
-            .spawn_scoped(scope, move || worker_part(category, inputs, lock, ready, settings, computed_at))
+            .spawn_scoped(scope, move || {
+                worker_part(category, inputs, lock, ready, job, settings, computed_at)
+            })
             .map_err(|e| log::debug!("no worker thread ({e}); everything computed here"));
         let mut base_names = BaseNames::new();
         let shared =
@@ -325,15 +344,17 @@ pub fn compute_category_timed(
         let _ = signal.send(());
         let risk = ungrouped_and_grouped(category, shared, &mut base_names, settings, &mut times);
         drop(signal);
+        let variations = (category.is_text() && job.claim())
+            .then(|| variations_entry(category, shared, settings, &mut times));
         let worker = match worker {
             Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
             Err(()) => {
                 let (signal, ready) = sync_channel::<()>(1);
                 let _ = signal.send(());
-                worker_part(category, inputs, lock, ready, settings, computed_at)
+                worker_part(category, inputs, lock, ready, job, settings, computed_at)
             }
         };
-        (risk, worker)
+        (risk, variations, worker)
     });
     times.merge += worker.times.merge;
     times.risk += worker.times.risk;
@@ -341,7 +362,7 @@ pub fn compute_category_timed(
     times.serialise += worker.times.serialise;
     let mut entries = Vec::with_capacity(5);
     entries.extend(risk);
-    entries.extend(worker.variations);
+    entries.extend(variations.or(worker.variations));
     entries.extend(worker.statistics);
     times.wall = started.elapsed();
     (entries, times)
