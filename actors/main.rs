@@ -332,6 +332,8 @@ fn clear_dump(dir: &Path, categories: &[Category]) -> std::thread::JoinHandle<st
 /// Every computed entry as `dir/<dump file name>`, each written to a hidden
 /// temporary file and renamed into place, so that a reader never sees half
 /// an entry. `cleared` is [`clear_dump`]'s thread for the same directory.
+/// (Sharing the files out over two threads was slower: 1.7–5.7 ms against
+/// 1.1–1.3 ms at x1.)
 fn write_dump(
     report: &CycleReport,
     dir: &Path,
