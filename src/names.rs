@@ -436,14 +436,13 @@ fn digits_end(text: &[char], from: usize) -> usize {
 
 /// The end of `literal` (lower-case ASCII) at `start` under `re.IGNORECASE`.
 fn literal_ignorecase(text: &[char], start: usize, literal: &str) -> Option<usize> {
-    let mut pos = start;
-    for lower in literal.chars() {
-        if !eq_ignorecase(*text.get(pos)?, lower) {
-            return None;
-        }
-        pos += 1;
-    }
-    Some(pos)
+    let candidate = text.get(start..start + literal.len())?;
+    // `literal` is ASCII: one byte per character.
+    candidate
+        .iter()
+        .zip(literal.bytes())
+        .all(|(&c, lower)| eq_ignorecase(c, char::from(lower)))
+        .then_some(start + literal.len())
 }
 
 /// The character at `pos` satisfies `pred` (false past the end).
@@ -467,8 +466,11 @@ fn word_alternatives(text: &[char], start: usize, alternatives: &[&str]) -> Opti
     if !word_boundary_before(text, start) {
         return None;
     }
+    // Only the alternatives with the right first letter can match.
+    let first = fold_ignorecase(*text.get(start)?)?;
     alternatives
         .iter()
+        .filter(|alt| alt.as_bytes().first().map(|&b| char::from(b)) == Some(first))
         .find_map(|alt| literal_ignorecase(text, start, alt).filter(|&end| word_boundary_after(text, end)))
 }
 
