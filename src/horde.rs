@@ -89,7 +89,16 @@ impl HordeModelType {
 #[derive(Debug, Clone, Default)]
 pub struct HordeModelStats {
     names: Interner,
-    periods: [Vec<(u32, UsageCount)>; 3],
+    /// Boxed: keeps the value small to move around (it travels in messages).
+    periods: Box<[PeriodCounts; 3]>,
+}
+
+/// One period's counts: the name `ids[i]` has `counts[i]` (two vectors
+/// rather than one of pairs, which would pad each pair to 32 bytes).
+#[derive(Debug, Clone, Default)]
+struct PeriodCounts {
+    ids: Vec<u32>,
+    counts: Vec<UsageCount>,
 }
 
 /// One of the stats' periods.
@@ -115,7 +124,7 @@ impl Period {
 impl HordeModelStats {
     /// The `(name, count)` pairs of `period`, in response order.
     pub fn period(&self, period: Period) -> impl Iterator<Item = (&str, UsageCount)> + '_ {
-        self.periods[period as usize].iter().map(|&(id, count)| (self.names.get_str(id), count))
+        self.period_ids(period).map(|(id, count)| (self.names.get_str(id), count))
     }
 
     /// How many distinct names (in any period).
@@ -129,8 +138,9 @@ impl HordeModelStats {
     }
 
     /// The `(name id, count)` pairs of `period`, in response order.
-    pub(crate) fn period_ids(&self, period: Period) -> &[(u32, UsageCount)] {
-        &self.periods[period as usize]
+    pub(crate) fn period_ids(&self, period: Period) -> impl Iterator<Item = (u32, UsageCount)> + '_ {
+        let counts = &self.periods[period as usize];
+        counts.ids.iter().copied().zip(counts.counts.iter().copied())
     }
 }
 
@@ -462,10 +472,6 @@ fn status_entry(index: usize, entry: Found<RawStatus<'_>>) -> Option<HordeModelS
 /// The stats document, its periods read and their names interned.
 struct StatsDocument(HordeModelStats);
 
-/// One period as read: `(name id, count)` in dict order, or the message for
-/// a count that is not an integer (its value as JSON).
-type RawPeriod = Vec<(u32, Result<UsageCount, String>)>;
-
 /// The stats keys the analytics read.
 enum StatsKey {
     Period(Period),
@@ -505,11 +511,11 @@ impl<'de> Deserialize<'de> for Found<StatsDocument> {
                 let mut names = Interner::default();
                 // Per name id: its entry in the period being read (dict semantics).
                 let mut slots = Vec::new();
-                let mut read: [Option<Found<RawPeriod>>; 3] = [None, None, None];
+                let mut read: [Option<Found<PeriodCounts>>; 3] = [None, None, None];
                 while let Some(key) = map.next_key::<StatsKey>()? {
                     match key {
                         StatsKey::Period(period) => {
-                            let seed = PeriodSeed { names: &mut names, slots: &mut slots };
+                            let seed = PeriodSeed { period, names: &mut names, slots: &mut slots };
                             read[period as usize] = Some(map.next_value_seed(seed)?);
                         }
                         StatsKey::Unknown => {
@@ -517,11 +523,18 @@ impl<'de> Deserialize<'de> for Found<StatsDocument> {
                         }
                     }
                 }
-                let mut stats = HordeModelStats { names, periods: Default::default() };
-                for (period, raw) in Period::ALL.into_iter().zip(read) {
-                    stats.periods[period as usize] = finish_period(period, raw, &stats.names);
-                }
-                Ok(Found::Expected(StatsDocument(stats)))
+                let periods = Period::ALL.map(|period| match read[period as usize].take() {
+                    None => PeriodCounts::default(),
+                    Some(Found::Expected(counts)) => counts,
+                    Some(Found::Other(found)) => {
+                        log::warn!(
+                            "Horde stats: `{}` should be an object, found {found}; treated as empty",
+                            period.as_str()
+                        );
+                        PeriodCounts::default()
+                    }
+                });
+                Ok(Found::Expected(StatsDocument(HordeModelStats { names, periods: Box::new(periods) })))
             }
             other_kinds!(seq);
         }
@@ -529,50 +542,25 @@ impl<'de> Deserialize<'de> for Found<StatsDocument> {
     }
 }
 
-/// A period's counts without those that are not integers (each skipped with
-/// a warning); empty when the period is missing or not an object.
-fn finish_period(period: Period, raw: Option<Found<RawPeriod>>, names: &Interner) -> Vec<(u32, UsageCount)> {
-    let entries = match raw {
-        None => return Vec::new(),
-        Some(Found::Expected(entries)) => entries,
-        Some(Found::Other(found)) => {
-            log::warn!(
-                "Horde stats: `{}` should be an object, found {found}; treated as empty",
-                period.as_str()
-            );
-            return Vec::new();
-        }
-    };
-    let mut counts = Vec::with_capacity(entries.len());
-    for (id, count) in entries {
-        match count {
-            Ok(n) => counts.push((id, n)),
-            Err(found) => log::warn!(
-                "Horde stats: `{}` of {:?} should be an integer, found {found}; skipped",
-                period.as_str(),
-                names.get_str(id)
-            ),
-        }
-    }
-    counts
-}
-
-/// Reads one period, interning its names.
+/// Reads one period, interning its names. A count that is not an integer
+/// is skipped with a warning (and drops an earlier count of the same name,
+/// as the dict would hold the later value).
 struct PeriodSeed<'s> {
+    period: Period,
     names: &'s mut Interner,
     /// Per name id: `u32::MAX`, or the index of its entry in this period.
     slots: &'s mut Vec<u32>,
 }
 
 impl<'de> DeserializeSeed<'de> for PeriodSeed<'_> {
-    type Value = Found<RawPeriod>;
+    type Value = Found<PeriodCounts>;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for PeriodSeed<'_> {
-    type Value = Found<RawPeriod>;
+    type Value = Found<PeriodCounts>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object of name: count")
     }
@@ -581,24 +569,47 @@ impl<'de> Visitor<'de> for PeriodSeed<'_> {
         let slots = self.slots;
         slots.clear();
         slots.resize(self.names.len(), ABSENT);
-        let mut entries: RawPeriod = Vec::new();
+        // The names read so far hint at this period's size (periods list
+        // mostly the same names).
+        let capacity = self.names.len();
+        let mut period =
+            PeriodCounts { ids: Vec::with_capacity(capacity), counts: Vec::with_capacity(capacity) };
+        let mut valid: Vec<bool> = Vec::with_capacity(capacity);
         while let Some(id) = map.next_key_seed(NameSeed(self.names))? {
             let value: Value = map.next_value()?;
-            let count = lax_wide_int(&value).ok_or_else(|| value.to_string());
+            let count = lax_wide_int(&value);
+            if count.is_none() {
+                log::warn!(
+                    "Horde stats: `{}` of {:?} should be an integer, found {value}; skipped",
+                    self.period.as_str(),
+                    self.names.get_str(id)
+                );
+            }
             let id_index = id as usize;
             if id_index >= slots.len() {
                 slots.resize(id_index + 1, ABSENT);
             }
             match slots[id_index] {
                 ABSENT => {
-                    slots[id_index] = entries.len() as u32;
-                    entries.push((id, count));
+                    slots[id_index] = period.ids.len() as u32;
+                    period.ids.push(id);
+                    period.counts.push(count.unwrap_or(0));
+                    valid.push(count.is_some());
                 }
                 // A repeated name: the later count, at the earlier position.
-                slot => entries[slot as usize].1 = count,
+                slot => {
+                    period.counts[slot as usize] = count.unwrap_or(0);
+                    valid[slot as usize] = count.is_some();
+                }
             }
         }
-        Ok(Found::Expected(entries))
+        if valid.contains(&false) {
+            let mut keep = valid.iter();
+            period.ids.retain(|_| keep.next() == Some(&true));
+            let mut keep = valid.iter();
+            period.counts.retain(|_| keep.next() == Some(&true));
+        }
+        Ok(Found::Expected(period))
     }
     other_kinds!(seq);
 }

@@ -3,9 +3,11 @@
 //!
 //! Per model: the aggregated status (worker count, queue figures), the usage
 //! over its name variants (none when no period is above zero) and, for the
-//! text view with backend variations, the per-backend breakdown. The name
-//! variants are computed once per model here; base names come memoised from
-//! [`BaseNames`].
+//! text view with backend variations, the per-backend breakdown. The lookups
+//! are [`HordeIndex`]'s: a model's name variants are looked up lower-cased in
+//! one reusable buffer per category merge (no string per variant), and base
+//! names come memoised from [`BaseNames`]. The only allocations per model are
+//! those of the result (the backend variations and their names).
 
 use crate::horde::{
     Backend, BaseNames, HordeIndex, HordeModelStats, HordeModelStatus, LookupScratch, Usage, UsageCount,
@@ -73,13 +75,17 @@ fn merge_model_with(
 ) -> MergedModel {
     let (status, usage, backend_variations) = if include_backend_variations {
         let found = horde.index.with_variations(name, scratch);
-        let mut variations = Vec::new();
+        let present = |backend: Backend| {
+            found.status_by_backend[backend as usize].is_some()
+                || !found.usage_by_backend[backend as usize].is_zero()
+        };
+        let mut variations = Vec::with_capacity(Backend::ALL.into_iter().filter(|&b| present(b)).count());
         for backend in Backend::ALL {
-            let status = found.status_by_backend[backend as usize];
-            let usage = found.usage_by_backend[backend as usize];
-            if status.is_none() && usage.is_zero() {
+            if !present(backend) {
                 continue;
             }
+            let status = found.status_by_backend[backend as usize];
+            let usage = found.usage_by_backend[backend as usize];
             let variant_name = match (status, backend) {
                 (Some(s), _) => s.name.clone(),
                 (None, Backend::Canonical) => name.to_string(),

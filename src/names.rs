@@ -25,12 +25,17 @@
 //!
 //! Only the matched spans matter here (the reference's size/quant/variant
 //! values never reach the base name), so the matchers return positions only.
-//! Every function works on `char`s (Python indexes by code point) and
-//! allocates only a few small buffers per call. A per-character bit set of
-//! the patterns each character can start keeps the leftmost searches cheap:
-//! `base_model_name` costs about 1 µs for a typical 30-character name.
+//! Every function works on `char`s (Python indexes by code point). The base
+//! name parser keeps its buffers in a reusable [`NameScratch`] (the memo of
+//! base names parses thousands of names with one), and keeps, per pattern
+//! start class, a bit mask of the positions that can start it, so a leftmost
+//! search visits only those: `parsed_base_name_into` costs about 2,500
+//! instructions for a typical 30-character name. [`quant_stripped`] looks at
+//! the last 7 characters only and borrows its answer from the input.
 
 mod py_unicode;
+
+use std::borrow::Cow;
 
 /// The legacy backend prefix of aphrodite duplicates (`aphrodite/<canonical>`).
 pub const APHRODITE_PREFIX: &str = "aphrodite/";
@@ -68,32 +73,45 @@ pub fn base_model_name(name: &str) -> String {
 /// separators trimmed from both ends. When nothing is left, `name` itself.
 /// No prefix is stripped here.
 pub fn parsed_base_name(name: &str) -> String {
-    let mut text = Parsing::new(name);
+    let mut out = String::with_capacity(name.len());
+    parsed_base_name_into(name, &mut NameScratch::default(), &mut out);
+    out
+}
+
+/// Reusable buffers for [`parsed_base_name_into`]: a caller parsing many
+/// names (the memo of base names) allocates them once.
+#[derive(Debug, Default)]
+pub struct NameScratch {
+    parsing: Parsing,
+}
+
+/// [`parsed_base_name`], appended to `out`, with `scratch`'s buffers.
+pub fn parsed_base_name_into(name: &str, scratch: &mut NameScratch, out: &mut String) {
+    let text = &mut scratch.parsing;
+    text.reset(name);
     if let Some(end) = leading_version_end(&text.chars) {
-        text.remove(0..end);
+        text.remove(0, end);
     }
     for group in [SIZES, VERSIONS, QUANTS, VARIANTS, DATES] {
         text.remove_first_match(group);
     }
-
-    let base = collapse_and_trim_separators(&text.chars);
-    if base.is_empty() {
-        name.to_string()
-    } else {
-        base
+    if !push_collapsed_and_trimmed(&text.chars, out) {
+        out.push_str(name);
     }
 }
 
 /// `get_model_name_variants`: the names the Horde may report a model under —
 /// the name itself, `aphrodite/<name>` and `koboldcpp/<name without org>`,
 /// in that order, without duplicates.
+///
+/// The koboldcpp form equals the name exactly when the name starts with
+/// `koboldcpp/`; it never equals the aphrodite form.
 pub fn name_variants(name: &str) -> Vec<String> {
     let mut variants = Vec::with_capacity(3);
     variants.push(name.to_string());
-    for variant in [[APHRODITE_PREFIX, name].concat(), [KOBOLDCPP_PREFIX, strip_org_prefix(name)].concat()] {
-        if !variants.contains(&variant) {
-            variants.push(variant);
-        }
+    variants.push([APHRODITE_PREFIX, name].concat());
+    if !name.starts_with(KOBOLDCPP_PREFIX) {
+        variants.push([KOBOLDCPP_PREFIX, strip_org_prefix(name)].concat());
     }
     variants
 }
@@ -106,14 +124,26 @@ pub fn name_variants(name: &str) -> Vec<String> {
 /// `x-GGUF-Q4` → `x`. Python's `$` also matches before a final `\n`, which
 /// is kept.
 pub fn strip_quant_suffix(name: &str) -> String {
-    // Fast path: every suffix pattern ends in one of these characters, so a
-    // name ending otherwise (most, e.g. `...-8B`) keeps all of it.
-    let last = name.strip_suffix('\n').unwrap_or(name).chars().next_back();
-    if !last.is_some_and(|c| in_class_ignorecase(c, "ksmlhfq012345678")) {
-        return name.to_string();
-    }
-    let mut text = Vec::with_capacity(name.len());
-    text.extend(name.chars());
+    quant_stripped(name).into_owned()
+}
+
+/// [`strip_quant_suffix`], borrowed from `name` (the result is a prefix of
+/// it, except when a final `\n` is kept after a removed suffix).
+///
+/// Every pattern is anchored at the end and spans at most 7 characters (a
+/// separator and `Q4_K_M`), so each is matched against a window of the last
+/// 7 characters only: no buffer of the whole name.
+pub fn quant_stripped(name: &str) -> Cow<'_, str> {
+    const WINDOW: usize = 7;
+    // The text is `name[..cut]`, followed by a `\n` when `newline_kept`.
+    let mut cut = name.len();
+    let mut newline_kept = false;
+    // The last characters of `name[..window_end]` and their byte offsets:
+    // `window[first..]`, built again only when the text changed.
+    let mut window = ['\0'; WINDOW];
+    let mut offsets = [0; WINDOW];
+    let mut first = WINDOW;
+    let mut window_end = None;
     for suffix in [
         quant_k_suffix as SuffixMatcher,
         quant_legacy_suffix,
@@ -122,14 +152,34 @@ pub fn strip_quant_suffix(name: &str) -> String {
         quant_precision_suffix,
     ] {
         // `$`: the end, or just before a final newline.
-        let end = if text.last() == Some(&'\n') { text.len() - 1 } else { text.len() };
-        if let Some(start) = suffix(&text[..end]) {
-            text.drain(start..end);
+        let before_newline = !newline_kept && name[..cut].ends_with('\n');
+        let end = if before_newline { cut - 1 } else { cut };
+        let region = &name[..end];
+        // Fast path: every suffix pattern ends in one of these characters.
+        if !region.chars().next_back().is_some_and(|c| in_class_ignorecase(c, "ksmlhfq012345678")) {
+            continue;
+        }
+        if window_end != Some(end) {
+            window_end = Some(end);
+            first = WINDOW;
+            for (offset, c) in region.char_indices().rev().take(WINDOW) {
+                first -= 1;
+                window[first] = c;
+                offsets[first] = offset;
+            }
+        }
+        if let Some(start) = suffix(&window[first..]) {
+            cut = offsets[first + start];
+            newline_kept |= before_newline;
         }
     }
-    let mut out = String::with_capacity(name.len());
-    out.extend(text);
-    out
+    if !newline_kept {
+        Cow::Borrowed(&name[..cut])
+    } else if name[cut..].starts_with('\n') {
+        Cow::Borrowed(&name[..=cut])
+    } else {
+        Cow::Owned(format!("{}\n", &name[..cut]))
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -301,41 +351,80 @@ const DATES: &[Pattern] = &[
 ];
 
 /// A name being parsed: its characters (Python indexes by code point, so the
-/// matchers do too) and the start classes of each.
+/// matchers do too).
+///
+/// For names of up to 64 characters (nearly all real ones), `masks` holds, per
+/// start class, the positions whose character can start it, so a search
+/// visits only those positions (a removal shifts the masks). Longer names
+/// test every position's start classes instead.
+#[derive(Debug, Default)]
 struct Parsing {
     chars: Vec<char>,
-    starts: Vec<StartClasses>,
+    /// Per start class bit: a bit per position (when `masked`).
+    masks: [u64; 8],
+    /// The name had at most 64 characters: `masks` are kept.
+    masked: bool,
 }
 
 impl Parsing {
-    fn new(name: &str) -> Self {
-        let mut chars = Vec::with_capacity(name.len());
-        chars.extend(name.chars());
-        let starts = chars.iter().map(|&c| start_classes(c)).collect();
-        Parsing { chars, starts }
+    fn reset(&mut self, name: &str) {
+        self.chars.clear();
+        self.chars.extend(name.chars());
+        self.masks = [0; 8];
+        self.masked = self.chars.len() <= 64;
+        if self.masked {
+            for (pos, &c) in self.chars.iter().enumerate() {
+                let mut bits = start_classes(c);
+                while bits != 0 {
+                    self.masks[bits.trailing_zeros() as usize] |= 1 << pos;
+                    bits &= bits - 1;
+                }
+            }
+        }
     }
 
     /// `re.search`: the leftmost match of `pattern`, as `(start, end)`. (No
     /// pattern matches the empty string, so the end position is no start.)
     fn search(&self, pattern: &Pattern) -> Option<(usize, usize)> {
-        self.starts
-            .iter()
-            .enumerate()
-            .filter(|&(_, &classes)| classes & pattern.first != 0)
-            .find_map(|(start, _)| (pattern.matcher)(&self.chars, start).map(|end| (start, end)))
+        let matcher = |start: usize| (pattern.matcher)(&self.chars, start).map(|end| (start, end));
+        if self.masked {
+            let mut mask = self.masks[pattern.first.trailing_zeros() as usize];
+            while mask != 0 {
+                let start = mask.trailing_zeros() as usize;
+                if let Some(found) = matcher(start) {
+                    return Some(found);
+                }
+                mask &= mask - 1;
+            }
+            None
+        } else {
+            (0..self.chars.len())
+                .filter(|&start| start_classes(self.chars[start]) & pattern.first != 0)
+                .find_map(matcher)
+        }
     }
 
     /// The reference's "for pattern in PATTERNS: if re.search(...): remove;
     /// break".
     fn remove_first_match(&mut self, group: &[Pattern]) {
         if let Some((start, end)) = group.iter().find_map(|p| self.search(p)) {
-            self.remove(start..end);
+            self.remove(start, end);
         }
     }
 
-    fn remove(&mut self, range: std::ops::Range<usize>) {
-        self.chars.drain(range.clone());
-        self.starts.drain(range);
+    /// Remove the characters `start..end`.
+    fn remove(&mut self, start: usize, end: usize) {
+        if self.masked {
+            // Keep the bits below the range, shift those above it down.
+            let below = (1u64 << start) - 1;
+            for mask in &mut self.masks {
+                let above = if end >= 64 { 0 } else { *mask >> end };
+                *mask = (*mask & below) | (above << start);
+            }
+        }
+        let len = self.chars.len();
+        self.chars.copy_within(end..len, start);
+        self.chars.truncate(len - (end - start));
     }
 }
 
@@ -347,14 +436,13 @@ fn digits_end(text: &[char], from: usize) -> usize {
 
 /// The end of `literal` (lower-case ASCII) at `start` under `re.IGNORECASE`.
 fn literal_ignorecase(text: &[char], start: usize, literal: &str) -> Option<usize> {
-    let mut pos = start;
-    for lower in literal.chars() {
-        if !eq_ignorecase(*text.get(pos)?, lower) {
-            return None;
-        }
-        pos += 1;
-    }
-    Some(pos)
+    let candidate = text.get(start..start + literal.len())?;
+    // `literal` is ASCII: one byte per character.
+    candidate
+        .iter()
+        .zip(literal.bytes())
+        .all(|(&c, lower)| eq_ignorecase(c, char::from(lower)))
+        .then_some(start + literal.len())
 }
 
 /// The character at `pos` satisfies `pred` (false past the end).
@@ -378,8 +466,11 @@ fn word_alternatives(text: &[char], start: usize, alternatives: &[&str]) -> Opti
     if !word_boundary_before(text, start) {
         return None;
     }
+    // Only the alternatives with the right first letter can match.
+    let first = fold_ignorecase(*text.get(start)?)?;
     alternatives
         .iter()
+        .filter(|alt| alt.as_bytes().first().map(|&b| char::from(b)) == Some(first))
         .find_map(|alt| literal_ignorecase(text, start, alt).filter(|&end| word_boundary_after(text, end)))
 }
 
@@ -616,25 +707,24 @@ fn date_four_digits(text: &[char], start: usize) -> Option<usize> {
 }
 
 /// The reference's clean-up: every run of one separator (`-`, `_`, space,
-/// `.`) becomes one, then separators are stripped from both ends.
+/// `.`) becomes one, then separators are stripped from both ends; appended
+/// to `out`. False when nothing is left.
 /// (Trimming first gives the same result: collapsing only touches runs.)
-fn collapse_and_trim_separators(text: &[char]) -> String {
+fn push_collapsed_and_trimmed(text: &[char], out: &mut String) -> bool {
     let is_separator = |c: char| matches!(c, '-' | '_' | ' ' | '.');
     let (Some(first), Some(last)) =
         (text.iter().position(|&c| !is_separator(c)), text.iter().rposition(|&c| !is_separator(c)))
     else {
-        return String::new();
+        return false;
     };
-    let kept = &text[first..=last];
-    let mut out = String::with_capacity(kept.iter().map(|c| c.len_utf8()).sum());
     let mut previous = None;
-    for &c in kept {
+    for &c in &text[first..=last] {
         if !(is_separator(c) && previous == Some(c)) {
             out.push(c);
         }
         previous = Some(c);
     }
-    out
+    true
 }
 
 // ---------------------------------------------------------------------------
@@ -814,6 +904,36 @@ mod tests {
         assert_eq!(strip_quant_suffix("GGUF"), "GGUF");
         assert_eq!(strip_quant_suffix("Model-Q4_K_M-7B"), "Model-Q4_K_M-7B");
         assert_eq!(strip_quant_suffix("koboldcpp/"), "koboldcpp/");
+        // A newline the text ends with after a removal counts for `$` too.
+        assert_eq!(strip_quant_suffix("x-Q4\n-Q4_K_M"), "x\n");
+        assert_eq!(strip_quant_suffix("ab-GGUF\n-Q4"), "ab\n");
+        assert_eq!(strip_quant_suffix("x-Q4\n\n"), "x-Q4\n\n");
+        assert_eq!(strip_quant_suffix("\n-Q4"), "\n");
+        assert_eq!(strip_quant_suffix("-Q4\n"), "\n");
+        assert_eq!(strip_quant_suffix("Σ-Q4_K_ſ"), "Σ");
+        assert_eq!(strip_quant_suffix("x-Q4_K_M-GGUF"), "x-Q4_K_M");
+    }
+
+    #[test]
+    fn quant_stripped_borrows_when_it_can() {
+        assert!(matches!(quant_stripped("Model-Q4_K_M"), Cow::Borrowed("Model")));
+        assert!(matches!(quant_stripped("Model-7B-Q4\n"), Cow::Owned(s) if s == "Model-7B\n"));
+        assert!(matches!(quant_stripped("Model\n"), Cow::Borrowed("Model\n")));
+    }
+
+    #[test]
+    fn long_names_parse_like_short_ones() {
+        // Over 64 characters the searches scan every position instead of
+        // the position masks; the answer is the same.
+        let long = format!("{}-Model-7B-Instruct-Q4_K_M", "x".repeat(70));
+        assert_eq!(base_model_name(&long), format!("{}-Model", "x".repeat(70)));
+        let short = "x-Model-7B-Instruct-Q4_K_M";
+        assert_eq!(base_model_name(short), "x-Model");
+        let edge = format!("{}-7B", "y".repeat(61));
+        assert_eq!(base_model_name(&edge), "y".repeat(61));
+        // Longer than 64 until a removal makes it shorter.
+        let shrinking = format!("foo{}-v1.2--Q4", "x".repeat(56));
+        assert_eq!(base_model_name(&shrinking), format!("foo{}", "x".repeat(56)));
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub struct BaseNames {
     key_of_base: Vec<u32>,
     /// Distinct lower-cased base names.
     keys: Interner,
+    /// The parser's buffers, reused for every parse.
+    scratch: names::NameScratch,
 }
 
 impl BaseNames {
@@ -74,13 +76,24 @@ impl BaseNames {
         if let Some(input) = self.inputs.get(key) {
             return self.base_of_input[input as usize];
         }
-        let base = self.bases.intern(&names::base_model_name(key));
+        let scratch = &mut self.scratch;
+        let unprefixed = names::strip_org_prefix(names::strip_backend_prefix(key));
+        let base = self.bases.intern_with(|out| names::parsed_base_name_into(unprefixed, scratch, out));
         if base as usize == self.key_of_base.len() {
             self.key_of_base.push(UNSET);
         }
         self.inputs.intern(key);
         self.base_of_input.push(base);
         base
+    }
+
+    /// Room for about `names` more inputs of `bytes` bytes in all.
+    pub fn reserve(&mut self, names: usize, bytes: usize) {
+        self.inputs.reserve(names, bytes);
+        self.base_of_input.reserve(names);
+        self.bases.reserve(names, bytes);
+        self.key_of_base.reserve(names);
+        self.keys.reserve(names, bytes);
     }
 
     /// `get_base_model_name(name)`.
@@ -159,9 +172,12 @@ pub struct HordeIndex<'a> {
     /// The name ids of every base group, group after group.
     base_members: Vec<u32>,
     /// Quantisation keys of the stats names (lower-cased last segment without
-    /// the quantisation suffix), each with its groups per [`Backend`].
+    /// the quantisation suffix), each with its group per [`Backend`]: an
+    /// index into `size_groups`, or [`UNSET`] (most keys have one backend, so
+    /// the groups are not stored three per key).
     size_keys: Interner,
-    size_groups: Vec<[SizeGroup; 3]>,
+    size_slots: Vec<[u32; 3]>,
+    size_groups: Vec<SizeGroup>,
 }
 
 impl<'a> HordeIndex<'a> {
@@ -189,7 +205,7 @@ impl<'a> HordeIndex<'a> {
         // whatever the number of periods it appears in.
         let mut lower_of = vec![UNSET; stats.name_count()];
         for period in Period::ALL {
-            for &(name_id, count) in stats.period_ids(period) {
+            for (name_id, count) in stats.period_ids(period) {
                 let slot = &mut lower_of[name_id as usize];
                 if *slot == UNSET {
                     *slot = index.intern(stats.name(name_id)) as u32;
@@ -204,6 +220,8 @@ impl<'a> HordeIndex<'a> {
         }
 
         // Base-name groups: keyed by each distinct original-case name.
+        base_names.reserve(stats.name_count(), stats.names.text_len());
+        index.base_keys = Interner::with_capacity(stats.name_count(), stats.names.text_len());
         let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(stats.name_count());
         let mut in_stats = vec![false; index.names.len()];
         for (name_id, &id) in lower_of.iter().enumerate() {
@@ -229,18 +247,26 @@ impl<'a> HordeIndex<'a> {
         }
 
         // Quantisation groups: keyed by each distinct lower-cased stats name.
+        let stats_names = in_stats.iter().filter(|&&is| is).count();
+        index.size_keys = Interner::with_capacity(stats_names, stats.names.text_len());
+        index.size_slots = Vec::with_capacity(stats_names);
+        index.size_groups = Vec::with_capacity(stats_names);
         for (id, _) in in_stats.iter().enumerate().filter(|(_, &is)| is) {
             let lower = index.names.get_str(id as u32);
             let usage = index.usage[id];
-            let key = names::strip_quant_suffix(last_segment(lower));
-            let group = index.size_keys.intern(&key) as usize;
-            if group == index.size_groups.len() {
-                index.size_groups.push(Default::default());
+            let key = index.size_keys.intern(&names::quant_stripped(last_segment(lower))) as usize;
+            if key == index.size_slots.len() {
+                index.size_slots.push([UNSET; 3]);
             }
-            let slot = &mut index.size_groups[group][Backend::of_name(lower) as usize];
-            slot.all.add(usage);
+            let slot = &mut index.size_slots[key][Backend::of_name(lower) as usize];
+            if *slot == UNSET {
+                *slot = index.size_groups.len() as u32;
+                index.size_groups.push(SizeGroup::default());
+            }
+            let group = &mut index.size_groups[*slot as usize];
+            group.all.add(usage);
             if usage.any_positive() {
-                slot.positive.add(usage);
+                group.positive.add(usage);
             }
         }
         index
@@ -338,16 +364,17 @@ impl<'a> HordeIndex<'a> {
         let lower = &scratch.aphrodite[APHRODITE.len()..];
         let mut usage = Usage::default();
         let mut usage_by_backend = [Usage::default(); 3];
-        let key = names::strip_quant_suffix(last_segment(lower));
-        if let Some(group) = self.size_keys.get(&key) {
+        let key = names::quant_stripped(last_segment(lower));
+        if let Some(key) = self.size_keys.get(&key) {
             let with_canonical = Backend::of_name(lower) == Backend::Canonical;
             for backend in Backend::ALL {
-                if backend == Backend::Canonical && !with_canonical {
+                let slot = self.size_slots[key as usize][backend as usize];
+                if slot == UNSET || (backend == Backend::Canonical && !with_canonical) {
                     continue;
                 }
-                let slot = self.size_groups[group as usize][backend as usize];
-                usage.add(slot.all);
-                usage_by_backend[backend as usize].add(slot.positive);
+                let group = self.size_groups[slot as usize];
+                usage.add(group.all);
+                usage_by_backend[backend as usize].add(group.positive);
             }
         }
         Variations { status: aggregated, status_by_backend: status, usage, usage_by_backend }

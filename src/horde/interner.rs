@@ -30,10 +30,10 @@ struct Span {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Interner {
     text: String,
-    /// Spans in id order; the map's own index of an entry is its id.
+    /// Spans in id order; the map's own index of an entry is its id. Its
+    /// hasher hashes the text of a span (a per-instance seed, like the std
+    /// maps); the map itself never hashes a span.
     spans: IndexMap<Span, (), RandomState>,
-    /// Hashes the text of a span (per-instance seed, like the std maps).
-    hasher: RandomState,
 }
 
 impl Interner {
@@ -42,8 +42,13 @@ impl Interner {
         Interner {
             text: String::with_capacity(bytes),
             spans: IndexMap::with_capacity_and_hasher(strings, RandomState::default()),
-            hasher: RandomState::default(),
         }
+    }
+
+    /// Room for about `strings` more strings of `bytes` bytes in all.
+    pub(crate) fn reserve(&mut self, strings: usize, bytes: usize) {
+        self.text.reserve(bytes);
+        self.spans.reserve(strings);
     }
 
     /// How many distinct strings.
@@ -67,7 +72,7 @@ impl Interner {
 
     /// The id of `s`, if interned.
     pub(crate) fn get(&self, s: &str) -> Option<u32> {
-        let hash = self.hasher.hash_one(s);
+        let hash = self.spans.hasher().hash_one(s);
         let text = &self.text;
         self.spans
             .raw_entry_v1()
@@ -86,8 +91,14 @@ impl Interner {
     /// for ASCII is `to_ascii_lowercase`), interning it when new. An ASCII
     /// name is lower-cased in place in the buffer: no temporary string.
     pub(crate) fn intern_lowercase(&mut self, s: &str) -> u32 {
+        self.intern_with(|text| push_lowercase(text, s))
+    }
+
+    /// The id of the string `write` appends to the buffer, interning it when
+    /// new (so it is built in place, without a temporary string).
+    pub(crate) fn intern_with(&mut self, write: impl FnOnce(&mut String)) -> u32 {
         let start = self.text.len();
-        push_lowercase(&mut self.text, s);
+        write(&mut self.text);
         self.intern_tail(start)
     }
 
@@ -97,7 +108,7 @@ impl Interner {
         let end = self.text.len();
         let text = &self.text;
         let key = &text[start..end];
-        let hash = self.hasher.hash_one(key);
+        let hash = self.spans.hasher().hash_one(key);
         let entry =
             self.spans.raw_entry_mut_v1().from_hash(hash, |span| text.get(span.start..span.end) == Some(key));
         match entry {
