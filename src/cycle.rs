@@ -170,7 +170,8 @@ impl<'i> Shared<'i> {
         let mut laps = Laps(Instant::now());
         let horde = HordeData::new(&inputs.status, &inputs.stats, base_names);
         laps.lap(&mut times.index);
-        let records: Vec<RawRecord<'i>> = inputs.reference.records().filter(|r| r.has_usable_name()).collect();
+        let records: Vec<RawRecord<'i>> =
+            inputs.reference.records().filter(|r| r.has_usable_name()).collect();
         let facts: Vec<RecordFacts> =
             records.iter().map(|r| RecordFacts::new(r, category, settings)).collect();
         laps.lap(&mut times.risk);
