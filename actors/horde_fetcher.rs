@@ -484,8 +484,12 @@ async fn fetch_source(state: Rc<RefCell<State>>, id: SourceId) -> Result<(Parsed
         (loc, st.counters.clone())
     };
     let is_http = matches!(location, Location::Http(_));
-    let bytes = match location {
-        Location::Dir(dir) => read_file(dir.join(id.file_name()), state.borrow().max_bytes),
+    let raw = match location {
+        // Read on the blocking thread too: the six files of a cycle are then
+        // read in parallel, not one after the other on the actors' thread.
+        Location::Dir(dir) => {
+            Ok(Raw::File { path: dir.join(id.file_name()), max_bytes: state.borrow().max_bytes })
+        }
         Location::Http(base) => {
             let allowed =
                 state.borrow_mut().breakers.get_mut(&service).is_none_or(|b| b.allow(Instant::now()));
@@ -493,14 +497,11 @@ async fn fetch_source(state: Rc<RefCell<State>>, id: SourceId) -> Result<(Parsed
                 counters.inc(&counters.fetch_failures);
                 return Err(format!("circuit open for {}", service_name(service)));
             }
-            http_get_with_retries(&state, &format!("{base}{}", id.http_path()), service).await
+            http_get_with_retries(&state, &format!("{base}{}", id.http_path()), service).await.map(Raw::Bytes)
         }
     };
-    let outcome = match bytes {
-        Ok(bytes) => {
-            let len = bytes.len();
-            parse_off_thread(id, bytes).await.map(|p| (p, len))
-        }
+    let outcome = match raw {
+        Ok(raw) => parse_off_thread(id, raw).await,
         Err(e) => Err(e),
     };
     // The breaker judges the whole fetch, parse included: garbage counts.
@@ -546,16 +547,28 @@ fn read_file(path: PathBuf, max_bytes: usize) -> Result<Vec<u8>, String> {
     std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
-/// Parse on a blocking thread: a large reference must not stall the actors.
-async fn parse_off_thread(id: SourceId, bytes: Vec<u8>) -> Result<Parsed, String> {
-    let job = tokio::task::spawn_blocking(move || -> Result<Parsed, String> {
-        match id {
+/// A source's bytes, or the snapshot file that holds them.
+enum Raw {
+    Bytes(Vec<u8>),
+    File { path: PathBuf, max_bytes: usize },
+}
+
+/// Read (snapshot files) and parse on a blocking thread: a large reference
+/// must not stall the actors. Answers the value and the size of its bytes.
+async fn parse_off_thread(id: SourceId, raw: Raw) -> Result<(Parsed, usize), String> {
+    let job = tokio::task::spawn_blocking(move || -> Result<(Parsed, usize), String> {
+        let bytes = match raw {
+            Raw::Bytes(bytes) => bytes,
+            Raw::File { path, max_bytes } => read_file(path, max_bytes)?,
+        };
+        let parsed = match id {
             SourceId::Reference(_) => {
                 records::parse_reference(&bytes).map(Parsed::Reference).map_err(|e| e.to_string())
             }
             SourceId::Status(_) => horde::parse_status(&bytes).map(Parsed::Status).map_err(|e| e.to_string()),
             SourceId::Stats(_) => horde::parse_stats(&bytes).map(Parsed::Stats).map_err(|e| e.to_string()),
-        }
+        };
+        parsed.map(|p| (p, bytes.len()))
     });
     match job.await {
         Ok(r) => r,
