@@ -207,8 +207,14 @@ pub async fn run_cycle(deps: CycleDeps, categories: Vec<Category>) -> CycleRepor
     let started = Instant::now();
     let started_unix = unix_now();
     let computed_at = started_unix as i64;
-    let jobs = categories.into_iter().map(|c| hydrate_category(deps.clone(), c, computed_at));
-    let reports = futures_util::future::join_all(jobs).await;
+    // Text first: it is the larger category (the cycle's critical path), so its
+    // sources are the first to reach the blocking threads (see `runtime` in
+    // main.rs). The report keeps the configured order.
+    let mut started_order = categories.clone();
+    started_order.sort_by_key(|c| !c.is_text());
+    let jobs = started_order.into_iter().map(|c| hydrate_category(deps.clone(), c, computed_at));
+    let mut reports = futures_util::future::join_all(jobs).await;
+    reports.sort_by_key(|r| categories.iter().position(|c| *c == r.category));
     let report = CycleReport { started_unix, duration: started.elapsed(), categories: reports };
     deps.counters.inc(&deps.counters.cycles);
     if report.outcome() != "ok" {
