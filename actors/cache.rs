@@ -138,23 +138,6 @@ pub enum ReadSource {
     Memory(Freshness),
 }
 
-/// An entry ready to store: its JSON is shared (memory, the cycle report and
-/// `once --dump` hold the same bytes; at x100 an entry is tens of MB).
-#[derive(Debug, Clone)]
-pub struct StoredEntry {
-    pub key: EntryKey,
-    pub json: EntryJson,
-    pub models: usize,
-    pub at_risk: Option<usize>,
-    pub critical: Option<usize>,
-}
-
-impl From<ComputedEntry> for StoredEntry {
-    fn from(e: ComputedEntry) -> Self {
-        StoredEntry { key: e.key, json: e.json, models: e.models, at_risk: e.at_risk, critical: e.critical }
-    }
-}
-
 // ---------------------------------------------------------------- messages
 
 /// Store one category's entries of one cycle (memory, then one MULTI/EXEC).
@@ -162,7 +145,7 @@ impl From<ComputedEntry> for StoredEntry {
 #[rtype(result = "RedisWrite")]
 pub struct StoreCategory {
     pub category: Category,
-    pub entries: Vec<StoredEntry>,
+    pub entries: Vec<ComputedEntry>,
 }
 
 /// Read one entry as the reference's readers would.
@@ -607,8 +590,8 @@ mod tests {
         assert_eq!(freshness(s(299), s(300), s(3600), false), Freshness::Fresh);
     }
 
-    fn entry(key: EntryKey, json: &str) -> StoredEntry {
-        StoredEntry {
+    fn entry(key: EntryKey, json: &str) -> ComputedEntry {
+        ComputedEntry {
             key,
             json: EntryJson::from(json.to_string()),
             models: 3,

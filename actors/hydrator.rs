@@ -21,12 +21,13 @@
 //! counts and the fetch/compute/store times. [`run_cycle`] is also what
 //! `once` runs.
 
-use crate::cache::{CacheActor, RedisWrite, StoreCategory, StoredEntry};
+use crate::cache::{CacheActor, RedisWrite, StoreCategory};
 use crate::counters::Counters;
 use crate::horde_fetcher::{FetchCategory, HordeFetcherActor, SourceId};
 use crate::risk_compute::{Compute, RiskComputeActor};
 use actix::prelude::*;
 use horde_hydrator::category::Category;
+use horde_hydrator::cycle::ComputedEntry;
 use horde_hydrator::keys::EntryKey;
 use horde_hydrator::settings::{AnalysisSettings, Settings};
 use serde_json::{json, Value};
@@ -75,7 +76,7 @@ pub struct CategoryReport {
     pub failed_sources: Vec<(SourceId, String)>,
     pub entries: Vec<EntrySummary>,
     /// The entries themselves (kept for `once --dump`; dropped by the daemon).
-    pub payloads: Vec<StoredEntry>,
+    pub payloads: Vec<ComputedEntry>,
     pub fetch_ms: u64,
     pub compute_ms: u64,
     pub store_ms: u64,
@@ -287,7 +288,6 @@ async fn hydrate_category(deps: CycleDeps, category: Category, computed_at: i64)
         })
         .collect();
 
-    let entries: Vec<StoredEntry> = entries.into_iter().map(StoredEntry::from).collect();
     let t = Instant::now();
     let stored = deps.cache.send(StoreCategory { category, entries: entries.clone() }).await;
     report.store_ms = t.elapsed().as_millis() as u64;
