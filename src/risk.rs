@@ -742,12 +742,7 @@ pub fn write_model(m: &ModelDeletionRiskInfo<'_>, out: &mut String) {
     push_int(out, m.risk_score);
     out.push_str(",\"worker_count\":");
     push_int(out, m.worker_count);
-    out.push_str(",\"usage_day\":");
-    push_int(out, m.usage_day);
-    out.push_str(",\"usage_month\":");
-    push_int(out, m.usage_month);
-    out.push_str(",\"usage_total\":");
-    push_int(out, m.usage_total);
+    push_usage(out, m.usage_day, m.usage_month, m.usage_total);
     if m.usage_hour.is_none() && m.usage_minute.is_none() {
         // Always so outside the grouping of hourly data the cycle never has.
         out.push_str(",\"usage_hour\":null,\"usage_minute\":null,\"usage_percentage_of_category\":");
@@ -816,13 +811,19 @@ fn write_backend_variation(bv: &BackendVariation, out: &mut String) {
     push_int(out, bv.worker_count);
     out.push_str(",\"performance\":");
     push_opt_float(out, bv.performance);
-    out.push_str(",\"usage_day\":");
-    push_int(out, bv.usage.day);
-    out.push_str(",\"usage_month\":");
-    push_int(out, bv.usage.month);
-    out.push_str(",\"usage_total\":");
-    push_int(out, bv.usage.total);
+    push_usage(out, bv.usage.day, bv.usage.month, bv.usage.total);
     out.push('}');
+}
+
+/// `,"usage_day":…,"usage_month":…,"usage_total":…`, as a model and a backend
+/// variation both write them.
+fn push_usage(out: &mut String, day: UsageCount, month: UsageCount, total: UsageCount) {
+    out.push_str(",\"usage_day\":");
+    push_int(out, day);
+    out.push_str(",\"usage_month\":");
+    push_int(out, month);
+    out.push_str(",\"usage_total\":");
+    push_int(out, total);
 }
 
 /// The flags object, one write a flag.
