@@ -321,9 +321,25 @@ impl LastGood {
     }
 }
 
+impl State {
+    fn client(&self) -> &awc::Client {
+        self.client.get_or_init(|| {
+            let (timeout, connect_timeout) = self.client_timeouts;
+            awc::Client::builder()
+                .connector(awc::Connector::new().timeout(connect_timeout))
+                .timeout(timeout)
+                .finish()
+        })
+    }
+}
+
 /// Everything the fetch futures share (the actor runs on one thread).
 struct State {
-    client: awc::Client,
+    /// Built on the first HTTP fetch: its TLS set-up (the webpki root store)
+    /// is wasted on `file://` sources, which a `once` run pays at start-up.
+    client: std::cell::OnceCell<awc::Client>,
+    /// The client's timeout for a whole request, and for connecting.
+    client_timeouts: (Duration, Duration),
     horde: Location,
     model_reference: Location,
     horde_timeout: Duration,
@@ -346,15 +362,14 @@ impl HordeFetcherActor {
     /// Must be created on the thread (arbiter) it runs on: awc's client is not `Send`.
     pub fn new(settings: &Settings, counters: Arc<Counters>) -> Self {
         let h = &settings.horde;
-        let connect_timeout = Duration::from_secs(h.timeout_seconds.min(10));
-        let client = awc::Client::builder()
-            .connector(awc::Connector::new().timeout(connect_timeout))
-            .timeout(Duration::from_secs(h.timeout_seconds))
-            .finish();
         let breaker =
             CircuitBreaker::new(h.circuit_failure_threshold, Duration::from_secs(h.circuit_open_seconds));
         let state = State {
-            client,
+            client: std::cell::OnceCell::new(),
+            client_timeouts: (
+                Duration::from_secs(h.timeout_seconds),
+                Duration::from_secs(h.timeout_seconds.min(10)),
+            ),
             horde: Location::from_url(&h.api_url),
             model_reference: Location::from_url(&settings.model_reference.url),
             horde_timeout: Duration::from_secs(h.timeout_seconds),
@@ -595,7 +610,7 @@ async fn http_get_with_retries(
             Service::ModelReference => st.reference_timeout,
         };
         (
-            st.client.clone(),
+            st.client().clone(),
             st.client_agent.clone(),
             timeout,
             st.max_retries,

@@ -404,6 +404,7 @@ impl HydratorActor {
             c.payloads = Vec::new();
         }
         self.last = Some(report);
+        release_free_memory();
         if self.stopping {
             for w in self.stop_waiters.drain(..) {
                 let _ = w.send(());
@@ -414,6 +415,22 @@ impl HydratorActor {
             let cats: Vec<Category> = std::mem::take(&mut self.follow_up).into_iter().collect();
             self.start_cycle(cats, "queued follow-up", ctx);
         }
+    }
+}
+
+/// Give the memory a cycle freed back to the OS, so that an idle daemon holds
+/// only what it keeps (the cached entries and the last good sources).
+///
+/// The system allocator (glibc) keeps freed memory in its arenas, one per
+/// thread that allocated, and returns only what lies at the top of each;
+/// `malloc_trim` releases every free page of every arena. It runs once per
+/// cycle, on the actors' thread, in well under a millisecond at x1.
+fn release_free_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it
+    // touches no memory the program holds.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -35,41 +35,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// mimalloc: a cycle allocates and frees millions of small JSON nodes and
-/// strings; it is markedly faster than the system allocator at that and
-/// returns memory to the OS between cycles (issue 4).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// How long a running cycle may go on after a stop signal before it is aborted.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// The hard limit for the whole shutdown.
 const SHUTDOWN_LIMIT: Duration = Duration::from_millis(4500);
 
-extern "C" {
-    /// mimalloc's `mi_option_set` (linked through the mimalloc crate).
-    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
-}
-
-/// `mi_option_purge_delay` in mimalloc's `mi_option_t` (v2 and v3 alike).
-const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
-
-/// How long mimalloc waits before returning freed memory to the OS.
-///
-/// The daemon purges at once: mimalloc only acts on a delay at its next call,
-/// so an idle daemon kept the memory of its last cycle (RSS ~55 MB at x1
-/// instead of ~20 MB). A `once` process exits after its cycle, so a short
-/// delay there saves madvise calls and page faults again (~12% fewer faults
-/// at x1 and x10) without raising the peak RSS (x100: ~626 MB either way).
-fn configure_allocator(purge_delay_ms: std::ffi::c_long) {
-    // SAFETY: mi_option_set takes an option number and a value; any value is
-    // accepted (and clamped) by mimalloc, and it touches no memory of ours.
-    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, purge_delay_ms) };
-}
-
 fn main() {
     let cli = Cli::parse();
-    configure_allocator(if matches!(cli.command, Command::Once { .. }) { 2 } else { 0 });
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp_millis()
         .init();
@@ -225,14 +197,13 @@ async fn once(settings: Settings, dump: Option<&Path>) -> i32 {
             );
         }
     }
-    let cleared = dump.map(|dir| clear_dump(dir, &settings.categories()));
     let report = hydrator::run_cycle(parts.deps.clone(), settings.categories()).await;
     log::info!("{}", report.log_line());
     print_table(&report, &settings);
 
     let mut problems = problems_of(&report);
-    if let (Some(dir), Some(cleared)) = (dump, cleared) {
-        if let Err(e) = write_dump(&report, dir, cleared) {
+    if let Some(dir) = dump {
+        if let Err(e) = write_dump(&report, dir, &settings.categories()) {
             problems.push(format!("dump to {}: {e}", dir.display()));
         }
     }
@@ -324,49 +295,43 @@ fn emit(text: &str) {
     let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
 }
 
-/// [`clear_dump`]'s thread: `Ok` once the earlier entry files are gone.
-type ClearDump = std::thread::JoinHandle<std::io::Result<()>>;
-
-/// The `--dump` directory's files of `categories`, cleared on a background
-/// thread while the cycle runs.
+/// Every computed entry as `dir/<dump file name>`; the entry files of
+/// `categories` that this run did not compute are removed, so a dump holds
+/// exactly what this run produced.
 ///
-/// Replacing a file that holds data (by truncating it or renaming over it)
-/// makes ext4 write the new data out at once (its `auto_da_alloc` safeguard),
-/// which cost 5–10 ms of the x1 `once` (a third of it); new files do not.
-/// So the old files go first, off the critical path, and the new ones are
-/// written fresh. A dump then holds exactly what this run produced: an entry
-/// that was not computed is absent rather than left over from an earlier run.
-fn clear_dump(dir: &Path, categories: &[Category]) -> std::io::Result<ClearDump> {
-    let dir = dir.to_path_buf();
-    let names: Vec<String> =
-        categories.iter().flat_map(|c| EntryKey::for_category(*c)).map(|k| k.dump_file_name()).collect();
-    std::thread::Builder::new().name("dump-clear".into()).spawn(move || {
-        std::fs::create_dir_all(&dir)?;
-        for name in names {
+/// An earlier dump's file is overwritten in place (no truncation first, cut
+/// to length after): ext4 then copies into the pages it already holds.
+/// Truncating a file that holds data, or renaming over it, makes ext4 write
+/// the new data out at once (its `auto_da_alloc` safeguard), and unlinking it
+/// first makes the kernel free and allocate every page again: at x1 either
+/// cost more than the rest of the dump.
+fn write_dump(report: &CycleReport, dir: &Path, categories: &[Category]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = std::collections::HashSet::new();
+    for c in &report.categories {
+        for e in &c.payloads {
+            let name = e.key.dump_file_name();
+            overwrite(&dir.join(&name), e.json.as_bytes())?;
+            written.insert(name);
+        }
+    }
+    for name in categories.iter().flat_map(|c| EntryKey::for_category(*c)).map(|k| k.dump_file_name()) {
+        if !written.contains(&name) {
             match std::fs::remove_file(dir.join(name)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             }
         }
-        Ok(())
-    })
+    }
+    Ok(())
 }
 
-/// Every computed entry as `dir/<dump file name>`, each written to a hidden
-/// temporary file and renamed into place, so that a reader never sees half
-/// an entry. `cleared` is [`clear_dump`]'s thread for the same directory (or
-/// why it could not start, reported as the dump's failure).
-/// (Sharing the files out over two threads was slower: 1.7–5.7 ms against
-/// 1.1–1.3 ms at x1.)
-fn write_dump(report: &CycleReport, dir: &Path, cleared: std::io::Result<ClearDump>) -> std::io::Result<()> {
-    cleared?.join().map_err(|_| std::io::Error::other("clearing the dump directory panicked"))??;
-    for c in &report.categories {
-        for e in &c.payloads {
-            let name = e.key.dump_file_name();
-            let partial = dir.join(format!(".{name}.partial"));
-            std::fs::write(&partial, e.json.as_bytes())?;
-            std::fs::rename(&partial, dir.join(name))?;
-        }
+/// Write `bytes` as the whole content of `path`, reusing the file if it exists.
+fn overwrite(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path)?;
+    file.write_all(bytes)?;
+    if file.metadata()?.len() > bytes.len() as u64 {
+        file.set_len(bytes.len() as u64)?;
     }
     Ok(())
 }

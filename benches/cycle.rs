@@ -36,14 +36,6 @@ use std::time::{Duration, Instant};
 
 type Error = Box<dyn std::error::Error>;
 
-extern "C" {
-    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
-}
-
-/// The daemon's allocator, so that in-process stage times match its own.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const BIN: &str = env!("CARGO_BIN_EXE_horde-hydrator");
 const SEED: u32 = 7;
 const PREFIX: &str = "bench";
@@ -109,11 +101,6 @@ fn options() -> Options {
 }
 
 fn main() {
-    // As the daemon does (actors/main.rs): freed memory goes back at once.
-    // SAFETY: mi_option_set takes an option number and a value.
-    unsafe {
-        mi_option_set(15 /* mi_option_purge_delay */, 0)
-    };
     let options = options();
     let result = if options.latency { latency(&options) } else { stages_and_cycles(&options) };
     if let Err(e) = result {
@@ -468,6 +455,10 @@ fn stages_and_cycles(options: &Options) -> Result<(), Error> {
         let mut in_process = Vec::with_capacity(runs);
         for _ in 0..runs {
             in_process.push(in_process_run(&sources, conn.as_mut())?);
+            // As the daemon does after each cycle (actors/hydrator.rs): freed
+            // memory goes back to the OS, so every run touches fresh pages.
+            // SAFETY: malloc_trim only walks the allocator's own free lists.
+            unsafe { libc::malloc_trim(0) };
         }
         drop(sources);
         let med = |f: &dyn Fn(&InProcess) -> Duration| median(in_process.iter().map(f).collect());

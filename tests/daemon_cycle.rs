@@ -134,8 +134,10 @@ fn once_dump_replaces_an_earlier_dump_and_drops_what_it_could_not_compute() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("dump");
     std::fs::create_dir_all(&out).unwrap();
+    // Longer than any entry: the new content must not keep the old tail.
+    let stale = format!("{{\"stale\": true}}{}", "x".repeat(4 << 20));
     for name in ENTRY_NAMES {
-        std::fs::write(out.join(dump_file(name)), b"{\"stale\": true}").unwrap();
+        std::fs::write(out.join(dump_file(name)), &stale).unwrap();
     }
     std::fs::write(out.join("notes.txt"), b"kept").unwrap();
 
