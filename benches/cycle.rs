@@ -444,12 +444,40 @@ fn stages_and_cycles(options: &Options) -> Result<(), Error> {
         // still small (scales run in ascending order for the same reason).
         // Measured the other way round, x100 read 593 MB where GNU time says
         // 280 MB for the same binary.
+        //
+        // The reference runs between blocks of our cycles (interleaved), so
+        // that both see the same load: on a shared machine one run of the
+        // reference moves by ±30 % within an hour (x1: 289-516 ms), and a
+        // busy minute in only one of the two moved the ratio by a third.
         let config = offline_config(work.path(), &data)?;
         let dump = work.path().join("dump");
-        let mut cycles = Vec::with_capacity(runs);
-        for _ in 0..runs {
-            cycles.push(offline_cycle(&config, &dump)?);
+        let with_reference = !options.no_reference && (scale < 100 || options.reference_x100);
+        if !with_reference {
+            notes.push(format!(
+                "x{scale}: reference not run (pass --reference-x100 for x100; it takes minutes)"
+            ));
         }
+        let reference_runs = if with_reference {
+            options.reference_runs.unwrap_or(if scale >= 100 { 1 } else { 3 }).max(1)
+        } else {
+            0
+        };
+        let blocks = reference_runs.max(1);
+        let mut cycles = Vec::with_capacity(runs);
+        let mut reference_times = Vec::with_capacity(reference_runs);
+        let mut expected = None;
+        for block in 0..blocks {
+            for _ in runs * block / blocks..runs * (block + 1) / blocks {
+                cycles.push(offline_cycle(&config, &dump)?);
+            }
+            if block < reference_runs {
+                if let Some((t, e)) = reference_time(work.path(), &data)? {
+                    reference_times.push(t);
+                    expected = Some(e);
+                }
+            }
+        }
+        let reference = expected.map(|e| (median(reference_times.clone()), e, reference_times.len()));
         let cycle = median(cycles.iter().map(|c| c.wall).collect());
         let peak_rss_mb = cycles.iter().map(|c| c.peak_rss_kb).max().unwrap_or(0) as f64 / 1024.0;
 
@@ -467,29 +495,6 @@ fn stages_and_cycles(options: &Options) -> Result<(), Error> {
         drop(sources);
         let med = |f: &dyn Fn(&InProcess) -> Duration| median(in_process.iter().map(f).collect());
 
-        // The reference, same run.
-        let reference = if options.no_reference || (scale >= 100 && !options.reference_x100) {
-            notes.push(format!(
-                "x{scale}: reference not run (pass --reference-x100 for x100; it takes minutes)"
-            ));
-            None
-        } else {
-            // Its median over a few runs: one run of the reference moves by
-            // ±30 % with the machine's load (x1: 289-516 ms within an hour).
-            let wanted = options.reference_runs.unwrap_or(if scale >= 100 { 1 } else { 3 }).max(1);
-            let mut times = Vec::with_capacity(wanted);
-            let mut expected = None;
-            for _ in 0..wanted {
-                match reference_time(work.path(), &data)? {
-                    Some((t, e)) => {
-                        times.push(t);
-                        expected = Some(e);
-                    }
-                    None => break,
-                }
-            }
-            expected.map(|e| (median(times.clone()), e, times.len()))
-        };
         if let Some((_, expected, _)) = &reference {
             notes.push(format!(
                 "x{scale}: parity of the `once --dump` output with the reference's: {}",
@@ -537,7 +542,7 @@ fn stages_and_cycles(options: &Options) -> Result<(), Error> {
         match &reference {
             Some((r, _, n)) => writeln!(
                 report,
-                "| {x} | reference compute (oracle.sh --timing, median of {n} run{}) | {} | 1× |",
+                "| {x} | reference compute (oracle.sh --timing, median of {n} run{}, between the cycles) | {} | 1× |",
                 if *n == 1 { "" } else { "s" },
                 ms(*r)
             )?,
@@ -722,7 +727,7 @@ fn latency(options: &Options) -> Result<(), Error> {
         std::thread::sleep(Duration::from_millis(100));
     }
     latencies.sort();
-    // Idle again: the allocator returns freed memory after a short delay.
+    // Idle again (each cycle ends with malloc_trim; the last one may still run).
     std::thread::sleep(Duration::from_secs(2));
     let rss_after = status_kb(pid, "VmRSS")?;
     let hwm = status_kb(pid, "VmHWM")?;
