@@ -321,18 +321,6 @@ impl LastGood {
     }
 }
 
-impl State {
-    fn client(&self) -> &awc::Client {
-        self.client.get_or_init(|| {
-            let (timeout, connect_timeout) = self.client_timeouts;
-            awc::Client::builder()
-                .connector(awc::Connector::new().timeout(connect_timeout))
-                .timeout(timeout)
-                .finish()
-        })
-    }
-}
-
 /// Everything the fetch futures share (the actor runs on one thread).
 struct State {
     /// Built on the first HTTP fetch: its TLS set-up (the webpki root store)
@@ -352,6 +340,19 @@ struct State {
     breakers: HashMap<Service, CircuitBreaker>,
     last_good: HashMap<Category, LastGood>,
     counters: Arc<Counters>,
+}
+
+impl State {
+    /// The HTTP client, built on first use.
+    fn client(&self) -> &awc::Client {
+        self.client.get_or_init(|| {
+            let (timeout, connect_timeout) = self.client_timeouts;
+            awc::Client::builder()
+                .connector(awc::Connector::new().timeout(connect_timeout))
+                .timeout(timeout)
+                .finish()
+        })
+    }
 }
 
 pub struct HordeFetcherActor {
