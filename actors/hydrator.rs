@@ -424,7 +424,7 @@ impl HydratorActor {
 /// The system allocator (glibc) keeps freed memory in its arenas, one per
 /// thread that allocated, and returns only what lies at the top of each;
 /// `malloc_trim` releases every free page of every arena. It runs once per
-/// cycle, on the actors' thread, in well under a millisecond at x1.
+/// cycle, on the actors' thread.
 fn release_free_memory() {
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only walks the allocator's own free lists; it

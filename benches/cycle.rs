@@ -466,18 +466,24 @@ fn stages_and_cycles(options: &Options) -> Result<(), Error> {
         let mut cycles = Vec::with_capacity(runs);
         let mut reference_times = Vec::with_capacity(reference_runs);
         let mut expected = None;
+        let mut reference_failed = false;
         for block in 0..blocks {
             for _ in runs * block / blocks..runs * (block + 1) / blocks {
                 cycles.push(offline_cycle(&config, &dump)?);
             }
-            if block < reference_runs {
-                if let Some((t, e)) = reference_time(work.path(), &data)? {
-                    reference_times.push(t);
-                    expected = Some(e);
+            // Once the reference could not run, it is not asked again.
+            if block < reference_runs && !reference_failed {
+                match reference_time(work.path(), &data)? {
+                    Some((t, e)) => {
+                        reference_times.push(t);
+                        expected = Some(e);
+                    }
+                    None => reference_failed = true,
                 }
             }
         }
-        let reference = expected.map(|e| (median(reference_times.clone()), e, reference_times.len()));
+        let runs_of_reference = reference_times.len();
+        let reference = expected.map(|e| (median(reference_times), e, runs_of_reference));
         let cycle = median(cycles.iter().map(|c| c.wall).collect());
         let peak_rss_mb = cycles.iter().map(|c| c.peak_rss_kb).max().unwrap_or(0) as f64 / 1024.0;
 

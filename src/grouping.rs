@@ -206,9 +206,6 @@ pub fn write_grouped(
         offset: 0,
         limit: None,
     };
-    // The buffer: the ungrouped view's estimate per model, for the groups.
-    let per_model = risk::json_capacity(facts, merged, false) / facts.len().max(1);
-    out.reserve(per_model.saturating_mul(bases.len()).saturating_add(1024));
     head.write(out);
     let mut tally = SummaryTally::default();
     let mut variants = Vec::new();

@@ -161,7 +161,10 @@ pub enum HordeError {
 /// Parse a `/v2/status/models` response (a JSON array).
 pub fn parse_status(bytes: &[u8]) -> Result<Vec<HordeModelStatus>, HordeError> {
     match crate::pyjson::from_slice::<Found<StatusList>>(bytes)? {
-        Found::Expected(StatusList(list)) => Ok(list),
+        Found::Expected(StatusList(list, warnings)) => {
+            warnings.iter().for_each(|w| log::warn!("{w}"));
+            Ok(list)
+        }
         Found::Other(found) => {
             Err(HordeError::Shape(format!("status: expected a list of models, found {found}")))
         }
@@ -171,7 +174,10 @@ pub fn parse_status(bytes: &[u8]) -> Result<Vec<HordeModelStatus>, HordeError> {
 /// Parse a `/v2/stats/.../models` response (`{day, month, total}`).
 pub fn parse_stats(bytes: &[u8]) -> Result<HordeModelStats, HordeError> {
     match crate::pyjson::from_slice_exact_ints::<Found<StatsDocument>>(bytes)? {
-        Found::Expected(StatsDocument(stats)) => Ok(stats),
+        Found::Expected(StatsDocument(stats, warnings)) => {
+            warnings.iter().for_each(|w| log::warn!("{w}"));
+            Ok(stats)
+        }
         Found::Other(found) => {
             Err(HordeError::Shape(format!("stats: expected an object of day/month/total, found {found}")))
         }
@@ -229,8 +235,11 @@ macro_rules! other_kinds {
     };
 }
 
-/// The status list's entries, the unusable ones skipped (with a warning).
-struct StatusList(Vec<HordeModelStatus>);
+/// The status list's entries, the unusable ones skipped, and the warnings
+/// to log once the whole document has parsed (a document with a non-finite
+/// literal is parsed twice, see [`crate::pyjson::parse_with`]; a rejected one
+/// should not warn about its entries).
+struct StatusList(Vec<HordeModelStatus>, Vec<String>);
 
 impl<'de> Deserialize<'de> for Found<StatusList> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -242,14 +251,15 @@ impl<'de> Deserialize<'de> for Found<StatusList> {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                let mut warnings = Vec::new();
                 let mut index = 0;
                 while let Some(entry) = seq.next_element::<Found<RawStatus<'de>>>()? {
-                    if let Some(status) = status_entry(index, entry) {
+                    if let Some(status) = status_entry(index, entry, &mut warnings) {
                         list.push(status);
                     }
                     index += 1;
                 }
-                Ok(Found::Expected(StatusList(list)))
+                Ok(Found::Expected(StatusList(list, warnings)))
             }
             other_kinds!(map);
         }
@@ -270,15 +280,6 @@ impl Field<'_> {
         match self {
             Field::Str(s) => Value::String(s.into_owned()),
             Field::Other(v) => v,
-        }
-    }
-
-    /// As a `Value` for the lax readers: strings (rare in a numeric field)
-    /// are copied.
-    fn to_value(&self) -> Cow<'_, Value> {
-        match self {
-            Field::Str(s) => Cow::Owned(Value::String(s.to_string())),
-            Field::Other(v) => Cow::Borrowed(v),
         }
     }
 }
@@ -410,47 +411,51 @@ impl<'de> Deserialize<'de> for Found<RawStatus<'de>> {
 }
 
 /// One status entry, or `None` (with a warning) when it is unusable.
-fn status_entry(index: usize, entry: Found<RawStatus<'_>>) -> Option<HordeModelStatus> {
+fn status_entry(
+    index: usize,
+    entry: Found<RawStatus<'_>>,
+    warnings: &mut Vec<String>,
+) -> Option<HordeModelStatus> {
     let raw = match entry {
         Found::Expected(raw) => raw,
         Found::Other(found) => {
-            log::warn!("Horde status: skipping entry #{index}: expected an object, found {found}");
+            warnings
+                .push(format!("Horde status: skipping entry #{index}: expected an object, found {found}"));
             return None;
         }
     };
     let name = match raw.name {
         Some(Field::Str(name)) => name.into_owned(),
         Some(Field::Other(other)) => {
-            log::warn!(
+            warnings.push(format!(
                 "Horde status: skipping entry #{index}: `name` should be a string, found {}",
                 json_type_name(&other)
-            );
+            ));
             return None;
         }
         None => {
-            log::warn!("Horde status: skipping entry #{index}: it has no `name`");
+            warnings.push(format!("Horde status: skipping entry #{index}: it has no `name`"));
             return None;
         }
     };
-    let float_field = |key: &str, field: Option<Field<'_>>| -> Option<f64> {
+    let float_field = |warnings: &mut Vec<String>, key: &str, field: Option<Field<'_>>| -> Option<f64> {
         let value = field?.into_value();
         let parsed = lax_float(&value);
         if parsed.is_none() {
-            log::warn!(
+            warnings.push(format!(
                 "Horde status: model {name:?}: `{key}` should be a number, found {}; treated as absent",
                 json_type_name(&value)
-            );
+            ));
         }
         parsed
     };
-    let int_field = |key: &str, field: Option<Field<'_>>| -> Option<i64> {
-        let field = field?;
-        let value = field.to_value();
+    let int_field = |warnings: &mut Vec<String>, key: &str, field: Option<Field<'_>>| -> Option<i64> {
+        let value = field?.into_value();
         let parsed = lax_int(&value);
         if parsed.is_none() {
-            log::warn!(
+            warnings.push(format!(
                 "Horde status: model {name:?}: `{key}` should be an integer, found {value}; treated as absent"
-            );
+            ));
         }
         parsed
     };
@@ -459,18 +464,19 @@ fn status_entry(index: usize, entry: Found<RawStatus<'_>>) -> Option<HordeModelS
         _ => None,
     };
     Some(HordeModelStatus {
-        performance: float_field("performance", raw.performance),
-        queued: float_field("queued", raw.queued),
-        jobs: float_field("jobs", raw.jobs),
-        eta: int_field("eta", raw.eta),
+        performance: float_field(warnings, "performance", raw.performance),
+        queued: float_field(warnings, "queued", raw.queued),
+        jobs: float_field(warnings, "jobs", raw.jobs),
+        eta: int_field(warnings, "eta", raw.eta),
         model_type,
-        count: int_field("count", raw.count).unwrap_or(0),
+        count: int_field(warnings, "count", raw.count).unwrap_or(0),
         name,
     })
 }
 
-/// The stats document, its periods read and their names interned.
-struct StatsDocument(HordeModelStats);
+/// The stats document, its periods read and their names interned, and the
+/// warnings to log once it has parsed (as [`StatusList`]'s).
+struct StatsDocument(HordeModelStats, Vec<String>);
 
 /// The stats keys the analytics read.
 enum StatsKey {
@@ -512,10 +518,16 @@ impl<'de> Deserialize<'de> for Found<StatsDocument> {
                 // Per name id: its entry in the period being read (dict semantics).
                 let mut slots = Vec::new();
                 let mut read: [Option<Found<PeriodCounts>>; 3] = [None, None, None];
+                let mut warnings = Vec::new();
                 while let Some(key) = map.next_key::<StatsKey>()? {
                     match key {
                         StatsKey::Period(period) => {
-                            let seed = PeriodSeed { period, names: &mut names, slots: &mut slots };
+                            let seed = PeriodSeed {
+                                period,
+                                names: &mut names,
+                                slots: &mut slots,
+                                warnings: &mut warnings,
+                            };
                             read[period as usize] = Some(map.next_value_seed(seed)?);
                         }
                         StatsKey::Unknown => {
@@ -527,14 +539,17 @@ impl<'de> Deserialize<'de> for Found<StatsDocument> {
                     None => PeriodCounts::default(),
                     Some(Found::Expected(counts)) => counts,
                     Some(Found::Other(found)) => {
-                        log::warn!(
+                        warnings.push(format!(
                             "Horde stats: `{}` should be an object, found {found}; treated as empty",
                             period.as_str()
-                        );
+                        ));
                         PeriodCounts::default()
                     }
                 });
-                Ok(Found::Expected(StatsDocument(HordeModelStats { names, periods: Box::new(periods) })))
+                Ok(Found::Expected(StatsDocument(
+                    HordeModelStats { names, periods: Box::new(periods) },
+                    warnings,
+                )))
             }
             other_kinds!(seq);
         }
@@ -550,6 +565,7 @@ struct PeriodSeed<'s> {
     names: &'s mut Interner,
     /// Per name id: `u32::MAX`, or the index of its entry in this period.
     slots: &'s mut Vec<u32>,
+    warnings: &'s mut Vec<String>,
 }
 
 impl<'de> DeserializeSeed<'de> for PeriodSeed<'_> {
@@ -579,11 +595,11 @@ impl<'de> Visitor<'de> for PeriodSeed<'_> {
             let value: Value = map.next_value()?;
             let count = lax_wide_int(&value);
             if count.is_none() {
-                log::warn!(
+                self.warnings.push(format!(
                     "Horde stats: `{}` of {:?} should be an integer, found {value}; skipped",
                     self.period.as_str(),
                     self.names.get_str(id)
-                );
+                ));
             }
             let id_index = id as usize;
             if id_index >= slots.len() {
@@ -698,8 +714,7 @@ impl serde::Serialize for Backend {
     }
 }
 
-const APHRODITE: &str = "aphrodite/";
-const KOBOLDCPP: &str = "koboldcpp/";
+use crate::names::{APHRODITE_PREFIX as APHRODITE, KOBOLDCPP_PREFIX as KOBOLDCPP};
 
 #[cfg(test)]
 pub(crate) mod tests {

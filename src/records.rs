@@ -1439,6 +1439,20 @@ mod tests {
     use crate::category::Category;
     use serde_json::json;
 
+    /// `validate_description`: missing, null, or only whitespace in Python's
+    /// sense of `str.strip()` (which includes `\x1c`).
+    #[test]
+    fn description_is_missing_when_blank_in_python_terms() {
+        let parsed = parse_reference(
+            br#"{"a": {"name": "a"}, "b": {"name": "b", "description": ""},
+                 "c": {"name": "c", "description": " \u001c\t"}, "d": {"name": "d", "description": " x "},
+                 "e": {"name": "e", "description": null}}"#,
+        )
+        .unwrap();
+        let missing: Vec<bool> = parsed.records().map(|r| r.description_missing()).collect();
+        assert_eq!(missing, [true, true, true, false, true]);
+    }
+
     /// A reference holding one record, `"m"`, with these fields.
     fn record(fields: Value) -> ParsedReference {
         parse_reference(json!({ "m": fields }).to_string().as_bytes()).unwrap()

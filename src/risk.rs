@@ -27,7 +27,7 @@ use crate::horde::UsageCount;
 use crate::merge::{BackendVariation, MergedModel};
 use crate::pyfloat;
 use crate::pyurl;
-use crate::records::{py_strip, Download, RawRecord};
+use crate::records::{Download, RawRecord};
 use crate::settings::AnalysisSettings;
 use std::borrow::Cow;
 
@@ -198,19 +198,6 @@ pub struct CategoryDeletionRiskSummary {
 }
 
 impl CategoryDeletionRiskSummary {
-    /// Count `models`; the average risk score and the category total are
-    /// given because the ungrouped and grouped views compute them
-    /// differently.
-    pub fn count(
-        models: &[ModelDeletionRiskInfo<'_>],
-        average_risk_score: f64,
-        category_total_month_usage: UsageCount,
-    ) -> Self {
-        let mut tally = SummaryTally::default();
-        models.iter().for_each(|m| tally.add(m));
-        CategoryDeletionRiskSummary { average_risk_score, category_total_month_usage, ..tally.counts }
-    }
-
     /// `from_risk_models`: average rounded to 2 places, the category total as
     /// the sum of the models' month usage.
     pub fn from_risk_models(models: &[ModelDeletionRiskInfo<'_>]) -> Self {
@@ -379,11 +366,6 @@ pub fn download_hosts(downloads: &[Download<'_>]) -> Vec<String> {
         }
     }
     hosts
-}
-
-/// `validate_description`: missing, or only whitespace.
-pub fn description_missing(description: Option<&str>) -> bool {
-    description.is_none_or(|d| py_strip(d).is_empty())
 }
 
 /// What the analysis reads from one reference record, computed once per
@@ -1019,14 +1001,6 @@ mod tests {
             "https://User@a.example:8080/",
         ]);
         assert_eq!(download_hosts(&urls), ["b.example", "a.example", "User@a.example:8080"]);
-    }
-
-    #[test]
-    fn description_is_missing_when_blank_in_python_terms() {
-        assert!(description_missing(None));
-        assert!(description_missing(Some("")));
-        assert!(description_missing(Some(" \u{1c}\t")));
-        assert!(!description_missing(Some(" x ")));
     }
 
     fn image_facts(name: &str) -> RecordFacts {

@@ -69,15 +69,12 @@ impl BaseNames {
     /// same answer, so the memo is keyed by that remainder and e.g.
     /// `koboldcpp/Foo-7B`, `Org/Foo-7B` and `Foo-7B` share one parse.
     fn base_id(&mut self, name: &str) -> u32 {
-        let without_backend =
-            name.strip_prefix(APHRODITE).or_else(|| name.strip_prefix(KOBOLDCPP)).unwrap_or(name);
-        let without_author = without_backend.split_once('/').map_or(without_backend, |(_, rest)| rest);
-        let key = if without_author.contains('/') { name } else { without_author };
+        let unprefixed = names::strip_org_prefix(names::strip_backend_prefix(name));
+        let key = if unprefixed.contains('/') { name } else { unprefixed };
         if let Some(input) = self.inputs.get(key) {
             return self.base_of_input[input as usize];
         }
         let scratch = &mut self.scratch;
-        let unprefixed = names::strip_org_prefix(names::strip_backend_prefix(key));
         let base = self.bases.intern_with(|out| names::parsed_base_name_into(unprefixed, scratch, out));
         if base as usize == self.key_of_base.len() {
             self.key_of_base.push(UNSET);
