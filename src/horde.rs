@@ -24,7 +24,7 @@ mod interner;
 
 pub use index::{BaseNames, HordeIndex, LookupScratch, Variations};
 
-use crate::records::{json_type_name, lax_float, lax_int, lax_wide_int};
+use crate::records::{json_type_name, lax_float, lax_int, lax_wide_int, Skip};
 use interner::Interner;
 use serde::de::{
     self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
@@ -201,14 +201,14 @@ enum Found<T> {
 macro_rules! other_kinds {
     (seq) => {
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            while seq.next_element::<Value>()?.is_some() {}
+            while seq.next_element::<Skip>()?.is_some() {}
             Ok(Found::Other("an array"))
         }
         other_kinds!(scalars);
     };
     (map) => {
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            while map.next_entry::<IgnoredAny, Value>()?.is_some() {}
+            while map.next_entry::<IgnoredAny, Skip>()?.is_some() {}
             Ok(Found::Other("an object"))
         }
         other_kinds!(scalars);
@@ -396,7 +396,7 @@ impl<'de> Deserialize<'de> for Found<RawStatus<'de>> {
                         StatusKey::Name => &mut raw.name,
                         StatusKey::Count => &mut raw.count,
                         StatusKey::Unknown => {
-                            map.next_value::<Value>()?;
+                            map.next_value::<Skip>()?;
                             continue;
                         }
                     };
@@ -531,7 +531,7 @@ impl<'de> Deserialize<'de> for Found<StatsDocument> {
                             read[period as usize] = Some(map.next_value_seed(seed)?);
                         }
                         StatsKey::Unknown => {
-                            map.next_value::<Value>()?;
+                            map.next_value::<Skip>()?;
                         }
                     }
                 }

@@ -563,7 +563,7 @@ macro_rules! expecting_any {
 
 /// Any JSON value, validated exactly as a `serde_json::Value` would be
 /// (strings are checked, numbers parsed) but not built.
-struct Skip;
+pub(crate) struct Skip;
 
 impl<'de> de::Deserialize<'de> for Skip {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
