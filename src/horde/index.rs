@@ -403,3 +403,58 @@ fn first_max_by_count<'a>(
     }
     best
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The merge's lookups build a name's variants in place (`variants`); they
+    /// must find exactly what `names::name_variants` (checked against the
+    /// reference's answers in tests/name_vectors.rs) names, up to case.
+    #[test]
+    fn variants_are_the_lookups_of_name_variants() {
+        let names = [
+            "Org/Foo-7B",
+            "Foo-7B",
+            "koboldcpp/Foo-7B",
+            "KOBOLDCPP/Org/Foo-7B",
+            "aphrodite/Org/Foo-7B",
+            "koboldcpp/Org/Foo-7B",
+            "A/B/C",
+            "ÄÖ/Ünïcode-ΣΑΣ",
+            "",
+        ];
+        // Every variant of every name is a Horde name, plus one unrelated name.
+        let horde_names: Vec<String> =
+            names.iter().flat_map(|n| names::name_variants(n)).chain(["unrelated".to_string()]).collect();
+        let statuses: Vec<HordeModelStatus> = horde_names
+            .iter()
+            .map(|name| HordeModelStatus {
+                performance: None,
+                queued: None,
+                jobs: None,
+                eta: None,
+                model_type: None,
+                name: name.clone(),
+                count: 1,
+            })
+            .collect();
+        let index = HordeIndex::new(&statuses, &HordeModelStats::default(), &mut BaseNames::new());
+        let scratch = &mut LookupScratch::default();
+        for name in names {
+            let found = index.variants(name, scratch);
+            let mut expected: Vec<Option<u32>> = names::name_variants(name)
+                .iter()
+                .map(|variant| {
+                    let mut lower = String::new();
+                    push_lowercase(&mut lower, variant);
+                    index.names.get(&lower)
+                })
+                .collect();
+            // The koboldcpp slot is empty when the name is its own koboldcpp form.
+            expected.resize(3, None);
+            assert_eq!(found.ids.to_vec(), expected, "{name:?}");
+            assert!(found.ids[..2].iter().all(Option::is_some), "{name:?}");
+        }
+    }
+}
