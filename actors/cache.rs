@@ -14,7 +14,7 @@
 //! reach Redis are remembered. On reconnecting, those deletions are replayed
 //! and the memory entries are written back with their remaining TTLs.
 
-use crate::counters::Counters;
+use crate::metrics::Metrics;
 use actix::prelude::*;
 use horde_hydrator::category::Category;
 use horde_hydrator::cycle::{ComputedEntry, EntryJson};
@@ -42,6 +42,12 @@ impl Freshness {
             Freshness::Stale => "stale",
             Freshness::Expired => "expired",
         }
+    }
+}
+
+impl serde::Serialize for Freshness {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -92,6 +98,12 @@ impl RedisState {
     }
 }
 
+impl serde::Serialize for RedisState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// Whether a write reached Redis.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RedisWrite {
@@ -99,6 +111,24 @@ pub enum RedisWrite {
     Disabled,
     /// Redis is down or the command failed; memory was still updated.
     Failed(String),
+}
+
+/// The one text of a write's result (replies, status, log lines):
+/// `written`, `disabled` or `failed: <why>`.
+impl std::fmt::Display for RedisWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RedisWrite::Written => f.write_str("written"),
+            RedisWrite::Disabled => f.write_str("disabled"),
+            RedisWrite::Failed(e) => write!(f, "failed: {e}"),
+        }
+    }
+}
+
+impl serde::Serialize for RedisWrite {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 struct MemEntry {
@@ -112,9 +142,10 @@ struct MemEntry {
 }
 
 /// One entry as the status reply lists it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct EntryInfo {
     pub key: String,
+    #[serde(rename = "stored_at")]
     pub stored_at_unix: f64,
     pub age_seconds: f64,
     pub ttl_seconds: u64,
@@ -189,7 +220,7 @@ pub struct CacheActor {
     memory: BTreeMap<EntryKey, MemEntry>,
     /// Keys whose deletion could not reach Redis; replayed on reconnect.
     pending_deletes: BTreeSet<String>,
-    counters: Arc<Counters>,
+    metrics: Arc<Metrics>,
 }
 
 /// Redis could not be set up at all (a URL the client rejects).
@@ -201,7 +232,7 @@ pub struct CacheSetupError {
 }
 
 impl CacheActor {
-    pub fn new(settings: &Settings, counters: Arc<Counters>) -> Result<Self, CacheSetupError> {
+    pub fn new(settings: &Settings, metrics: Arc<Metrics>) -> Result<Self, CacheSetupError> {
         let timeout = Duration::from_secs(settings.redis.socket_timeout_seconds);
         let conn = if settings.redis.enabled {
             let client = redis::Client::open(settings.redis.url.as_str())
@@ -232,7 +263,7 @@ impl CacheActor {
             ping_in_flight: false,
             memory: BTreeMap::new(),
             pending_deletes: BTreeSet::new(),
-            counters,
+            metrics,
         })
     }
 
@@ -251,6 +282,7 @@ impl CacheActor {
             (true, _) => {
                 self.state = RedisState::Up;
                 if before == RedisState::Down {
+                    self.metrics.redis_reconnected();
                     log::info!(
                         "redis: connection to {} restored; writing back memory entries",
                         self.redis_url
@@ -260,13 +292,10 @@ impl CacheActor {
                 }
                 self.write_back(ctx);
             }
-            (false, RedisState::Down) => {
-                self.counters.inc(&self.counters.redis_errors);
-            }
+            (false, RedisState::Down) => {}
             (false, _) => {
                 self.state = RedisState::Down;
-                self.counters.inc(&self.counters.redis_errors);
-                self.counters.inc(&self.counters.redis_outages);
+                self.metrics.redis_outage();
                 log::warn!(
                     "redis: {} unavailable ({}); serving from memory and reconnecting",
                     self.redis_url,
@@ -295,12 +324,13 @@ impl CacheActor {
         if deletes.is_empty() && per_category.is_empty() {
             return;
         }
-        let timeout = self.timeout;
+        let (timeout, metrics) = (self.timeout, self.metrics.clone());
         let fut = async move {
             let mut conn = conn;
             if !deletes.is_empty() {
                 if let Err(e) =
-                    redis_op(timeout, redis::cmd("DEL").arg(&deletes).query_async::<()>(&mut conn)).await
+                    redis_op(&metrics, timeout, redis::cmd("DEL").arg(&deletes).query_async::<()>(&mut conn))
+                        .await
                 {
                     return Err((e, deletes));
                 }
@@ -311,7 +341,9 @@ impl CacheActor {
                 for (key, json, left) in &items {
                     pipe.cmd("SETEX").arg(key).arg(*left).arg(json.as_bytes()).ignore();
                 }
-                redis_op(timeout, pipe.query_async::<()>(&mut conn)).await.map_err(|e| (e, Vec::new()))?;
+                redis_op(&metrics, timeout, pipe.query_async::<()>(&mut conn))
+                    .await
+                    .map_err(|e| (e, Vec::new()))?;
             }
             Ok(())
         };
@@ -339,10 +371,10 @@ impl CacheActor {
         }
         self.ping_in_flight = true;
         self.last_ping = Some(Instant::now());
-        let timeout = self.timeout;
+        let (timeout, metrics) = (self.timeout, self.metrics.clone());
         let fut = async move {
             let mut conn = conn;
-            redis_op(timeout, redis::cmd("PING").query_async::<String>(&mut conn)).await
+            redis_op(&metrics, timeout, redis::cmd("PING").query_async::<String>(&mut conn)).await
         };
         ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
             act.ping_in_flight = false;
@@ -359,11 +391,11 @@ impl CacheActor {
                 "redis is down; the deletion will be replayed".into(),
             )));
         }
-        let timeout = self.timeout;
+        let (timeout, metrics) = (self.timeout, self.metrics.clone());
         let pending = keys.clone();
         let fut = async move {
             let mut conn = conn;
-            redis_op(timeout, redis::cmd("DEL").arg(&keys).query_async::<()>(&mut conn)).await
+            redis_op(&metrics, timeout, redis::cmd("DEL").arg(&keys).query_async::<()>(&mut conn)).await
         };
         Box::pin(fut.into_actor(self).map(move |res, act, ctx| match res {
             Ok(()) => {
@@ -379,15 +411,38 @@ impl CacheActor {
     }
 }
 
-/// Run a Redis command with the socket timeout; errors as text.
+/// Run a Redis command with the socket timeout; errors as text, counted by
+/// kind in the metrics.
 async fn redis_op<T>(
+    metrics: &Metrics,
     timeout: Duration,
     op: impl std::future::Future<Output = redis::RedisResult<T>>,
 ) -> Result<T, String> {
     match tokio::time::timeout(timeout, op).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {timeout:?}")),
+        Ok(Err(e)) => {
+            metrics.redis_error(&redis_error_kind(&e));
+            Err(e.to_string())
+        }
+        Err(_) => {
+            metrics.redis_error("timeout");
+            Err(format!("no answer within {timeout:?}"))
+        }
+    }
+}
+
+/// The metrics' kind of a Redis error: the server's error code (`OOM`,
+/// `NOPERM`, `READONLY` …), else `timeout`, `io` or `other`.
+fn redis_error_kind(e: &redis::RedisError) -> String {
+    if let Some(code) = e.code() {
+        return code.to_string();
+    }
+    if e.is_timeout() {
+        "timeout".to_string()
+    } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+        "io".to_string()
+    } else {
+        "other".to_string()
     }
 }
 
@@ -437,11 +492,16 @@ impl Handler<StoreCategory> for CacheActor {
             let ttl = self.ttl(e.key.kind).as_secs();
             pipe.cmd("SETEX").arg(e.key.redis_key(&self.prefix)).arg(ttl).arg(e.json.as_bytes()).ignore();
         }
-        let timeout = self.timeout;
+        let (timeout, metrics) = (self.timeout, self.metrics.clone());
         let category = msg.category;
         let fut = async move {
             let mut conn = conn;
-            redis_op(timeout, pipe.query_async::<()>(&mut conn)).await
+            let started = Instant::now();
+            let written = redis_op(&metrics, timeout, pipe.query_async::<()>(&mut conn)).await;
+            if written.is_ok() {
+                metrics.redis_write(started.elapsed());
+            }
+            written
         };
         Box::pin(fut.into_actor(self).map(move |res, act, ctx| match res {
             Ok(()) => {
@@ -466,9 +526,10 @@ impl Handler<Get> for CacheActor {
             (Some(conn), RedisState::Up | RedisState::Connecting) => {
                 let mut conn = conn.clone();
                 let redis_key = key.redis_key(&self.prefix);
-                let timeout = self.timeout;
+                let (timeout, metrics) = (self.timeout, self.metrics.clone());
                 Some(async move {
                     redis_op(
+                        &metrics,
                         timeout,
                         redis::cmd("GET").arg(redis_key).query_async::<Option<Vec<u8>>>(&mut conn),
                     )
@@ -563,10 +624,10 @@ impl Handler<ProbeRedis> for CacheActor {
 
     fn handle(&mut self, _msg: ProbeRedis, _ctx: &mut Self::Context) -> Self::Result {
         let Some(conn) = self.conn.clone() else { return Box::pin(fut::ready(RedisState::Disabled)) };
-        let timeout = self.timeout;
+        let (timeout, metrics) = (self.timeout, self.metrics.clone());
         let fut = async move {
             let mut conn = conn;
-            redis_op(timeout, redis::cmd("PING").query_async::<String>(&mut conn)).await
+            redis_op(&metrics, timeout, redis::cmd("PING").query_async::<String>(&mut conn)).await
         };
         Box::pin(fut.into_actor(self).map(|res, act, ctx| {
             act.note_redis(res.is_ok(), res.as_ref().err().map(String::as_str), ctx);
@@ -605,7 +666,7 @@ mod tests {
         let mut settings = Settings::default();
         settings.redis.enabled = false;
         actix_rt::System::new().block_on(async move {
-            let cache = CacheActor::new(&settings, Arc::new(Counters::default())).unwrap().start();
+            let cache = CacheActor::new(&settings, Arc::new(Metrics::new())).unwrap().start();
             let image = EntryKey::risk(Category::ImageGeneration, false, false);
             let text = EntryKey::stats(Category::TextGeneration, true);
             let w = cache.send(StoreCategory {

@@ -17,16 +17,16 @@
 //! Garbage, oversized (> 64 KiB) and unknown messages are ignored and logged,
 //! rate-limited (at most 5 lines per 10 s, then a count of the suppressed).
 
-use crate::admin::{authorized, parse_admin, AdminCommand, Envelope, MAX_MESSAGE_BYTES};
+use crate::admin::{authorized, parse_admin, AdminCommand, Reply, ReplyBody, MAX_MESSAGE_BYTES};
 use crate::cache::{self, CacheActor, RedisWrite};
-use crate::counters::Counters;
-use crate::horde_fetcher::{DropReference, GetFetcherInfo, HordeFetcherActor};
-use crate::hydrator::{GetHydratorInfo, HydrateAck, HydrateNow, HydratorActor};
+use crate::horde_fetcher::{DropReference, HordeFetcherActor};
+use crate::hydrator::{HydrateAck, HydrateNow, HydratorActor};
+use crate::metrics::{AdminOutcome, Channel, MessageOutcome, Metrics};
+use crate::status::StatusSources;
 use actix::prelude::*;
 use horde_hydrator::category::Category;
 use horde_hydrator::keys::{admin_channel, admin_reply_channel, invalidate_channel};
 use horde_hydrator::settings::{redact_url, Settings};
-use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -150,6 +150,11 @@ struct Incoming {
 #[rtype(result = "()")]
 struct Subscribed(bool);
 
+/// Is the subscription up? (for the status reply)
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct GetSubscribed;
+
 /// Messages over the size limit, counted by the loop without copying them.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -172,12 +177,12 @@ pub struct InvalidationActor {
     cache: Addr<CacheActor>,
     fetcher: Addr<HordeFetcherActor>,
     hydrator: Addr<HydratorActor>,
-    counters: Arc<Counters>,
+    metrics: Arc<Metrics>,
+    status: StatusSources,
     publisher: Option<redis::aio::ConnectionManager>,
     debouncer: Debouncer,
     limiter: LogLimiter,
     subscribed: bool,
-    started: Instant,
 }
 
 impl InvalidationActor {
@@ -186,7 +191,7 @@ impl InvalidationActor {
         cache: Addr<CacheActor>,
         fetcher: Addr<HordeFetcherActor>,
         hydrator: Addr<HydratorActor>,
-        counters: Arc<Counters>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let prefix = &settings.redis.key_prefix;
         let timeout = Duration::from_secs(settings.redis.socket_timeout_seconds);
@@ -207,10 +212,19 @@ impl InvalidationActor {
             default_reply: admin_reply_channel(prefix),
             token: settings.admin.required_token().map(str::to_string),
             configured: settings.categories(),
-            cache,
+            cache: cache.clone(),
+            status: StatusSources {
+                cache,
+                hydrator: hydrator.clone(),
+                fetcher: fetcher.clone(),
+                invalidation: None,
+                metrics: metrics.clone(),
+                settings: Arc::new(settings.clone()),
+                started: Instant::now(),
+            },
             fetcher,
             hydrator,
-            counters,
+            metrics,
             publisher,
             debouncer: Debouncer::new(
                 Duration::from_millis(settings.hydration.invalidation_debounce_ms),
@@ -218,13 +232,11 @@ impl InvalidationActor {
             ),
             limiter: LogLimiter::new(Duration::from_secs(10), 5),
             subscribed: false,
-            started: Instant::now(),
         }
     }
 
-    /// Log an ignored message, rate-limited.
+    /// Log an ignored message, rate-limited (the caller counts it).
     fn ignored(&mut self, what: String) {
-        self.counters.inc(&self.counters.messages_ignored);
         if let Some(suppressed) = self.limiter.allow(Instant::now()) {
             if suppressed > 0 {
                 log::warn!("pubsub: ignored {what} ({suppressed} similar messages not logged)");
@@ -236,7 +248,7 @@ impl InvalidationActor {
 
     /// Drop the category everywhere now; re-hydrate it after the debounce.
     fn invalidate(&mut self, category: Category, ctx: &mut Context<Self>) -> ResponseFuture<RedisWrite> {
-        self.counters.inc(&self.counters.invalidations);
+        self.metrics.invalidation(category);
         log::info!("pubsub: invalidating {category}");
         self.fetcher.do_send(DropReference(category));
         let dropped = self.cache.send(cache::Invalidate(category));
@@ -254,6 +266,7 @@ impl InvalidationActor {
             }
             DebounceTick::Fire(categories) if categories.is_empty() => {}
             DebounceTick::Fire(categories) => {
+                self.metrics.debounced_burst();
                 self.hydrator.do_send(HydrateNow { categories, reason: "invalidation".to_string() });
             }
         }
@@ -262,56 +275,63 @@ impl InvalidationActor {
     fn on_admin(&mut self, payload: &[u8], ctx: &mut Context<Self>) {
         let (envelope, command) = match parse_admin(payload) {
             Ok(parsed) => parsed,
-            Err(e) => return self.ignored(format!("admin message: {e}")),
+            Err(e) => {
+                self.metrics.pubsub_message(Channel::Admin, MessageOutcome::Ignored);
+                return self.ignored(format!("admin message: {e}"));
+            }
         };
-        let reply_to = envelope.reply_to.clone().unwrap_or_else(|| self.default_reply.clone());
+        self.metrics.pubsub_message(Channel::Admin, MessageOutcome::Handled);
+        let sent_as = envelope.command.command;
+        let label = command.as_ref().map_or("unknown", AdminCommand::name);
+        let reply_to = envelope.reply_to.unwrap_or_else(|| self.default_reply.clone());
         if !authorized(self.token.as_deref(), envelope.token.as_deref()) {
-            self.counters.inc(&self.counters.admin_rejected);
+            self.metrics.admin_command(label, AdminOutcome::Unauthorized);
             log::warn!(
                 "admin: rejected {:?} command: {} token",
-                envelope.command_name.as_deref().unwrap_or("?"),
+                sent_as.as_deref().unwrap_or("?"),
                 if envelope.token.is_some() { "wrong" } else { "missing" }
             );
-            return self.reply(reply_to, error_reply(&envelope, "unauthorized: missing or wrong token"));
+            return self.reply(reply_to, Reply::error(sent_as, "unauthorized: missing or wrong token"));
         }
         let command = match command {
             Ok(c) => c,
             Err(e) => {
+                self.metrics.admin_command(label, AdminOutcome::Invalid);
                 self.ignored(format!("admin command: {e}"));
-                return self.reply(reply_to, error_reply(&envelope, &e.to_string()));
+                return self.reply(reply_to, Reply::error(sent_as, e.to_string()));
             }
         };
-        self.counters.inc(&self.counters.admin_commands);
+        self.metrics.admin_command(label, AdminOutcome::Ok);
         log::info!("admin: {} command", command.name());
-        match command {
-            AdminCommand::Hydrate(mut categories) => {
-                if categories.is_empty() {
-                    categories = self.configured.clone();
-                }
-                let names: Vec<&str> = categories.iter().map(|c| c.as_str()).collect();
-                let names: Vec<String> = names.into_iter().map(str::to_string).collect();
-                let ack = self.hydrator.send(HydrateNow { categories, reason: "admin hydrate".to_string() });
+        match &command {
+            AdminCommand::Hydrate { categories } => {
+                let categories =
+                    if categories.is_empty() { self.configured.clone() } else { categories.clone() };
+                let ack = self
+                    .hydrator
+                    .send(HydrateNow { categories: categories.clone(), reason: "admin hydrate".to_string() });
                 let fut = async move {
                     match ack.await {
                         Ok(HydrateAck::Started) => {
-                            json!({"ok": true, "command": "hydrate", "categories": names, "queued": false})
+                            Reply::ok(&command, ReplyBody::Hydrate { categories, queued: false })
                         }
                         Ok(HydrateAck::Queued) => {
-                            json!({"ok": true, "command": "hydrate", "categories": names, "queued": true})
+                            Reply::ok(&command, ReplyBody::Hydrate { categories, queued: true })
                         }
                         Ok(HydrateAck::Refused) => {
-                            json!({"ok": false, "command": "hydrate", "error": "shutting down"})
+                            Reply::error(Some(command.name().to_string()), "shutting down")
                         }
-                        Err(e) => json!({"ok": false, "command": "hydrate", "error": e.to_string()}),
+                        Err(e) => Reply::error(Some(command.name().to_string()), e.to_string()),
                     }
                 };
                 self.reply_when(reply_to, fut, ctx);
             }
-            AdminCommand::Invalidate(category) => {
+            AdminCommand::Invalidate { category } => {
+                let category = *category;
                 let dropped = self.invalidate(category, ctx);
                 let fut = async move {
-                    let redis = redis_write_str(&dropped.await);
-                    json!({"ok": true, "command": "invalidate", "category": category.as_str(), "redis": redis})
+                    let redis = dropped.await;
+                    Reply::ok(&command, ReplyBody::Invalidate { category, redis })
                 };
                 self.reply_when(reply_to, fut, ctx);
             }
@@ -319,93 +339,42 @@ impl InvalidationActor {
                 let cleared = self.cache.send(cache::Clear);
                 let fut = async move {
                     match cleared.await {
-                        Ok(w) => json!({"ok": true, "command": "clear", "redis": redis_write_str(&w)}),
-                        Err(e) => json!({"ok": false, "command": "clear", "error": e.to_string()}),
+                        Ok(redis) => Reply::ok(&command, ReplyBody::Clear { redis }),
+                        Err(e) => Reply::error(Some(command.name().to_string()), e.to_string()),
                     }
                 };
                 self.reply_when(reply_to, fut, ctx);
             }
             AdminCommand::Status => {
-                let fut = self.status(ctx);
+                let sources = self.status.clone();
+                let subscribed = self.subscribed;
+                let fut = async move {
+                    match sources.gather().await {
+                        Ok(mut status) => {
+                            status.redis.subscribed = subscribed;
+                            Reply::ok(&command, ReplyBody::Status(Box::new(status)))
+                        }
+                        Err(e) => Reply::error(Some(command.name().to_string()), e),
+                    }
+                };
                 self.reply_when(reply_to, fut, ctx);
             }
-        }
-    }
-
-    /// Gather the daemon's state from every actor.
-    fn status(&mut self, _ctx: &mut Context<Self>) -> impl std::future::Future<Output = Value> + 'static {
-        let hydrator = self.hydrator.send(GetHydratorInfo);
-        let cache = self.cache.send(cache::Info);
-        let fetcher = self.fetcher.send(GetFetcherInfo);
-        let uptime = self.started.elapsed().as_secs_f64();
-        let subscribed = self.subscribed;
-        let url = self.redis_url_shown.clone();
-        let counters = self.counters.clone();
-        async move {
-            let (h, c, f) = futures_util::future::join3(hydrator, cache, fetcher).await;
-            let h = h.unwrap_or(Value::Null);
-            let (redis_state, entries) = match c {
-                Ok(info) => (
-                    info.redis.as_str(),
-                    info.entries
-                        .iter()
-                        .map(|e| {
-                            json!({
-                                "key": e.key,
-                                "stored_at": e.stored_at_unix,
-                                "age_seconds": e.age_seconds,
-                                "ttl_seconds": e.ttl_seconds,
-                                "freshness": e.freshness.as_str(),
-                                "bytes": e.bytes,
-                                "models": e.models,
-                                "at_risk": e.at_risk,
-                                "critical": e.critical,
-                            })
-                        })
-                        .collect::<Vec<_>>(),
-                ),
-                Err(_) => ("unknown", Vec::new()),
-            };
-            let (horde, reference) = match f {
-                Ok(i) => (i.horde_circuit.as_str(), i.model_reference_circuit.as_str()),
-                Err(_) => ("unknown", "unknown"),
-            };
-            json!({
-                "ok": true,
-                "command": "status",
-                "version": env!("CARGO_PKG_VERSION"),
-                "uptime_seconds": uptime,
-                "hydration": {
-                    "enabled": h.get("enabled"),
-                    "interval_seconds": h.get("interval_seconds"),
-                    "categories": h.get("categories"),
-                },
-                "cycle_running": h.get("cycle_running"),
-                "follow_up_queued": h.get("follow_up_queued"),
-                "last_cycle": h.get("last_cycle"),
-                "next_cycle": h.get("next_cycle"),
-                "entries": entries,
-                "redis": {"state": redis_state, "connected": redis_state == "up", "url": url, "subscribed": subscribed},
-                "horde_circuit": horde,
-                "model_reference_circuit": reference,
-                "counters": counters.to_json(),
-            })
         }
     }
 
     fn reply_when(
         &mut self,
         channel: String,
-        reply: impl std::future::Future<Output = Value> + 'static,
+        reply: impl std::future::Future<Output = Reply> + 'static,
         ctx: &mut Context<Self>,
     ) {
-        ctx.spawn(reply.into_actor(self).map(move |value, act, _ctx| act.reply(channel, value)));
+        ctx.spawn(reply.into_actor(self).map(move |reply, act, _ctx| act.reply(channel, reply)));
     }
 
-    fn reply(&mut self, channel: String, reply: Value) {
+    fn reply(&mut self, channel: String, reply: Reply) {
         let Some(conn) = self.publisher.clone() else { return };
         let timeout = self.socket_timeout;
-        let body = reply.to_string();
+        let body = reply.to_json();
         actix_rt::spawn(async move {
             let mut conn = conn;
             let sent = tokio::time::timeout(
@@ -419,18 +388,6 @@ impl InvalidationActor {
                 Err(_) => log::warn!("admin: reply on {channel} timed out"),
             }
         });
-    }
-}
-
-fn error_reply(envelope: &Envelope, error: &str) -> Value {
-    json!({"ok": false, "command": envelope.command_name, "error": error})
-}
-
-fn redis_write_str(w: &RedisWrite) -> String {
-    match w {
-        RedisWrite::Written => "written".to_string(),
-        RedisWrite::Disabled => "disabled".to_string(),
-        RedisWrite::Failed(e) => format!("failed: {e}"),
     }
 }
 
@@ -521,7 +478,10 @@ impl Handler<Incoming> for InvalidationActor {
 
     fn handle(&mut self, msg: Incoming, ctx: &mut Self::Context) {
         if msg.channel == self.invalidate_channel {
-            match parse_invalidation(&msg.payload) {
+            let parsed = parse_invalidation(&msg.payload);
+            let outcome = if parsed.is_some() { MessageOutcome::Handled } else { MessageOutcome::Ignored };
+            self.metrics.pubsub_message(Channel::Invalidate, outcome);
+            match parsed {
                 Some(category) => {
                     let dropped = self.invalidate(category, ctx);
                     ctx.spawn(
@@ -541,6 +501,7 @@ impl Handler<Incoming> for InvalidationActor {
         } else if msg.channel == self.admin_channel {
             self.on_admin(&msg.payload, ctx);
         } else {
+            self.metrics.pubsub_message(Channel::Other, MessageOutcome::Ignored);
             self.ignored(format!("message on unexpected channel {:?}", msg.channel));
         }
     }
@@ -550,7 +511,23 @@ impl Handler<Oversized> for InvalidationActor {
     type Result = ();
 
     fn handle(&mut self, msg: Oversized, _ctx: &mut Self::Context) {
+        let channel = if msg.channel == self.invalidate_channel {
+            Channel::Invalidate
+        } else if msg.channel == self.admin_channel {
+            Channel::Admin
+        } else {
+            Channel::Other
+        };
+        self.metrics.pubsub_message(channel, MessageOutcome::Oversized);
         self.ignored(format!("{} byte message on {} (limit {MAX_MESSAGE_BYTES})", msg.len, msg.channel));
+    }
+}
+
+impl Handler<GetSubscribed> for InvalidationActor {
+    type Result = bool;
+
+    fn handle(&mut self, _msg: GetSubscribed, _ctx: &mut Self::Context) -> bool {
+        self.subscribed
     }
 }
 

@@ -17,21 +17,22 @@ mod admin;
 mod cache;
 mod cli;
 mod config;
-mod counters;
 mod horde_fetcher;
 mod http;
 mod hydrator;
 mod invalidation;
+mod metrics;
 mod risk_compute;
+mod status;
 
 use actix::prelude::*;
 use clap::Parser;
 use cli::{AdminCli, Cli, Command};
-use counters::Counters;
 use horde_hydrator::category::Category;
 use horde_hydrator::keys::EntryKey;
 use horde_hydrator::settings::{redact_url, Settings};
 use hydrator::{CategoryOutcome, CycleDeps, CycleReport};
+use metrics::Metrics;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -98,25 +99,32 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// The actors of a cycle, started on this system.
 struct Parts {
     deps: CycleDeps,
-    counters: Arc<Counters>,
+    metrics: Arc<Metrics>,
 }
 
 fn start_parts(settings: &Settings) -> Result<Parts, String> {
-    let counters = Arc::new(Counters::default());
-    let cache = cache::CacheActor::new(settings, counters.clone()).map_err(|e| e.to_string())?.start();
-    let fetcher = horde_fetcher::HordeFetcherActor::new(settings, counters.clone()).start();
+    let metrics = Arc::new(Metrics::new());
+    let categories = settings.categories();
+    let sources: Vec<String> =
+        categories.iter().flat_map(|c| horde_fetcher::SourceId::all_of(*c)).map(|s| s.to_string()).collect();
+    let entries: Vec<String> =
+        categories.iter().flat_map(|c| EntryKey::for_category(*c)).map(|k| k.name()).collect();
+    metrics.preset(&categories, &sources, &entries);
+    let cache = cache::CacheActor::new(settings, metrics.clone()).map_err(|e| e.to_string())?.start();
+    let fetcher = horde_fetcher::HordeFetcherActor::new(settings, metrics.clone()).start();
     let compute = risk_compute::RiskComputeActor::start_pool();
     let deps = CycleDeps {
         fetcher,
         compute,
         cache,
         analysis: Arc::new(settings.analysis.clone()),
-        counters: counters.clone(),
+        metrics: metrics.clone(),
     };
-    Ok(Parts { deps, counters })
+    Ok(Parts { deps, metrics })
 }
 
 async fn run(settings: Settings) -> i32 {
+    let started = std::time::Instant::now();
     let parts = match start_parts(&settings) {
         Ok(p) => p,
         Err(e) => {
@@ -141,7 +149,7 @@ async fn run(settings: Settings) -> i32 {
             parts.deps.cache.clone(),
             parts.deps.fetcher.clone(),
             hydrator.clone(),
-            parts.counters.clone(),
+            parts.metrics.clone(),
         )
         .start()
     });
@@ -152,7 +160,9 @@ async fn run(settings: Settings) -> i32 {
             hydrator: hydrator.clone(),
             fetcher: parts.deps.fetcher.clone(),
             invalidation: invalidation.clone(),
+            metrics: parts.metrics.clone(),
             settings: Arc::new(settings.clone()),
+            started,
         };
         match http::start(state) {
             Ok(h) => Some(h),
@@ -365,7 +375,7 @@ fn overwrite(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 async fn admin_command(settings: Settings, cmd: AdminCli) -> i32 {
     let timeout = Duration::from_secs_f64(cmd.wait().timeout.clamp(0.1, 3600.0));
-    match admin::send_command(&settings, cmd.to_json(), timeout).await {
+    match admin::send_command(&settings, cmd.to_command(), timeout).await {
         Ok(reply) => {
             emit(&format!(
                 "{}\n",
