@@ -8,8 +8,10 @@
 //! read back from these metrics ([`Metrics::counters`]), so `/metrics` and
 //! `/status` show the same numbers.
 //!
-//! Names start with `horde_hydrator_`, use base units (seconds, bytes), and
-//! counters end in `_total` (the encoder adds it). Label values come from
+//! Names start with `horde_hydrator_`, use base units named in the metric's
+//! name (`_seconds`, `_bytes`; no `# UNIT` lines, which some OpenMetrics
+//! parsers refuse on histograms), and counters end in `_total` (the encoder
+//! adds it). Label values come from
 //! fixed sets ([`AdminOutcome`], [`FetchFailureKind`], …), each pre-set to 0
 //! so a series exists before its first event. Gauges that describe state
 //! (entries, circuits, Redis up) are set from the status reply just before
@@ -27,7 +29,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -329,16 +331,10 @@ impl Metrics {
         };
         let r = &mut registry;
         r.register("cycles", "Hydration cycles by outcome (ok, partial, failed)", m.cycles.clone());
-        r.register_with_unit(
-            "cycle_duration",
-            "Duration of whole cycles",
-            Unit::Seconds,
-            m.cycle_duration.clone(),
-        );
-        r.register_with_unit(
-            "stage_duration",
+        r.register("cycle_duration_seconds", "Duration of whole cycles", m.cycle_duration.clone());
+        r.register(
+            "stage_duration_seconds",
             "Duration of a category's fetch, compute and store stages",
-            Unit::Seconds,
             m.stage_duration.clone(),
         );
         r.register(
@@ -346,13 +342,12 @@ impl Metrics {
             "Entries computed and stored (memory, and Redis when up)",
             m.entries_written.clone(),
         );
-        r.register_with_unit(
-            "entry_age",
+        r.register(
+            "entry_age_seconds",
             "Age of each entry held (since it was computed and stored)",
-            Unit::Seconds,
             m.entry_age.clone(),
         );
-        r.register_with_unit("entry_size", "Size of each entry's JSON", Unit::Bytes, m.entry_size.clone());
+        r.register("entry_size_bytes", "Size of each entry's JSON", m.entry_size.clone());
         r.register("entry_models", "Models in each entry", m.entry_models.clone());
         r.register(
             "entry_freshness",
@@ -382,10 +377,9 @@ impl Metrics {
             "Failed Redis commands by kind (error code or io)",
             m.redis_errors.clone(),
         );
-        r.register_with_unit(
-            "redis_write_duration",
+        r.register(
+            "redis_write_duration_seconds",
             "Duration of a category's MULTI/EXEC write",
-            Unit::Seconds,
             m.redis_write_duration.clone(),
         );
         r.register("pubsub_messages", "Pub/sub messages by channel and outcome", m.pubsub_messages.clone());
@@ -396,7 +390,7 @@ impl Metrics {
             m.debounced_bursts.clone(),
         );
         r.register("admin_commands", "Admin commands by command and outcome", m.admin_commands.clone());
-        r.register_with_unit("uptime", "Time since the daemon started", Unit::Seconds, m.uptime.clone());
+        r.register("uptime_seconds", "Time since the daemon started", m.uptime.clone());
         // Replicas (issue 13) register the leader state here.
 
         for o in CycleOutcome::ALL {
