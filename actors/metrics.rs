@@ -21,6 +21,7 @@
 //! Prometheus scrapes natively; it ends with `# EOF`.
 
 use crate::cache::Freshness;
+use crate::redis_link::RefusalKind;
 use crate::status::StatusReply;
 use horde_hydrator::category::Category;
 use horde_hydrator::keys::EntryKey;
@@ -225,7 +226,35 @@ struct ServiceStateLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
-    kind: String,
+    kind: &'static str,
+}
+
+/// Every kind of error reply, for the labels.
+const REFUSAL_KINDS: [RefusalKind; 9] = [
+    RefusalKind::OutOfMemory,
+    RefusalKind::NoPermission,
+    RefusalKind::ReadOnly,
+    RefusalKind::Misconfigured,
+    RefusalKind::TooLarge,
+    RefusalKind::WrongType,
+    RefusalKind::Loading,
+    RefusalKind::Authentication,
+    RefusalKind::Other,
+];
+
+/// An error reply's kind as a label: the server's error code, lower-cased.
+fn refusal_label(kind: RefusalKind) -> &'static str {
+    match kind {
+        RefusalKind::OutOfMemory => "oom",
+        RefusalKind::NoPermission => "noperm",
+        RefusalKind::ReadOnly => "readonly",
+        RefusalKind::Misconfigured => "misconf",
+        RefusalKind::TooLarge => "too_large",
+        RefusalKind::WrongType => "wrongtype",
+        RefusalKind::Loading => "loading",
+        RefusalKind::Authentication => "auth",
+        RefusalKind::Other => "other",
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -277,17 +306,18 @@ pub struct Metrics {
     redis_up: Gauge,
     redis_outages: Counter,
     redis_reconnects: Counter,
-    redis_errors: Family<KindLabels, Counter>,
+    redis_connection_failures: Counter,
+    redis_error_replies: Family<KindLabels, Counter>,
     redis_write_duration: Histogram,
     pubsub_messages: Family<ChannelLabels, Counter>,
     invalidations: Family<CategoryLabels, Counter>,
     debounced_bursts: Counter,
     admin_commands: Family<AdminLabels, Counter>,
     uptime: FloatGauge,
-    /// Totals of the two families whose label values are open-ended (not
+    pubsub_resubscribes: Counter,
+    /// The total of the family whose label values are open-ended (not
     /// registered: the status reply's `counters` only).
     fetch_failure_sum: Counter,
-    redis_error_sum: Counter,
 }
 
 impl Default for Metrics {
@@ -319,15 +349,16 @@ impl Metrics {
             redis_up: Gauge::default(),
             redis_outages: Counter::default(),
             redis_reconnects: Counter::default(),
-            redis_errors: Family::default(),
+            redis_connection_failures: Counter::default(),
+            redis_error_replies: Family::default(),
             redis_write_duration: write_histogram(),
             pubsub_messages: Family::default(),
             invalidations: Family::default(),
             debounced_bursts: Counter::default(),
             admin_commands: Family::default(),
             uptime: FloatGauge::default(),
+            pubsub_resubscribes: Counter::default(),
             fetch_failure_sum: Counter::default(),
-            redis_error_sum: Counter::default(),
         };
         let r = &mut registry;
         r.register("cycles", "Hydration cycles by outcome (ok, partial, failed)", m.cycles.clone());
@@ -373,10 +404,16 @@ impl Metrics {
             m.redis_reconnects.clone(),
         );
         r.register(
-            "redis_errors",
-            "Failed Redis commands by kind (error code or io)",
-            m.redis_errors.clone(),
+            "redis_connection_failures",
+            "Redis commands and connection attempts that failed at the connection level (I/O error, no answer in time)",
+            m.redis_connection_failures.clone(),
         );
+        r.register(
+            "redis_error_replies",
+            "Error replies from a live Redis by kind (oom, noperm, readonly, misconf, too_large, wrongtype, loading, auth, other)",
+            m.redis_error_replies.clone(),
+        );
+        r.register("pubsub_resubscribes", "Subscriptions lost and made again", m.pubsub_resubscribes.clone());
         r.register(
             "redis_write_duration_seconds",
             "Duration of a category's MULTI/EXEC write",
@@ -407,6 +444,9 @@ impl Metrics {
                     .pubsub_messages
                     .get_or_create(&ChannelLabels { channel: channel.as_str(), outcome: outcome.as_str() });
             }
+        }
+        for k in REFUSAL_KINDS {
+            let _ = m.redis_error_replies.get_or_create(&KindLabels { kind: refusal_label(k) });
         }
         for c in Category::ALL {
             let _ = m.invalidations.get_or_create(&CategoryLabels { category: c.as_str() });
@@ -468,11 +508,20 @@ impl Metrics {
         self.source_last_success.get_or_create(&SourceLabels { source }).set(unix_time);
     }
 
-    /// A Redis command failed; `kind` is the server's error code (`OOM`,
-    /// `NOPERM` …) or `io` / `timeout` for a lost connection.
-    pub fn redis_error(&self, kind: &str) {
-        self.redis_errors.get_or_create(&KindLabels { kind: kind.to_string() }).inc();
-        self.redis_error_sum.inc();
+    /// A Redis command or connection attempt failed at the connection level
+    /// (an I/O error, no answer in time).
+    pub fn redis_connection_failure(&self) {
+        self.redis_connection_failures.inc();
+    }
+
+    /// Redis answered a command with an error reply.
+    pub fn redis_refusal(&self, kind: RefusalKind) {
+        self.redis_error_replies.get_or_create(&KindLabels { kind: refusal_label(kind) }).inc();
+    }
+
+    /// The subscription was lost and made again.
+    pub fn pubsub_resubscribed(&self) {
+        self.pubsub_resubscribes.inc();
     }
 
     /// Redis became unreachable.
@@ -541,7 +590,16 @@ impl Metrics {
             cycles_failed: cycles(CycleOutcome::Partial) + cycles(CycleOutcome::Failed),
             entries_written: self.entries_written.get(),
             fetch_failures: self.fetch_failure_sum.get(),
-            redis_errors: self.redis_error_sum.get(),
+            redis_errors: self.redis_connection_failures.get(),
+            redis_refusals: REFUSAL_KINDS
+                .iter()
+                .map(|k| {
+                    self.redis_error_replies
+                        .get(&KindLabels { kind: refusal_label(*k) })
+                        .map_or(0, |c| c.get())
+                })
+                .sum(),
+            pubsub_resubscribes: self.pubsub_resubscribes.get(),
             redis_outages: self.redis_outages.get(),
             invalidations: Category::ALL
                 .iter()
@@ -617,8 +675,13 @@ pub struct Counters {
     pub cycles_failed: u64,
     pub entries_written: u64,
     pub fetch_failures: u64,
+    /// Commands and connection attempts that failed at the connection level.
     pub redis_errors: u64,
     pub redis_outages: u64,
+    /// Error replies from a live Redis (OOM, NOPERM, READONLY, …).
+    pub redis_refusals: u64,
+    /// Subscriptions lost and made again.
+    pub pubsub_resubscribes: u64,
     pub invalidations: u64,
     /// Admin commands carried out (`ok`).
     pub admin_commands: u64,

@@ -296,6 +296,20 @@ fn metrics_parse_and_match_the_status() {
     assert_eq!(get("horde_hydrator_redis_outages_total{}"), counters["redis_outages"].as_f64().unwrap());
     assert!(m.contains_key("horde_hydrator_redis_reconnects_total{}"), "{text}");
     assert_eq!(
+        get("horde_hydrator_redis_connection_failures_total{}"),
+        counters["redis_errors"].as_f64().unwrap()
+    );
+    let replies: f64 =
+        ["oom", "noperm", "readonly", "misconf", "too_large", "wrongtype", "loading", "auth", "other"]
+            .iter()
+            .map(|k| get(&format!("horde_hydrator_redis_error_replies_total{{kind=\"{k}\"}}")))
+            .sum();
+    assert_eq!(replies, counters["redis_refusals"].as_f64().unwrap());
+    assert_eq!(
+        get("horde_hydrator_pubsub_resubscribes_total{}"),
+        counters["pubsub_resubscribes"].as_f64().unwrap()
+    );
+    assert_eq!(
         get("horde_hydrator_redis_write_duration_seconds_count{}"),
         2.0,
         "one MULTI/EXEC per category"
