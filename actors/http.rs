@@ -11,8 +11,8 @@
 //! listed in [`app_routes`] — the one place to add more. Anything else is a
 //! JSON 404, a known path with another method a JSON 405 (`{"error": …}`).
 //!
-//! Shared state: [`AppState`] (the actors' addresses and the settings), put
-//! into the app as `web::Data<AppState>`; a handler takes
+//! Shared state: [`AppState`] (the actors' addresses, the metrics and the
+//! settings), put into the app as `web::Data<AppState>`; a handler takes
 //! `state: web::Data<AppState>` and sends the actors their messages.
 //!
 //! The server does not handle signals itself: `run` calls [`HttpHandle::stop`]
@@ -20,19 +20,32 @@
 
 use crate::admin::{AdminCommand, Reply, ReplyBody};
 use crate::cache::Freshness;
-use crate::status::StatusReply;
+use crate::status::{StatusReply, StatusSources};
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use horde_hydrator::keys::EntryKey;
 use serde::Serialize;
 use std::time::Duration;
 
-/// What every handler may use: the actors' addresses (`cache`, `hydrator`,
-/// `fetcher`, `invalidation` — `None` without Redis), the metrics, the
-/// settings in effect (`Arc<Settings>`) and the start time. It is the
-/// status's [`StatusSources`](crate::status::StatusSources): cheap to clone
-/// (addresses and `Arc`s). A handler takes `state: web::Data<AppState>`.
-pub use crate::status::StatusSources as AppState;
+/// What every handler may use, as `state: web::Data<AppState>`. Cheap to
+/// clone (addresses and `Arc`s).
+#[derive(Clone)]
+pub struct AppState {
+    /// The actors' addresses (`cache`, `hydrator`, `fetcher`, `invalidation`
+    /// — `None` without Redis), the metrics, the settings in effect
+    /// (`Arc<Settings>`) and the start time: what the status is built from.
+    /// Reachable directly too (`state.cache`, `state.settings`) through `Deref`.
+    pub status: StatusSources,
+    // ---- shared state of other route sets goes here (e.g. the read API's store)
+}
+
+impl std::ops::Deref for AppState {
+    type Target = StatusSources;
+
+    fn deref(&self) -> &StatusSources {
+        &self.status
+    }
+}
 
 /// The running server.
 pub struct HttpHandle {

@@ -157,13 +157,15 @@ async fn run(settings: Settings) -> i32 {
 
     let http_server = if settings.http.enabled {
         let state = http::AppState {
-            cache: parts.deps.cache.clone(),
-            hydrator: hydrator.clone(),
-            fetcher: parts.deps.fetcher.clone(),
-            invalidation: invalidation.clone(),
-            metrics: parts.metrics.clone(),
-            settings: Arc::new(settings.clone()),
-            started,
+            status: status::StatusSources {
+                cache: parts.deps.cache.clone(),
+                hydrator: hydrator.clone(),
+                fetcher: parts.deps.fetcher.clone(),
+                invalidation: invalidation.clone(),
+                metrics: parts.metrics.clone(),
+                settings: Arc::new(settings.clone()),
+                started,
+            },
         };
         match http::start(state) {
             Ok(h) => Some(h),
