@@ -31,6 +31,9 @@ pub struct StatusReply {
     #[serde(flatten)]
     pub fetcher: FetcherInfo,
     pub counters: Counters,
+    // Replicas (issue 13) add their part here (role, instance, leader), and
+    // the settings in effect (redacted) belong here once settings are
+    // serialisable (issue 11's typed settings).
 }
 
 #[derive(Debug, Clone, Serialize)]
