@@ -690,3 +690,41 @@ pub struct Counters {
     /// Pub/sub messages ignored (not understood, oversized, invalid commands).
     pub messages_ignored: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_counters_are_totals_of_the_metrics() {
+        let m = Metrics::new();
+        m.cycle_finished(CycleOutcome::Ok, Duration::from_millis(5));
+        m.cycle_finished(CycleOutcome::Partial, Duration::from_millis(5));
+        m.cycle_finished(CycleOutcome::Failed, Duration::from_millis(5));
+        m.entries_written(9);
+        m.fetch_failed("horde/stats_img_models".into(), FetchFailureKind::Timeout);
+        m.fetch_failed("model_reference/text_generation".into(), FetchFailureKind::Parse);
+        m.redis_connection_failure();
+        m.redis_refusal(RefusalKind::OutOfMemory);
+        m.redis_refusal(RefusalKind::NoPermission);
+        m.redis_refusal(RefusalKind::NoPermission);
+        m.pubsub_message(Channel::Invalidate, MessageOutcome::Ignored);
+        m.pubsub_message(Channel::Admin, MessageOutcome::Oversized);
+        m.admin_command("unknown", AdminOutcome::Invalid);
+        m.admin_command("status", AdminOutcome::Ok);
+        m.admin_command("clear", AdminOutcome::Unauthorized);
+        m.invalidation(Category::TextGeneration);
+        m.pubsub_resubscribed();
+        let c = m.counters();
+        assert_eq!((c.cycles, c.cycles_failed, c.entries_written), (3, 2, 9));
+        assert_eq!((c.fetch_failures, c.redis_errors, c.redis_refusals), (2, 1, 3));
+        assert_eq!((c.messages_ignored, c.admin_commands, c.admin_rejected), (3, 1, 1));
+        assert_eq!((c.invalidations, c.pubsub_resubscribes), (1, 1));
+
+        let text = m.encode().unwrap();
+        assert!(text.contains("horde_hydrator_cycles_total{outcome=\"partial\"} 1"), "{text}");
+        assert!(text.contains("horde_hydrator_redis_error_replies_total{kind=\"noperm\"} 2"), "{text}");
+        assert!(text.contains("horde_hydrator_redis_error_replies_total{kind=\"readonly\"} 0"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}
