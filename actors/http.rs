@@ -102,14 +102,17 @@ pub fn ops_routes(cfg: &mut web::ServiceConfig) {
         .service(get("/status", status));
 }
 
-/// A resource answering GET (and a JSON 405 for any other method).
+/// A resource answering GET and HEAD (and a JSON 405 for any other method).
 pub fn get<F, Args>(path: &str, handler: F) -> actix_web::Resource
 where
     F: actix_web::Handler<Args>,
     Args: actix_web::FromRequest + 'static,
     F::Output: actix_web::Responder + 'static,
 {
-    web::resource(path).route(web::get().to(handler)).default_service(web::to(method_not_allowed))
+    web::resource(path)
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler))
+        .default_service(web::to(method_not_allowed))
 }
 
 /// A short JSON error body: `{"error": "...", "status": 404}`.
@@ -129,12 +132,13 @@ async fn not_found() -> HttpResponse {
 }
 
 /// The default service of every resource: the path exists, not with this method.
-/// Every route of this server is read-only, so `Allow: GET`.
+/// Every route of this server is read-only, so `Allow: GET, HEAD`.
 pub async fn method_not_allowed() -> HttpResponse {
     let mut reply = error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-    reply
-        .headers_mut()
-        .insert(actix_web::http::header::ALLOW, actix_web::http::header::HeaderValue::from_static("GET"));
+    reply.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        actix_web::http::header::HeaderValue::from_static("GET, HEAD"),
+    );
     reply
 }
 

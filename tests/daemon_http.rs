@@ -36,7 +36,11 @@ fn unknown_paths_and_methods_get_short_json_errors() {
     let reply = try_request(&addr, "POST", "/healthz").unwrap();
     assert_eq!(reply.status, 405, "{}", reply.text());
     assert_eq!(reply.json()["error"], "method not allowed");
-    assert_eq!(reply.header("allow"), Some("GET"));
+    assert_eq!(reply.header("allow"), Some("GET, HEAD"));
+
+    let reply = try_request(&addr, "HEAD", "/healthz").unwrap();
+    assert_eq!(reply.status, 200);
+    assert!(reply.body.is_empty(), "HEAD answered a body");
 }
 
 #[test]
