@@ -389,9 +389,14 @@ fn first_admin_command_after_a_restart_is_answered() {
     redis.client().command(&["CLIENT", "KILL", "TYPE", "normal"]).unwrap();
     let reply = daemon.admin(&redis, json!({"command": "status"}), REPLY);
     assert_eq!(reply.expect("no reply after CLIENT KILL TYPE normal")["ok"], json!(true));
-    let log = lines_since(&daemon.log(), log_before);
+    // The line is logged once PUBLISH has returned, which can be after the
+    // reply reached us: wait for it.
+    let log =
+        wait_until(Duration::from_secs(5), "the log line of the reply sent on a fresh connection", || {
+            let log = lines_since(&daemon.log(), log_before);
+            first_line(&log, &["admin: reply on", "sent on a fresh connection"]).is_some().then_some(log)
+        });
     eprintln!("publisher killed: operator's log:\n{log}");
-    assert!(first_line(&log, &["admin: reply on", "sent on a fresh connection"]).is_some(), "{log}");
 }
 
 /// The proxy itself: forwards, blackholes open connections (new ones still
