@@ -25,8 +25,9 @@
 
 use horde_hydrator::category::Category;
 use horde_hydrator::cycle::{compute_category_timed, CategoryInputs, ComputedEntry, StageTimes};
-use horde_hydrator::horde::{parse_stats, parse_status};
-use horde_hydrator::records::parse_reference;
+use horde_hydrator::input::horde::{parse_stats, parse_status};
+use horde_hydrator::input::reference::parse_reference;
+use horde_hydrator::input::source::SourceId;
 use horde_hydrator::settings::AnalysisSettings;
 use std::fmt::Write as _;
 use std::net::TcpListener;
@@ -163,16 +164,13 @@ struct Sources {
 fn read_sources(dir: &Path) -> Result<Sources, Error> {
     let read = |p: PathBuf| std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()));
     let mut files = Vec::new();
-    for (category, status, stats) in [
-        (Category::ImageGeneration, "status_models_image.json", "stats_img_models.json"),
-        (Category::TextGeneration, "status_models_text.json", "stats_text_models.json"),
-    ] {
+    for category in Category::ALL {
         files.push((
             category,
             [
-                read(dir.join(format!("model_reference/{}.json", category.as_str())))?,
-                read(dir.join("horde").join(status))?,
-                read(dir.join("horde").join(stats))?,
+                read(dir.join("model_reference").join(SourceId::Reference(category).file_name()))?,
+                read(dir.join("horde").join(SourceId::Status(category).file_name()))?,
+                read(dir.join("horde").join(SourceId::Stats(category).file_name()))?,
             ],
         ));
     }

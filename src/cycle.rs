@@ -24,13 +24,13 @@
 //! front (no vector of per-model infos is kept) and handed to the cache as is
 //! ([`EntryJson`]): no copy of a finished entry is made.
 
+use crate::analytics::grouping;
+use crate::analytics::merge::{self, HordeData, MergedModel};
+use crate::analytics::risk::{self, CategoryDeletionRiskSummary, RecordFacts};
 use crate::category::Category;
-use crate::grouping;
-use crate::horde::{BaseNames, HordeModelStats, HordeModelStatus};
+use crate::input::horde::{BaseNames, HordeModelStats, HordeModelStatus};
+use crate::input::reference::{ParsedReference, RawRecord};
 use crate::keys::EntryKey;
-use crate::merge::{self, HordeData, MergedModel};
-use crate::records::{ParsedReference, RawRecord};
-use crate::risk::{self, CategoryDeletionRiskSummary, RecordFacts};
 use crate::settings::AnalysisSettings;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -364,14 +364,18 @@ fn statistics_entries(
         .into_iter()
         .filter_map(|grouped| {
             let key = EntryKey::stats(category, grouped);
-            let (json, models, spent) =
-                match crate::stats::compute_statistics_timed(category, reference, grouped, computed_at) {
-                    Ok(computed) => computed,
-                    Err(e) => {
-                        log::error!("{key}: cannot serialise the statistics: {e}; entry skipped");
-                        return None;
-                    }
-                };
+            let (json, models, spent) = match crate::analytics::stats::compute_statistics_timed(
+                category,
+                reference,
+                grouped,
+                computed_at,
+            ) {
+                Ok(computed) => computed,
+                Err(e) => {
+                    log::error!("{key}: cannot serialise the statistics: {e}; entry skipped");
+                    return None;
+                }
+            };
             times.statistics += spent.compute;
             times.serialise += spent.serialise;
             Some(ComputedEntry { key, json: EntryJson::from(json), models, at_risk: None, critical: None })
@@ -382,8 +386,8 @@ fn statistics_entries(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::horde::{parse_stats, parse_status};
-    use crate::records::parse_reference;
+    use crate::input::horde::{parse_stats, parse_status};
+    use crate::input::reference::parse_reference;
     use serde_json::Value;
 
     fn text_inputs() -> CategoryInputs {

@@ -4,7 +4,7 @@
 //! validated records, so this module reads [`RawRecord`] fields the way Python
 //! reads a dict: `.get` with defaults, Python truthiness, `str()` of whatever
 //! value is there, `isinstance` checks. (The parse keeps each field reduced to
-//! exactly those answers — see [`crate::records`] — and the counters borrow
+//! exactly those answers — see [`crate::input::reference`] — and the counters borrow
 //! their keys from the parsed reference's text.) Where the reference would crash on odd
 //! input (a download URL that is not a string or that `urlparse` rejects, a
 //! text group whose `config` cannot take more downloads) the piece is treated
@@ -30,9 +30,11 @@ use std::borrow::Cow;
 use indexmap::IndexMap;
 use serde::Serialize;
 
+use crate::analytics::names;
 use crate::category::Category;
-use crate::records::{Config, DownloadField, Entry, Fields, FileUrl, ParsedReference, RawRecord, Val};
-use crate::{names, pyfloat, pyjson};
+use crate::input::reference::arena::{Config, DownloadField, Entry, Fields, FileUrl, Val};
+use crate::input::reference::{ParsedReference, RawRecord};
+use crate::python;
 
 /// How many tags (and styles) the statistics list.
 const TOP_LIMIT: usize = 20;
@@ -328,7 +330,7 @@ fn by_count_desc(counter: Counter<'_>) -> Vec<(Cow<'_, str>, usize)> {
 
 /// `round(count / total * 100.0, 2)`, in the reference's operation order.
 fn percentage(count: usize, total: usize) -> f64 {
-    pyfloat::round((count as f64 / total as f64) * 100.0, 2)
+    python::float::round((count as f64 / total as f64) * 100.0, 2)
 }
 
 /// `isinstance(v, (int, float)) and v > 0`, then `int(v)` (bools are ints;
@@ -363,7 +365,7 @@ fn py_str<'a>(record: RawRecord<'a>, value: Val) -> Cow<'a, str> {
     match value {
         Val::Str(s) => Cow::Borrowed(record.str(s)),
         Val::Array(c) | Val::Object(c) => Cow::Borrowed(record.str(c.repr)),
-        scalar => Cow::Owned(pyjson::py_str(&scalar.scalar()).into_owned()),
+        scalar => Cow::Owned(python::json::py_str(&scalar.scalar()).into_owned()),
     }
 }
 
@@ -446,8 +448,10 @@ impl<'a> Tally<'a> {
                     Some(_) => {}
                     None => {
                         let url = r.str(url);
-                        let error =
-                            crate::pyurl::urlsplit(url).err().map(|e| e.to_string()).unwrap_or_default();
+                        let error = crate::python::url::urlsplit(url)
+                            .err()
+                            .map(|e| e.to_string())
+                            .unwrap_or_default();
                         log::warn!(
                             "statistics: model {:?}: download URL {url:?} is not a valid URL ({error}); its host is not counted",
                             r.name
@@ -505,7 +509,7 @@ fn calculate<'a>(
     }
 
     let average_size_bytes = if tally.models_with_size > 0 {
-        pyfloat::round(tally.total_size_bytes as f64 / tally.models_with_size as f64, 2)
+        python::float::round(tally.total_size_bytes as f64 / tally.models_with_size as f64, 2)
     } else {
         0.0
     };
@@ -552,7 +556,7 @@ mod tests {
     use serde_json::{json, Value};
 
     fn reference(value: Value) -> ParsedReference {
-        crate::records::parse_reference(value.to_string().as_bytes()).unwrap()
+        crate::input::reference::parse_reference(value.to_string().as_bytes()).unwrap()
     }
 
     /// The fields of the record `{"m": fields}`.

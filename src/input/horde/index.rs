@@ -28,8 +28,8 @@
 
 use super::interner::{push_lowercase, Interner};
 use super::{HordeModelStats, HordeModelStatus, Period, Usage};
-use crate::horde::{Backend, APHRODITE, KOBOLDCPP};
-use crate::names;
+use crate::analytics::names;
+use crate::input::horde::{Backend, APHRODITE, KOBOLDCPP};
 
 /// The part after the last `/` (Python's `name.split("/")[-1]`).
 fn last_segment(name: &str) -> &str {

@@ -24,7 +24,8 @@ mod interner;
 
 pub use index::{BaseNames, HordeIndex, LookupScratch, Variations};
 
-use crate::records::{json_type_name, lax_float, lax_int, lax_wide_int, Skip};
+use crate::input::reference::parse::Skip;
+use crate::python::lax::{json_type_name, lax_float, lax_int, lax_wide_int};
 use interner::Interner;
 use serde::de::{
     self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
@@ -160,7 +161,7 @@ pub enum HordeError {
 
 /// Parse a `/v2/status/models` response (a JSON array).
 pub fn parse_status(bytes: &[u8]) -> Result<Vec<HordeModelStatus>, HordeError> {
-    match crate::pyjson::from_slice::<Found<StatusList>>(bytes)? {
+    match crate::python::json::from_slice::<Found<StatusList>>(bytes)? {
         Found::Expected(StatusList(list, warnings)) => {
             warnings.iter().for_each(|w| log::warn!("{w}"));
             Ok(list)
@@ -173,7 +174,7 @@ pub fn parse_status(bytes: &[u8]) -> Result<Vec<HordeModelStatus>, HordeError> {
 
 /// Parse a `/v2/stats/.../models` response (`{day, month, total}`).
 pub fn parse_stats(bytes: &[u8]) -> Result<HordeModelStats, HordeError> {
-    match crate::pyjson::from_slice_exact_ints::<Found<StatsDocument>>(bytes)? {
+    match crate::python::json::from_slice_exact_ints::<Found<StatsDocument>>(bytes)? {
         Found::Expected(StatsDocument(stats, warnings)) => {
             warnings.iter().for_each(|w| log::warn!("{w}"));
             Ok(stats)
@@ -237,7 +238,7 @@ macro_rules! other_kinds {
 
 /// The status list's entries, the unusable ones skipped, and the warnings
 /// to log once the whole document has parsed (a document with a non-finite
-/// literal is parsed twice, see [`crate::pyjson::parse_with`]; a rejected one
+/// literal is parsed twice, see [`crate::python::json::parse_with`]; a rejected one
 /// should not warn about its entries).
 struct StatusList(Vec<HordeModelStatus>, Vec<String>);
 
@@ -714,7 +715,7 @@ impl serde::Serialize for Backend {
     }
 }
 
-use crate::names::{APHRODITE_PREFIX as APHRODITE, KOBOLDCPP_PREFIX as KOBOLDCPP};
+use crate::analytics::names::{APHRODITE_PREFIX as APHRODITE, KOBOLDCPP_PREFIX as KOBOLDCPP};
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -33,7 +33,7 @@
 //! instructions for a typical 30-character name. [`quant_stripped`] looks at
 //! the last 7 characters only and borrows its answer from the input.
 
-mod py_unicode;
+use crate::python::unicode as py_unicode;
 
 use std::borrow::Cow;
 

@@ -16,13 +16,13 @@
 //! member is kept (its borrowed strings stay borrowed); only a real group
 //! makes a new host list.
 
-use crate::category::Category;
-use crate::horde::{BaseNames, UsageCount};
-use crate::merge::MergedModel;
-use crate::risk::{
+use crate::analytics::merge::MergedModel;
+use crate::analytics::risk::{
     self, CategoryDeletionRiskResponse, CategoryDeletionRiskSummary, DeletionRiskFlags,
     ModelDeletionRiskInfo, RecordFacts, ResponseHead, SummaryTally, UsageTrend,
 };
+use crate::category::Category;
+use crate::input::horde::{BaseNames, UsageCount};
 use crate::settings::AnalysisSettings;
 use indexmap::IndexSet;
 use std::borrow::Cow;
@@ -273,8 +273,8 @@ pub fn apply_text_model_grouping<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::horde::Usage;
-    use crate::merge::BackendVariation;
+    use crate::analytics::merge::BackendVariation;
+    use crate::input::horde::Usage;
 
     fn info<'a>(
         name: &'a str,
@@ -360,7 +360,7 @@ mod tests {
             DeletionRiskFlags { no_active_workers: true, ..Default::default() },
         );
         let variations = [BackendVariation {
-            backend: crate::horde::Backend::Canonical,
+            backend: crate::input::horde::Backend::Canonical,
             variant_name: "Alpha".into(),
             worker_count: 0,
             performance: None,

@@ -22,12 +22,11 @@
 //! `has_warning`) last, `null` where the reference has `None` (and for a
 //! non-finite float, as serde_json).
 
+use crate::analytics::merge::{BackendVariation, MergedModel};
 use crate::category::Category;
-use crate::horde::UsageCount;
-use crate::merge::{BackendVariation, MergedModel};
-use crate::pyfloat;
-use crate::pyurl;
-use crate::records::{Download, RawRecord};
+use crate::input::horde::UsageCount;
+use crate::input::reference::{Download, RawRecord};
+use crate::python;
 use crate::settings::AnalysisSettings;
 use std::borrow::Cow;
 
@@ -273,7 +272,7 @@ impl SummaryTally {
     /// total as the sum of the models' month usage.
     pub fn ungrouped(self) -> CategoryDeletionRiskSummary {
         CategoryDeletionRiskSummary {
-            average_risk_score: pyfloat::round(self.average(), 2),
+            average_risk_score: python::float::round(self.average(), 2),
             category_total_month_usage: self.month_usage,
             ..self.counts
         }
@@ -332,7 +331,7 @@ pub fn download_flags(
     let mut has_preferred_host = false;
     let mut has_unknown_host = false;
     for url in downloads.iter().filter_map(|d| d.file_url).filter(|u| !u.is_empty()) {
-        match pyurl::urlsplit(url) {
+        match python::url::urlsplit(url) {
             Ok(parts) if !parts.scheme.is_empty() && !parts.netloc.is_empty() => {
                 has_valid_url = true;
                 if settings.preferred_file_hosts.iter().any(|h| parts.netloc.contains(h.as_str())) {
@@ -359,7 +358,7 @@ pub fn download_flags(
 pub fn download_hosts(downloads: &[Download<'_>]) -> Vec<String> {
     let mut hosts: Vec<String> = Vec::new();
     for url in downloads.iter().filter_map(|d| d.file_url).filter(|u| !u.is_empty()) {
-        if let Ok(parts) = pyurl::urlsplit(url) {
+        if let Ok(parts) = python::url::urlsplit(url) {
             if !parts.netloc.is_empty() && !hosts.contains(&parts.netloc) {
                 hosts.push(parts.netloc);
             }
@@ -463,7 +462,7 @@ pub fn model_info<'a>(
     };
     let usage = merged.usage.unwrap_or_default();
     let usage_percentage = if category_total_usage > 0 {
-        pyfloat::round(usage.month as f64 / category_total_usage as f64 * 100.0, 4)
+        python::float::round(usage.month as f64 / category_total_usage as f64 * 100.0, 4)
     } else {
         0.0
     };
@@ -489,8 +488,8 @@ pub fn model_info<'a>(
         usage_minute: None,
         usage_percentage_of_category: usage_percentage,
         usage_trend,
-        cost_benefit_score: cost_benefit_score.map(|c| pyfloat::round(c, 2)),
-        size_gb: size_gb.map(|g| pyfloat::round(g, 2)),
+        cost_benefit_score: cost_benefit_score.map(|c| python::float::round(c, 2)),
+        size_gb: size_gb.map(|g| python::float::round(g, 2)),
         baseline: facts.baseline.as_deref(),
         nsfw: facts.nsfw,
         has_description: !facts.missing_description,
@@ -936,7 +935,7 @@ fn push_str(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::horde::{Backend, Usage};
+    use crate::input::horde::{Backend, Usage};
     use serde_json::json;
 
     fn model_json(info: &ModelDeletionRiskInfo<'_>) -> String {
@@ -1004,7 +1003,7 @@ mod tests {
     }
 
     fn image_facts(name: &str) -> RecordFacts {
-        let reference = crate::records::parse_reference(
+        let reference = crate::input::reference::parse_reference(
             json!({ name: {
                 "name": name, "description": "d", "baseline": "stable_diffusion_1", "nsfw": false,
                 "size_on_disk_bytes": 5214865159u64,
@@ -1158,7 +1157,7 @@ mod tests {
 
     #[test]
     fn backend_variations_only_when_asked_and_present() {
-        use crate::merge::BackendVariation;
+        use crate::analytics::merge::BackendVariation;
         let settings = AnalysisSettings::default();
         let mut m = merged(2, Some((1, 2, 3)));
         m.backend_variations = Some(vec![BackendVariation {

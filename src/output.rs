@@ -1,0 +1,1 @@
+//! The entries' JSON: one serialisation path for every entry.
