@@ -35,9 +35,9 @@ fn inputs(dataset: &Path, category: Category) -> CategoryInputs {
     CategoryInputs {
         reference: reference::parse_reference(&read(&reference_path))
             .unwrap_or_else(|e| panic!("{}: {e}", reference_path.display())),
-        status: horde::parse_status(&read(&horde_dir.join(status_file)))
+        status: horde::parse_status(&read(&horde_dir.join(&status_file)))
             .unwrap_or_else(|e| panic!("{}: {status_file}: {e}", dataset.display())),
-        stats: horde::parse_stats(&read(&horde_dir.join(stats_file)))
+        stats: horde::parse_stats(&read(&horde_dir.join(&stats_file)))
             .unwrap_or_else(|e| panic!("{}: {stats_file}: {e}", dataset.display())),
     }
 }

@@ -72,7 +72,7 @@ fn forbidden_in(code: &str) -> Vec<&'static str> {
         let grouped = name.strip_prefix("std::").is_some_and(|member| {
             flat.find("std::{").is_some_and(|open| {
                 flat[open..]
-                    .split(|c| c == '{' || c == '}' || c == ',')
+                    .split(['{', '}', ','])
                     .any(|m| m == member || m.starts_with(&format!("{member}::")))
             })
         });

@@ -28,7 +28,6 @@ use foldhash::{HashMap, HashMapExt};
 use std::borrow::Cow;
 
 use indexmap::IndexMap;
-use serde::Serialize;
 
 use crate::analytics::names;
 use crate::category::Category;
@@ -57,65 +56,65 @@ const PARAMETER_BUCKETS: [(i128, Option<i128>, &str); 8] = [
 // ---------------------------------------------------------------------------
 
 /// `CategoryStatistics` (its `sfw_count` is a plain property: not serialised).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-struct CategoryStatistics {
-    category: &'static str,
-    total_models: usize,
-    returned_models: usize,
-    offset: usize,
-    limit: Option<u64>,
-    nsfw_count: usize,
-    baseline_distribution: IndexMap<String, BaselineStats>,
-    download_stats: DownloadStats,
-    top_tags: Vec<TagStats>,
-    top_styles: Vec<TagStats>,
-    parameter_buckets: Vec<ParameterBucketStats>,
-    models_without_param_info: usize,
-    models_with_trigger_words: usize,
-    models_with_inpainting: usize,
-    models_with_requirements: usize,
-    models_with_showcases: usize,
-    computed_at: i64,
+#[derive(Debug, Clone, PartialEq)]
+pub struct CategoryStatistics {
+    pub category: &'static str,
+    pub total_models: usize,
+    pub returned_models: usize,
+    pub offset: usize,
+    pub limit: Option<u64>,
+    pub nsfw_count: usize,
+    pub baseline_distribution: IndexMap<String, BaselineStats>,
+    pub download_stats: DownloadStats,
+    pub top_tags: Vec<TagStats>,
+    pub top_styles: Vec<TagStats>,
+    pub parameter_buckets: Vec<ParameterBucketStats>,
+    pub models_without_param_info: usize,
+    pub models_with_trigger_words: usize,
+    pub models_with_inpainting: usize,
+    pub models_with_requirements: usize,
+    pub models_with_showcases: usize,
+    pub computed_at: i64,
 }
 
 /// `BaselineStats`: one baseline's share of the category.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-struct BaselineStats {
-    baseline: String,
-    count: usize,
-    percentage: f64,
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaselineStats {
+    pub baseline: String,
+    pub count: usize,
+    pub percentage: f64,
 }
 
 /// `DownloadStats`: download entries, sizes on disk and download hosts.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-struct DownloadStats {
-    total_models_with_downloads: usize,
-    total_download_entries: usize,
+#[derive(Debug, Clone, PartialEq)]
+pub struct DownloadStats {
+    pub total_models_with_downloads: usize,
+    pub total_download_entries: usize,
     /// A Python int in the reference: the sum of `int(size)`; wide enough
     /// for any realistic sum, saturating beyond.
-    total_size_bytes: u128,
-    models_with_size_info: usize,
-    average_size_bytes: f64,
+    pub total_size_bytes: u128,
+    pub models_with_size_info: usize,
+    pub average_size_bytes: f64,
     /// `netloc` of each download URL → entries, most frequent first.
-    hosts: IndexMap<String, usize>,
+    pub hosts: IndexMap<String, usize>,
 }
 
 /// `TagStats`: one tag's (or style's) share of the category.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-struct TagStats {
-    tag: String,
-    count: usize,
-    percentage: f64,
+#[derive(Debug, Clone, PartialEq)]
+pub struct TagStats {
+    pub tag: String,
+    pub count: usize,
+    pub percentage: f64,
 }
 
 /// `ParameterBucketStats`: text models whose size falls in one bucket.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-struct ParameterBucketStats {
-    bucket_label: &'static str,
-    min_params: Option<i128>,
-    max_params: Option<i128>,
-    count: usize,
-    percentage: f64,
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParameterBucketStats {
+    pub bucket_label: &'static str,
+    pub min_params: Option<i128>,
+    pub max_params: Option<i128>,
+    pub count: usize,
+    pub percentage: f64,
 }
 
 // ---------------------------------------------------------------------------
@@ -125,43 +124,28 @@ struct ParameterBucketStats {
 /// The statistics entry of `category`: the reference's
 /// `CategoryStatistics.model_dump_json()` with `computed_at` set, and the
 /// number of models it describes (`total_models`; text groups when grouped).
-/// Serialising cannot fail on these plain values; should it, the caller skips
-/// the entry rather than store a partial one.
 pub fn compute_statistics(
     category: Category,
     reference: &ParsedReference,
     grouped: bool,
     computed_at: i64,
-) -> Result<(String, usize), serde_json::Error> {
-    let (json, models, _) = compute_statistics_timed(category, reference, grouped, computed_at)?;
-    Ok((json, models))
+) -> (String, usize) {
+    let stats = statistics(category, reference, grouped, computed_at);
+    (crate::output::stats::to_json(&stats), stats.total_models)
 }
 
-/// [`compute_statistics`], also answering how long the computation and the
-/// serialisation took (for the benchmark's per-stage times).
-pub fn compute_statistics_timed(
+/// The statistics of `category` as a value (`calculate_category_statistics`).
+pub fn statistics(
     category: Category,
     reference: &ParsedReference,
     grouped: bool,
     computed_at: i64,
-) -> Result<(String, usize, StatisticsTimes), serde_json::Error> {
-    let started = std::time::Instant::now();
-    let stats = if grouped && category.is_text() {
+) -> CategoryStatistics {
+    if grouped && category.is_text() {
         calculate(category, text_groups(reference).into_iter(), computed_at)
     } else {
         calculate(category, reference.records().map(StatsModel::of), computed_at)
-    };
-    let computed = std::time::Instant::now();
-    let json = serde_json::to_string(&stats)?;
-    let times = StatisticsTimes { compute: computed - started, serialise: computed.elapsed() };
-    Ok((json, stats.total_models, times))
-}
-
-/// Where [`compute_statistics_timed`] spent its time.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StatisticsTimes {
-    pub compute: std::time::Duration,
-    pub serialise: std::time::Duration,
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -804,7 +788,7 @@ mod tests {
     #[test]
     fn image_ignores_grouping_and_serialises_in_order() {
         let parsed = reference(json!({"org/Model-7B": {"tags": ["a"]}, "org/Model-7B-Q4": {"tags": ["a"]}}));
-        let (json, models) = compute_statistics(Category::ImageGeneration, &parsed, true, 99).unwrap();
+        let (json, models) = compute_statistics(Category::ImageGeneration, &parsed, true, 99);
         assert_eq!(models, 2);
         assert!(json.starts_with(r#"{"category":"image_generation","total_models":2,"returned_models":2,"offset":0,"limit":null,"nsfw_count":0,"#));
         assert!(json.ends_with(r#""models_with_showcases":0,"computed_at":99}"#));
