@@ -9,7 +9,7 @@
 //! recomputed; `total_count` keeps the ungrouped count. Other categories pass
 //! through unchanged.
 //!
-//! Shaped for speed (issue 4): each model's base name is looked up once
+//! Shaped for speed: each model's base name is looked up once
 //! (memoised in [`BaseNames`]) and numbered in an insertion-ordered set; the
 //! members of every group are then listed with one counting pass, so no
 //! per-group vector is built and no info is moved more than once. A single

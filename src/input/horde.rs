@@ -5,11 +5,11 @@
 //! floats), numbers may come as strings (pydantic's lax coercion applies), and
 //! an entry that is not an object or has no name is skipped with a warning.
 //!
-//! Parsing is shaped for speed (issue 4): the documents are read by typed
+//! Parsing is shaped for speed: the documents are read by typed
 //! visitors straight into the result, never into a `serde_json::Value` tree
 //! (whose maps cost a dozen allocations per entry). Only the field values are
 //! read as `Value`s, which for numbers, booleans and null allocate nothing, so
-//! that the lax coercions (`records::lax_*`) and the errors are exactly those
+//! that the lax coercions ([`crate::python::lax`]) and the errors are exactly those
 //! of a `Value` parse: an out-of-range number fails the document wherever it
 //! is, an unknown field is parsed (as a `Value`) and dropped, and of two equal
 //! keys the later value wins. The stats names are interned into one buffer

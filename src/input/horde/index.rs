@@ -11,7 +11,7 @@
 //!   split per backend. Group sums are precomputed when the index is built, so
 //!   no lookup scans the Horde names.
 //!
-//! Shaped for speed (issue 4): status and stats names share one table of
+//! Shaped for speed: status and stats names share one table of
 //! lower-cased names (one lookup answers both), every table is an
 //! [`Interner`] (no `String` per name), each distinct name is lower-cased
 //! once, and a model's name variants are never built as strings: the
