@@ -1,10 +1,11 @@
-//! The speed benchmark of issue 4: `cargo bench --bench cycle`.
+//! The speed benchmark: `cargo bench --bench cycle`.
 //!
 //! Two modes, both printing Markdown tables (the source of docs/PERFORMANCE.md):
 //!
 //! * default — for each dataset scale (`--scales 1,10,100`): the core's
-//!   per-stage times in process (parse, index, merge, risk, grouping,
-//!   statistics, serialise, Redis write), the whole offline cycle
+//!   per-stage times in process (parse, and each step of
+//!   `cycle::compute_category` timed here: basis, views, variations,
+//!   statistics, statistics JSON; Redis write), the whole offline cycle
 //!   (`horde-hydrator once --dump`, a fresh process each run) with its peak
 //!   RSS, and the reference's compute time on the same dataset
 //!   (`oracle.sh DATASET --timing`) with the ratio, all in the same run;

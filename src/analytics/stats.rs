@@ -31,7 +31,7 @@ use indexmap::IndexMap;
 
 use crate::analytics::names;
 use crate::category::Category;
-use crate::input::reference::arena::{Config, DownloadField, Entry, Fields, FileUrl, Val};
+use crate::input::reference::arena::{Config, DownloadField, Entry, FileUrl};
 use crate::input::reference::{ParsedReference, RawRecord};
 use crate::python;
 
@@ -317,40 +317,9 @@ fn percentage(count: usize, total: usize) -> f64 {
     python::float::round((count as f64 / total as f64) * 100.0, 2)
 }
 
-/// `isinstance(v, (int, float)) and v > 0`, then `int(v)` (bools are ints;
-/// floats truncate). `None` when the value does not count.
-fn positive_int(value: Option<Val>) -> Option<i128> {
-    match value? {
-        Val::Bool(true) => Some(1),
-        Val::PosInt(u) => (u > 0).then_some(i128::from(u)),
-        // `as` saturates: sizes beyond i128 are not worth a big-int type.
-        Val::Float(f) => (f > 0.0).then_some(f.trunc() as i128),
-        _ => None,
-    }
-}
-
-/// The text model's size as the expected statistics read it: the key
-/// `parameters_count` if the record has it, else `parameters`.
-fn parameters_field(fields: &Fields) -> Option<Val> {
-    if fields.parameters_count.is_some() {
-        fields.parameters_count
-    } else {
-        fields.parameters
-    }
-}
-
 /// The label index of the bucket a positive size falls in.
 fn bucket_of(params: i128) -> Option<usize> {
     PARAMETER_BUCKETS.iter().position(|&(min, max, _)| params >= min && max.is_none_or(|max| params < max))
-}
-
-/// Python's `str(value)` of a record's field value.
-fn py_str<'a>(record: RawRecord<'a>, value: Val) -> Cow<'a, str> {
-    match value {
-        Val::Str(s) => Cow::Borrowed(record.str(s)),
-        Val::Array(c) | Val::Object(c) => Cow::Borrowed(record.str(c.repr)),
-        scalar => Cow::Owned(python::json::py_str(&scalar.scalar()).into_owned()),
-    }
 }
 
 /// Everything the statistics accumulate in their one pass over the models.
@@ -376,27 +345,24 @@ struct Tally<'a> {
 
 impl<'a> Tally<'a> {
     fn add(&mut self, category: Category, model: &StatsModel<'a>) {
-        let r = model.record;
-        let f = r.fields();
-        if f.nsfw.is_some_and(Val::truthy) {
-            self.nsfw += 1;
-        }
-        if let Some(baseline) = f.baseline.filter(|v| v.truthy()) {
-            count(&mut self.baselines, py_str(r, baseline));
+        let f = model.record.stats_fields();
+        self.nsfw += usize::from(f.nsfw);
+        if let Some(baseline) = f.baseline {
+            count(&mut self.baselines, baseline);
         }
         self.add_downloads(model);
-        if let Some(size) = positive_int(f.size_on_disk_bytes) {
+        if let Some(size) = f.size_on_disk_bytes {
             self.models_with_size += 1;
             self.total_size_bytes = self.total_size_bytes.saturating_add(size as u128);
         }
-        for tag in r.tags() {
+        for tag in model.record.tags() {
             count(&mut self.tags, Cow::Borrowed(tag));
         }
-        if let Some(style) = f.style.filter(|v| v.truthy()) {
-            count(&mut self.styles, py_str(r, style));
+        if let Some(style) = f.style {
+            count(&mut self.styles, style);
         }
         match category {
-            Category::TextGeneration => match positive_int(parameters_field(f)) {
+            Category::TextGeneration => match f.parameters {
                 Some(params) => {
                     self.models_with_params += 1;
                     if let Some(b) = bucket_of(params) {
@@ -537,6 +503,8 @@ fn top_list(counter: Counter<'_>, total: usize) -> Vec<TagStats> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::reference::arena::{Fields, Val};
+    use crate::input::reference::{parameters_field, positive_int};
     use serde_json::{json, Value};
 
     fn reference(value: Value) -> ParsedReference {

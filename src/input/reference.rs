@@ -38,6 +38,7 @@ pub use parse::parse_reference;
 
 use crate::python::lax::{lax_bool, lax_bool_str, lax_wide_int, lax_wide_int_str, JsonType};
 use arena::{Config, Description, Doc, DownloadField, Entry, Fields, FileUrl, Run, Span, Val};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// A category's records, in file order. Shared (`Arc`): the fetcher keeps
@@ -106,6 +107,55 @@ pub struct Download<'a> {
     pub file_url: Option<&'a str>,
 }
 
+/// What the statistics read of a record, read as the reference reads the raw
+/// dict (`calculate_category_statistics`): Python truthiness, `str()` of
+/// whatever value is there, `isinstance(v, (int, float)) and v > 0`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsFields<'a> {
+    /// `nsfw` is truthy.
+    pub nsfw: bool,
+    /// `str(baseline)` when it is truthy.
+    pub baseline: Option<Cow<'a, str>>,
+    /// `int(size_on_disk_bytes)` when it is a positive number.
+    pub size_on_disk_bytes: Option<i128>,
+    /// `str(style)` when it is truthy.
+    pub style: Option<Cow<'a, str>>,
+    /// The size of a text model, `int()` of a positive number: the key
+    /// `parameters_count` if the record has it, else `parameters` (the
+    /// expected statistics read it so).
+    pub parameters: Option<i128>,
+    /// `trigger` is a non-empty list.
+    pub trigger: bool,
+    /// `inpainting` is truthy.
+    pub inpainting: bool,
+    /// `requirements` is a non-empty object.
+    pub requirements: bool,
+    /// `showcases` is a non-empty list.
+    pub showcases: bool,
+}
+
+/// `isinstance(v, (int, float)) and v > 0`, then `int(v)` (bools are ints;
+/// floats truncate). `None` when the value does not count.
+pub(crate) fn positive_int(value: Option<Val>) -> Option<i128> {
+    match value? {
+        Val::Bool(true) => Some(1),
+        Val::PosInt(u) => (u > 0).then_some(i128::from(u)),
+        // `as` saturates: sizes beyond i128 are not worth a big-int type.
+        Val::Float(f) => (f > 0.0).then_some(f.trunc() as i128),
+        _ => None,
+    }
+}
+
+/// The text model's size as the expected statistics read it: the key
+/// `parameters_count` if the record has it, else `parameters`.
+pub(crate) fn parameters_field(fields: &Fields) -> Option<Val> {
+    if fields.parameters_count.is_some() {
+        fields.parameters_count
+    } else {
+        fields.parameters
+    }
+}
+
 impl<'a> RawRecord<'a> {
     /// Whether the record has the string `name` field the reference's typed
     /// records require. Logs a warning naming the record when it has not.
@@ -138,6 +188,31 @@ impl<'a> RawRecord<'a> {
     /// The reduced fields (for the statistics).
     pub(crate) fn fields(&self) -> &'a Fields {
         self.fields
+    }
+
+    /// The fields the statistics read, in one typed value.
+    pub fn stats_fields(&self) -> StatsFields<'a> {
+        let f = self.fields;
+        StatsFields {
+            nsfw: f.nsfw.is_some_and(Val::truthy),
+            baseline: f.baseline.filter(|v| v.truthy()).map(|v| self.py_str(v)),
+            size_on_disk_bytes: positive_int(f.size_on_disk_bytes),
+            style: f.style.filter(|v| v.truthy()).map(|v| self.py_str(v)),
+            parameters: positive_int(parameters_field(f)),
+            trigger: f.trigger,
+            inpainting: f.inpainting,
+            requirements: f.requirements,
+            showcases: f.showcases,
+        }
+    }
+
+    /// Python's `str(value)` of one of this record's field values.
+    fn py_str(&self, value: Val) -> Cow<'a, str> {
+        match value {
+            Val::Str(s) => Cow::Borrowed(self.str(s)),
+            Val::Array(c) | Val::Object(c) => Cow::Borrowed(self.str(c.repr)),
+            scalar => Cow::Owned(crate::python::json::py_str(&scalar.scalar()).into_owned()),
+        }
     }
 
     /// The text of a span of this record.

@@ -32,10 +32,18 @@ pub fn push_int(out: &mut String, value: impl itoa::Integer) {
     out.push_str(itoa::Buffer::new().format(value));
 }
 
-pub fn push_opt_int(out: &mut String, value: Option<i64>) {
+pub fn push_opt_int(out: &mut String, value: Option<impl itoa::Integer>) {
     match value {
         Some(v) => push_int(out, v),
         None => out.push_str("null"),
+    }
+}
+
+/// Integer fields, each written with its punctuation and key (`,"key":`).
+pub fn push_int_fields(out: &mut String, fields: &[(&str, usize)]) {
+    for (key, value) in fields {
+        out.push_str(key);
+        push_int(out, *value);
     }
 }
 
@@ -54,6 +62,48 @@ pub fn push_opt_float(out: &mut String, value: Option<f64>) {
         Some(v) => push_float(out, v),
         None => out.push_str("null"),
     }
+}
+
+pub fn push_opt_str(out: &mut String, value: Option<&str>) {
+    match value {
+        Some(s) => push_str(out, s),
+        None => out.push_str("null"),
+    }
+}
+
+/// A JSON array of `items`, each written by `write`.
+pub fn push_array<T>(
+    out: &mut String,
+    items: impl IntoIterator<Item = T>,
+    mut write: impl FnMut(&mut String, T),
+) {
+    out.push('[');
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write(out, item);
+    }
+    out.push(']');
+}
+
+/// A JSON object of `(key, value)` pairs in their order, each value written
+/// by `write`.
+pub fn push_object<'k, T>(
+    out: &mut String,
+    pairs: impl IntoIterator<Item = (&'k str, T)>,
+    mut write: impl FnMut(&mut String, T),
+) {
+    out.push('{');
+    for (i, (key, value)) in pairs.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_str(out, key);
+        out.push(':');
+        write(out, value);
+    }
+    out.push('}');
 }
 
 /// A JSON string literal, escaped as serde_json does: `"` and `\\`, the

@@ -12,7 +12,8 @@ use crate::analytics::risk::{
 use crate::category::Category;
 use crate::input::horde::UsageCount;
 use crate::output::json::{
-    bool_field, push_bool, push_float, push_int, push_opt_float, push_opt_int, push_plain, push_str,
+    bool_field, push_array, push_bool, push_float, push_int, push_int_fields, push_opt_float, push_opt_int,
+    push_opt_str, push_plain, push_str,
 };
 
 /// Bytes per model of a serialised deletion-risk entry besides its strings
@@ -78,10 +79,7 @@ impl ResponseHead {
         out.push_str(",\"offset\":");
         push_int(out, self.offset);
         out.push_str(",\"limit\":");
-        match self.limit {
-            Some(limit) => push_int(out, limit),
-            None => out.push_str("null"),
-        }
+        push_opt_int(out, self.limit);
         out.push_str(",\"models\":[");
     }
 }
@@ -128,10 +126,7 @@ pub fn write_model(m: &ModelDeletionRiskInfo<'_>, out: &mut String) {
     out.push_str(",\"size_gb\":");
     push_opt_float(out, m.size_gb);
     out.push_str(",\"baseline\":");
-    match m.baseline {
-        Some(baseline) => push_str(out, baseline),
-        None => out.push_str("null"),
-    }
+    push_opt_str(out, m.baseline);
     out.push_str(",\"nsfw\":");
     match m.nsfw {
         Some(nsfw) => push_bool(out, nsfw),
@@ -140,25 +135,11 @@ pub fn write_model(m: &ModelDeletionRiskInfo<'_>, out: &mut String) {
     bool_field!(out, ",\"has_description\":", m.has_description);
     out.push_str(",\"download_count\":");
     push_int(out, m.download_count);
-    out.push_str(",\"download_hosts\":[");
-    for (i, host) in m.download_hosts.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        push_str(out, host);
-    }
-    out.push_str("],\"backend_variations\":");
+    out.push_str(",\"download_hosts\":");
+    push_array(out, m.download_hosts.iter(), |out, host| push_str(out, host));
+    out.push_str(",\"backend_variations\":");
     match m.backend_variations {
-        Some(variations) => {
-            for (i, bv) in variations.iter().enumerate() {
-                out.push(if i == 0 { '[' } else { ',' });
-                write_backend_variation(bv, out);
-            }
-            if variations.is_empty() {
-                out.push('[');
-            }
-            out.push(']');
-        }
+        Some(variations) => push_array(out, variations, write_backend_variation),
         None => out.push_str("null"),
     }
     bool_field!(out, ",\"is_critical\":", m.is_critical);
@@ -167,7 +148,7 @@ pub fn write_model(m: &ModelDeletionRiskInfo<'_>, out: &mut String) {
 }
 
 /// One backend's share of a text model (`BackendVariationStats`).
-fn write_backend_variation(bv: &BackendVariation, out: &mut String) {
+fn write_backend_variation(out: &mut String, bv: &BackendVariation) {
     out.push_str("{\"backend\":");
     push_plain(out, bv.backend.as_str());
     out.push_str(",\"variant_name\":");
@@ -208,24 +189,23 @@ fn write_flags(f: &DeletionRiskFlags, out: &mut String) {
 }
 
 fn write_summary(s: &CategoryDeletionRiskSummary, out: &mut String) {
-    let counts = [
-        ("{\"total_models\":", s.total_models),
-        (",\"models_at_risk\":", s.models_at_risk),
-        (",\"models_critical\":", s.models_critical),
-        (",\"models_with_warnings\":", s.models_with_warnings),
-        (",\"models_with_zero_day_usage\":", s.models_with_zero_day_usage),
-        (",\"models_with_zero_month_usage\":", s.models_with_zero_month_usage),
-        (",\"models_with_zero_total_usage\":", s.models_with_zero_total_usage),
-        (",\"models_with_no_active_workers\":", s.models_with_no_active_workers),
-        (",\"models_with_no_downloads\":", s.models_with_no_downloads),
-        (",\"models_with_non_preferred_hosts\":", s.models_with_non_preferred_hosts),
-        (",\"models_with_multiple_hosts\":", s.models_with_multiple_hosts),
-        (",\"models_with_low_usage\":", s.models_with_low_usage),
-    ];
-    for (key, count) in counts {
-        out.push_str(key);
-        push_int(out, count);
-    }
+    push_int_fields(
+        out,
+        &[
+            ("{\"total_models\":", s.total_models),
+            (",\"models_at_risk\":", s.models_at_risk),
+            (",\"models_critical\":", s.models_critical),
+            (",\"models_with_warnings\":", s.models_with_warnings),
+            (",\"models_with_zero_day_usage\":", s.models_with_zero_day_usage),
+            (",\"models_with_zero_month_usage\":", s.models_with_zero_month_usage),
+            (",\"models_with_zero_total_usage\":", s.models_with_zero_total_usage),
+            (",\"models_with_no_active_workers\":", s.models_with_no_active_workers),
+            (",\"models_with_no_downloads\":", s.models_with_no_downloads),
+            (",\"models_with_non_preferred_hosts\":", s.models_with_non_preferred_hosts),
+            (",\"models_with_multiple_hosts\":", s.models_with_multiple_hosts),
+            (",\"models_with_low_usage\":", s.models_with_low_usage),
+        ],
+    );
     out.push_str(",\"average_risk_score\":");
     push_float(out, s.average_risk_score);
     out.push_str(",\"category_total_month_usage\":");
