@@ -99,7 +99,7 @@ impl VariationsJob {
 /// What the worker makes: the statistics entries, then (text, if it claimed
 /// the job) the entry with backend variations.
 struct WorkerOutput {
-    statistics: [ComputedEntry; 2],
+    statistics: Vec<ComputedEntry>,
     variations: Option<ComputedEntry>,
 }
 
@@ -114,7 +114,7 @@ fn worker_part(
     settings: &AnalysisSettings,
     computed_at: i64,
 ) -> WorkerOutput {
-    let statistics = cycle::statistics_entries(category, &inputs.reference, computed_at);
+    let statistics = cycle::compute_statistics_entries(category, &inputs.reference, computed_at);
     let variations = if category.is_text() && job.claim() {
         ready
             .recv()

@@ -7,7 +7,7 @@
 //! the shell can run them in parallel:
 //!
 //! ```text
-//! statistics_entries(reference)                          -> the 2 statistics entries
+//! compute_statistics_entries(reference)                  -> the 2 statistics entries
 //! RiskBasis::new(inputs) ─┬─ ungrouped_and_grouped(basis) -> 2 deletion-risk entries
 //!                         └─ variations_entry(basis)      -> text: 1 entry with backend variations
 //! ```
@@ -190,18 +190,22 @@ pub fn ungrouped_and_grouped(
     [first, risk_entry(EntryKey::risk(category, true, false), json, &summary)]
 }
 
-/// Both statistics entries of a category (they read the model reference
-/// only).
-pub fn statistics_entries(
+/// Only the statistics entries of `category` (both groupings, in the order
+/// of [`EntryKey::for_category`]): they read the model reference alone, so
+/// they can be made while the Horde's data is unavailable.
+pub fn compute_statistics_entries(
     category: Category,
     reference: &ParsedReference,
     computed_at: i64,
-) -> [ComputedEntry; 2] {
-    [false, true].map(|grouped| {
-        let (json, models) = stats::compute_statistics(category, reference, grouped, computed_at);
-        let key = EntryKey::stats(category, grouped);
-        ComputedEntry { key, json: EntryJson::from(json), models, at_risk: None, critical: None }
-    })
+) -> Vec<ComputedEntry> {
+    [false, true]
+        .into_iter()
+        .map(|grouped| {
+            let (json, models) = stats::compute_statistics(category, reference, grouped, computed_at);
+            let key = EntryKey::stats(category, grouped);
+            ComputedEntry { key, json: EntryJson::from(json), models, at_risk: None, critical: None }
+        })
+        .collect()
 }
 
 /// Compute every entry of `category` (five for text, four for image), in the
@@ -218,7 +222,7 @@ pub fn compute_category(
     let mut entries = Vec::with_capacity(5);
     entries.extend(ungrouped_and_grouped(&basis, &mut base_names, settings));
     entries.extend(variations_entry(&basis, settings));
-    entries.extend(statistics_entries(category, &inputs.reference, computed_at));
+    entries.extend(compute_statistics_entries(category, &inputs.reference, computed_at));
     entries
 }
 
@@ -314,7 +318,7 @@ mod tests {
         let basis = RiskBasis::new(category, &inputs, &settings, &mut base_names);
         let variations = variations_entry(&basis, &settings);
         let views = ungrouped_and_grouped(&basis, &mut base_names, &settings);
-        let statistics = statistics_entries(category, &inputs.reference, 42);
+        let statistics = compute_statistics_entries(category, &inputs.reference, 42);
         let steps: Vec<ComputedEntry> = views.into_iter().chain(variations).chain(statistics).collect();
         assert_eq!(steps, compute_category(category, &inputs, &settings, 42));
     }
