@@ -27,9 +27,7 @@ pub use index::{BaseNames, HordeIndex, LookupScratch, Variations};
 use crate::input::reference::parse::Skip;
 use crate::python::lax::{json_type_name, lax_float, lax_int, lax_wide_int};
 use interner::Interner;
-use serde::de::{
-    self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
-};
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::fmt;
@@ -569,12 +567,7 @@ struct PeriodSeed<'s> {
     warnings: &'s mut Vec<String>,
 }
 
-impl<'de> DeserializeSeed<'de> for PeriodSeed<'_> {
-    type Value = Found<PeriodCounts>;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
+seed_is_visitor!(PeriodSeed<'_> => Found<PeriodCounts>, deserialize_any);
 
 impl<'de> Visitor<'de> for PeriodSeed<'_> {
     type Value = Found<PeriodCounts>;
@@ -634,12 +627,7 @@ impl<'de> Visitor<'de> for PeriodSeed<'_> {
 /// Reads a key of a period, interning it (no `String` per key).
 struct NameSeed<'s>(&'s mut Interner);
 
-impl<'de> DeserializeSeed<'de> for NameSeed<'_> {
-    type Value = u32;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
+seed_is_visitor!(NameSeed<'_> => u32, deserialize_str);
 
 impl Visitor<'_> for NameSeed<'_> {
     type Value = u32;

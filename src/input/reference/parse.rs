@@ -259,12 +259,7 @@ impl<'de> de::Deserialize<'de> for Shape {
 /// to the builder), else its type.
 struct TopSeed<'b>(&'b mut Builder);
 
-impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
-    type Value = Option<JsonType>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
+seed_is_visitor!(TopSeed<'_> => Option<JsonType>, deserialize_any);
 
 impl<'de> Visitor<'de> for TopSeed<'_> {
     type Value = Option<JsonType>;
@@ -286,12 +281,7 @@ impl<'de> Visitor<'de> for TopSeed<'_> {
 /// A string (an object key), kept in the text buffer.
 struct TextSeed<'b>(&'b mut Builder);
 
-impl<'de> DeserializeSeed<'de> for TextSeed<'_> {
-    type Value = Span;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_str(self)
-    }
-}
+seed_is_visitor!(TextSeed<'_> => Span, deserialize_str);
 
 impl<'de> Visitor<'de> for TextSeed<'_> {
     type Value = Span;
@@ -306,12 +296,7 @@ impl<'de> Visitor<'de> for TextSeed<'_> {
 /// An object key: whether it is `self.0`.
 struct KeyIs(&'static str);
 
-impl<'de> DeserializeSeed<'de> for KeyIs {
-    type Value = bool;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_str(self)
-    }
-}
+seed_is_visitor!(KeyIs => bool, deserialize_str);
 
 impl<'de> Visitor<'de> for KeyIs {
     type Value = bool;
@@ -389,12 +374,7 @@ struct RecordSeed<'b> {
     name: Span,
 }
 
-impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
-    type Value = Result<Fields, JsonType>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
+seed_is_visitor!(RecordSeed<'_> => Result<Fields, JsonType>, deserialize_any);
 
 impl<'de> Visitor<'de> for RecordSeed<'_> {
     /// The record's fields, or the type of a value that is not an object.
@@ -454,12 +434,7 @@ struct ValSeed<'b> {
     repr: bool,
 }
 
-impl<'de> DeserializeSeed<'de> for ValSeed<'_> {
-    type Value = Val;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
+seed_is_visitor!(ValSeed<'_> => Val, deserialize_any);
 
 impl<'de> Visitor<'de> for ValSeed<'_> {
     type Value = Val;
@@ -554,12 +529,7 @@ impl<'de> de::Deserialize<'de> for Description {
 /// `tags`: the Python `str()` of each truthy item, when it is a list.
 struct TagsSeed<'b>(&'b mut Builder);
 
-impl<'de> DeserializeSeed<'de> for TagsSeed<'_> {
-    type Value = Run;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
+seed_is_visitor!(TagsSeed<'_> => Run, deserialize_any);
 
 impl<'de> Visitor<'de> for TagsSeed<'_> {
     type Value = Run;
@@ -587,12 +557,7 @@ impl<'de> Visitor<'de> for TagsSeed<'_> {
 /// `config`.
 struct ConfigSeed<'b>(&'b mut Builder);
 
-impl<'de> DeserializeSeed<'de> for ConfigSeed<'_> {
-    type Value = Config;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
+seed_is_visitor!(ConfigSeed<'_> => Config, deserialize_any);
 
 impl<'de> Visitor<'de> for ConfigSeed<'_> {
     type Value = Config;
@@ -643,12 +608,7 @@ impl<'de> de::Deserialize<'de> for DownloadWord {
 /// `config.download`.
 struct DownloadSeed<'b>(&'b mut Builder);
 
-impl<'de> DeserializeSeed<'de> for DownloadSeed<'_> {
-    type Value = DownloadField;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
+seed_is_visitor!(DownloadSeed<'_> => DownloadField, deserialize_any);
 
 impl<'de> Visitor<'de> for DownloadSeed<'_> {
     type Value = DownloadField;
@@ -679,12 +639,7 @@ impl<'de> Visitor<'de> for DownloadSeed<'_> {
 /// An item of `config.download`.
 struct EntrySeed<'b>(&'b mut Builder);
 
-impl<'de> DeserializeSeed<'de> for EntrySeed<'_> {
-    type Value = Entry;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
+seed_is_visitor!(EntrySeed<'_> => Entry, deserialize_any);
 
 impl<'de> Visitor<'de> for EntrySeed<'_> {
     type Value = Entry;
@@ -707,12 +662,7 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
 /// A download entry's `file_url`.
 struct FileUrlSeed<'b>(&'b mut Builder);
 
-impl<'de> DeserializeSeed<'de> for FileUrlSeed<'_> {
-    type Value = FileUrl;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
+seed_is_visitor!(FileUrlSeed<'_> => FileUrl, deserialize_any);
 
 impl<'de> Visitor<'de> for FileUrlSeed<'_> {
     type Value = FileUrl;
