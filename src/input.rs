@@ -17,6 +17,9 @@ macro_rules! seed_is_visitor {
     };
 }
 
+#[macro_use]
+pub(crate) mod skip;
+
 pub mod horde;
 pub mod reference;
 pub mod source;

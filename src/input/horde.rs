@@ -24,7 +24,7 @@ mod interner;
 
 pub use index::{BaseNames, HordeIndex, LookupScratch, Variations};
 
-use crate::input::reference::parse::Skip;
+use crate::input::skip::Skip;
 use crate::python::lax::{json_type_name, lax_float, lax_int, lax_wide_int};
 use interner::Interner;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
