@@ -15,7 +15,6 @@
 //! and the memory entries are written back with their remaining TTLs.
 
 use crate::counters::Counters;
-use crate::hydrator::unix_now;
 use actix::prelude::*;
 use horde_hydrator::category::Category;
 use horde_hydrator::cycle::{ComputedEntry, EntryJson};
@@ -24,7 +23,7 @@ use horde_hydrator::settings::{redact_url, Settings};
 use redis::aio::ConnectionManager;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How old an entry is compared with its TTLs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -390,6 +389,10 @@ async fn redis_op<T>(
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("no answer within {timeout:?}")),
     }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl Actor for CacheActor {

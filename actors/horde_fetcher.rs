@@ -174,9 +174,9 @@ impl CircuitBreaker {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceOutcome {
     /// Fetched and parsed now.
-    Fresh,
-    /// Failed now; the last good value was used.
-    Stale { error: String },
+    Fresh { millis: u64, bytes: usize },
+    /// Failed now; the last good value (fetched `age` ago) was used.
+    Stale { error: String, age: Duration },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -197,7 +197,7 @@ impl Fetched {
     pub fn stale_sources(&self) -> impl Iterator<Item = (&SourceId, &str)> {
         self.sources.iter().filter_map(|r| match &r.outcome {
             SourceOutcome::Stale { error, .. } => Some((&r.source, error.as_str())),
-            SourceOutcome::Fresh => None,
+            SourceOutcome::Fresh { .. } => None,
         })
     }
 }
@@ -386,8 +386,8 @@ async fn fetch_category(state: Rc<RefCell<State>>, category: Category) -> Result
 
     for (i, (id, result)) in ids.into_iter().zip([r, s, t]).enumerate() {
         match result {
-            Ok(parsed) => {
-                reports.push(SourceReport { source: id, outcome: SourceOutcome::Fresh });
+            Ok((parsed, millis, bytes)) => {
+                reports.push(SourceReport { source: id, outcome: SourceOutcome::Fresh { millis, bytes } });
                 match parsed {
                     Parsed::Reference(v) => inputs.reference = v,
                     Parsed::Status(v) => inputs.status = v,
@@ -403,7 +403,10 @@ async fn fetch_category(state: Rc<RefCell<State>>, category: Category) -> Result
                         SourceId::Stats(_) => inputs.stats = last.inputs.stats.clone(),
                     }
                     fetched_at[i] = Some(at);
-                    reports.push(SourceReport { source: id, outcome: SourceOutcome::Stale { error } });
+                    reports.push(SourceReport {
+                        source: id,
+                        outcome: SourceOutcome::Stale { error, age: now.duration_since(at) },
+                    });
                 }
                 None => failures.push((id, error)),
             },
@@ -419,7 +422,8 @@ async fn fetch_category(state: Rc<RefCell<State>>, category: Category) -> Result
 }
 
 /// Fetch and parse one source: `(value, milliseconds, bytes)` or an error message.
-async fn fetch_source(state: Rc<RefCell<State>>, id: SourceId) -> Result<Parsed, String> {
+async fn fetch_source(state: Rc<RefCell<State>>, id: SourceId) -> Result<(Parsed, u64, usize), String> {
+    let started = Instant::now();
     let service = id.service();
     let (location, counters) = {
         let st = state.borrow();
@@ -469,7 +473,7 @@ async fn fetch_source(state: Rc<RefCell<State>>, id: SourceId) -> Result<Parsed,
         }
     }
     match outcome {
-        Ok(parsed) => Ok(parsed),
+        Ok((parsed, len)) => Ok((parsed, started.elapsed().as_millis() as u64, len)),
         Err(e) => {
             counters.inc(&counters.fetch_failures);
             log::warn!("fetcher: {id} failed: {e}");
@@ -500,20 +504,21 @@ enum Raw {
 }
 
 /// Read (snapshot files) and parse on a blocking thread: a large reference
-/// must not stall the actors.
-async fn parse_off_thread(id: SourceId, raw: Raw) -> Result<Parsed, String> {
-    let job = tokio::task::spawn_blocking(move || -> Result<Parsed, String> {
+/// must not stall the actors. Answers the value and the size of its bytes.
+async fn parse_off_thread(id: SourceId, raw: Raw) -> Result<(Parsed, usize), String> {
+    let job = tokio::task::spawn_blocking(move || -> Result<(Parsed, usize), String> {
         let bytes = match raw {
             Raw::Bytes(bytes) => bytes,
             Raw::File { path, max_bytes } => read_file(path, max_bytes)?,
         };
-        match id {
+        let parsed = match id {
             SourceId::Reference(_) => {
                 reference::parse_reference(&bytes).map(Parsed::Reference).map_err(|e| e.to_string())
             }
             SourceId::Status(_) => horde::parse_status(&bytes).map(Parsed::Status).map_err(|e| e.to_string()),
             SourceId::Stats(_) => horde::parse_stats(&bytes).map(Parsed::Stats).map_err(|e| e.to_string()),
-        }
+        };
+        parsed.map(|p| (p, bytes.len()))
     });
     match job.await {
         Ok(r) => r,

@@ -20,7 +20,7 @@
 use crate::admin::{authorized, parse_admin, AdminCommand, Envelope, MAX_MESSAGE_BYTES};
 use crate::cache::{self, CacheActor, RedisWrite};
 use crate::counters::Counters;
-use crate::horde_fetcher::{backoff_delay, DropReference, GetFetcherInfo, HordeFetcherActor};
+use crate::horde_fetcher::{DropReference, GetFetcherInfo, HordeFetcherActor};
 use crate::hydrator::{GetHydratorInfo, HydrateAck, HydrateNow, HydratorActor};
 use actix::prelude::*;
 use horde_hydrator::category::Category;
@@ -127,7 +127,7 @@ impl LogLimiter {
 
 /// The capped, doubling delay between reconnect attempts (100 ms … 5 s).
 pub fn reconnect_delay(failures: u32) -> Duration {
-    backoff_delay(failures, Duration::from_millis(100), Duration::from_secs(5), 1.0)
+    Duration::from_millis(100u64.saturating_mul(1u64 << failures.min(10))).min(Duration::from_secs(5))
 }
 
 /// A payload on `P:invalidate` → the category, if it is one.
