@@ -1,5 +1,6 @@
 //! RiskComputeActor: runs the analytics core off the async threads, and
-//! decides what of it runs in parallel (the only place that does).
+//! decides which of its steps run in parallel (the core has no threads; the
+//! parses run on the runtime's blocking pool, sized in main.rs).
 //!
 //! A stateless `SyncActor` started in a `SyncArbiter` (one thread per core,
 //! at most two), so a large category never stalls the fetcher, the cache or
