@@ -29,7 +29,6 @@
 //! keys anyway.
 
 use crate::counters::Counters;
-use crate::hydrator::unix_now;
 use crate::redis_link::{self, CommandLink, Conn, Failure, RefusalKind};
 use actix::prelude::*;
 use horde_hydrator::category::Category;
@@ -39,7 +38,7 @@ use horde_hydrator::settings::{redact_url, Settings};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How old an entry is compared with its TTLs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -583,6 +582,10 @@ impl CacheActor {
             }
         }))
     }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl Actor for CacheActor {
