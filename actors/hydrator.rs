@@ -22,12 +22,13 @@
 //! `once` runs.
 
 use crate::cache::{CacheActor, RedisWrite, StoreCategory};
-use crate::horde_fetcher::{FetchCategory, HordeFetcherActor, SourceId};
+use crate::horde_fetcher::{FetchCategory, HordeFetcherActor};
 use crate::metrics::{CycleOutcome, Metrics, Stage};
 use crate::risk_compute::{Compute, RiskComputeActor};
 use actix::prelude::*;
 use horde_hydrator::category::Category;
 use horde_hydrator::cycle::ComputedEntry;
+use horde_hydrator::input::source::SourceId;
 use horde_hydrator::keys::EntryKey;
 use horde_hydrator::settings::{AnalysisSettings, Settings};
 use serde::Serialize;
