@@ -16,8 +16,12 @@
 //!
 //! When a source fails, its last good parsed value is returned instead and
 //! the source is reported [`SourceOutcome::Stale`]; with no last good value
-//! the whole fetch is an error naming the sources. An invalidation drops the
-//! kept model reference of its category ([`DropReference`]).
+//! the whole fetch is an error naming the sources (carrying the model
+//! reference when that one was fetched now, so the statistics, which need
+//! nothing else, can still be computed). An invalidation drops the kept model
+//! reference of its category ([`DropReference`]); a fetch that was under way
+//! when it came does not become the last good value (it would restore the
+//! reference the invalidation dropped).
 
 use crate::counters::Counters;
 use actix::prelude::*;
@@ -259,6 +263,36 @@ pub struct Fetched {
 }
 
 impl Fetched {
+    /// Was the model reference fetched now (not its last good value)?
+    pub fn reference_is_fresh(&self) -> bool {
+        self.is_fresh(|s| matches!(s, SourceId::Reference(_)))
+    }
+
+    /// Were both Horde sources fetched now?
+    pub fn horde_is_fresh(&self) -> bool {
+        self.is_fresh(|s| !matches!(s, SourceId::Reference(_)))
+    }
+
+    fn is_fresh(&self, which: impl Fn(SourceId) -> bool) -> bool {
+        self.sources
+            .iter()
+            .filter(|r| which(r.source))
+            .all(|r| matches!(r.outcome, SourceOutcome::Fresh { .. }))
+    }
+
+    /// How old the oldest Horde input is (zero when both were fetched now).
+    pub fn horde_age(&self) -> Duration {
+        self.sources
+            .iter()
+            .filter(|r| !matches!(r.source, SourceId::Reference(_)))
+            .map(|r| match r.outcome {
+                SourceOutcome::Fresh { .. } => Duration::ZERO,
+                SourceOutcome::Stale { age, .. } => age,
+            })
+            .max()
+            .unwrap_or_default()
+    }
+
     /// Sources that failed now (and fell back to their last good value).
     pub fn stale_sources(&self) -> impl Iterator<Item = (&SourceId, &str)> {
         self.sources.iter().filter_map(|r| match &r.outcome {
@@ -269,10 +303,13 @@ impl Fetched {
 }
 
 /// Some source failed and no last good value exists for it.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{}", .failures.iter().map(|(s, e)| format!("{s}: {e}")).collect::<Vec<_>>().join("; "))]
 pub struct FetchError {
     pub failures: Vec<(SourceId, String)>,
+    /// The model reference, when it was fetched now (only Horde sources
+    /// failed): inputs with empty Horde parts, enough for the statistics.
+    pub fresh_reference: Option<Arc<CategoryInputs>>,
 }
 
 // ---------------------------------------------------------------- messages
@@ -339,6 +376,9 @@ struct State {
     max_bytes: usize,
     breakers: HashMap<Service, CircuitBreaker>,
     last_good: HashMap<Category, LastGood>,
+    /// Bumped by each [`DropReference`]: a fetch that began before one does
+    /// not become the last good value.
+    drops: HashMap<Category, u64>,
     counters: Arc<Counters>,
 }
 
@@ -382,6 +422,7 @@ impl HordeFetcherActor {
             max_bytes: usize::try_from(h.max_response_bytes).unwrap_or(usize::MAX),
             breakers: HashMap::from([(Service::Horde, breaker.clone()), (Service::ModelReference, breaker)]),
             last_good: HashMap::new(),
+            drops: HashMap::new(),
             counters,
         };
         HordeFetcherActor { state: Rc::new(RefCell::new(state)) }
@@ -405,7 +446,9 @@ impl Handler<DropReference> for HordeFetcherActor {
     type Result = ();
 
     fn handle(&mut self, msg: DropReference, _ctx: &mut Self::Context) {
-        if let Some(last) = self.state.borrow_mut().last_good.get_mut(&msg.0) {
+        let mut st = self.state.borrow_mut();
+        *st.drops.entry(msg.0).or_default() += 1;
+        if let Some(last) = st.last_good.get_mut(&msg.0) {
             last.reference_at = None;
         }
         log::debug!("fetcher: dropped the kept model reference of {}", msg.0);
@@ -435,6 +478,7 @@ enum Parsed {
 
 async fn fetch_category(state: Rc<RefCell<State>>, category: Category) -> Result<Fetched, FetchError> {
     let ids = [SourceId::Reference(category), SourceId::Status(category), SourceId::Stats(category)];
+    let drops_before = state.borrow().drops.get(&category).copied().unwrap_or(0);
     let (r, s, t) = futures_util::future::join3(
         fetch_source(state.clone(), ids[0]),
         fetch_source(state.clone(), ids[1]),
@@ -444,6 +488,7 @@ async fn fetch_category(state: Rc<RefCell<State>>, category: Category) -> Result
 
     let now = Instant::now();
     let mut st = state.borrow_mut();
+    let superseded = st.drops.get(&category).copied().unwrap_or(0) != drops_before;
     let last = st.last_good.entry(category).or_default();
     let mut reports = Vec::with_capacity(3);
     let mut failures = Vec::new();
@@ -479,11 +524,23 @@ async fn fetch_category(state: Rc<RefCell<State>>, category: Category) -> Result
         }
     }
     if !failures.is_empty() {
-        return Err(FetchError { failures });
+        let reference_fetched = !failures.iter().any(|(id, _)| matches!(id, SourceId::Reference(_)))
+            && reports.iter().any(|r| {
+                matches!(r.source, SourceId::Reference(_)) && matches!(r.outcome, SourceOutcome::Fresh { .. })
+            });
+        let fresh_reference = reference_fetched
+            .then(|| Arc::new(CategoryInputs { reference: inputs.reference, ..CategoryInputs::default() }));
+        return Err(FetchError { failures, fresh_reference });
     }
     let inputs = Arc::new(inputs);
     let [reference_at, status_at, stats_at] = fetched_at;
-    *last = LastGood { inputs: inputs.clone(), reference_at, status_at, stats_at };
+    if superseded {
+        // An invalidation came while this fetch ran: its model reference may
+        // predate the change, so it must not replace the dropped one.
+        log::debug!("fetcher: {category} was invalidated during the fetch; its result is not kept");
+    } else {
+        *last = LastGood { inputs: inputs.clone(), reference_at, status_at, stats_at };
+    }
     Ok(Fetched { inputs, sources: reports })
 }
 

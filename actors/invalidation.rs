@@ -11,7 +11,11 @@
 //!   Redis, all variants), the fetcher drops its kept model reference, and
 //!   the category is re-hydrated when the burst is over (a quiet period of
 //!   `hydration.invalidation_debounce_ms`, at most 500 ms after its first
-//!   message): a burst causes one re-hydration.
+//!   message): a burst causes one re-hydration. Each invalidation first
+//!   bumps the category's generation, so work a cycle began before it is
+//!   dropped rather than stored.
+//! * `admin clear` bumps every generation, cancels a pending (debounced) or
+//!   queued re-hydration, and drops every entry.
 //! * `P:admin`: JSON commands (`admin.rs`), answered on `reply_to`.
 //!
 //! Garbage, oversized (> 64 KiB) and unknown messages are ignored and logged,
@@ -21,7 +25,9 @@ use crate::admin::{authorized, parse_admin, AdminCommand, Envelope, MAX_MESSAGE_
 use crate::cache::{self, CacheActor, RedisWrite};
 use crate::counters::Counters;
 use crate::horde_fetcher::{DropReference, GetFetcherInfo, HordeFetcherActor};
-use crate::hydrator::{GetHydratorInfo, HydrateAck, HydrateNow, HydratorActor};
+use crate::hydrator::{
+    CancelQueued, GetHydratorInfo, HydrateAck, HydrateNow, HydratorActor, NoteInvalidated,
+};
 use actix::prelude::*;
 use horde_hydrator::category::Category;
 use horde_hydrator::keys::{admin_channel, admin_reply_channel, invalidate_channel};
@@ -69,6 +75,13 @@ impl Debouncer {
             return Some(self.quiet);
         }
         None
+    }
+
+    /// Forget the burst (`clear`): the timer then fires with nothing to do.
+    pub fn cancel(&mut self) {
+        self.pending.clear();
+        self.first = None;
+        self.last = None;
     }
 
     /// The timer fired at `now`.
@@ -238,6 +251,8 @@ impl InvalidationActor {
     fn invalidate(&mut self, category: Category, ctx: &mut Context<Self>) -> ResponseFuture<RedisWrite> {
         self.counters.inc(&self.counters.invalidations);
         log::info!("pubsub: invalidating {category}");
+        let generation = self.counters.generations.bump(category);
+        self.hydrator.do_send(NoteInvalidated { category, generation });
         self.fetcher.do_send(DropReference(category));
         let dropped = self.cache.send(cache::Invalidate(category));
         if let Some(delay) = self.debouncer.note(category, Instant::now()) {
@@ -316,6 +331,12 @@ impl InvalidationActor {
                 self.reply_when(reply_to, fut, ctx);
             }
             AdminCommand::Clear => {
+                for category in Category::ALL {
+                    let generation = self.counters.generations.bump(category);
+                    self.hydrator.do_send(NoteInvalidated { category, generation });
+                }
+                self.debouncer.cancel();
+                self.hydrator.do_send(CancelQueued);
                 let cleared = self.cache.send(cache::Clear);
                 let fut = async move {
                     match cleared.await {
@@ -360,6 +381,11 @@ impl InvalidationActor {
                                 "models": e.models,
                                 "at_risk": e.at_risk,
                                 "critical": e.critical,
+                                "data_as_of": e.data_as_of_unix,
+                                "stale_since": e.stale_since_unix,
+                                "stale_reason": e.stale_reason,
+                                "redis_expires_in_seconds": e.redis_expires_in_seconds,
+                                "stale_allowance_left_seconds": e.stale_allowance_left_seconds,
                             })
                         })
                         .collect::<Vec<_>>(),
