@@ -438,7 +438,10 @@ impl Handler<FetchCategory> for HordeFetcherActor {
 
     fn handle(&mut self, msg: FetchCategory, _ctx: &mut Self::Context) -> Self::Result {
         let state = self.state.clone();
-        Box::pin(fetch_category(state, msg.0))
+        // Noted now, not when the future first runs: a drop handled in between
+        // supersedes this fetch.
+        let drops_before = state.borrow().drops.get(&msg.0).copied().unwrap_or(0);
+        Box::pin(fetch_category(state, msg.0, drops_before))
     }
 }
 
@@ -476,9 +479,12 @@ enum Parsed {
     Stats(HordeModelStats),
 }
 
-async fn fetch_category(state: Rc<RefCell<State>>, category: Category) -> Result<Fetched, FetchError> {
+async fn fetch_category(
+    state: Rc<RefCell<State>>,
+    category: Category,
+    drops_before: u64,
+) -> Result<Fetched, FetchError> {
     let ids = [SourceId::Reference(category), SourceId::Status(category), SourceId::Stats(category)];
-    let drops_before = state.borrow().drops.get(&category).copied().unwrap_or(0);
     let (r, s, t) = futures_util::future::join3(
         fetch_source(state.clone(), ids[0]),
         fetch_source(state.clone(), ids[1]),
@@ -749,6 +755,69 @@ async fn http_get_once(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The example snapshot copied into a directory the test may edit.
+    fn example_copy() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let src = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data");
+        for sub in ["horde", "model_reference"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+            for e in std::fs::read_dir(format!("{src}/{sub}")).unwrap() {
+                let e = e.unwrap();
+                std::fs::copy(e.path(), dir.path().join(sub).join(e.file_name())).unwrap();
+            }
+        }
+        dir
+    }
+
+    #[test]
+    fn a_fetch_under_way_during_an_invalidation_does_not_restore_the_dropped_reference() {
+        let dir = example_copy();
+        let mut settings = Settings::default();
+        settings.horde.api_url = format!("file://{}/horde", dir.path().display());
+        settings.model_reference.url = format!("file://{}/model_reference", dir.path().display());
+        let reference = dir.path().join("model_reference/text_generation.json");
+        let text = Category::TextGeneration;
+        actix_rt::System::new().block_on(async move {
+            let fetcher = HordeFetcherActor::new(&settings, Arc::new(Counters::default())).start();
+            // Control: a good fetch, then the reference fails: its last good value is used.
+            fetcher.send(FetchCategory(text)).await.unwrap().unwrap();
+            let saved = std::fs::read(&reference).unwrap();
+            std::fs::remove_file(&reference).unwrap();
+            let stale = fetcher.send(FetchCategory(text)).await.unwrap().unwrap();
+            assert!(!stale.reference_is_fresh() && stale.horde_is_fresh());
+            std::fs::write(&reference, &saved).unwrap();
+
+            // A fetch, and an invalidation while it reads (both queued at once).
+            let under_way = fetcher.send(FetchCategory(text));
+            let dropped = fetcher.send(DropReference(text));
+            under_way.await.unwrap().unwrap();
+            dropped.await.unwrap();
+            // The reference now fails: nothing to fall back on, the
+            // invalidation's drop stands.
+            std::fs::remove_file(&reference).unwrap();
+            let err = fetcher.send(FetchCategory(text)).await.unwrap().unwrap_err();
+            assert_eq!(err.failures.len(), 1, "{err}");
+            assert!(matches!(err.failures[0].0, SourceId::Reference(_)), "{err}");
+            assert!(err.fresh_reference.is_none());
+        });
+    }
+
+    #[test]
+    fn only_the_horde_failing_still_hands_over_the_fresh_reference() {
+        let dir = example_copy();
+        let mut settings = Settings::default();
+        settings.horde.api_url = format!("file://{}/no-such-horde", dir.path().display());
+        settings.model_reference.url = format!("file://{}/model_reference", dir.path().display());
+        actix_rt::System::new().block_on(async move {
+            let fetcher = HordeFetcherActor::new(&settings, Arc::new(Counters::default())).start();
+            let err = fetcher.send(FetchCategory(Category::ImageGeneration)).await.unwrap().unwrap_err();
+            assert_eq!(err.failures.len(), 2, "{err}");
+            let inputs = err.fresh_reference.expect("the reference was fetched");
+            assert!(inputs.reference.records().count() > 0);
+            assert!(inputs.status.is_empty());
+        });
+    }
 
     #[test]
     fn backoff_doubles_caps_and_jitters() {
