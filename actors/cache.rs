@@ -161,9 +161,14 @@ impl MemEntry {
 
 /// How long before its Redis expiry the keeper re-arms an entry that no
 /// cycle rewrote: a sixth of the TTL (50 s of the default 300 s, so a healthy
-/// 240 s cycle never needs it), at least 1 s, never more than half the TTL.
+/// 240 s cycle never needs it) — but for short TTLs up to 2 s, so a daemon
+/// starved of CPU for a moment is not late — never more than half the TTL.
 pub fn rearm_margin(ttl: Duration) -> Duration {
-    (ttl / 6).clamp(Duration::from_secs(1), Duration::from_secs(60)).min(ttl / 2)
+    let half = ttl / 2;
+    (ttl / 6)
+        .clamp(Duration::from_secs(1), Duration::from_secs(60))
+        .max(half.min(Duration::from_secs(2)))
+        .min(half)
 }
 
 /// When, after a guarded store, the entries are checked for late DELs
@@ -1057,7 +1062,8 @@ mod tests {
     fn rearm_margin_leaves_healthy_cycles_alone() {
         let s = Duration::from_secs;
         assert_eq!(rearm_margin(s(300)), s(50), "a 240 s cycle rewrites with 60 s left");
-        assert_eq!(rearm_margin(s(3)), s(1));
+        assert_eq!(rearm_margin(s(3)), Duration::from_millis(1500));
+        assert_eq!(rearm_margin(s(12)), s(2));
         assert_eq!(rearm_margin(s(1)), Duration::from_millis(500));
         assert_eq!(rearm_margin(s(3600)), s(60));
     }
