@@ -280,6 +280,9 @@ pub struct CacheActor {
     stats_ttl: Duration,
     stale_ttl: Duration,
     hydration_enabled: bool,
+    /// `hydration.interval_seconds`: the keeper bridges a late cycle only
+    /// where the schedule meant to refresh an entry within its TTL.
+    interval: Duration,
     timeout: Duration,
     redis_url: String,
     conn: Option<ConnectionManager>,
@@ -326,6 +329,7 @@ impl CacheActor {
             stats_ttl: Duration::from_secs(settings.cache.statistics_ttl_seconds),
             stale_ttl: Duration::from_secs(settings.hydration.stale_ttl_seconds),
             hydration_enabled: settings.hydration.enabled,
+            interval: Duration::from_secs(settings.hydration.interval_seconds),
             timeout,
             redis_url: redact_url(&settings.redis.url),
             state: if conn.is_some() { RedisState::Connecting } else { RedisState::Disabled },
@@ -499,7 +503,10 @@ impl CacheActor {
 
     /// The keeper: drop entries past the stale TTL (logged once, as they
     /// go), and re-arm those whose Redis TTL runs out before a cycle
-    /// rewrote them.
+    /// rewrote them — when their sources are failing, or when the schedule
+    /// meant to rewrite them in time (interval below the TTL) and the cycle
+    /// is late (retrying, or skipped behind a slow one). An interval longer
+    /// than the TTL never meant to keep entries in Redis: they expire.
     fn keep(&mut self, ctx: &mut Context<Self>) {
         if !self.hydration_enabled || self.conn.is_none() {
             return;
@@ -528,6 +535,7 @@ impl CacheActor {
         let due: Vec<EntryKey> = self
             .memory
             .iter()
+            .filter(|(_, e)| e.stale_since.is_some() || self.interval < e.ttl)
             .filter(|(_, e)| {
                 e.redis_until.is_some_and(|until| until.saturating_duration_since(now) < rearm_margin(e.ttl))
             })
