@@ -121,7 +121,9 @@ fn horde_failure_leaves_entries_alone(mode: Mode) {
     let horde = HordeServer::start(data.path());
     let redis = RedisServer::start();
     let mut setup = Setup::new(&horde, Some(&redis.url()));
-    setup.interval(1).set("horde", "timeout_seconds", "1");
+    // Every source must fail, the model reference too (a slow reference within
+    // its own timeout is not a failure, and the statistics would refresh).
+    setup.interval(1).set("horde", "timeout_seconds", "1").set("model_reference", "timeout_seconds", "1");
     let mut daemon = Daemon::start(&setup);
     wait_for_entries(&redis, &daemon.prefix, Duration::from_secs(60));
     let mut client = redis.client();
