@@ -17,6 +17,7 @@ mod admin;
 mod cache;
 mod cli;
 mod config;
+mod generations;
 mod horde_fetcher;
 mod http;
 mod hydrator;
@@ -277,6 +278,11 @@ fn problems_of(report: &CycleReport) -> Vec<String> {
             CategoryOutcome::Written { .. } => {}
             CategoryOutcome::KeptStale => {
                 problems.push(format!("{}: no entries computed (a source failed)", c.category))
+            }
+            CategoryOutcome::StatisticsOnly { .. } => problems
+                .push(format!("{}: only the statistics computed (the Horde's data failed)", c.category)),
+            CategoryOutcome::Superseded => {
+                problems.push(format!("{}: invalidated during the cycle; nothing written", c.category))
             }
             CategoryOutcome::Failed(_) if !c.failed_sources.is_empty() => {
                 problems.push(format!("{}: no entries computed (its sources failed)", c.category))

@@ -21,6 +21,7 @@
 //! Prometheus scrapes natively; it ends with `# EOF`.
 
 use crate::cache::Freshness;
+use crate::generations::Generations;
 use crate::redis_link::RefusalKind;
 use crate::status::StatusReply;
 use horde_hydrator::category::Category;
@@ -315,6 +316,11 @@ pub struct Metrics {
     admin_commands: Family<AdminLabels, Counter>,
     uptime: FloatGauge,
     pubsub_resubscribes: Counter,
+    stale_rearms: Counter,
+    late_deletes_repaired: Counter,
+    /// Not a metric: each category's generation (see `generations.rs`),
+    /// shared here because every actor holds this `Arc`.
+    pub generations: Generations,
     /// The total of the family whose label values are open-ended (not
     /// registered: the status reply's `counters` only).
     fetch_failure_sum: Counter,
@@ -358,6 +364,9 @@ impl Metrics {
             admin_commands: Family::default(),
             uptime: FloatGauge::default(),
             pubsub_resubscribes: Counter::default(),
+            stale_rearms: Counter::default(),
+            late_deletes_repaired: Counter::default(),
+            generations: Generations::default(),
             fetch_failure_sum: Counter::default(),
         };
         let r = &mut registry;
@@ -412,6 +421,16 @@ impl Metrics {
             "redis_error_replies",
             "Error replies from a live Redis by kind (oom, noperm, readonly, misconf, too_large, wrongtype, loading, auth, other)",
             m.redis_error_replies.clone(),
+        );
+        r.register(
+            "stale_rearms",
+            "Entries whose Redis TTL was re-armed while their sources failed (stale-if-error)",
+            m.stale_rearms.clone(),
+        );
+        r.register(
+            "late_deletes_repaired",
+            "Entries restored in Redis after a DEL that came after their re-hydration",
+            m.late_deletes_repaired.clone(),
         );
         r.register("pubsub_resubscribes", "Subscriptions lost and made again", m.pubsub_resubscribes.clone());
         r.register(
@@ -519,6 +538,16 @@ impl Metrics {
         self.redis_error_replies.get_or_create(&KindLabels { kind: refusal_label(kind) }).inc();
     }
 
+    /// `n` entries' TTLs were re-armed in Redis (stale-if-error).
+    pub fn stale_rearms(&self, n: usize) {
+        self.stale_rearms.inc_by(n as u64);
+    }
+
+    /// `n` entries were restored after a late DEL.
+    pub fn late_deletes_repaired(&self, n: usize) {
+        self.late_deletes_repaired.inc_by(n as u64);
+    }
+
     /// The subscription was lost and made again.
     pub fn pubsub_resubscribed(&self) {
         self.pubsub_resubscribes.inc();
@@ -600,6 +629,8 @@ impl Metrics {
                 })
                 .sum(),
             pubsub_resubscribes: self.pubsub_resubscribes.get(),
+            stale_rearms: self.stale_rearms.get(),
+            late_deletes_repaired: self.late_deletes_repaired.get(),
             redis_outages: self.redis_outages.get(),
             invalidations: Category::ALL
                 .iter()
@@ -682,6 +713,10 @@ pub struct Counters {
     pub redis_refusals: u64,
     /// Subscriptions lost and made again.
     pub pubsub_resubscribes: u64,
+    /// Entries whose TTL was re-armed in Redis while their sources failed.
+    pub stale_rearms: u64,
+    /// Entries restored in Redis after a DEL that came after a re-hydration.
+    pub late_deletes_repaired: u64,
     pub invalidations: u64,
     /// Admin commands carried out (`ok`).
     pub admin_commands: u64,
