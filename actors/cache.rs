@@ -15,10 +15,13 @@
 //! and the memory entries are written back with their remaining TTLs.
 
 use crate::counters::Counters;
+use crate::fenced::{self, Applied, FenceKeys, StoreItem};
+use crate::leader::RoleChanged;
 use actix::prelude::*;
 use horde_hydrator::category::Category;
 use horde_hydrator::cycle::{ComputedEntry, EntryJson};
 use horde_hydrator::keys::{EntryKey, EntryKind};
+use horde_hydrator::leader::{connection_name, Role};
 use horde_hydrator::settings::{redact_url, Settings};
 use redis::aio::ConnectionManager;
 use std::collections::{BTreeMap, BTreeSet};
@@ -99,10 +102,48 @@ pub enum RedisWrite {
     Disabled,
     /// Redis is down or the command failed; memory was still updated.
     Failed(String),
+    /// Not written: another replica holds the leader lease (memory was updated).
+    NotLeader,
+    /// Not written: Redis holds entries of a cycle that started later.
+    Superseded,
+}
+
+impl RedisWrite {
+    fn from_applied(applied: Applied) -> Self {
+        match applied {
+            Applied::Yes => RedisWrite::Written,
+            Applied::NotLeader => RedisWrite::NotLeader,
+            Applied::Superseded => RedisWrite::Superseded,
+        }
+    }
+}
+
+/// Which writes this daemon may make in Redis (replicas: see `leader.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fence {
+    /// No replicas: write unfenced (never backwards still holds).
+    Unfenced,
+    /// The leader: writes are applied only while this token holds the lease.
+    Holder(String),
+    /// A follower: memory only.
+    Follower,
+}
+
+impl Fence {
+    /// The token the scripts check (`""`: unfenced); `None` for a follower.
+    fn token(&self) -> Option<&str> {
+        match self {
+            Fence::Unfenced => Some(""),
+            Fence::Holder(t) => Some(t),
+            Fence::Follower => None,
+        }
+    }
 }
 
 struct MemEntry {
     json: EntryJson,
+    /// The start of the cycle that computed it (Unix ms; never-backwards).
+    started_ms: u64,
     stored_at: Instant,
     stored_unix: f64,
     ttl: Duration,
@@ -146,6 +187,8 @@ pub enum ReadSource {
 pub struct StoreCategory {
     pub category: Category,
     pub entries: Vec<ComputedEntry>,
+    /// When the cycle that computed them started (Unix ms): an older write never replaces a newer one.
+    pub started_ms: u64,
 }
 
 /// Read one entry as the reference's readers would.
@@ -190,6 +233,10 @@ pub struct CacheActor {
     /// Keys whose deletion could not reach Redis; replayed on reconnect.
     pending_deletes: BTreeSet<String>,
     counters: Arc<Counters>,
+    fence_keys: FenceKeys,
+    fence: Fence,
+    /// `CLIENT SETNAME` of the command connection (set again with each PING).
+    conn_name: String,
 }
 
 /// Redis could not be set up at all (a URL the client rejects).
@@ -233,6 +280,10 @@ impl CacheActor {
             memory: BTreeMap::new(),
             pending_deletes: BTreeSet::new(),
             counters,
+            fence_keys: FenceKeys::new(&settings.redis.key_prefix),
+            // With replicas, nothing is written until the leader actor says this daemon leads.
+            fence: if settings.leader.active(&settings.redis) { Fence::Follower } else { Fence::Unfenced },
+            conn_name: connection_name(&settings.leader.instance_id, "cache"),
         })
     }
 
@@ -280,8 +331,10 @@ impl CacheActor {
     /// entries back with their remaining TTLs, one MULTI/EXEC per category.
     fn write_back(&mut self, ctx: &mut Context<Self>) {
         let Some(conn) = self.conn.clone() else { return };
+        let Some(token) = self.fence.token().map(str::to_string) else { return };
+        let keys = self.fence_keys.clone();
         let deletes: Vec<String> = std::mem::take(&mut self.pending_deletes).into_iter().collect();
-        let mut per_category: BTreeMap<Category, Vec<(String, EntryJson, u64)>> = BTreeMap::new();
+        let mut per_category: BTreeMap<Category, Vec<(String, EntryJson, u64, u64)>> = BTreeMap::new();
         for (key, e) in &self.memory {
             let left = e.ttl.saturating_sub(e.stored_at.elapsed()).as_secs();
             if left > 0 {
@@ -289,6 +342,7 @@ impl CacheActor {
                     key.redis_key(&self.prefix),
                     e.json.clone(),
                     left,
+                    e.started_ms,
                 ));
             }
         }
@@ -299,19 +353,23 @@ impl CacheActor {
         let fut = async move {
             let mut conn = conn;
             if !deletes.is_empty() {
-                if let Err(e) =
-                    redis_op(timeout, redis::cmd("DEL").arg(&deletes).query_async::<()>(&mut conn)).await
-                {
+                if let Err(e) = redis_op(timeout, fenced::delete(&mut conn, &keys, &token, &deletes)).await {
                     return Err((e, deletes));
                 }
             }
-            for (_, items) in per_category {
-                let mut pipe = redis::pipe();
-                pipe.atomic();
-                for (key, json, left) in &items {
-                    pipe.cmd("SETEX").arg(key).arg(*left).arg(json.as_bytes()).ignore();
+            for (category, items) in per_category {
+                // A category's entries come from one cycle; the oldest start is the safe one.
+                let started = items.iter().map(|i| i.3).min().unwrap_or(0);
+                let store: Vec<StoreItem<'_>> = items
+                    .iter()
+                    .map(|(key, json, left, _)| StoreItem { key, ttl_seconds: *left, value: json.as_bytes() })
+                    .collect();
+                let applied = redis_op(timeout, fenced::store(&mut conn, &keys, &token, started, &store))
+                    .await
+                    .map_err(|e| (e, Vec::new()))?;
+                if applied != Applied::Yes {
+                    log::debug!("redis: write-back of {category} not applied: {applied:?}");
                 }
-                redis_op(timeout, pipe.query_async::<()>(&mut conn)).await.map_err(|e| (e, Vec::new()))?;
             }
             Ok(())
         };
@@ -340,9 +398,12 @@ impl CacheActor {
         self.ping_in_flight = true;
         self.last_ping = Some(Instant::now());
         let timeout = self.timeout;
+        // The name goes with every PING: the connection may have been replaced since.
+        let mut pipe = redis::pipe();
+        pipe.cmd("CLIENT").arg("SETNAME").arg(&self.conn_name).ignore().cmd("PING");
         let fut = async move {
             let mut conn = conn;
-            redis_op(timeout, redis::cmd("PING").query_async::<String>(&mut conn)).await
+            redis_op(timeout, pipe.query_async::<(String,)>(&mut conn)).await
         };
         ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
             act.ping_in_flight = false;
@@ -353,6 +414,10 @@ impl CacheActor {
     /// Delete `keys` in Redis (now, or after the outage).
     fn delete_in_redis(&mut self, keys: Vec<String>) -> ResponseActFuture<Self, RedisWrite> {
         let Some(conn) = self.conn.clone() else { return Box::pin(fut::ready(RedisWrite::Disabled)) };
+        let Some(token) = self.fence.token().map(str::to_string) else {
+            // A follower drops its memory copies only; the leader deletes in Redis.
+            return Box::pin(fut::ready(RedisWrite::NotLeader));
+        };
         if self.state == RedisState::Down {
             self.pending_deletes.extend(keys);
             return Box::pin(fut::ready(RedisWrite::Failed(
@@ -361,14 +426,15 @@ impl CacheActor {
         }
         let timeout = self.timeout;
         let pending = keys.clone();
+        let fence_keys = self.fence_keys.clone();
         let fut = async move {
             let mut conn = conn;
-            redis_op(timeout, redis::cmd("DEL").arg(&keys).query_async::<()>(&mut conn)).await
+            redis_op(timeout, fenced::delete(&mut conn, &fence_keys, &token, &keys)).await
         };
         Box::pin(fut.into_actor(self).map(move |res, act, ctx| match res {
-            Ok(()) => {
+            Ok(applied) => {
                 act.note_redis(true, None, ctx);
-                RedisWrite::Written
+                RedisWrite::from_applied(applied)
             }
             Err(e) => {
                 act.pending_deletes.extend(pending);
@@ -418,6 +484,7 @@ impl Handler<StoreCategory> for CacheActor {
                 e.key,
                 MemEntry {
                     json: e.json.clone(),
+                    started_ms: msg.started_ms,
                     stored_at: now,
                     stored_unix: now_unix,
                     ttl: self.ttl(e.key.kind),
@@ -428,25 +495,35 @@ impl Handler<StoreCategory> for CacheActor {
             );
         }
         let Some(conn) = self.conn.clone() else { return Box::pin(fut::ready(RedisWrite::Disabled)) };
+        let Some(token) = self.fence.token() else { return Box::pin(fut::ready(RedisWrite::NotLeader)) };
         if self.state == RedisState::Down {
             return Box::pin(fut::ready(RedisWrite::Failed("redis is down; kept in memory".to_string())));
         }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for e in &msg.entries {
-            let ttl = self.ttl(e.key.kind).as_secs();
-            pipe.cmd("SETEX").arg(e.key.redis_key(&self.prefix)).arg(ttl).arg(e.json.as_bytes()).ignore();
-        }
+        let redis_keys: Vec<String> = msg.entries.iter().map(|e| e.key.redis_key(&self.prefix)).collect();
+        let items: Vec<StoreItem<'_>> = msg
+            .entries
+            .iter()
+            .zip(&redis_keys)
+            .map(|(e, key)| StoreItem {
+                key,
+                ttl_seconds: self.ttl(e.key.kind).as_secs(),
+                value: e.json.as_bytes(),
+            })
+            .collect();
+        let cmd = fenced::store_cmd(&self.fence_keys, token, msg.started_ms, &items);
         let timeout = self.timeout;
         let category = msg.category;
         let fut = async move {
             let mut conn = conn;
-            redis_op(timeout, pipe.query_async::<()>(&mut conn)).await
+            redis_op(timeout, fenced::apply(&mut conn, &cmd)).await
         };
         Box::pin(fut.into_actor(self).map(move |res, act, ctx| match res {
-            Ok(()) => {
+            Ok(applied) => {
                 act.note_redis(true, None, ctx);
-                RedisWrite::Written
+                if applied != Applied::Yes {
+                    log::debug!("redis: {category} not written: {applied:?}");
+                }
+                RedisWrite::from_applied(applied)
             }
             Err(e) => {
                 log::debug!("redis: writing {category} failed: {e}");
@@ -454,6 +531,18 @@ impl Handler<StoreCategory> for CacheActor {
                 RedisWrite::Failed(e)
             }
         }))
+    }
+}
+
+impl Handler<RoleChanged> for CacheActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RoleChanged, _ctx: &mut Self::Context) {
+        self.fence = match (msg.role, msg.token) {
+            (Role::Standalone, _) => Fence::Unfenced,
+            (Role::Leader, Some(token)) => Fence::Holder(token),
+            _ => Fence::Follower,
+        };
     }
 }
 
@@ -611,10 +700,15 @@ mod tests {
             let w = cache.send(StoreCategory {
                 category: Category::ImageGeneration,
                 entries: vec![entry(image, "{\"a\":1}")],
+                started_ms: 0,
             });
             assert_eq!(w.await.unwrap(), RedisWrite::Disabled);
             cache
-                .send(StoreCategory { category: Category::TextGeneration, entries: vec![entry(text, "{}")] })
+                .send(StoreCategory {
+                    category: Category::TextGeneration,
+                    entries: vec![entry(text, "{}")],
+                    started_ms: 0,
+                })
                 .await
                 .unwrap();
 

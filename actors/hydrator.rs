@@ -24,11 +24,13 @@
 use crate::cache::{CacheActor, RedisWrite, StoreCategory};
 use crate::counters::Counters;
 use crate::horde_fetcher::{FetchCategory, HordeFetcherActor, SourceId};
+use crate::leader::RoleChanged;
 use crate::risk_compute::{Compute, RiskComputeActor};
 use actix::prelude::*;
 use horde_hydrator::category::Category;
 use horde_hydrator::cycle::ComputedEntry;
 use horde_hydrator::keys::EntryKey;
+use horde_hydrator::leader::{first_cycle_in, Role};
 use horde_hydrator::settings::{AnalysisSettings, Settings};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -113,6 +115,12 @@ impl CategoryReport {
             CategoryOutcome::Written { redis: RedisWrite::Written } => (None, Some("written".to_string())),
             CategoryOutcome::Written { redis: RedisWrite::Disabled } => (None, Some("disabled".to_string())),
             CategoryOutcome::Written { redis: RedisWrite::Failed(e) } => (None, Some(format!("failed: {e}"))),
+            CategoryOutcome::Written { redis: RedisWrite::NotLeader } => {
+                (None, Some("not_leader".to_string()))
+            }
+            CategoryOutcome::Written { redis: RedisWrite::Superseded } => {
+                (None, Some("superseded".to_string()))
+            }
             CategoryOutcome::KeptStale => (Some("a source failed; existing entries kept".to_string()), None),
             CategoryOutcome::Failed(e) => (Some(e.clone()), None),
         };
@@ -175,6 +183,10 @@ impl CycleReport {
                             RedisWrite::Written => "redis ok".to_string(),
                             RedisWrite::Disabled => "memory only".to_string(),
                             RedisWrite::Failed(e) => format!("redis failed: {e}"),
+                            RedisWrite::NotLeader => "redis not written: another replica leads".to_string(),
+                            RedisWrite::Superseded => {
+                                "redis not written: it holds entries of a later cycle".to_string()
+                            }
                         };
                         format!("{} entries, {models} models, {redis}", c.entries.len())
                     }
@@ -208,12 +220,13 @@ pub async fn run_cycle(deps: CycleDeps, categories: Vec<Category>) -> CycleRepor
     let started = Instant::now();
     let started_unix = unix_now();
     let computed_at = started_unix as i64;
+    let started_ms = (started_unix * 1000.0) as u64;
     // Text first: it is the larger category (the cycle's critical path), so its
     // sources are the first to reach the blocking threads (see `runtime` in
     // main.rs). The report keeps the configured order.
     let mut started_order = categories.clone();
     started_order.sort_by_key(|c| !c.is_text());
-    let jobs = started_order.into_iter().map(|c| hydrate_category(deps.clone(), c, computed_at));
+    let jobs = started_order.into_iter().map(|c| hydrate_category(deps.clone(), c, computed_at, started_ms));
     let mut reports = futures_util::future::join_all(jobs).await;
     reports.sort_by_key(|r| categories.iter().position(|c| *c == r.category));
     let report = CycleReport { started_unix, duration: started.elapsed(), categories: reports };
@@ -224,7 +237,12 @@ pub async fn run_cycle(deps: CycleDeps, categories: Vec<Category>) -> CycleRepor
     report
 }
 
-async fn hydrate_category(deps: CycleDeps, category: Category, computed_at: i64) -> CategoryReport {
+async fn hydrate_category(
+    deps: CycleDeps,
+    category: Category,
+    computed_at: i64,
+    started_ms: u64,
+) -> CategoryReport {
     let mut report = CategoryReport::new(category);
     let t = Instant::now();
     let fetched = deps.fetcher.send(FetchCategory(category)).await;
@@ -289,7 +307,7 @@ async fn hydrate_category(deps: CycleDeps, category: Category, computed_at: i64)
         .collect();
 
     let t = Instant::now();
-    let stored = deps.cache.send(StoreCategory { category, entries: entries.clone() }).await;
+    let stored = deps.cache.send(StoreCategory { category, entries: entries.clone(), started_ms }).await;
     report.store_ms = t.elapsed().as_millis() as u64;
     report.payloads = entries;
     match stored {
@@ -319,6 +337,8 @@ pub enum HydrateAck {
     Queued,
     /// The daemon is shutting down.
     Refused,
+    /// Another replica leads; it hydrates (replicas: `leader.rs`).
+    NotLeader,
 }
 
 /// Stop scheduling; let the running cycle finish within `grace`, else abort it.
@@ -351,6 +371,12 @@ pub struct HydratorActor {
     next_at: Option<Instant>,
     stopping: bool,
     stop_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
+    /// Replicas: only a leader (or a standalone daemon) runs cycles.
+    role: Role,
+    /// The pending schedule timer (the first tick, then the interval).
+    schedule: Option<SpawnHandle>,
+    /// When the startup delay is over.
+    first_tick_at: Instant,
 }
 
 impl HydratorActor {
@@ -367,12 +393,31 @@ impl HydratorActor {
             next_at: None,
             stopping: false,
             stop_waiters: Vec::new(),
+            role: if settings.leader.active(&settings.redis) { Role::Follower } else { Role::Standalone },
+            schedule: None,
+            first_tick_at: Instant::now() + Duration::from_secs(settings.hydration.startup_delay_seconds),
         }
+    }
+
+    /// (Re)start the schedule: a tick after `first_in`, then every interval.
+    fn reschedule(&mut self, first_in: Duration, ctx: &mut Context<Self>) {
+        if let Some(h) = self.schedule.take() {
+            ctx.cancel_future(h);
+        }
+        self.next_at = Some(Instant::now() + first_in);
+        self.schedule = Some(ctx.run_later(first_in, |act, ctx| {
+            act.tick(ctx);
+            act.schedule = Some(ctx.run_interval(act.interval, |act, ctx| act.tick(ctx)));
+        }));
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
         self.next_at = Some(Instant::now() + self.interval);
         if self.stopping {
+            return;
+        }
+        if !self.role.hydrates() {
+            log::debug!("hydrator: scheduled cycle skipped: another replica leads");
             return;
         }
         if self.running.is_some() {
@@ -442,11 +487,7 @@ impl Actor for HydratorActor {
             log::info!("hydrator: scheduled hydration disabled (hydration.enabled = false); cycles run on demand only");
             return;
         }
-        self.next_at = Some(Instant::now() + self.startup_delay);
-        ctx.run_later(self.startup_delay, |act, ctx| {
-            act.tick(ctx);
-            ctx.run_interval(act.interval, |act, ctx| act.tick(ctx));
-        });
+        self.reschedule(self.startup_delay, ctx);
     }
 }
 
@@ -456,6 +497,10 @@ impl Handler<HydrateNow> for HydratorActor {
     fn handle(&mut self, msg: HydrateNow, ctx: &mut Self::Context) -> Self::Result {
         if self.stopping {
             return MessageResult(HydrateAck::Refused);
+        }
+        if !self.role.hydrates() {
+            log::debug!("hydrator: hydrate requested ({}) on a follower: the leader hydrates", msg.reason);
+            return MessageResult(HydrateAck::NotLeader);
         }
         let mut cats: Vec<Category> = msg.categories;
         if cats.is_empty() {
@@ -471,6 +516,26 @@ impl Handler<HydrateNow> for HydratorActor {
         log::info!("hydrator: hydrating now ({})", msg.reason);
         self.start_cycle(cats, &msg.reason, ctx);
         MessageResult(HydrateAck::Started)
+    }
+}
+
+impl Handler<RoleChanged> for HydratorActor {
+    type Result = ();
+
+    /// A new leader runs its first cycle at once when the entries in Redis are
+    /// older than the interval, else when they become that old (never before
+    /// the startup delay); the schedule runs on from there.
+    fn handle(&mut self, msg: RoleChanged, ctx: &mut Self::Context) {
+        let became_leader = msg.role == Role::Leader && self.role != Role::Leader;
+        self.role = msg.role;
+        if !became_leader || !self.enabled || self.stopping {
+            return;
+        }
+        let now_ms = (unix_now() * 1000.0) as u64;
+        let first_in = first_cycle_in(msg.newest_written_ms, now_ms, self.interval)
+            .max(self.first_tick_at.saturating_duration_since(Instant::now()));
+        log::info!("hydrator: leading; first cycle in {} ms", first_in.as_millis());
+        self.reschedule(first_in, ctx);
     }
 }
 
@@ -509,12 +574,14 @@ impl Handler<GetHydratorInfo> for HydratorActor {
     fn handle(&mut self, _msg: GetHydratorInfo, _ctx: &mut Self::Context) -> Self::Result {
         let now = Instant::now();
         let now_unix = unix_now();
-        let next = self.next_at.filter(|_| self.enabled && !self.stopping).map(|at| {
-            let left = at.saturating_duration_since(now).as_secs_f64();
-            json!({"at": now_unix + left, "in_seconds": left})
-        });
+        let next =
+            self.next_at.filter(|_| self.enabled && !self.stopping && self.role.hydrates()).map(|at| {
+                let left = at.saturating_duration_since(now).as_secs_f64();
+                json!({"at": now_unix + left, "in_seconds": left})
+            });
         MessageResult(json!({
             "enabled": self.enabled,
+            "role": self.role.as_str(),
             "interval_seconds": self.interval.as_secs(),
             "categories": self.categories.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
             "cycle_running": self.running.as_ref().map(|r| json!({

@@ -25,6 +25,7 @@ pub struct Settings {
     pub model_reference: ModelReferenceSettings,
     pub analysis: AnalysisSettings,
     pub admin: AdminSettings,
+    pub leader: LeaderSettings,
 }
 
 /// `[hydration]`: the schedule (the reference's `cache_hydration_*`).
@@ -180,6 +181,33 @@ impl AdminSettings {
     }
 }
 
+/// `[leader]`: replicas — which of several daemons on one Redis hydrates.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LeaderSettings {
+    /// Take part in the leader election (a lease in Redis); only the holder
+    /// hydrates and writes. Has no effect while `redis.enabled` is false.
+    pub enabled: bool,
+    /// How long the lease lasts without renewal (renewed every third of it).
+    pub lease_seconds: u64,
+    /// This daemon's name in the lease, `status` and `CLIENT LIST`; empty:
+    /// `<hostname>:<pid>`.
+    pub instance_id: String,
+}
+
+impl Default for LeaderSettings {
+    fn default() -> Self {
+        LeaderSettings { enabled: true, lease_seconds: 10, instance_id: String::new() }
+    }
+}
+
+impl LeaderSettings {
+    /// The lease is in use: enabled, and there is a Redis to hold it in.
+    pub fn active(&self, redis: &RedisSettings) -> bool {
+        self.enabled && redis.enabled
+    }
+}
+
 /// A string that must not be logged: `Debug` and `Display` print `<redacted>`.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
@@ -313,6 +341,16 @@ impl Settings {
         }
         source_url("model_reference.url", &self.model_reference.url)?;
         at_least("model_reference.timeout_seconds", self.model_reference.timeout_seconds, 1)?;
+
+        at_least("leader.lease_seconds", self.leader.lease_seconds, 3)?;
+        if self.leader.instance_id.len() > 200
+            || self.leader.instance_id.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(invalid(
+                "leader.instance_id",
+                "must be at most 200 characters, without spaces or control characters (it names Redis connections)",
+            ));
+        }
 
         let a = &self.analysis;
         for (key, v) in [

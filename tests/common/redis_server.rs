@@ -235,6 +235,22 @@ impl RedisClient {
         redis::cmd("PUBLISH").arg(channel).arg(payload).query(&mut self.conn).unwrap()
     }
 
+    /// `CLIENT LIST` as (address, name) pairs (name empty when unset).
+    pub fn client_list(&mut self) -> Vec<(String, String)> {
+        let text: String = redis::cmd("CLIENT").arg("LIST").query(&mut self.conn).unwrap();
+        text.lines()
+            .map(|line| {
+                let field = |name: &str| {
+                    line.split_whitespace()
+                        .find_map(|f| f.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+                        .unwrap_or("")
+                        .to_string()
+                };
+                (field("addr"), field("name"))
+            })
+            .collect()
+    }
+
     /// Number of subscribers of a channel (PUBSUB NUMSUB).
     pub fn subscribers(&mut self, channel: &str) -> i64 {
         let reply: (String, i64) =
@@ -304,10 +320,12 @@ impl Drop for Subscriber {
 
 /// One command as `MONITOR` shows it: the client's address and the first
 /// arguments (command name upper-cased, then up to two more).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Monitored {
     pub client: String,
     pub args: Vec<String>,
+    /// The server's time stamp of the command (Unix seconds).
+    pub at: f64,
 }
 
 /// A `MONITOR` connection recording every command the server runs.
@@ -364,11 +382,12 @@ impl Monitor {
                 let text = String::from_utf8_lossy(&line);
                 if let (Some(open), Some(close)) = (text.find('['), text.find(']')) {
                     let client = text[open + 1..close].split_whitespace().last().unwrap_or("").to_string();
+                    let at = text[..open].trim().parse().unwrap_or(0.0);
                     let mut args = quoted_tokens(&text[close..], 3);
                     if let Some(cmd) = args.first_mut() {
                         *cmd = cmd.to_uppercase();
                     }
-                    seen2.lock().unwrap().push(Monitored { client, args });
+                    seen2.lock().unwrap().push(Monitored { client, args, at });
                 }
                 line.clear();
             }

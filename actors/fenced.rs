@@ -1,0 +1,252 @@
+//! Fenced writes: every Redis command that changes entries or the lease, as
+//! Lua scripts run atomically by Redis (the one place that holds them).
+//!
+//! With replicas, only the holder of the lease `P:hydrator:leader` may write.
+//! The check is made *in Redis*, in the same script as the write: a daemon
+//! that lost its lease (a partition, a pause, a write already in flight when
+//! the lease ran out) can never overwrite the new leader's entries. A store
+//! also never goes backwards: it is dropped when an entry it would replace was
+//! written by a cycle that started later (the hash `P:hydrator:written_at`
+//! keeps each entry's cycle start, in ms; a missing entry has nothing to
+//! protect). A category's entries are written by one script — all or none —
+//! so a reader never sees two cycles mixed, as with the MULTI/EXEC before.
+//!
+//! The entries' values are exactly the bytes given (the reference GETs them);
+//! they are written with `SETEX`, so TTLs are what they were.
+//!
+//! An empty token means "not fenced" (a standalone daemon, `once`): the lease
+//! is not checked, the never-backwards rule still applies.
+//!
+//! The cache calls [`store`], [`rearm`] and [`delete`]; the leader actor
+//! calls [`acquire`], [`renew`] and [`release`].
+
+use redis::aio::ConnectionLike;
+use std::time::Duration;
+
+/// The names the scripts need, under one key prefix.
+#[derive(Debug, Clone)]
+pub struct FenceKeys {
+    pub lease: String,
+    pub written_at: String,
+}
+
+impl FenceKeys {
+    pub fn new(prefix: &str) -> Self {
+        FenceKeys {
+            lease: horde_hydrator::leader::lease_key(prefix),
+            written_at: horde_hydrator::leader::written_at_key(prefix),
+        }
+    }
+}
+
+/// What a fenced write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Yes,
+    /// The token does not hold the lease: nothing written.
+    NotLeader,
+    /// Redis holds an entry from a cycle that started later: nothing written.
+    Superseded,
+}
+
+impl Applied {
+    fn from_reply(reply: i64) -> Applied {
+        match reply {
+            1 => Applied::Yes,
+            -1 => Applied::Superseded,
+            _ => Applied::NotLeader,
+        }
+    }
+}
+
+// The first line names each script, so MONITOR and SLOWLOG show which it is.
+const STORE: &str = "-- horde-hydrator: fenced store
+-- KEYS: lease, written_at hash, entries…; ARGV: token ('' = unfenced), cycle start ms, then ttl s, value per entry
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local started = tonumber(ARGV[2])
+for i = 3, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    local at = tonumber(redis.call('HGET', KEYS[2], KEYS[i]))
+    if at and at > started then return -1 end
+  end
+end
+for i = 3, #KEYS do
+  local j = 3 + (i - 3) * 2
+  redis.call('SETEX', KEYS[i], ARGV[j], ARGV[j + 1])
+  redis.call('HSET', KEYS[2], KEYS[i], ARGV[2])
+end
+return 1";
+
+// The stale-if-error TTL re-arm (issue 10) goes through `rearm`.
+#[allow(dead_code)]
+const REARM: &str = "-- horde-hydrator: fenced rearm
+-- KEYS: lease, entries…; ARGV: token ('' = unfenced), then ttl ms per entry
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+for i = 2, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[i]) end
+return 1";
+
+const DELETE: &str = "-- horde-hydrator: fenced delete
+-- KEYS: lease, written_at hash, entries…; ARGV: token ('' = unfenced)
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+for i = 3, #KEYS do
+  redis.call('DEL', KEYS[i])
+  redis.call('HDEL', KEYS[2], KEYS[i])
+end
+return 1";
+
+const RENEW: &str = "-- horde-hydrator: lease renew
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0";
+
+const RELEASE: &str = "-- horde-hydrator: lease release
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0";
+
+fn eval(script: &str, keys: &[&str]) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(script).arg(keys.len()).arg(keys);
+    cmd
+}
+
+/// One entry to store: its Redis key, TTL in seconds (at least 1) and value.
+pub struct StoreItem<'a> {
+    pub key: &'a str,
+    pub ttl_seconds: u64,
+    pub value: &'a [u8],
+}
+
+/// The command that stores a category's entries of the cycle that started at
+/// `started_ms` (Unix ms), if `token` holds the lease and nothing newer is there.
+pub fn store_cmd(keys: &FenceKeys, token: &str, started_ms: u64, items: &[StoreItem<'_>]) -> redis::Cmd {
+    let mut names: Vec<&str> = vec![&keys.lease, &keys.written_at];
+    names.extend(items.iter().map(|i| i.key));
+    let mut cmd = eval(STORE, &names);
+    cmd.arg(token).arg(started_ms);
+    for i in items {
+        cmd.arg(i.ttl_seconds.max(1)).arg(i.value);
+    }
+    cmd
+}
+
+#[allow(dead_code)]
+/// The command that re-arms entries' TTLs (ms each), if `token` holds the lease.
+pub fn rearm_cmd(keys: &FenceKeys, token: &str, items: &[(&str, u64)]) -> redis::Cmd {
+    let mut names: Vec<&str> = vec![&keys.lease];
+    names.extend(items.iter().map(|(k, _)| *k));
+    let mut cmd = eval(REARM, &names);
+    cmd.arg(token);
+    for (_, ttl_ms) in items {
+        cmd.arg((*ttl_ms).max(1));
+    }
+    cmd
+}
+
+/// The command that deletes entries, if `token` holds the lease.
+pub fn delete_cmd(keys: &FenceKeys, token: &str, entries: &[String]) -> redis::Cmd {
+    let mut names: Vec<&str> = vec![&keys.lease, &keys.written_at];
+    names.extend(entries.iter().map(String::as_str));
+    let mut cmd = eval(DELETE, &names);
+    cmd.arg(token);
+    cmd
+}
+
+/// Run a fenced command built above.
+pub async fn apply(conn: &mut impl ConnectionLike, cmd: &redis::Cmd) -> redis::RedisResult<Applied> {
+    let reply: i64 = cmd.query_async(conn).await?;
+    Ok(Applied::from_reply(reply))
+}
+
+/// Store (see [`store_cmd`]).
+pub async fn store(
+    conn: &mut impl ConnectionLike,
+    keys: &FenceKeys,
+    token: &str,
+    started_ms: u64,
+    items: &[StoreItem<'_>],
+) -> redis::RedisResult<Applied> {
+    apply(conn, &store_cmd(keys, token, started_ms, items)).await
+}
+
+#[allow(dead_code)]
+/// Re-arm TTLs (see [`rearm_cmd`]).
+pub async fn rearm(
+    conn: &mut impl ConnectionLike,
+    keys: &FenceKeys,
+    token: &str,
+    items: &[(&str, u64)],
+) -> redis::RedisResult<Applied> {
+    apply(conn, &rearm_cmd(keys, token, items)).await
+}
+
+/// Delete (see [`delete_cmd`]).
+pub async fn delete(
+    conn: &mut impl ConnectionLike,
+    keys: &FenceKeys,
+    token: &str,
+    entries: &[String],
+) -> redis::RedisResult<Applied> {
+    apply(conn, &delete_cmd(keys, token, entries)).await
+}
+
+// ---------------------------------------------------------------- the lease
+
+/// What a lease call saw: whether we hold it, who does, and the newest cycle
+/// start of the entries in Redis (for a new leader's first cycle).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseView {
+    pub held: bool,
+    pub holder: Option<String>,
+    pub newest_written_ms: Option<u64>,
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `SET lease token NX PX lease`, then read who holds it (us, if a lost reply
+/// had already set it) and the entries' newest write.
+pub async fn acquire(
+    conn: &mut impl ConnectionLike,
+    keys: &FenceKeys,
+    token: &str,
+    lease: Duration,
+) -> redis::RedisResult<LeaseView> {
+    let mut pipe = redis::pipe();
+    pipe.cmd("SET").arg(&keys.lease).arg(token).arg("NX").arg("PX").arg(ms(lease)).ignore();
+    pipe.cmd("GET").arg(&keys.lease);
+    pipe.cmd("HVALS").arg(&keys.written_at);
+    let (holder, written): (Option<String>, Vec<String>) = pipe.query_async(conn).await?;
+    Ok(LeaseView {
+        held: holder.as_deref() == Some(token),
+        holder,
+        newest_written_ms: written.iter().filter_map(|v| v.parse().ok()).max(),
+    })
+}
+
+/// Extend the lease by `lease` from now if `token` still holds it.
+pub async fn renew(
+    conn: &mut impl ConnectionLike,
+    keys: &FenceKeys,
+    token: &str,
+    lease: Duration,
+) -> redis::RedisResult<LeaseView> {
+    let mut pipe = redis::pipe();
+    let mut renew = eval(RENEW, &[&keys.lease]);
+    renew.arg(token).arg(ms(lease));
+    pipe.add_command(renew);
+    pipe.cmd("GET").arg(&keys.lease);
+    let (renewed, holder): (i64, Option<String>) = pipe.query_async(conn).await?;
+    Ok(LeaseView { held: renewed == 1, holder, newest_written_ms: None })
+}
+
+/// Delete the lease if `token` holds it (a clean stop hands over at once).
+pub async fn release(
+    conn: &mut impl ConnectionLike,
+    keys: &FenceKeys,
+    token: &str,
+) -> redis::RedisResult<bool> {
+    let mut cmd = eval(RELEASE, &[&keys.lease]);
+    cmd.arg(token);
+    let released: i64 = cmd.query_async(conn).await?;
+    Ok(released == 1)
+}
