@@ -537,12 +537,18 @@ impl Handler<StoreCategory> for CacheActor {
 impl Handler<RoleChanged> for CacheActor {
     type Result = ();
 
-    fn handle(&mut self, msg: RoleChanged, _ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: RoleChanged, ctx: &mut Self::Context) {
+        let was_follower = self.fence == Fence::Follower;
         self.fence = match (msg.role, msg.token) {
             (Role::Standalone, _) => Fence::Unfenced,
             (Role::Leader, Some(token)) => Fence::Holder(token),
             _ => Fence::Follower,
         };
+        // Entries computed while detached (Redis unreachable) reach Redis now
+        // (never backwards: older ones are dropped by the script).
+        if was_follower && self.fence != Fence::Follower && self.state == RedisState::Up {
+            self.write_back(ctx);
+        }
     }
 }
 

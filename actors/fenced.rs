@@ -250,3 +250,131 @@ pub async fn release(
     let released: i64 = cmd.query_async(conn).await?;
     Ok(released == 1)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The scripts against a real `redis-server` (on the `PATH`, as for the
+    //! daemon tests), one per test on a free port.
+    use super::*;
+    use std::process::{Child, Command, Stdio};
+
+    struct Server(Child, u16);
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn server() -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("redis-server")
+            .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1", "--port"])
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed for these tests");
+        Server(child, port)
+    }
+
+    async fn connect(server: &Server) -> redis::aio::MultiplexedConnection {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/0", server.1)).unwrap();
+        for _ in 0..200 {
+            if let Ok(c) = client.get_multiplexed_async_connection().await {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("redis-server on port {} did not answer", server.1);
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+    }
+
+    async fn get(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> Option<Vec<u8>> {
+        redis::cmd("GET").arg(key).query_async(conn).await.unwrap()
+    }
+
+    fn item<'a>(key: &'a str, value: &'a [u8]) -> StoreItem<'a> {
+        StoreItem { key, ttl_seconds: 300, value }
+    }
+
+    #[test]
+    fn only_the_lease_holder_writes_and_a_deposed_one_never_does() {
+        let server = server();
+        block_on(async {
+            let mut conn = connect(&server).await;
+            let keys = FenceKeys::new("P");
+            let lease = Duration::from_millis(300);
+            let a = acquire(&mut conn, &keys, "a/1", lease).await.unwrap();
+            assert!(a.held && a.holder.as_deref() == Some("a/1"));
+            let b = acquire(&mut conn, &keys, "b/2", lease).await.unwrap();
+            assert!(!b.held && b.holder.as_deref() == Some("a/1"), "{b:?}");
+
+            let value: &[u8] = b"{\"computed_at\": 1, \"x\": \"\\u00e9\"}";
+            assert_eq!(
+                store(&mut conn, &keys, "b/2", 1000, &[item("P:e", value)]).await.unwrap(),
+                Applied::NotLeader
+            );
+            assert_eq!(get(&mut conn, "P:e").await, None, "a follower's write is refused");
+            assert_eq!(
+                store(&mut conn, &keys, "a/1", 1000, &[item("P:e", value)]).await.unwrap(),
+                Applied::Yes
+            );
+            assert_eq!(get(&mut conn, "P:e").await.as_deref(), Some(value), "the bytes as given");
+            let ttl: i64 = redis::cmd("TTL").arg("P:e").query_async(&mut conn).await.unwrap();
+            assert!(ttl > 290 && ttl <= 300, "TTL {ttl}");
+
+            // a's lease runs out (a pause, a partition); b takes it.
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            assert!(acquire(&mut conn, &keys, "b/2", Duration::from_secs(10)).await.unwrap().held);
+            // a's write, in flight all along, is refused; so are its renewal, delete and re-arm.
+            let late = store(&mut conn, &keys, "a/1", 5000, &[item("P:e", b"late")]).await.unwrap();
+            assert_eq!(late, Applied::NotLeader);
+            assert!(!renew(&mut conn, &keys, "a/1", lease).await.unwrap().held);
+            assert_eq!(
+                delete(&mut conn, &keys, "a/1", &["P:e".to_string()]).await.unwrap(),
+                Applied::NotLeader
+            );
+            assert_eq!(rearm(&mut conn, &keys, "a/1", &[("P:e", 1)]).await.unwrap(), Applied::NotLeader);
+            assert!(!release(&mut conn, &keys, "a/1").await.unwrap(), "a cannot delete b's lease");
+            assert_eq!(get(&mut conn, "P:e").await.as_deref(), Some(value));
+
+            assert!(renew(&mut conn, &keys, "b/2", Duration::from_secs(10)).await.unwrap().held);
+            assert!(release(&mut conn, &keys, "b/2").await.unwrap());
+            assert!(acquire(&mut conn, &keys, "c/3", lease).await.unwrap().held, "released: free at once");
+        });
+    }
+
+    #[test]
+    fn writes_never_go_backwards() {
+        let server = server();
+        block_on(async {
+            let mut conn = connect(&server).await;
+            let keys = FenceKeys::new("P");
+            let both = |v: &'static [u8]| [item("P:a", v), item("P:b", v)];
+            assert_eq!(store(&mut conn, &keys, "", 2000, &both(b"new")).await.unwrap(), Applied::Yes);
+            assert_eq!(store(&mut conn, &keys, "", 1999, &both(b"old")).await.unwrap(), Applied::Superseded);
+            assert_eq!(get(&mut conn, "P:a").await.as_deref(), Some(&b"new"[..]));
+            assert_eq!(get(&mut conn, "P:b").await.as_deref(), Some(&b"new"[..]), "all or nothing");
+            assert_eq!(store(&mut conn, &keys, "", 2000, &both(b"same")).await.unwrap(), Applied::Yes);
+            let seen = acquire(&mut conn, &keys, "x/1", Duration::from_secs(1)).await.unwrap();
+            assert_eq!(seen.newest_written_ms, Some(2000));
+            // Deleted entries have nothing to protect: an older cycle may write them again.
+            assert_eq!(
+                delete(&mut conn, &keys, "", &["P:a".into(), "P:b".into()]).await.unwrap(),
+                Applied::Yes
+            );
+            assert_eq!(get(&mut conn, "P:a").await, None);
+            assert_eq!(store(&mut conn, &keys, "", 1500, &both(b"again")).await.unwrap(), Applied::Yes);
+            // Re-arm sets the TTL, not the value.
+            assert_eq!(rearm(&mut conn, &keys, "", &[("P:a", 50_000)]).await.unwrap(), Applied::Yes);
+            let pttl: i64 = redis::cmd("PTTL").arg("P:a").query_async(&mut conn).await.unwrap();
+            assert!(pttl > 40_000 && pttl <= 50_000, "PTTL {pttl}");
+            assert_eq!(get(&mut conn, "P:a").await.as_deref(), Some(&b"again"[..]));
+        });
+    }
+}

@@ -99,7 +99,7 @@ impl LeaderActor {
             // A lease call must not outlive the lease's third: a renewal that
             // waits longer is treated as unanswered and retried.
             timeout: Duration::from_secs(settings.redis.socket_timeout_seconds).min(lease_len / 3),
-            lease: Lease::new(lease_len),
+            lease: Lease::new(lease_len, Instant::now()),
             last_reply: LeaseReply::Unknown,
             in_flight: false,
             stopping: false,
@@ -211,6 +211,20 @@ impl LeaderActor {
     fn on_transition(&mut self, transition: Option<Transition>, newest_written_ms: Option<u64>) {
         match transition {
             None => {}
+            Some(Transition::Detached) => {
+                log::warn!(
+                    "leader: no answer from Redis for {} s: nobody can tell who leads; hydrating into memory only, writing nothing to Redis until this instance holds the lease",
+                    self.lease_len.as_secs()
+                );
+                self.notify(None);
+            }
+            Some(Transition::Following) => {
+                log::info!(
+                    "leader: Redis answers again; {} leads, this instance follows",
+                    self.holder_seen.as_deref().map_or("nobody", token_instance)
+                );
+                self.notify(None);
+            }
             Some(Transition::BecameLeader) => {
                 self.announced = true;
                 log::info!(
@@ -261,6 +275,9 @@ impl Actor for LeaderActor {
         self.call(ctx);
         // Notice a lease that may have run out even while a call hangs.
         ctx.run_interval(Duration::from_millis(100), |act, _ctx| {
+            if act.stopping {
+                return;
+            }
             let t = act.lease.on_tick(Instant::now());
             act.on_transition(t, None);
         });

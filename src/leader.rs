@@ -26,6 +26,10 @@ pub enum Role {
     /// Does not hold it: answers `status`, drops memory copies on
     /// invalidation, and tries to take the lease when it lapses.
     Follower,
+    /// Redis has not answered a lease call for a whole lease: nobody can tell
+    /// who leads. Hydrates into memory only (as a daemon does during an
+    /// outage); writes nothing to Redis until it holds the lease.
+    Detached,
     /// Replicas are off (`leader.enabled = false` or Redis disabled): hydrates
     /// and writes unconditionally, as a single daemon.
     Standalone,
@@ -36,13 +40,15 @@ impl Role {
         match self {
             Role::Leader => "leader",
             Role::Follower => "follower",
+            Role::Detached => "detached",
             Role::Standalone => "standalone",
         }
     }
 
-    /// May this daemon hydrate and write entries?
+    /// May this daemon run cycles (and answer hydrate, invalidate, clear)?
+    /// Writing to Redis needs more: the lease (or no replicas at all).
     pub fn hydrates(self) -> bool {
-        matches!(self, Role::Leader | Role::Standalone)
+        matches!(self, Role::Leader | Role::Standalone | Role::Detached)
     }
 }
 
@@ -106,6 +112,10 @@ pub enum Transition {
     LostLease {
         reason: LossReason,
     },
+    /// Follower → detached: Redis stopped answering.
+    Detached,
+    /// Detached → follower: Redis answers, and another instance leads.
+    Following,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,16 +141,22 @@ pub struct Lease {
     lease: Duration,
     /// While leader: until when the lease surely holds in Redis.
     valid_until: Option<Instant>,
+    /// The last answer from Redis (the start, before the first).
+    last_answer: Instant,
+    /// The role last reported (transitions are changes of it).
+    reported: Role,
 }
 
 impl Lease {
-    pub fn new(lease: Duration) -> Self {
-        Lease { lease, valid_until: None }
+    /// `now`: the start; a daemon that gets no answer for a lease from then is detached.
+    pub fn new(lease: Duration, now: Instant) -> Self {
+        Lease { lease, valid_until: None, last_answer: now, reported: Role::Follower }
     }
 
     pub fn role(&self, now: Instant) -> Role {
         match self.valid_until {
             Some(until) if now < until => Role::Leader,
+            _ if now.saturating_duration_since(self.last_answer) >= self.lease => Role::Detached,
             _ => Role::Follower,
         }
     }
@@ -150,45 +166,56 @@ impl Lease {
         SAFETY_MARGIN.min(self.lease / 10)
     }
 
-    /// The outcome of an acquire (`SET NX`) or renewal sent at `sent_at`.
-    pub fn on_reply(&mut self, reply: LeaseReply, sent_at: Instant, now: Instant) -> Option<Transition> {
-        let was = self.role(now);
-        match reply {
-            LeaseReply::Held => {
-                let until = sent_at + self.lease.saturating_sub(self.margin());
-                // A late answer to an old request never shortens a newer lease.
-                self.valid_until = Some(self.valid_until.map_or(until, |u| u.max(until)));
-            }
-            LeaseReply::Taken => self.valid_until = None,
-            LeaseReply::Unknown => {}
-        }
-        match (was, self.role(now)) {
-            (Role::Follower, Role::Leader) => Some(Transition::BecameLeader),
-            (Role::Leader, Role::Follower) => Some(Transition::LostLease {
+    /// The role at `now` compared with the one last reported.
+    fn report(&mut self, now: Instant, reply: LeaseReply) -> Option<Transition> {
+        let (was, is) = (self.reported, self.role(now));
+        self.reported = is;
+        match (was, is) {
+            (a, b) if a == b => None,
+            (_, Role::Leader) => Some(Transition::BecameLeader),
+            (Role::Leader, _) => Some(Transition::LostLease {
                 reason: if reply == LeaseReply::Taken {
                     LossReason::TakenOver
                 } else {
                     LossReason::Unconfirmed
                 },
             }),
-            _ => None,
+            (_, Role::Detached) => Some(Transition::Detached),
+            (_, _) => Some(Transition::Following),
         }
     }
 
-    /// Time passed (no reply): the lease may have run out.
-    pub fn on_tick(&mut self, now: Instant) -> Option<Transition> {
-        match self.valid_until {
-            Some(until) if now >= until => {
-                self.valid_until = None;
-                Some(Transition::LostLease { reason: LossReason::Unconfirmed })
+    /// The outcome of an acquire (`SET NX`) or renewal sent at `sent_at`.
+    pub fn on_reply(&mut self, reply: LeaseReply, sent_at: Instant, now: Instant) -> Option<Transition> {
+        match reply {
+            LeaseReply::Held => {
+                let until = sent_at + self.lease.saturating_sub(self.margin());
+                // A late answer to an old request never shortens a newer lease.
+                self.valid_until = Some(self.valid_until.map_or(until, |u| u.max(until)));
+                self.last_answer = now;
             }
-            _ => None,
+            LeaseReply::Taken => {
+                self.valid_until = None;
+                self.last_answer = now;
+            }
+            LeaseReply::Unknown => {}
         }
+        self.report(now, reply)
+    }
+
+    /// Time passed (no reply): the lease may have run out, or Redis been
+    /// silent for a whole lease.
+    pub fn on_tick(&mut self, now: Instant) -> Option<Transition> {
+        if self.valid_until.is_some_and(|until| now >= until) {
+            self.valid_until = None;
+        }
+        self.report(now, LeaseReply::Unknown)
     }
 
     /// Released on shutdown: no longer leader.
     pub fn release(&mut self) {
         self.valid_until = None;
+        self.reported = Role::Follower;
     }
 
     /// How long to wait before the next lease call: a holder renews every
@@ -201,6 +228,7 @@ impl Lease {
                 Duration::from_millis(500).min(self.lease / 3)
             }
             Role::Leader => self.lease / 3,
+            _ if last_reply == LeaseReply::Unknown => Duration::from_millis(500),
             _ => follower_poll(self.lease),
         }
     }
@@ -233,7 +261,7 @@ mod tests {
     #[test]
     fn acquire_renew_and_expire() {
         let t0 = Instant::now();
-        let mut l = Lease::new(S(10));
+        let mut l = Lease::new(S(10), t0);
         assert_eq!(l.role(t0), Role::Follower);
         assert_eq!(l.on_reply(LeaseReply::Taken, t0, t0), None, "someone else leads");
         assert_eq!(l.on_reply(LeaseReply::Held, t0, t0), Some(Transition::BecameLeader));
@@ -250,13 +278,28 @@ mod tests {
             Some(Transition::LostLease { reason: LossReason::Unconfirmed }),
             "no renewal confirmed: lost before it can expire in Redis"
         );
-        assert_eq!(l.on_tick(t0 + S(14)), None, "lost once");
+        assert_eq!(l.on_tick(t0 + S(13)), None, "lost once");
+        // The last answer came at 4 s: silent for a lease, detached at 14 s.
+        assert_eq!(l.on_tick(t0 + S(14)), Some(Transition::Detached));
+        assert_eq!(l.role(t0 + S(15)), Role::Detached);
+        assert_eq!(l.on_reply(LeaseReply::Taken, t0 + S(15), t0 + S(15)), Some(Transition::Following));
+    }
+
+    #[test]
+    fn no_answer_from_the_start_detaches_after_a_lease() {
+        let t0 = Instant::now();
+        let mut l = Lease::new(S(10), t0);
+        assert_eq!(l.on_reply(LeaseReply::Unknown, t0, t0 + S(5)), None);
+        assert_eq!(l.role(t0 + S(9)), Role::Follower, "not before a whole lease");
+        assert_eq!(l.on_tick(t0 + S(10)), Some(Transition::Detached));
+        assert!(Role::Detached.hydrates());
+        assert_eq!(l.on_reply(LeaseReply::Held, t0 + S(11), t0 + S(11)), Some(Transition::BecameLeader));
     }
 
     #[test]
     fn unanswered_renewals_keep_the_lease_until_it_may_have_expired() {
         let t0 = Instant::now();
-        let mut l = Lease::new(S(10));
+        let mut l = Lease::new(S(10), t0);
         l.on_reply(LeaseReply::Held, t0, t0);
         assert_eq!(l.on_reply(LeaseReply::Unknown, t0 + S(3), t0 + S(8)), None);
         assert_eq!(l.role(t0 + S(9)), Role::Leader);
@@ -269,7 +312,7 @@ mod tests {
     #[test]
     fn a_late_answer_never_shortens_the_lease() {
         let t0 = Instant::now();
-        let mut l = Lease::new(S(10));
+        let mut l = Lease::new(S(10), t0);
         l.on_reply(LeaseReply::Held, t0 + S(6), t0 + S(6));
         l.on_reply(LeaseReply::Held, t0 + S(3), t0 + S(7));
         assert_eq!(l.role(t0 + S(15)), Role::Leader);
@@ -278,7 +321,7 @@ mod tests {
     #[test]
     fn taken_over_is_lost_at_once() {
         let t0 = Instant::now();
-        let mut l = Lease::new(S(10));
+        let mut l = Lease::new(S(10), t0);
         l.on_reply(LeaseReply::Held, t0, t0);
         assert_eq!(
             l.on_reply(LeaseReply::Taken, t0 + S(3), t0 + S(3)),
@@ -290,7 +333,7 @@ mod tests {
     #[test]
     fn call_timing() {
         let t0 = Instant::now();
-        let mut l = Lease::new(S(10));
+        let mut l = Lease::new(S(10), t0);
         assert_eq!(l.next_call_in(t0, LeaseReply::Taken), Duration::from_millis(500));
         l.on_reply(LeaseReply::Held, t0, t0);
         assert_eq!(
