@@ -200,7 +200,9 @@ impl LeaderActor {
             return;
         }
         self.holder_seen = view.holder.clone();
-        if self.announced && !view.held {
+        // A detached daemon says who leads when it follows again (`Following`).
+        let detached = self.lease.role(Instant::now()) == Role::Detached;
+        if self.announced && !view.held && !detached {
             match &view.holder {
                 Some(h) => log::info!("leader: {} leads now", token_instance(h)),
                 None => log::info!("leader: the lease is free; trying to take it"),
@@ -238,7 +240,7 @@ impl LeaderActor {
             }
             Some(Transition::LostLease { reason }) => {
                 log::warn!(
-                    "leader: instance {} lost the lease ({}); now a follower: no cycles or writes until it holds it again",
+                    "leader: instance {} lost the lease ({}); now a follower: it writes nothing until it holds the lease again",
                     self.instance_id,
                     reason.as_str()
                 );

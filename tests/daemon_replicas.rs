@@ -3,12 +3,15 @@
 //! SETEX runs inside a fenced-store script, attributed to the client that
 //! sent it); `kill -9` of the writer hands over within lease + interval + 2 s,
 //! SIGTERM within interval + 2 s; `status` is answered by every replica; a
-//! sampled `computed_at` never goes backwards.
+//! writer cut off by a proxy that blackholes its connections for 20 s is
+//! fenced out and never writes again after it heals; a sampled `computed_at`
+//! never goes backwards.
 
 mod common;
 
 use common::daemon::{wait_for_entries, wait_until, Daemon, Setup};
 use common::horde_server::HordeServer;
+use common::proxy::Proxy;
 use common::redis_server::{Monitor, Monitored, RedisClient, RedisServer};
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +29,11 @@ fn unix_now() -> f64 {
 }
 
 fn replica(horde: &HordeServer, redis: &RedisServer, name: &str) -> Daemon {
-    let mut setup = Setup::new(horde, Some(&redis.url()));
+    replica_at(horde, &redis.url(), name)
+}
+
+fn replica_at(horde: &HordeServer, redis_url: &str, name: &str) -> Daemon {
+    let mut setup = Setup::new(horde, Some(redis_url));
     setup.interval(INTERVAL);
     setup.set_str("leader", "instance_id", name);
     Daemon::start(&setup)
@@ -105,10 +112,13 @@ fn instance_of(redis: &mut RedisClient, addr: &str) -> String {
     })
 }
 
-/// Samples an entry's `computed_at` every 100 ms until stopped.
+/// Samples an entry's `computed_at` every 100 ms until stopped, and records
+/// the name of every client it sees connected (a cut-off daemon's connections
+/// are gone by the end).
 struct Sampler {
     stop: Arc<AtomicBool>,
     samples: Arc<Mutex<Vec<i64>>>,
+    names: Arc<Mutex<std::collections::BTreeMap<String, String>>>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
@@ -116,10 +126,16 @@ impl Sampler {
     fn start(redis: &RedisServer, key: String) -> Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let samples = Arc::new(Mutex::new(Vec::new()));
-        let (stop2, samples2) = (stop.clone(), samples.clone());
+        let names = Arc::new(Mutex::new(std::collections::BTreeMap::new()));
+        let (stop2, samples2, names2) = (stop.clone(), samples.clone(), names.clone());
         let mut client = redis.client();
         let thread = thread::spawn(move || {
             while !stop2.load(Ordering::Relaxed) {
+                for (addr, name) in client.client_list() {
+                    if !name.is_empty() {
+                        names2.lock().unwrap().insert(addr, name);
+                    }
+                }
                 if let Some(v) = client.get_json(&key) {
                     if let Some(at) = v["computed_at"].as_i64() {
                         samples2.lock().unwrap().push(at);
@@ -128,7 +144,17 @@ impl Sampler {
                 thread::sleep(Duration::from_millis(100));
             }
         });
-        Sampler { stop, samples, thread: Some(thread) }
+        Sampler { stop, samples, names, thread: Some(thread) }
+    }
+
+    /// The instance that owned a client address (by its `CLIENT SETNAME`).
+    fn instance(&self, addr: &str) -> String {
+        let names = self.names.lock().unwrap();
+        names
+            .get(addr)
+            .and_then(|n| n.strip_prefix("horde-hydrator:"))
+            .and_then(|n| n.rsplit_once(':'))
+            .map_or_else(|| format!("client {addr}"), |(i, _)| i.to_string())
     }
 
     /// Stops and asserts the samples never decreased; returns how many there were.
@@ -252,4 +278,69 @@ fn id_of(d: &Daemon) -> String {
     let text = std::fs::read_to_string(&d.config).unwrap();
     let line = text.lines().find(|l| l.starts_with("instance_id")).unwrap();
     serde_json::from_str(line.split_once('=').unwrap().1.trim()).unwrap()
+}
+
+#[test]
+fn a_writer_cut_off_for_20_s_is_fenced_out_and_one_writer_writes_at_a_time() {
+    let Some(corpus) = common::conformance_dir() else { return };
+    let horde = HordeServer::start(corpus.join("seed1"));
+    let redis = RedisServer::start();
+    let monitor = Monitor::start(&redis);
+    let proxy = Proxy::start(redis.port());
+    // replica-a, through the proxy, starts first: it leads.
+    let a = replica_at(&horde, &proxy.redis_url(), "replica-a");
+    let prefix = a.prefix.clone();
+    let sampler = Sampler::start(&redis, format!("{prefix}:{SAMPLED}"));
+    wait_for_entries(&redis, &prefix, Duration::from_secs(60));
+    let mut looker = redis.client();
+    let first = wait_until(Duration::from_secs(20), "a write by replica-a", || {
+        entry_writes(&monitor.seen(), &prefix).into_iter().next()
+    });
+    assert_eq!(instance_of(&mut looker, &first.client), "replica-a");
+    let _b = replica(&horde, &redis, "replica-b");
+    let _c = replica(&horde, &redis, "replica-c");
+    thread::sleep(Duration::from_secs(4));
+
+    // The cut: every connection of replica-a, open or new, forwards nothing.
+    let cut_at = unix_now();
+    proxy.set_blackhole_new(true);
+    proxy.blackhole_existing();
+    let (w, delay) = failover(&monitor, &prefix, &first.client, cut_at, "another writer during the cut");
+    let successor = instance_of(&mut looker, &w.client);
+    eprintln!("replica-a cut off: {successor} writes {delay:.2} s later");
+    assert_ne!(successor, "replica-a");
+    let heal_at = cut_at + 20.0;
+    thread::sleep(Duration::from_secs_f64((heal_at - unix_now()).max(0.0)));
+    proxy.set_blackhole_new(false);
+
+    // Healed: replica-a sees the new leader and follows; it never writes again.
+    wait_until(Duration::from_secs(30), "replica-a to follow after the heal", || {
+        let log = a.log();
+        let after_cut = log.split("lost the lease").nth(1)?;
+        (after_cut.contains("leads, this instance follows")
+            || after_cut.contains(&format!("{successor} leads now")))
+        .then_some(())
+    });
+    thread::sleep(Duration::from_secs(8));
+    let writes: Vec<Write> = entry_writes(&monitor.seen(), &prefix)
+        .into_iter()
+        .map(|w| Write { at: w.at, client: sampler.instance(&w.client) })
+        .collect();
+    let turns = turns(&writes);
+    eprintln!("writers in turn: {turns:?}");
+    assert_eq!(turns.first().map(String::as_str), Some("replica-a"), "{turns:?}");
+    let mut seen = std::collections::BTreeSet::new();
+    for t in &turns {
+        assert!(seen.insert(t), "writers alternated (a deposed writer wrote again): {turns:?}");
+    }
+    let late: Vec<&Write> = writes.iter().filter(|w| w.at > cut_at && w.client == "replica-a").collect();
+    assert!(late.is_empty(), "replica-a wrote after it was cut off: {late:?}");
+    assert!(
+        writes.iter().filter(|w| w.at > heal_at).count() >= 4,
+        "too few writes after the heal: {writes:?}"
+    );
+    let log = a.log();
+    assert_eq!(log.matches("lost the lease").count(), 1, "the loss is logged once:\n{log}");
+    let n = sampler.assert_never_backwards();
+    assert!(n > 100, "only {n} samples of computed_at");
 }
