@@ -488,6 +488,24 @@ mod tests {
     }
 
     #[test]
+    fn leader_defaults_and_validation() {
+        let mut s = Settings::default();
+        assert!(s.leader.enabled);
+        assert_eq!(s.leader.lease_seconds, 10);
+        assert!(s.leader.active(&s.redis), "replicas on whenever Redis is");
+        s.redis.enabled = false;
+        assert!(!s.leader.active(&s.redis), "no lease without Redis");
+        let mut s = Settings::default();
+        s.leader.lease_seconds = 2;
+        assert_eq!(s.validate().unwrap_err().key, "leader.lease_seconds");
+        let mut s = Settings::default();
+        s.leader.instance_id = "host a".to_string();
+        assert_eq!(s.validate().unwrap_err().key, "leader.instance_id");
+        s.leader.instance_id = "host-a:42".to_string();
+        assert_eq!(s.validate(), Ok(()));
+    }
+
+    #[test]
     fn empty_token_means_none_and_categories_dedupe() {
         let mut s = Settings::default();
         s.admin.token = Some(Secret::new(""));
