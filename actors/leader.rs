@@ -161,6 +161,16 @@ impl LeaderActor {
         };
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             act.in_flight = false;
+            if act.stopping {
+                // Shutting down: a lease this call took is given back at once.
+                if matches!(&res, Ok((view, _)) if view.held) {
+                    if let Ok((_, conn)) = res {
+                        act.conn = Some(conn);
+                    }
+                    ctx.spawn(act.release_now().into_actor(act));
+                }
+                return;
+            }
             let now = Instant::now();
             let (reply, newest) = match res {
                 Ok((view, conn)) => {
@@ -250,6 +260,36 @@ impl LeaderActor {
     }
 }
 
+impl LeaderActor {
+    /// Compare-and-delete the lease (within a second), logging the outcome.
+    fn release_now(&mut self) -> impl std::future::Future<Output = ()> + 'static {
+        let (client, conn, keys, token) =
+            (self.client.clone(), self.conn.take(), self.keys.clone(), self.token.clone());
+        let timeout = self.timeout.min(Duration::from_secs(1));
+        let name = connection_name(&self.instance_id, "leader");
+        let instance = self.instance_id.clone();
+        async move {
+            let work = async {
+                let mut conn = match conn {
+                    Some(c) => c,
+                    None => connect(&client, &name, timeout).await?,
+                };
+                fenced::release(&mut conn, &keys, &token).await.map_err(|e| e.to_string())
+            };
+            match tokio::time::timeout(timeout, work).await {
+                Ok(Ok(true)) => {
+                    log::info!("leader: instance {instance} released the lease; another replica takes over")
+                }
+                Ok(Ok(false)) => {
+                    log::debug!("leader: instance {instance} did not hold the lease at shutdown")
+                }
+                Ok(Err(e)) => log::warn!("leader: could not release the lease ({e}); it expires by itself"),
+                Err(_) => log::warn!("leader: releasing the lease got no answer; it expires by itself"),
+            }
+        }
+    }
+}
+
 /// A new connection, named for `CLIENT LIST`.
 async fn connect(
     client: &redis::Client,
@@ -316,33 +356,11 @@ impl Handler<Release> for LeaderActor {
         let was_leader = self.role() == Role::Leader;
         self.lease.release();
         self.notify(None);
-        if !was_leader {
+        // A call in flight may be a SET NX that takes the lease: release then too
+        // (compare-and-delete: harmless when another instance holds it).
+        if !was_leader && !self.in_flight {
             return Box::pin(fut::ready(()));
         }
-        let (client, conn, keys, token) =
-            (self.client.clone(), self.conn.take(), self.keys.clone(), self.token.clone());
-        let timeout = self.timeout.min(Duration::from_secs(1));
-        let name = connection_name(&self.instance_id, "leader");
-        let instance = self.instance_id.clone();
-        let fut = async move {
-            let work = async {
-                let mut conn = match conn {
-                    Some(c) => c,
-                    None => connect(&client, &name, timeout).await?,
-                };
-                fenced::release(&mut conn, &keys, &token).await.map_err(|e| e.to_string())
-            };
-            match tokio::time::timeout(timeout, work).await {
-                Ok(Ok(true)) => {
-                    log::info!("leader: instance {instance} released the lease; another replica takes over")
-                }
-                Ok(Ok(false)) => {
-                    log::info!("leader: instance {instance} no longer held the lease at shutdown")
-                }
-                Ok(Err(e)) => log::warn!("leader: could not release the lease ({e}); it expires by itself"),
-                Err(_) => log::warn!("leader: releasing the lease got no answer; it expires by itself"),
-            }
-        };
-        Box::pin(fut.into_actor(self))
+        Box::pin(self.release_now().into_actor(self))
     }
 }
