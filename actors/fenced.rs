@@ -59,8 +59,14 @@ impl Applied {
     }
 }
 
-// The first line names each script, so MONITOR and SLOWLOG show which it is.
-const STORE: &str = "-- horde-hydrator: fenced store
+// The first comment names each script, so MONITOR and SLOWLOG show which it is.
+// The store script declares itself a writer (`#!lua`, no flags): Redis then
+// refuses it whole, before it runs, when `maxmemory` is reached (OOM), instead
+// of failing at one SETEX with the earlier ones done. The others stay
+// flagless, so that under OOM a lease can still be renewed and released, and
+// entries deleted and their TTLs re-armed (PEXPIRE and DEL are not refused).
+const STORE: &str = "#!lua
+-- horde-hydrator: fenced store
 -- KEYS: lease, written_at hash, entries…; ARGV: token ('' = unfenced), cycle start ms, then ttl s, value per entry
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local started = tonumber(ARGV[2])

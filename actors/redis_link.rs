@@ -80,6 +80,8 @@ impl RefusalKind {
             "WRONGTYPE" => RefusalKind::WrongType,
             "LOADING" => RefusalKind::Loading,
             "NOAUTH" | "WRONGPASS" => RefusalKind::Authentication,
+            // A command inside a script (the fenced writes) that the ACL user may not run.
+            _ if detail.contains("can't run this command") => RefusalKind::NoPermission,
             _ if detail.contains("bulk length")
                 || detail.contains("maximum allowed size")
                 || detail.contains("too large")
@@ -297,6 +299,13 @@ mod tests {
         assert_eq!(RefusalKind::of("ERR", "Protocol error: invalid bulk length"), RefusalKind::TooLarge);
         assert_eq!(RefusalKind::of("ERR", "string exceeds maximum allowed size"), RefusalKind::TooLarge);
         assert_eq!(RefusalKind::of("ERR", "unknown command"), RefusalKind::Other);
+        assert_eq!(
+            RefusalKind::of(
+                "ERR",
+                "The user executing the script can't run this command or subcommand script: 96"
+            ),
+            RefusalKind::NoPermission
+        );
     }
 
     #[test]

@@ -288,7 +288,7 @@ fn assert_each_category_in_one_transaction(seen: &[common::redis_server::Monitor
         let script = seen[..writes[0]].iter().rposition(|m| m.client != "lua").unwrap();
         let eval = &seen[script];
         assert!(
-            eval.args[0] == "EVAL" && eval.args[1].starts_with("-- horde-hydrator: fenced store"),
+            eval.args[0] == "EVAL" && eval.args[1].contains("horde-hydrator: fenced store"),
             "{category}: writes not inside the fenced store script: {eval:?}"
         );
         let last = *writes.last().unwrap();

@@ -274,6 +274,20 @@ impl RedisClient {
             .sum()
     }
 
+    /// How often the server refused or failed `command` (lower case, e.g.
+    /// `eval`): rejected + failed calls, from INFO commandstats.
+    pub fn command_refusals(&mut self, command: &str) -> u64 {
+        let info: String = redis::cmd("INFO").arg("commandstats").query(&mut self.conn).unwrap();
+        let prefix = format!("cmdstat_{command}:");
+        let Some(line) = info.lines().find(|l| l.starts_with(&prefix)) else { return 0 };
+        line[prefix.len()..]
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .filter(|(k, _)| matches!(*k, "rejected_calls" | "failed_calls"))
+            .map(|(_, v)| v.parse::<u64>().unwrap_or(0))
+            .sum()
+    }
+
     /// Number of subscribers of a channel (PUBSUB NUMSUB).
     pub fn subscribers(&mut self, channel: &str) -> i64 {
         let reply: (String, i64) =
