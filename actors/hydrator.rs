@@ -540,17 +540,28 @@ impl Handler<RoleChanged> for HydratorActor {
 
     /// A new leader runs its first cycle at once when the entries in Redis are
     /// older than the interval, else when they become that old (never before
-    /// the startup delay); the schedule runs on from there.
+    /// the startup delay); the schedule runs on from there. A daemon that
+    /// becomes detached (Redis silent) goes by its own last cycle instead.
     fn handle(&mut self, msg: RoleChanged, ctx: &mut Self::Context) {
         let became_leader = msg.role == Role::Leader && self.role != Role::Leader;
+        let became_detached = msg.role == Role::Detached && !self.role.hydrates();
         self.role = msg.role;
-        if !became_leader || !self.enabled || self.stopping {
+        if !(became_leader || became_detached) || !self.enabled || self.stopping {
             return;
         }
+        let newest_ms = if became_leader {
+            msg.newest_written_ms
+        } else {
+            self.last.as_ref().map(|r| (r.started_unix * 1000.0) as u64)
+        };
         let now_ms = (unix_now() * 1000.0) as u64;
-        let first_in = first_cycle_in(msg.newest_written_ms, now_ms, self.interval)
+        let first_in = first_cycle_in(newest_ms, now_ms, self.interval)
             .max(self.first_tick_at.saturating_duration_since(Instant::now()));
-        log::info!("hydrator: leading; first cycle in {} ms", first_in.as_millis());
+        log::info!(
+            "hydrator: {}; first cycle in {} ms",
+            if became_leader { "leading" } else { "detached" },
+            first_in.as_millis()
+        );
         self.reschedule(first_in, ctx);
     }
 }
