@@ -217,9 +217,11 @@ impl CommandLink {
         let timeout = self.timeout;
         let name = self.name.clone();
         async move {
+            // One timeout for every command, `run`'s (redis-rs's own response
+            // timeout, 500 ms by default, is off): one cause in the logs.
             let config = redis::AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(timeout))
-                .set_response_timeout(Some(timeout));
+                .set_response_timeout(None);
             let attempt = async {
                 let mut conn = client.get_multiplexed_async_connection_with_config(&config).await?;
                 match &name {
