@@ -83,13 +83,13 @@ for i = 3, #KEYS do
 end
 return 1";
 
-// The stale-if-error TTL re-arm (issue 10) goes through `rearm`.
-#[allow(dead_code)]
 const REARM: &str = "-- horde-hydrator: fenced rearm
 -- KEYS: lease, entries…; ARGV: token ('' = unfenced), then ttl ms per entry
-if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-for i = 2, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[i]) end
-return 1";
+-- Answers {0} when the token does not hold the lease, else {1, PEXPIRE's answer per entry}.
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
+local armed = {1}
+for i = 2, #KEYS do armed[i] = redis.call('PEXPIRE', KEYS[i], ARGV[i]) end
+return armed";
 
 const DELETE: &str = "-- horde-hydrator: fenced delete
 -- KEYS: lease, written_at hash, entries…; ARGV: token ('' = unfenced)
@@ -134,7 +134,6 @@ pub fn store_cmd(keys: &FenceKeys, token: &str, started_ms: u64, items: &[StoreI
     cmd
 }
 
-#[allow(dead_code)]
 /// The command that re-arms entries' TTLs (ms each), if `token` holds the lease.
 pub fn rearm_cmd(keys: &FenceKeys, token: &str, items: &[(&str, u64)]) -> redis::Cmd {
     let mut names: Vec<&str> = vec![&keys.lease];
@@ -173,15 +172,33 @@ pub async fn store(
     apply(conn, &store_cmd(keys, token, started_ms, items)).await
 }
 
-#[allow(dead_code)]
-/// Re-arm TTLs (see [`rearm_cmd`]).
+/// Re-arm TTLs (see [`rearm_cmd`]): `None` when the token does not hold
+/// the lease, else per entry 1 (re-armed) or 0 (the key is missing).
 pub async fn rearm(
     conn: &mut impl ConnectionLike,
     keys: &FenceKeys,
     token: &str,
     items: &[(&str, u64)],
-) -> redis::RedisResult<Applied> {
-    apply(conn, &rearm_cmd(keys, token, items)).await
+) -> redis::RedisResult<Option<Vec<i64>>> {
+    let reply: Vec<i64> = rearm_cmd(keys, token, items).query_async(conn).await?;
+    Ok(match reply.split_first() {
+        Some((1, armed)) => Some(armed.to_vec()),
+        _ => None,
+    })
+}
+
+/// Run several fenced commands (built above) in one pipeline, queued at
+/// once: what each did.
+pub async fn apply_all(
+    conn: &mut impl ConnectionLike,
+    cmds: Vec<redis::Cmd>,
+) -> redis::RedisResult<Vec<Applied>> {
+    let mut pipe = redis::pipe();
+    for c in cmds {
+        pipe.add_command(c);
+    }
+    let replies: Vec<i64> = pipe.query_async(conn).await?;
+    Ok(replies.into_iter().map(Applied::from_reply).collect())
 }
 
 /// Delete (see [`delete_cmd`]).
@@ -345,7 +362,7 @@ mod tests {
                 delete(&mut conn, &keys, "a/1", &["P:e".to_string()]).await.unwrap(),
                 Applied::NotLeader
             );
-            assert_eq!(rearm(&mut conn, &keys, "a/1", &[("P:e", 1)]).await.unwrap(), Applied::NotLeader);
+            assert_eq!(rearm(&mut conn, &keys, "a/1", &[("P:e", 1)]).await.unwrap(), None);
             assert!(!release(&mut conn, &keys, "a/1").await.unwrap(), "a cannot delete b's lease");
             assert_eq!(get(&mut conn, "P:e").await.as_deref(), Some(value));
 
@@ -377,7 +394,10 @@ mod tests {
             assert_eq!(get(&mut conn, "P:a").await, None);
             assert_eq!(store(&mut conn, &keys, "", 1500, &both(b"again")).await.unwrap(), Applied::Yes);
             // Re-arm sets the TTL, not the value.
-            assert_eq!(rearm(&mut conn, &keys, "", &[("P:a", 50_000)]).await.unwrap(), Applied::Yes);
+            assert_eq!(
+                rearm(&mut conn, &keys, "", &[("P:a", 50_000), ("P:gone", 9)]).await.unwrap(),
+                Some(vec![1, 0])
+            );
             let pttl: i64 = redis::cmd("PTTL").arg("P:a").query_async(&mut conn).await.unwrap();
             assert!(pttl > 40_000 && pttl <= 50_000, "PTTL {pttl}");
             assert_eq!(get(&mut conn, "P:a").await.as_deref(), Some(&b"again"[..]));
