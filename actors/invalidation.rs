@@ -28,7 +28,11 @@
 //!   Redis, all variants), the fetcher drops its kept model reference, and
 //!   the category is re-hydrated when the burst is over (a quiet period of
 //!   `hydration.invalidation_debounce_ms`, at most 500 ms after its first
-//!   message): a burst causes one re-hydration.
+//!   message): a burst causes one re-hydration. Each invalidation first
+//!   bumps the category's generation, so work a cycle began before it is
+//!   dropped rather than stored.
+//! * `admin clear` bumps every generation, cancels a pending (debounced) or
+//!   queued re-hydration, and drops every entry.
 //! * `P:admin`: JSON commands (`admin.rs`), answered on `reply_to`, which
 //!   must be `P:admin:reply` or a channel under it (`P:admin:reply:…`);
 //!   a command asking for any other channel is refused with a log line and
@@ -46,11 +50,15 @@ use crate::admin::{authorized, parse_admin, AdminCommand, Envelope, MAX_MESSAGE_
 use crate::cache::{self, CacheActor, RedisWrite};
 use crate::counters::Counters;
 use crate::horde_fetcher::{DropReference, GetFetcherInfo, HordeFetcherActor};
-use crate::hydrator::{GetHydratorInfo, HydrateAck, HydrateNow, HydratorActor};
+use crate::hydrator::{
+    CancelQueued, GetHydratorInfo, HydrateAck, HydrateNow, HydratorActor, NoteInvalidated,
+};
+use crate::leader::{GetLeaderInfo, LeaderActor, RoleChanged};
 use crate::redis_link::{self, CommandLink, Failure};
 use actix::prelude::*;
 use horde_hydrator::category::Category;
 use horde_hydrator::keys::{admin_channel, admin_reply_channel, invalidate_channel};
+use horde_hydrator::leader::{connection_name, Role};
 use horde_hydrator::settings::{redact_url, Settings};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -95,6 +103,13 @@ impl Debouncer {
             return Some(self.quiet);
         }
         None
+    }
+
+    /// Forget the burst (`clear`): the timer then fires with nothing to do.
+    pub fn cancel(&mut self) {
+        self.pending.clear();
+        self.first = None;
+        self.last = None;
     }
 
     /// The timer fired at `now`.
@@ -219,6 +234,10 @@ pub struct InvalidationActor {
     limiter: LogLimiter,
     subscribed: bool,
     started: Instant,
+    /// Replicas: only the leader carries out (and answers) hydrate, invalidate and clear.
+    role: Role,
+    leader: Option<Addr<LeaderActor>>,
+    instance_id: String,
 }
 
 impl InvalidationActor {
@@ -231,7 +250,9 @@ impl InvalidationActor {
     ) -> Self {
         let prefix = &settings.redis.key_prefix;
         let timeout = Duration::from_secs(settings.redis.socket_timeout_seconds);
-        let publisher = CommandLink::open(settings.redis.url.as_str(), timeout).ok();
+        let publisher = CommandLink::open(settings.redis.url.as_str(), timeout)
+            .ok()
+            .map(|l| l.named(connection_name(&settings.leader.instance_id, "publisher")));
         InvalidationActor {
             redis_url: settings.redis.url.clone(),
             redis_url_shown: redact_url(&settings.redis.url),
@@ -256,7 +277,16 @@ impl InvalidationActor {
             limiter: LogLimiter::new(Duration::from_secs(10), 5),
             subscribed: false,
             started: Instant::now(),
+            role: if settings.leader.active(&settings.redis) { Role::Follower } else { Role::Standalone },
+            leader: None,
+            instance_id: settings.leader.instance_id.clone(),
         }
+    }
+
+    /// The leader actor to ask for `status` (replicas).
+    pub fn with_leader(mut self, leader: Option<Addr<LeaderActor>>) -> Self {
+        self.leader = leader;
+        self
     }
 
     /// Log an ignored message, rate-limited.
@@ -275,6 +305,8 @@ impl InvalidationActor {
     fn invalidate(&mut self, category: Category, ctx: &mut Context<Self>) -> ResponseFuture<RedisWrite> {
         self.counters.inc(&self.counters.invalidations);
         *self.burst.entry(category).or_default() += 1;
+        let generation = self.counters.generations.bump(category);
+        self.hydrator.do_send(NoteInvalidated { category, generation });
         self.fetcher.do_send(DropReference(category));
         let dropped = self.cache.send(cache::Invalidate(category));
         if let Some(delay) = self.debouncer.note(category, Instant::now()) {
@@ -342,7 +374,18 @@ impl InvalidationActor {
         };
         self.counters.inc(&self.counters.admin_commands);
         log::info!("admin: {} command", command.name());
+        // A follower leaves commands that change entries to the leader, which
+        // answers them; it drops its own memory copies all the same.
+        let follower = !self.role.hydrates();
         match command {
+            AdminCommand::Hydrate(_) if follower => {}
+            AdminCommand::Invalidate(category) if follower => {
+                let dropped = self.invalidate(category, ctx);
+                ctx.spawn(async move { drop(dropped.await) }.into_actor(self));
+            }
+            AdminCommand::Clear if follower => {
+                self.cache.do_send(cache::Clear);
+            }
             AdminCommand::Hydrate(mut categories) => {
                 if categories.is_empty() {
                     categories = self.configured.clone();
@@ -361,6 +404,9 @@ impl InvalidationActor {
                         Ok(HydrateAck::Refused) => {
                             json!({"ok": false, "command": "hydrate", "error": "shutting down"})
                         }
+                        Ok(HydrateAck::NotLeader) => {
+                            json!({"ok": false, "command": "hydrate", "error": "this replica just lost the lead; send it again"})
+                        }
                         Err(e) => json!({"ok": false, "command": "hydrate", "error": e.to_string()}),
                     }
                 };
@@ -375,6 +421,18 @@ impl InvalidationActor {
                 self.reply_when(reply_to, fut, ctx);
             }
             AdminCommand::Clear => {
+                for category in Category::ALL {
+                    let generation = self.counters.generations.bump(category);
+                    self.hydrator.do_send(NoteInvalidated { category, generation });
+                }
+                self.debouncer.cancel();
+                for (c, n) in std::mem::take(&mut self.burst) {
+                    log::info!(
+                        "pubsub: invalidated {c} ({n} message(s)); its re-hydration is cancelled by clear"
+                    );
+                }
+                self.burst_redis_failed.clear();
+                self.hydrator.do_send(CancelQueued);
                 let cleared = self.cache.send(cache::Clear);
                 let fut = async move {
                     match cleared.await {
@@ -396,12 +454,26 @@ impl InvalidationActor {
         let hydrator = self.hydrator.send(GetHydratorInfo);
         let cache = self.cache.send(cache::Info);
         let fetcher = self.fetcher.send(GetFetcherInfo);
+        let leader = self.leader.as_ref().map(|l| l.send(GetLeaderInfo));
+        let (role, instance_id) = (self.role, self.instance_id.clone());
         let uptime = self.started.elapsed().as_secs_f64();
         let subscribed = self.subscribed;
         let url = self.redis_url_shown.clone();
         let counters = self.counters.clone();
         async move {
             let (h, c, f) = futures_util::future::join3(hydrator, cache, fetcher).await;
+            let leader = match leader {
+                Some(l) => match l.await {
+                    Ok(i) => json!({
+                        "role": i.role.as_str(),
+                        "instance_id": i.instance_id,
+                        "leader": i.leader,
+                        "lease_seconds": i.lease_seconds,
+                    }),
+                    Err(_) => json!({"role": role.as_str(), "instance_id": instance_id, "leader": null}),
+                },
+                None => json!({"role": role.as_str(), "instance_id": instance_id, "leader": instance_id}),
+            };
             let h = h.unwrap_or(Value::Null);
             let (redis_state, entries) = match c {
                 Ok(info) => (
@@ -419,6 +491,11 @@ impl InvalidationActor {
                                 "models": e.models,
                                 "at_risk": e.at_risk,
                                 "critical": e.critical,
+                                "data_as_of": e.data_as_of_unix,
+                                "stale_since": e.stale_since_unix,
+                                "stale_reason": e.stale_reason,
+                                "redis_expires_in_seconds": e.redis_expires_in_seconds,
+                                "stale_allowance_left_seconds": e.stale_allowance_left_seconds,
                             })
                         })
                         .collect::<Vec<_>>(),
@@ -448,6 +525,7 @@ impl InvalidationActor {
                 "horde_circuit": horde,
                 "model_reference_circuit": reference,
                 "counters": counters.to_json(),
+                "replica": leader,
             })
         }
     }
@@ -524,6 +602,8 @@ fn redis_write_str(w: &RedisWrite) -> String {
         RedisWrite::Written => "written".to_string(),
         RedisWrite::Disabled => "disabled".to_string(),
         RedisWrite::Failed(e) => format!("failed: {e}"),
+        RedisWrite::NotLeader => "not_leader".to_string(),
+        RedisWrite::Superseded => "superseded".to_string(),
     }
 }
 
@@ -673,6 +753,14 @@ impl Handler<Incoming> for InvalidationActor {
         } else {
             self.ignored(format!("message on unexpected channel {:?}", msg.channel));
         }
+    }
+}
+
+impl Handler<RoleChanged> for InvalidationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RoleChanged, _ctx: &mut Self::Context) {
+        self.role = msg.role;
     }
 }
 

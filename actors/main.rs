@@ -17,9 +17,11 @@ mod cache;
 mod cli;
 mod config;
 mod counters;
+mod fenced;
 mod horde_fetcher;
 mod hydrator;
 mod invalidation;
+mod leader;
 mod redis_link;
 mod risk_compute;
 
@@ -53,7 +55,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let settings = loaded.settings;
+    let mut settings = loaded.settings;
+    if settings.leader.instance_id.is_empty() {
+        settings.leader.instance_id = default_instance_id();
+    }
     match &loaded.file {
         Some(f) => log::debug!("settings from {} and the environment: {settings:?}", f.display()),
         None => log::debug!("settings: defaults and the environment: {settings:?}"),
@@ -133,8 +138,15 @@ async fn run(settings: Settings) -> i32 {
         settings.model_reference.url,
         if settings.redis.enabled { redact_url(&settings.redis.url) } else { "disabled".to_string() },
     );
+    let leader = match leader::LeaderActor::new(&settings) {
+        Ok(l) => l.map(Actor::start),
+        Err(e) => {
+            eprintln!("horde-hydrator: {e}");
+            return 2;
+        }
+    };
     let hydrator = hydrator::HydratorActor::new(&settings, parts.deps.clone()).start();
-    let _invalidation = settings.redis.enabled.then(|| {
+    let invalidation = settings.redis.enabled.then(|| {
         invalidation::InvalidationActor::new(
             &settings,
             parts.deps.cache.clone(),
@@ -142,8 +154,21 @@ async fn run(settings: Settings) -> i32 {
             hydrator.clone(),
             parts.counters.clone(),
         )
+        .with_leader(leader.clone())
         .start()
     });
+    if let Some(leader) = &leader {
+        log::info!(
+            "replicas: instance {} takes part in the leader election (lease {} s); only the leader hydrates",
+            settings.leader.instance_id,
+            settings.leader.lease_seconds
+        );
+        leader.do_send(leader::Subscribe(parts.deps.cache.clone().recipient()));
+        leader.do_send(leader::Subscribe(hydrator.clone().recipient()));
+        if let Some(invalidation) = &invalidation {
+            leader.do_send(leader::Subscribe(invalidation.clone().recipient()));
+        }
+    }
 
     let signal = wait_for_signal().await;
     log::info!("received {signal}: shutting down");
@@ -153,9 +178,27 @@ async fn run(settings: Settings) -> i32 {
     if stopped.is_err() {
         log::warn!("shutdown: the hydrator did not stop in time; exiting anyway");
     }
+    if let Some(leader) = &leader {
+        // After the last cycle's writes: hand over at once.
+        let _ = tokio::time::timeout(Duration::from_secs(1), leader.send(leader::Release)).await;
+    }
     log::info!("stopped");
     System::current().stop();
     0
+}
+
+/// `<hostname>:<pid>`: this daemon's name among replicas when
+/// `leader.instance_id` is not set.
+fn default_instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| "localhost".to_string());
+    let host: String =
+        host.chars().map(|c| if c.is_whitespace() || c.is_control() { '_' } else { c }).collect();
+    format!("{host}:{}", std::process::id())
 }
 
 /// Wait for SIGINT or SIGTERM; the signal's name.
@@ -190,6 +233,13 @@ async fn once(settings: Settings, dump: Option<&Path>) -> i32 {
         }
     };
     if settings.redis.enabled {
+        // `once` is a manual run: its writes are not fenced by the lease
+        // (never backwards still holds).
+        parts.deps.cache.do_send(leader::RoleChanged {
+            role: horde_hydrator::leader::Role::Standalone,
+            token: None,
+            newest_written_ms: None,
+        });
         let state = parts.deps.cache.send(cache::ProbeRedis).await;
         if !matches!(state, Ok(cache::RedisState::Up)) {
             log::warn!(
@@ -236,6 +286,11 @@ fn problems_of(report: &CycleReport) -> Vec<String> {
             CategoryOutcome::Written { .. } => {}
             CategoryOutcome::KeptStale => {
                 problems.push(format!("{}: no entries computed (a source failed)", c.category))
+            }
+            CategoryOutcome::StatisticsOnly { .. } => problems
+                .push(format!("{}: only the statistics computed (the Horde's data failed)", c.category)),
+            CategoryOutcome::Superseded => {
+                problems.push(format!("{}: invalidated during the cycle; nothing written", c.category))
             }
             CategoryOutcome::Failed(_) if !c.failed_sources.is_empty() => {
                 problems.push(format!("{}: no entries computed (its sources failed)", c.category))
@@ -344,12 +399,17 @@ fn overwrite(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 async fn admin_command(settings: Settings, cmd: AdminCli) -> i32 {
     let timeout = Duration::from_secs_f64(cmd.wait().timeout.clamp(0.1, 3600.0));
     match admin::send_command(&settings, cmd.to_json(), timeout).await {
-        Ok(reply) => {
-            emit(&format!(
-                "{}\n",
-                serde_json::to_string_pretty(&reply).unwrap_or_else(|_| reply.to_string())
-            ));
-            if reply.get("ok").and_then(|v| v.as_bool()) == Some(true) {
+        Ok(replies) => {
+            // With replicas, every daemon answers `status`: one JSON document per reply.
+            let mut ok = true;
+            for reply in &replies {
+                emit(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(reply).unwrap_or_else(|_| reply.to_string())
+                ));
+                ok &= reply.get("ok").and_then(|v| v.as_bool()) == Some(true);
+            }
+            if ok {
                 0
             } else {
                 1

@@ -254,6 +254,18 @@ pub fn compute_category(
     compute_category_timed(category, inputs, settings, computed_at).0
 }
 
+/// Only the statistics entries of `category` (both groupings, in the order of
+/// [`EntryKey::for_category`]): they read the model reference alone, so the
+/// daemon refreshes them while the Horde's data is unavailable. The same
+/// entries, byte for byte, as [`compute_category`] makes.
+pub fn compute_statistics_entries(
+    category: Category,
+    reference: &ParsedReference,
+    computed_at: i64,
+) -> Vec<ComputedEntry> {
+    statistics_entries(category, reference, computed_at, &mut StageTimes::default())
+}
+
 /// What the worker makes: the statistics entries, then (text) the entry with
 /// backend variations, and the time it spent.
 struct WorkerOutput {
@@ -445,6 +457,18 @@ mod tests {
         assert_eq!(variations["models"][2]["name"], "Org/Foo-13B");
         assert_eq!(variations["models"][2]["usage_month"], 0);
         assert_eq!(variations["category_total_month_usage"], 55);
+    }
+
+    #[test]
+    fn statistics_only_are_the_full_computation_s_statistics_entries() {
+        let inputs = text_inputs();
+        let category = Category::TextGeneration;
+        let all = compute_category(category, &inputs, &AnalysisSettings::default(), 42);
+        let stats = compute_statistics_entries(category, &inputs.reference, 42);
+        let expected: Vec<&ComputedEntry> =
+            all.iter().filter(|e| e.key.kind == crate::keys::EntryKind::Statistics).collect();
+        assert_eq!(stats.len(), 2);
+        assert_eq!(stats.iter().collect::<Vec<_>>(), expected);
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod cycle;
 pub mod grouping;
 pub mod horde;
 pub mod keys;
+pub mod leader;
 pub mod merge;
 pub mod names;
 pub mod pyfloat;
