@@ -830,7 +830,7 @@ fn memory_run(scale: u32, options: &Options) -> Result<MemoryRun, Error> {
     let log = std::fs::File::create(&log_path)?;
     // HORDE_BENCH_BIN: another build of the daemon (e.g. the one before a change).
     let bin = std::env::var_os("HORDE_BENCH_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(BIN));
-    let daemon = Daemon(
+    let mut daemon = Daemon(
         Command::new(&bin)
             .arg("--config")
             .arg(&config)
@@ -858,7 +858,12 @@ fn memory_run(scale: u32, options: &Options) -> Result<MemoryRun, Error> {
         let mut peak = 0;
         while cycle_lines().len() <= cycle {
             if Instant::now() > deadline {
-                return Err(format!("no log line for cycle {} within {limit:?}: {}", cycle + 1, log_path.display()).into());
+                return Err(format!(
+                    "no log line for cycle {} within {limit:?}: {}",
+                    cycle + 1,
+                    log_path.display()
+                )
+                .into());
             }
             if let Ok(Some(status)) = daemon.0.try_wait() {
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -876,7 +881,9 @@ fn memory_run(scale: u32, options: &Options) -> Result<MemoryRun, Error> {
     let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{PREFIX}:*")).query(&mut conn)?;
     let mut entries_bytes = 0;
     let mut entries = 0;
-    for key in keys.iter().filter(|k| k.starts_with(&format!("{PREFIX}:deletion_risk:")) || k.starts_with(&format!("{PREFIX}:statistics:"))) {
+    // Every key but the daemon's own bookkeeping (`P:hydrator:…`: the lease, write times).
+    let own = format!("{PREFIX}:hydrator:");
+    for key in keys.iter().filter(|k| !k.starts_with(&own)) {
         let len: u64 = redis::cmd("STRLEN").arg(key).query(&mut conn)?;
         entries_bytes += len;
         entries += 1;
@@ -907,7 +914,10 @@ fn memory(options: &Options) -> Result<(), Error> {
         lines.extend(run.cycle_lines.into_iter().map(|l| format!("x{scale}: {l}")));
     }
     println!();
-    println!("(MB = MiB; interval {} s, {} cycles; the daemon's cycle lines:)", options.interval_seconds, options.cycles);
+    println!(
+        "(MB = MiB; interval {} s, {} cycles; the daemon's cycle lines:)",
+        options.interval_seconds, options.cycles
+    );
     for l in lines {
         println!("- {l}");
     }
