@@ -2,7 +2,7 @@
 //!
 //! Owns the in-memory entries (always written: the fallback) and the Redis
 //! command connection (a [`CommandLink`], `redis_link.rs`). A category's
-//! entries from one cycle are written in one MULTI/EXEC of SETEX commands, so
+//! entries from one cycle are written by one fenced-store script (`fenced.rs`), so
 //! a reader never sees two cycles mixed. Reads follow the reference's
 //! `RedisCache.get`: Redis first, then memory — fresh within the TTL, and
 //! while hydration is enabled stale up to `hydration.stale_ttl_seconds`;
@@ -21,7 +21,7 @@
 //!
 //! An error reply (`OOM`, `NOPERM`, `READONLY`, `MISCONF`, `WRONGTYPE`, a
 //! value too large, …) is not an outage: the connection stays, Redis keeps
-//! its previous entries (a refused MULTI/EXEC changes nothing), the error is
+//! its previous entries (a refused store script changes nothing), the error is
 //! counted and logged once per kind per episode, and the refused categories
 //! are written again from memory 5 s later, then every 8 s until Redis takes
 //! them (or a cycle's write succeeds). A refused DEL is logged and not
@@ -274,7 +274,7 @@ pub enum ReadSource {
 
 // ---------------------------------------------------------------- messages
 
-/// Store one category's entries of one cycle (memory, then one MULTI/EXEC).
+/// Store one category's entries of one cycle (memory, then one fenced-store script).
 #[derive(Message)]
 #[rtype(result = "RedisWrite")]
 pub struct StoreCategory {
@@ -385,7 +385,7 @@ pub struct CacheSetupError {
 /// A Redis command of the cache, for its log lines.
 #[derive(Debug, Clone, Copy)]
 enum Op {
-    /// A cycle's MULTI/EXEC of a category's entries.
+    /// A cycle's store script of a category's entries.
     Store(Category),
     /// The write-back of a category's memory entries.
     WriteBack(Category),
@@ -402,7 +402,7 @@ enum Op {
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Op::Store(c) => write!(f, "the {c} entries (MULTI/EXEC of SETEX)"),
+            Op::Store(c) => write!(f, "the {c} entries (fenced store)"),
             Op::WriteBack(c) => write!(f, "the write-back of the {c} entries"),
             Op::Delete(n) => write!(f, "DEL of {n} keys"),
             Op::Rearm(n) => write!(f, "the TTL re-arm of {n} entries (stale-if-error)"),

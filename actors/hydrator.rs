@@ -3,7 +3,7 @@
 //! Sends itself timed ticks: the first after `hydration.startup_delay_seconds`,
 //! then every `hydration.interval_seconds`. A cycle runs the categories
 //! concurrently, each on its own: fetch its three sources (fetcher), compute
-//! its entries (compute pool), store them in one MULTI/EXEC (cache). Never two
+//! its entries (compute pool), store them with one atomic script (cache, fenced.rs). Never two
 //! cycles at once: a tick during a cycle is skipped, and a "hydrate now"
 //! ([`HydrateNow`], from an invalidation or an admin command) during a cycle
 //! queues exactly one follow-up cycle for the union of the requested
@@ -808,7 +808,7 @@ impl Handler<Shutdown> for HydratorActor {
         let handle = running.handle;
         ctx.run_later(msg.grace, move |act, ctx| {
             if act.running.is_some() {
-                // Each category's store is one MULTI/EXEC: aborting here
+                // Each category's store is one atomic script: aborting here
                 // leaves every category either fully old or fully new.
                 ctx.cancel_future(handle);
                 act.running = None;

@@ -1,10 +1,11 @@
 //! horde-hydrator: the daemon's entry point and its three commands.
 //!
 //! * `run` starts the actors (SPEC §1) — CacheActor, HordeFetcherActor, the
-//!   RiskComputeActor pool, HydratorActor and (with Redis) InvalidationActor —
+//!   RiskComputeActor pool, HydratorActor and (with Redis) InvalidationActor
+//!   and LeaderActor (replicas: only the lease holder hydrates) —
 //!   and waits for SIGINT/SIGTERM; then it stops scheduling, lets a running
 //!   cycle finish for up to 3 s (else aborts it; each category's write is one
-//!   MULTI/EXEC either way) and exits 0 within 5 s.
+//!   atomic script either way) and exits 0 within 5 s.
 //! * `once` runs one cycle through the same actors, prints a table and exits
 //!   non-zero when any source or entry failed.
 //! * `admin` publishes a command on `P:admin` and prints the reply.
