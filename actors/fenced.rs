@@ -135,7 +135,7 @@ const STORE_STAGED: &str = "#!lua
 -- KEYS: lease, written_at hash, n entries, then their n staged values; ARGV: token ('' = unfenced), cycle start ms, then ttl s per entry
 -- Answers 1 (moved into place), 0 (not the lease holder), -1 (superseded), -2 (a staged value is gone); staged values are deleted unless moved.
 local n = (#KEYS - 2) / 2
-local function drop_staged() for i = 3 + n, #KEYS do redis.call('DEL', KEYS[i]) end end
+local function drop_staged() for i = 3 + n, #KEYS do redis.pcall('DEL', KEYS[i]) end end
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then drop_staged() return 0 end
 local started = tonumber(ARGV[2])
 for i = 3, 2 + n do
