@@ -21,7 +21,8 @@
 //! 150 MB between cycles. Above [`ONE_SCRIPT_MAX_BYTES`] the values are staged
 //! first, at most [`PIECE_BYTES`] a command, under keys of this store's own
 //! (`P:hydrator:staging:<nonce>:<entry key>`, expiring on their own if the
-//! daemon dies half-way), then moved into place by one script that checks the
+//! daemon dies half-way; `SET` of the first piece, `SETRANGE` of the last,
+//! then of those between, so Redis allocates each value once), then moved into place by one script that checks the
 //! same lease and never-backwards rule (`RENAME`, `EXPIRE`): readers still see
 //! a category all old or all new.
 //!
@@ -188,7 +189,7 @@ pub async fn store_sized(
 
 /// Store a category's entries in pieces of at most `piece` bytes: check the
 /// lease and the never-backwards rule (a refusal here, e.g. OOM, stages
-/// nothing), stage every value (`SET … PX`, then `APPEND`), then move them
+/// nothing), stage every value (`SET … PX`, then `SETRANGE`), then move them
 /// into place by one script that checks both again (and, before it is
 /// queued, `still_current`: see [`store_sized`]). What is staged is deleted
 /// when the store is refused or fails (or expires if even that fails).
@@ -253,16 +254,21 @@ async fn stage(
     piece: usize,
 ) -> Result<(), Failure> {
     for (item, key) in items.iter().zip(staged) {
-        let mut pieces = item.value.chunks(piece);
-        let first = pieces.next().unwrap_or_default();
+        let pieces: Vec<(usize, &[u8])> =
+            item.value.chunks(piece).enumerate().map(|(i, p)| (i * piece, p)).collect();
+        let first = pieces.first().map_or(&[][..], |(_, p)| *p);
         let mut set = redis::cmd("SET");
         set.arg(key).arg(first).arg("PX").arg(STAGING_TTL_MS);
         run(timeout, set.query_async::<()>(conn)).await?;
         drop(set);
-        for p in pieces {
-            let mut append = redis::cmd("APPEND");
-            append.arg(key).arg(p);
-            run(timeout, append.query_async::<i64>(conn)).await?;
+        // The last piece first: Redis sizes the value once (APPENDing piece
+        // by piece made it copy the growing value again and again), then
+        // the pieces between are written in place.
+        let rest = pieces.get(1..).unwrap_or_default();
+        for (offset, p) in rest.iter().rev().take(1).chain(rest.iter().take(rest.len().saturating_sub(1))) {
+            let mut setrange = redis::cmd("SETRANGE");
+            setrange.arg(key).arg(*offset).arg(*p);
+            run(timeout, setrange.query_async::<i64>(conn)).await?;
         }
     }
     Ok(())
