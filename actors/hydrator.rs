@@ -39,12 +39,13 @@
 
 use crate::cache::{CacheActor, KeepStale, RedisWrite, StoreCategory};
 use crate::counters::Counters;
-use crate::horde_fetcher::{FetchCategory, HordeFetcherActor, SourceId};
+use crate::horde_fetcher::{FetchCategory, HordeFetcherActor};
 use crate::leader::RoleChanged;
 use crate::risk_compute::{Compute, ComputeStatistics, Computed, RiskComputeActor};
 use actix::prelude::*;
 use horde_hydrator::category::Category;
 use horde_hydrator::cycle::ComputedEntry;
+use horde_hydrator::input::source::SourceId;
 use horde_hydrator::keys::{EntryKey, EntryKind};
 use horde_hydrator::leader::{first_cycle_in, Role};
 use horde_hydrator::settings::{AnalysisSettings, Settings};
