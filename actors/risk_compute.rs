@@ -14,8 +14,8 @@
 //! are the same either way ([`cycle::compute_category`]'s). A panic in the
 //! core is caught and returned as an error, so one bad category cannot take
 //! the daemon (or the other category) down. While the Horde's data is
-//! unavailable, [`ComputeStatistics`] computes the statistics entries alone
-//! ([`cycle::compute_statistics_entries`]).
+//! unavailable, [`ComputeStatistics`] runs [`cycle::compute_statistics_entries`]
+//! alone.
 
 use actix::prelude::*;
 use horde_hydrator::category::Category;

@@ -295,18 +295,6 @@ mod tests {
     }
 
     #[test]
-    fn statistics_only_are_the_full_computation_s_statistics_entries() {
-        let inputs = text_inputs();
-        let category = Category::TextGeneration;
-        let all = compute_category(category, &inputs, &AnalysisSettings::default(), 42);
-        let stats = compute_statistics_entries(category, &inputs.reference, 42);
-        let expected: Vec<&ComputedEntry> =
-            all.iter().filter(|e| e.key.kind == crate::keys::EntryKind::Statistics).collect();
-        assert_eq!(stats.len(), 2);
-        assert_eq!(stats.iter().collect::<Vec<_>>(), expected);
-    }
-
-    #[test]
     fn other_categories_pass_through_the_grouping() {
         // The image category's grouped entry is its ungrouped one, byte for byte.
         let mut inputs = text_inputs();
