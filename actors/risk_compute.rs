@@ -11,11 +11,11 @@
 //! entries; the text entry with backend variations (which needs the basis)
 //! is made by whichever of the two is free first. Should the thread not
 //! start, everything runs on the actor's thread; the entries and their order
-//! are the same either way ([`cycle::compute_category`]'s). While the
-//! Horde's data is unavailable, [`ComputeStatistics`] makes only the
-//! statistics entries ([`cycle::compute_statistics_entries`]). A panic in the
+//! are the same either way ([`cycle::compute_category`]'s). A panic in the
 //! core is caught and returned as an error, so one bad category cannot take
-//! the daemon (or the other category) down.
+//! the daemon (or the other category) down. While the Horde's data is
+//! unavailable, [`ComputeStatistics`] runs [`cycle::compute_statistics_entries`]
+//! alone.
 
 use actix::prelude::*;
 use horde_hydrator::category::Category;

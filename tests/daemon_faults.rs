@@ -121,9 +121,8 @@ fn horde_failure_leaves_entries_alone(mode: Mode) {
     let horde = HordeServer::start(data.path());
     let redis = RedisServer::start();
     let mut setup = Setup::new(&horde, Some(&redis.url()));
-    // Every route misbehaves, the model reference's too: with its own 10 s
-    // timeout a 4 s answer would be a fresh reference, and the statistics
-    // (which read nothing else) would rightly be refreshed.
+    // Every source must fail, the model reference too (a slow reference within
+    // its own timeout is not a failure, and the statistics would refresh).
     setup.interval(1).set("horde", "timeout_seconds", "1").set("model_reference", "timeout_seconds", "1");
     let mut daemon = Daemon::start(&setup);
     wait_for_entries(&redis, &daemon.prefix, Duration::from_secs(60));
