@@ -50,12 +50,14 @@ use crate::admin::{authorized, parse_admin, AdminCommand, Reply, ReplyBody, MAX_
 use crate::cache::{self, CacheActor, RedisWrite};
 use crate::horde_fetcher::{DropReference, HordeFetcherActor};
 use crate::hydrator::{CancelQueued, HydrateAck, HydrateNow, HydratorActor, NoteInvalidated};
+use crate::leader::{LeaderActor, RoleChanged};
 use crate::metrics::{AdminOutcome, Channel, MessageOutcome, Metrics};
 use crate::redis_link::{self, CommandLink, Failure};
 use crate::status::StatusSources;
 use actix::prelude::*;
 use horde_hydrator::category::Category;
 use horde_hydrator::keys::{admin_channel, admin_reply_channel, invalidate_channel};
+use horde_hydrator::leader::{connection_name, Role};
 use horde_hydrator::settings::{redact_url, Settings};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -235,6 +237,9 @@ pub struct InvalidationActor {
     burst_redis_failed: BTreeSet<Category>,
     limiter: LogLimiter,
     subscribed: bool,
+    /// Replicas: only the leader carries out (and answers) hydrate, invalidate and clear.
+    role: Role,
+    leader: Option<Addr<LeaderActor>>,
 }
 
 impl InvalidationActor {
@@ -247,7 +252,9 @@ impl InvalidationActor {
     ) -> Self {
         let prefix = &settings.redis.key_prefix;
         let timeout = Duration::from_secs(settings.redis.socket_timeout_seconds);
-        let publisher = CommandLink::open(settings.redis.url.as_str(), timeout).ok();
+        let publisher = CommandLink::open(settings.redis.url.as_str(), timeout)
+            .ok()
+            .map(|l| l.named(connection_name(&settings.leader.instance_id, "publisher")));
         InvalidationActor {
             redis_url: settings.redis.url.clone(),
             redis_url_shown: redact_url(&settings.redis.url),
@@ -264,6 +271,7 @@ impl InvalidationActor {
                 hydrator: hydrator.clone(),
                 fetcher: fetcher.clone(),
                 invalidation: None,
+                leader: None,
                 metrics: metrics.clone(),
                 settings: Arc::new(settings.clone()),
                 started: Instant::now(),
@@ -280,7 +288,16 @@ impl InvalidationActor {
             burst_redis_failed: BTreeSet::new(),
             limiter: LogLimiter::new(Duration::from_secs(10), 5),
             subscribed: false,
+            role: if settings.leader.active(&settings.redis) { Role::Follower } else { Role::Standalone },
+            leader: None,
         }
+    }
+
+    /// The leader actor to ask for `status` (replicas).
+    pub fn with_leader(mut self, leader: Option<Addr<LeaderActor>>) -> Self {
+        self.status.leader = leader.clone();
+        self.leader = leader;
+        self
     }
 
     /// Log an ignored message, rate-limited (the caller counts it).
@@ -375,7 +392,18 @@ impl InvalidationActor {
         };
         self.metrics.admin_command(label, AdminOutcome::Ok);
         log::info!("admin: {} command", command.name());
+        // A follower leaves commands that change entries to the leader, which
+        // answers them; it drops its own memory copies all the same.
+        let follower = !self.role.hydrates();
         match &command {
+            AdminCommand::Hydrate { .. } if follower => {}
+            AdminCommand::Invalidate { category } if follower => {
+                let dropped = self.invalidate(*category, ctx);
+                ctx.spawn(async move { drop(dropped.await) }.into_actor(self));
+            }
+            AdminCommand::Clear if follower => {
+                self.cache.do_send(cache::Clear);
+            }
             AdminCommand::Hydrate { categories } => {
                 let categories =
                     if categories.is_empty() { self.configured.clone() } else { categories.clone() };
@@ -393,6 +421,10 @@ impl InvalidationActor {
                         Ok(HydrateAck::Refused) => {
                             Reply::error(Some(command.name().to_string()), "shutting down")
                         }
+                        Ok(HydrateAck::NotLeader) => Reply::error(
+                            Some(command.name().to_string()),
+                            "this replica just lost the lead; send it again",
+                        ),
                         Err(e) => Reply::error(Some(command.name().to_string()), e.to_string()),
                     }
                 };
@@ -659,6 +691,14 @@ impl Handler<Incoming> for InvalidationActor {
             self.metrics.pubsub_message(Channel::Other, MessageOutcome::Ignored);
             self.ignored(format!("message on unexpected channel {:?}", msg.channel));
         }
+    }
+}
+
+impl Handler<RoleChanged> for InvalidationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RoleChanged, _ctx: &mut Self::Context) {
+        self.role = msg.role;
     }
 }
 

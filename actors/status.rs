@@ -9,8 +9,10 @@ use crate::cache::{self, CacheActor, EntryInfo, RedisState};
 use crate::horde_fetcher::{FetcherInfo, GetFetcherInfo, HordeFetcherActor};
 use crate::hydrator::{GetHydratorInfo, HydratorActor, HydratorStatus};
 use crate::invalidation::{GetSubscribed, InvalidationActor};
+use crate::leader::{GetLeaderInfo, LeaderActor};
 use crate::metrics::{Counters, Metrics};
 use actix::Addr;
+use horde_hydrator::leader::Role;
 use horde_hydrator::settings::{redact_url, Settings};
 use serde::Serialize;
 use std::sync::Arc;
@@ -31,9 +33,22 @@ pub struct StatusReply {
     #[serde(flatten)]
     pub fetcher: FetcherInfo,
     pub counters: Counters,
-    // Replicas (issue 13) add their part here (role, instance, leader), and
-    // the settings in effect (redacted) belong here once settings are
-    // serialisable (issue 11's typed settings).
+    /// Replicas (issue 13): this daemon's role and the lease holder, as the
+    /// leader actor knows them. The settings in effect (redacted) belong
+    /// here once settings are serialisable (issue 11's typed settings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica: Option<ReplicaStatus>,
+}
+
+/// A replica's part of the status reply (`replica`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplicaStatus {
+    /// `leader`, `follower` or `standalone`.
+    pub role: &'static str,
+    pub instance_id: String,
+    /// The instance holding the lease, as last seen in Redis.
+    pub leader: Option<String>,
+    pub lease_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -58,6 +73,8 @@ pub struct StatusSources {
     pub settings: Arc<Settings>,
     /// When the daemon started.
     pub started: Instant,
+    /// The replicas' lease holder (`None`: no lease, this daemon is standalone).
+    pub leader: Option<Addr<LeaderActor>>,
 }
 
 impl StatusSources {
@@ -70,12 +87,35 @@ impl StatusSources {
                 None => false,
             }
         };
-        let (h, c, f, subscribed) = tokio::join!(
+        let leader = async {
+            match &self.leader {
+                Some(addr) => Some(addr.send(GetLeaderInfo).await),
+                None => None,
+            }
+        };
+        let (h, c, f, subscribed, leader) = tokio::join!(
             self.hydrator.send(GetHydratorInfo),
             self.cache.send(cache::Info),
             self.fetcher.send(GetFetcherInfo),
-            subscribed
+            subscribed,
+            leader
         );
+        let instance_id = self.settings.leader.instance_id.clone();
+        let replica = match leader {
+            Some(Ok(i)) => ReplicaStatus {
+                role: i.role.as_str(),
+                instance_id: i.instance_id,
+                leader: i.leader,
+                lease_seconds: Some(i.lease_seconds),
+            },
+            Some(Err(_)) => ReplicaStatus { role: "unknown", instance_id, leader: None, lease_seconds: None },
+            None => ReplicaStatus {
+                role: Role::Standalone.as_str(),
+                leader: Some(instance_id.clone()),
+                instance_id,
+                lease_seconds: None,
+            },
+        };
         let hydrator = h.map_err(|e| format!("the hydrator did not answer: {e}"))?;
         let cache = c.map_err(|e| format!("the cache did not answer: {e}"))?;
         let fetcher = f.map_err(|e| format!("the fetcher did not answer: {e}"))?;
@@ -93,6 +133,7 @@ impl StatusSources {
             },
             fetcher,
             counters: self.metrics.counters(),
+            replica: Some(replica),
         })
     }
 }
