@@ -276,6 +276,11 @@ struct CategoryLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RoleLabels {
+    role: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -315,6 +320,7 @@ pub struct Metrics {
     debounced_bursts: Counter,
     admin_commands: Family<AdminLabels, Counter>,
     uptime: FloatGauge,
+    replica_role: Family<RoleLabels, Gauge>,
     pubsub_resubscribes: Counter,
     stale_rearms: Counter,
     late_deletes_repaired: Counter,
@@ -363,6 +369,7 @@ impl Metrics {
             debounced_bursts: Counter::default(),
             admin_commands: Family::default(),
             uptime: FloatGauge::default(),
+            replica_role: Family::default(),
             pubsub_resubscribes: Counter::default(),
             stale_rearms: Counter::default(),
             late_deletes_repaired: Counter::default(),
@@ -447,7 +454,11 @@ impl Metrics {
         );
         r.register("admin_commands", "Admin commands by command and outcome", m.admin_commands.clone());
         r.register("uptime_seconds", "Time since the daemon started", m.uptime.clone());
-        // Replicas (issue 13) register the leader state here.
+        r.register(
+            "replica_role",
+            "This daemon's role: 1 for its current one of leader, follower, standalone",
+            m.replica_role.clone(),
+        );
 
         for o in CycleOutcome::ALL {
             let _ = m.cycles.get_or_create(&OutcomeLabels { outcome: o.as_str() });
@@ -649,6 +660,11 @@ impl Metrics {
     /// Set the state gauges from a status reply (just before a scrape).
     pub fn observe_status(&self, status: &StatusReply, configured: &[EntryKey], prefix: &str) {
         self.uptime.set(status.uptime_seconds);
+        if let Some(replica) = &status.replica {
+            for role in ["leader", "follower", "standalone"] {
+                self.replica_role.get_or_create(&RoleLabels { role }).set(i64::from(replica.role == role));
+            }
+        }
         self.redis_up.set(i64::from(status.redis.connected));
         for (service, state) in [
             ("horde", status.fetcher.horde_circuit),

@@ -297,6 +297,9 @@ fn metrics_parse_and_match_the_status() {
     assert_eq!(get("horde_hydrator_source_circuit_state{service=\"horde\",state=\"open\"}"), 0.0);
     assert_eq!(status["redis"]["connected"], json!(true));
     assert_eq!(get("horde_hydrator_redis_up{}"), 1.0);
+    assert_eq!(status["replica"]["role"], json!("leader"), "{status}");
+    assert_eq!(get("horde_hydrator_replica_role{role=\"leader\"}"), 1.0);
+    assert_eq!(get("horde_hydrator_replica_role{role=\"follower\"}"), 0.0);
     assert_eq!(get("horde_hydrator_redis_outages_total{}"), counters["redis_outages"].as_f64().unwrap());
     assert!(m.contains_key("horde_hydrator_redis_reconnects_total{}"), "{text}");
     assert_eq!(
