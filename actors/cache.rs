@@ -19,7 +19,7 @@ use actix::prelude::*;
 use horde_hydrator::category::Category;
 use horde_hydrator::cycle::{ComputedEntry, EntryJson};
 use horde_hydrator::keys::{EntryKey, EntryKind};
-use horde_hydrator::settings::{redact_url, Settings};
+use horde_hydrator::settings::{CacheSettings, Settings};
 use redis::aio::ConnectionManager;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -176,8 +176,7 @@ pub struct ProbeRedis;
 
 pub struct CacheActor {
     prefix: String,
-    risk_ttl: Duration,
-    stats_ttl: Duration,
+    ttls: CacheSettings,
     stale_ttl: Duration,
     hydration_enabled: bool,
     timeout: Duration,
@@ -202,10 +201,10 @@ pub struct CacheSetupError {
 
 impl CacheActor {
     pub fn new(settings: &Settings, counters: Arc<Counters>) -> Result<Self, CacheSetupError> {
-        let timeout = Duration::from_secs(settings.redis.socket_timeout_seconds);
+        let timeout = settings.redis.socket_timeout;
         let conn = if settings.redis.enabled {
-            let client = redis::Client::open(settings.redis.url.as_str())
-                .map_err(|source| CacheSetupError { url: redact_url(&settings.redis.url), source })?;
+            let client = redis::Client::open(settings.redis.url.expose())
+                .map_err(|source| CacheSetupError { url: settings.redis.url.redacted(), source })?;
             let config = redis::aio::ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(timeout))
                 .set_response_timeout(Some(timeout))
@@ -213,19 +212,18 @@ impl CacheActor {
                 .set_max_delay(Duration::from_secs(5))
                 .set_number_of_retries(2);
             let manager = ConnectionManager::new_lazy_with_config(client, config)
-                .map_err(|source| CacheSetupError { url: redact_url(&settings.redis.url), source })?;
+                .map_err(|source| CacheSetupError { url: settings.redis.url.redacted(), source })?;
             Some(manager)
         } else {
             None
         };
         Ok(CacheActor {
             prefix: settings.redis.key_prefix.clone(),
-            risk_ttl: Duration::from_secs(settings.cache.deletion_risk_ttl_seconds),
-            stats_ttl: Duration::from_secs(settings.cache.statistics_ttl_seconds),
-            stale_ttl: Duration::from_secs(settings.hydration.stale_ttl_seconds),
+            ttls: settings.cache.clone(),
+            stale_ttl: settings.hydration.stale_ttl,
             hydration_enabled: settings.hydration.enabled,
             timeout,
-            redis_url: redact_url(&settings.redis.url),
+            redis_url: settings.redis.url.redacted(),
             state: if conn.is_some() { RedisState::Connecting } else { RedisState::Disabled },
             conn,
             last_ping: None,
@@ -234,13 +232,6 @@ impl CacheActor {
             pending_deletes: BTreeSet::new(),
             counters,
         })
-    }
-
-    fn ttl(&self, kind: EntryKind) -> Duration {
-        match kind {
-            EntryKind::DeletionRisk => self.risk_ttl,
-            EntryKind::Statistics => self.stats_ttl,
-        }
     }
 
     /// Record the outcome of a Redis command: logs the start and the end of an outage once each.
@@ -420,7 +411,7 @@ impl Handler<StoreCategory> for CacheActor {
                     json: e.json.clone(),
                     stored_at: now,
                     stored_unix: now_unix,
-                    ttl: self.ttl(e.key.kind),
+                    ttl: self.ttls.ttl(e.key.kind),
                     models: e.models,
                     at_risk: e.at_risk,
                     critical: e.critical,
@@ -434,7 +425,7 @@ impl Handler<StoreCategory> for CacheActor {
         let mut pipe = redis::pipe();
         pipe.atomic();
         for e in &msg.entries {
-            let ttl = self.ttl(e.key.kind).as_secs();
+            let ttl = self.ttls.ttl(e.key.kind).as_secs();
             pipe.cmd("SETEX").arg(e.key.redis_key(&self.prefix)).arg(ttl).arg(e.json.as_bytes()).ignore();
         }
         let timeout = self.timeout;

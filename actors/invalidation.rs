@@ -25,7 +25,7 @@ use crate::hydrator::{GetHydratorInfo, HydrateAck, HydrateNow, HydratorActor};
 use actix::prelude::*;
 use horde_hydrator::category::Category;
 use horde_hydrator::keys::{admin_channel, admin_reply_channel, invalidate_channel};
-use horde_hydrator::settings::{redact_url, Settings};
+use horde_hydrator::settings::Settings;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -189,8 +189,8 @@ impl InvalidationActor {
         counters: Arc<Counters>,
     ) -> Self {
         let prefix = &settings.redis.key_prefix;
-        let timeout = Duration::from_secs(settings.redis.socket_timeout_seconds);
-        let publisher = redis::Client::open(settings.redis.url.as_str()).ok().and_then(|client| {
+        let timeout = settings.redis.socket_timeout;
+        let publisher = redis::Client::open(settings.redis.url.expose()).ok().and_then(|client| {
             let config = redis::aio::ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(timeout))
                 .set_response_timeout(Some(timeout))
@@ -199,23 +199,20 @@ impl InvalidationActor {
             redis::aio::ConnectionManager::new_lazy_with_config(client, config).ok()
         });
         InvalidationActor {
-            redis_url: settings.redis.url.clone(),
-            redis_url_shown: redact_url(&settings.redis.url),
+            redis_url: settings.redis.url.expose().to_string(),
+            redis_url_shown: settings.redis.url.redacted(),
             socket_timeout: timeout,
             invalidate_channel: invalidate_channel(prefix),
             admin_channel: admin_channel(prefix),
             default_reply: admin_reply_channel(prefix),
             token: settings.admin.required_token().map(str::to_string),
-            configured: settings.categories(),
+            configured: settings.hydration.categories.clone(),
             cache,
             fetcher,
             hydrator,
             counters,
             publisher,
-            debouncer: Debouncer::new(
-                Duration::from_millis(settings.hydration.invalidation_debounce_ms),
-                DEBOUNCE_MAX_WAIT,
-            ),
+            debouncer: Debouncer::new(settings.hydration.invalidation_debounce, DEBOUNCE_MAX_WAIT),
             limiter: LogLimiter::new(Duration::from_secs(10), 5),
             subscribed: false,
             started: Instant::now(),
