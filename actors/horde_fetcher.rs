@@ -202,11 +202,16 @@ impl CircuitBreaker {
         self.trial_in_flight = false;
     }
 
-    /// Returns true when this failure opened (or re-opened) the circuit.
+    /// Returns true when this failure opened (or re-opened) the circuit;
+    /// failures of requests that were in flight while it is open do not
+    /// (so an opening is logged once).
     pub fn record_failure(&mut self, now: Instant) -> bool {
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         let was_trial = self.trial_in_flight;
         self.trial_in_flight = false;
+        if !was_trial && self.state(now) == CircuitState::Open {
+            return false;
+        }
         if was_trial || self.consecutive_failures >= self.threshold {
             self.open_until = Some(now + self.open_for);
             return true;
@@ -531,6 +536,27 @@ async fn fetch_source(state: Rc<RefCell<State>>, id: SourceId) -> Result<(Parsed
     }
 }
 
+/// A connection error in plain words: what failed, and what to do about it
+/// when the likely cause is an offline machine. Other errors pass unchanged.
+fn plain_cause(url: &str, error: &str) -> String {
+    let host = url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+    let lower = error.to_ascii_lowercase();
+    if lower.contains("resolv")
+        || lower.contains("lookup address")
+        || lower.contains("name or service not known")
+    {
+        format!(
+            "cannot resolve {host}: is this machine offline? For an offline run use --config examples/offline.toml"
+        )
+    } else if lower.contains("connection refused") {
+        format!("{host} refused the connection")
+    } else if lower.contains("network is unreachable") || lower.contains("no route to host") {
+        format!("cannot reach {host} (network unreachable): is this machine offline? For an offline run use --config examples/offline.toml")
+    } else {
+        error.to_string()
+    }
+}
+
 fn service_name(s: Service) -> &'static str {
     match s {
         Service::Horde => "the AI Horde API",
@@ -609,7 +635,7 @@ async fn http_get_with_retries(
             Ok(bytes) => return Ok(bytes),
             Err(e) if e.retryable && retry < max_retries => {
                 let delay = retry_delay(retry, e.retry_after, base, cap, rand::random::<f64>());
-                log::info!(
+                log::debug!(
                     "fetcher: GET {url}: {} (retry {} of {max_retries} in {delay:?})",
                     e.message,
                     retry + 1
@@ -642,7 +668,7 @@ async fn http_get_once(
                     e,
                     awc::error::SendRequestError::Connect(_) | awc::error::SendRequestError::Send(_)
                 );
-                AttemptError { message: e.to_string(), retryable, retry_after: None }
+                AttemptError { message: plain_cause(url, &e.to_string()), retryable, retry_after: None }
             })?;
         let status = resp.status();
         if !status.is_success() {
@@ -709,6 +735,9 @@ mod tests {
         assert_eq!(b.state(t0), CircuitState::Closed);
         assert!(b.record_failure(t0), "third failure opens");
         assert_eq!(b.state(t0), CircuitState::Open);
+        // Requests that were in flight fail too: the opening is reported once.
+        assert!(!b.record_failure(t0));
+        assert!(!b.record_failure(t0 + Duration::from_secs(1)));
         assert!(!b.allow(t0 + Duration::from_secs(59)));
         let later = t0 + Duration::from_secs(60);
         assert_eq!(b.state(later), CircuitState::HalfOpen);
@@ -721,6 +750,25 @@ mod tests {
         b.record_success();
         assert_eq!(b.state(much_later), CircuitState::Closed);
         assert!(b.allow(much_later) && b.allow(much_later));
+    }
+
+    #[test]
+    fn connection_errors_in_plain_words() {
+        let e =
+            "Failed to connect to host: Failed resolving hostname: failed to lookup address information: \
+                 Name or service not known";
+        assert_eq!(
+            plain_cause("https://aihorde.net/api/v2/status/models", e),
+            "cannot resolve aihorde.net: is this machine offline? For an offline run use --config examples/offline.toml"
+        );
+        assert_eq!(
+            plain_cause(
+                "http://127.0.0.1:9/x",
+                "Failed to connect to host: Connection refused (os error 111)"
+            ),
+            "127.0.0.1 refused the connection"
+        );
+        assert_eq!(plain_cause("http://h/x", "something else"), "something else");
     }
 
     #[test]

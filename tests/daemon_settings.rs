@@ -10,8 +10,7 @@ use std::time::Duration;
 
 #[test]
 fn environment_overrides_the_file() {
-    let Some(corpus) = common::conformance_dir() else { return };
-    let horde = HordeServer::start(corpus.join("seed1"));
+    let horde = HordeServer::start(common::example_data());
     let redis = RedisServer::start();
     // The file points at a dead Redis and another prefix; the environment fixes both.
     let mut setup = Setup::new(&horde, Some(&format!("redis://127.0.0.1:{}/0", free_port())));
@@ -64,8 +63,7 @@ fn invalid_settings_stop_start_up_naming_the_key() {
 
 #[test]
 fn a_redis_password_never_reaches_the_log() {
-    let Some(corpus) = common::conformance_dir() else { return };
-    let horde = HordeServer::start(corpus.join("seed1"));
+    let horde = HordeServer::start(common::example_data());
     let redis = RedisServer::start(); // no password set: AUTH fails, the daemon complains
     let url = format!("redis://:hunter2-S3CRET@127.0.0.1:{}/0", redis.port());
     let daemon = Daemon::start(&Setup::new(&horde, Some(&url)));
@@ -74,6 +72,43 @@ fn a_redis_password_never_reaches_the_log() {
         daemon.log().to_lowercase().contains("redis").then_some(())
     });
     assert!(!daemon.log().contains("hunter2-S3CRET"), "the Redis password is in the log:\n{}", daemon.log());
+}
+
+/// Every form a Redis URL can carry a secret in (issue 12): the daemon
+/// connects with it, and neither its log nor the `admin status` reply shows it.
+#[test]
+fn no_form_of_a_redis_secret_reaches_the_log_or_status() {
+    let horde = HordeServer::start(common::example_data());
+    type Form<'a> = (&'a [&'a str], &'a dyn Fn(&RedisServer) -> String);
+    let forms: [Form; 4] = [
+        (&["--requirepass", "SECRET"], &|r| format!("redis://:SECRET@127.0.0.1:{}/0", r.port())),
+        // The password in the user slot: redis-rs sends no AUTH, the server needs none.
+        (&[], &|r| format!("redis://SECRET@127.0.0.1:{}/0", r.port())),
+        (&["--requirepass", "SECRET", "--unixsocket", "{dir}/r.sock"], &|r| {
+            format!("redis+unix://{}/r.sock?pass=SECRET", r.dir().display())
+        }),
+        (&["--requirepass", "SECRET", "--unixsocket", "{dir}/r.sock"], &|r| {
+            format!("unix://{}/r.sock?db=0&pass=SECRET", r.dir().display())
+        }),
+    ];
+    for (args, url) in forms {
+        let redis = RedisServer::start_with(args);
+        let url = url(&redis);
+        let daemon = Daemon::start(&Setup::new(&horde, Some(&url)));
+        let status = wait_until(Duration::from_secs(30), "a status reply saying Redis is connected", || {
+            let out = daemon.cli(&["admin", "status"], Duration::from_secs(10));
+            let said = format!("{}{}", out.stdout, out.stderr);
+            (out.status.success() && said.contains("\"connected\": true")).then_some(said)
+        });
+        let log = daemon.log();
+        assert_eq!(log.matches("SECRET").count(), 0, "{url}: the secret is in the log:\n{log}");
+        assert_eq!(
+            status.matches("SECRET").count(),
+            0,
+            "{url}: the secret is in the status reply:\n{status}"
+        );
+        assert!(status.contains("***"), "{url}: the status reply shows no redacted URL:\n{status}");
+    }
 }
 
 #[test]
