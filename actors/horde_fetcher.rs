@@ -586,12 +586,15 @@ async fn parse_off_thread(id: SourceId, raw: Raw) -> Result<(Parsed, usize), Str
             Raw::Bytes(bytes) => bytes,
             Raw::File { path, max_bytes } => read_file(path, max_bytes)?,
         };
+        // A UTF-8 byte order mark is accepted, as the reference does (Python's
+        // json.loads on bytes detects and skips it).
+        let doc = bytes.strip_prefix(b"\xef\xbb\xbf".as_slice()).unwrap_or(&bytes);
         let parsed = match id {
             SourceId::Reference(_) => {
-                records::parse_reference(&bytes).map(Parsed::Reference).map_err(|e| e.to_string())
+                records::parse_reference(doc).map(Parsed::Reference).map_err(|e| e.to_string())
             }
-            SourceId::Status(_) => horde::parse_status(&bytes).map(Parsed::Status).map_err(|e| e.to_string()),
-            SourceId::Stats(_) => horde::parse_stats(&bytes).map(Parsed::Stats).map_err(|e| e.to_string()),
+            SourceId::Status(_) => horde::parse_status(doc).map(Parsed::Status).map_err(|e| e.to_string()),
+            SourceId::Stats(_) => horde::parse_stats(doc).map(Parsed::Stats).map_err(|e| e.to_string()),
         };
         parsed.map(|p| (p, bytes.len()))
     });
@@ -750,6 +753,29 @@ mod tests {
         b.record_success();
         assert_eq!(b.state(much_later), CircuitState::Closed);
         assert!(b.allow(much_later) && b.allow(much_later));
+    }
+
+    /// Every kind of source document may start with a UTF-8 BOM (the
+    /// reference's json.loads on bytes accepts it); a BOM elsewhere is garbage.
+    #[test]
+    fn a_utf8_bom_at_the_start_is_accepted() {
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data");
+        let t = Category::TextGeneration;
+        actix_rt::System::new().block_on(async move {
+            for (id, file) in [
+                (SourceId::Reference(t), "model_reference/text_generation.json"),
+                (SourceId::Status(t), "horde/status_models_text.json"),
+                (SourceId::Stats(t), "horde/stats_text_models.json"),
+            ] {
+                let plain = std::fs::read(format!("{data}/{file}")).unwrap();
+                let mut with_bom = b"\xef\xbb\xbf".to_vec();
+                with_bom.extend_from_slice(&plain);
+                assert!(parse_off_thread(id, Raw::Bytes(with_bom)).await.is_ok(), "{file} with a BOM");
+                let mut doubled = b"\xef\xbb\xbf\xef\xbb\xbf".to_vec();
+                doubled.extend_from_slice(&plain);
+                assert!(parse_off_thread(id, Raw::Bytes(doubled)).await.is_err(), "{file} with two BOMs");
+            }
+        });
     }
 
     #[test]
