@@ -111,6 +111,78 @@ fn no_form_of_a_redis_secret_reaches_the_log_or_status() {
     }
 }
 
+/// Every settings case of issue 12: the message names the file position or
+/// the environment variable, and `check-config` exits 2.
+#[test]
+fn settings_errors_name_the_file_position_or_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    let shown = config.display().to_string();
+    let seconds = "must be a whole number of seconds ≥ 1";
+    let cases: &[(&str, &[(&str, &str)], String)] = &[
+        (
+            "",
+            &[("HORDE_HYDRATOR__HYDRATION__INTERVAL_SECONDS", "abc")],
+            format!("(environment variable HORDE_HYDRATOR__HYDRATION__INTERVAL_SECONDS): {seconds} (got \"abc\")"),
+        ),
+        (
+            "",
+            &[("HORDE_HYDRATOR__HYDRATION__INTERVAL_SECOND", "60")],
+            "environment variable HORDE_HYDRATOR__HYDRATION__INTERVAL_SECOND: not a setting of horde-hydrator; \
+             did you mean HORDE_HYDRATOR__HYDRATION__INTERVAL_SECONDS?"
+                .to_string(),
+        ),
+        ("[hydration]\ninterval_seconds = -5\n", &[], format!("({shown} line 2, column 20): {seconds} (got -5)")),
+        ("[hydration]\ninterval_seconds = 0\n", &[], format!("({shown} line 2, column 20): {seconds} (got 0)")),
+        ("[cache]\nstatistics_ttl_seconds = 0.4\n", &[], format!("({shown} line 2, column 26): {seconds} (got 0.4)")),
+        ("[cache]\nstatistics_ttl_seconds = 1.5\n", &[], format!("({shown} line 2, column 26): {seconds} (got 1.5)")),
+        (
+            "[cache]\nstatistics_ttl_seconds = \"300\"\n",
+            &[],
+            format!("({shown} line 2, column 26): {seconds} (got \"300\")"),
+        ),
+        (
+            "[hydration]\ninterval_seconds = 1e9999\n",
+            &[],
+            format!("{shown} line 2, column 20: not valid TOML: floating-point number overflowed (in `interval_seconds = 1e9999`)"),
+        ),
+        ("[horde]\ntimeout_secnds = 5\n", &[], "did you mean horde.timeout_seconds?".to_string()),
+    ];
+    for (toml, env, want) in cases {
+        std::fs::write(&config, toml).unwrap();
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let out = run_cli(&config, &env, &["check-config"], Duration::from_secs(15));
+        assert_eq!(out.status.code(), Some(2), "{toml:?} {env:?}: {out:?}");
+        assert!(out.stderr.contains(want.as_str()), "{toml:?} {env:?}: wanted {want:?} in:\n{}", out.stderr);
+    }
+}
+
+/// `check-config` prints every value in effect, where it came from, secrets redacted.
+#[test]
+fn check_config_shows_values_and_their_origins() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[redis]\nurl = \"redis://:SECRET@127.0.0.1:1/0\"\n[admin]\ntoken = \"SECRET\"\n",
+    )
+    .unwrap();
+    let env = vec![("HORDE_HYDRATOR__HYDRATION__INTERVAL_SECONDS".to_string(), "90".to_string())];
+    let out = run_cli(&config, &env, &["check-config"], Duration::from_secs(15));
+    assert!(out.status.success(), "{out:?}");
+    let shown = config.display().to_string();
+    for want in [
+        "interval_seconds = 90  # environment variable HORDE_HYDRATOR__HYDRATION__INTERVAL_SECONDS"
+            .to_string(),
+        format!("url = \"redis://:***@127.0.0.1:1/0\"  # {shown} line 2, column 7"),
+        format!("token = \"<redacted>\"  # {shown} line 4, column 9"),
+        "stale_ttl_seconds = 3600  # default".to_string(),
+    ] {
+        assert!(out.stdout.contains(&want), "{want:?} not in:\n{}", out.stdout);
+    }
+    assert_eq!(format!("{}{}", out.stdout, out.stderr).matches("SECRET").count(), 0, "{out:?}");
+}
+
 #[test]
 fn help_everywhere() {
     let dir = tempfile::tempdir().unwrap();
