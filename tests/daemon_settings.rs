@@ -119,7 +119,8 @@ fn settings_errors_name_the_file_position_or_the_variable() {
     let config = dir.path().join("c.toml");
     let shown = config.display().to_string();
     let seconds = "must be a whole number of seconds ≥ 1";
-    let cases: &[(&str, &[(&str, &str)], String)] = &[
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], String);
+    let cases: &[Case] = &[
         (
             "",
             &[("HORDE_HYDRATOR__HYDRATION__INTERVAL_SECONDS", "abc")],
