@@ -25,7 +25,7 @@ use horde_hydrator::category::Category;
 use horde_hydrator::cycle::CategoryInputs;
 use horde_hydrator::horde::{self, HordeModelStats, HordeModelStatus};
 use horde_hydrator::records::{self, ParsedReference};
-use horde_hydrator::settings::{Settings, Source};
+use horde_hydrator::settings::{LimitsSettings, Settings, Source};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
@@ -323,6 +323,7 @@ struct State {
     retry_base: Duration,
     retry_cap: Duration,
     max_bytes: usize,
+    limits: LimitsSettings,
     breakers: HashMap<Service, CircuitBreaker>,
     last_good: HashMap<Category, LastGood>,
     counters: Arc<Counters>,
@@ -358,6 +359,7 @@ impl HordeFetcherActor {
             horde_timeout: h.timeout,
             reference_timeout: settings.model_reference.timeout,
             client_agent: format!("horde-hydrator:{}:{}", env!("CARGO_PKG_VERSION"), h.client_agent),
+            limits: settings.limits.clone(),
             max_retries: h.max_retries,
             retry_base: h.retry_base_delay,
             retry_cap: h.retry_max_delay,
@@ -505,7 +507,10 @@ async fn fetch_source(state: Rc<RefCell<State>>, id: SourceId) -> Result<(Parsed
         }
     };
     let outcome = match raw {
-        Ok(raw) => parse_off_thread(id, raw).await,
+        Ok(raw) => {
+            let limits = state.borrow().limits.clone();
+            parse_off_thread(id, raw, limits).await
+        }
         Err(e) => Err(e),
     };
     // The breaker judges the whole fetch, parse included: garbage counts.
@@ -580,7 +585,7 @@ enum Raw {
 
 /// Read (snapshot files) and parse on a blocking thread: a large reference
 /// must not stall the actors. Answers the value and the size of its bytes.
-async fn parse_off_thread(id: SourceId, raw: Raw) -> Result<(Parsed, usize), String> {
+async fn parse_off_thread(id: SourceId, raw: Raw, limits: LimitsSettings) -> Result<(Parsed, usize), String> {
     let job = tokio::task::spawn_blocking(move || -> Result<(Parsed, usize), String> {
         let bytes = match raw {
             Raw::Bytes(bytes) => bytes,
@@ -596,12 +601,34 @@ async fn parse_off_thread(id: SourceId, raw: Raw) -> Result<(Parsed, usize), Str
             SourceId::Status(_) => horde::parse_status(doc).map(Parsed::Status).map_err(|e| e.to_string()),
             SourceId::Stats(_) => horde::parse_stats(doc).map(Parsed::Stats).map_err(|e| e.to_string()),
         };
-        parsed.map(|p| (p, bytes.len()))
+        let parsed = parsed?;
+        within_limits(id, &parsed, &limits)?;
+        Ok((parsed, bytes.len()))
     });
     match job.await {
         Ok(r) => r,
         Err(e) => Err(format!("parser crashed: {e}")),
     }
+}
+
+/// More work than the limits allow is a failed source (the category keeps
+/// its entries): the error names the limit and its setting.
+fn within_limits(id: SourceId, parsed: &Parsed, limits: &LimitsSettings) -> Result<(), String> {
+    let (n, what, max, setting) = match parsed {
+        Parsed::Reference(r) => {
+            (r.records().len(), "models", limits.max_models_per_category, "limits.max_models_per_category")
+        }
+        Parsed::Status(s) => {
+            (s.len(), "status entries", limits.max_horde_entries, "limits.max_horde_entries")
+        }
+        Parsed::Stats(s) => {
+            (s.name_count(), "model names", limits.max_horde_entries, "limits.max_horde_entries")
+        }
+    };
+    if n > max {
+        return Err(format!("{id} has {n} {what}, more than the limit of {max} (setting {setting})"));
+    }
+    Ok(())
 }
 
 /// Why one HTTP attempt failed, and whether another attempt may help.
@@ -770,10 +797,40 @@ mod tests {
                 let plain = std::fs::read(format!("{data}/{file}")).unwrap();
                 let mut with_bom = b"\xef\xbb\xbf".to_vec();
                 with_bom.extend_from_slice(&plain);
-                assert!(parse_off_thread(id, Raw::Bytes(with_bom)).await.is_ok(), "{file} with a BOM");
+                let limits = Settings::default().limits;
+                assert!(
+                    parse_off_thread(id, Raw::Bytes(with_bom), limits.clone()).await.is_ok(),
+                    "{file} with a BOM"
+                );
                 let mut doubled = b"\xef\xbb\xbf\xef\xbb\xbf".to_vec();
                 doubled.extend_from_slice(&plain);
-                assert!(parse_off_thread(id, Raw::Bytes(doubled)).await.is_err(), "{file} with two BOMs");
+                assert!(
+                    parse_off_thread(id, Raw::Bytes(doubled), limits).await.is_err(),
+                    "{file} with two BOMs"
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn horde_documents_over_the_entry_limit_fail_naming_the_setting() {
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data");
+        let t = Category::TextGeneration;
+        actix_rt::System::new().block_on(async move {
+            let limits = LimitsSettings { max_models_per_category: 1, max_horde_entries: 1 };
+            for (id, file) in [
+                (SourceId::Reference(t), "model_reference/text_generation.json"),
+                (SourceId::Status(t), "horde/status_models_text.json"),
+                (SourceId::Stats(t), "horde/stats_text_models.json"),
+            ] {
+                let bytes = std::fs::read(format!("{data}/{file}")).unwrap();
+                let e = parse_off_thread(id, Raw::Bytes(bytes), limits.clone()).await.err().unwrap();
+                let setting = if file.starts_with("horde") {
+                    "limits.max_horde_entries"
+                } else {
+                    "limits.max_models_per_category"
+                };
+                assert!(e.contains(&format!("more than the limit of 1 (setting {setting})")), "{e}");
             }
         });
     }

@@ -209,6 +209,9 @@ pub fn unix_now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// The largest value Redis accepts (its `proto-max-bulk-len`, 512 MiB).
+pub const MAX_REDIS_VALUE_BYTES: usize = 512 * 1024 * 1024;
+
 /// Run one cycle over `categories` (concurrently) and report it.
 pub async fn run_cycle(deps: CycleDeps, categories: Vec<Category>) -> CycleReport {
     let started = Instant::now();
@@ -282,6 +285,17 @@ async fn hydrate_category(deps: CycleDeps, category: Category, computed_at: i64)
             "the analytics produced {} of the {} entries; nothing written",
             got.len(),
             expected.len()
+        ));
+        return report;
+    }
+    // Redis refuses a value over 512 MiB: never send one (the category keeps
+    // its entries, as for any failure).
+    if let Some(e) = entries.iter().find(|e| e.json.len() > MAX_REDIS_VALUE_BYTES) {
+        report.outcome = CategoryOutcome::Failed(format!(
+            "entry {} is {} bytes, more than Redis accepts ({MAX_REDIS_VALUE_BYTES}); nothing written \
+             (lower limits.max_models_per_category)",
+            e.key,
+            e.json.len()
         ));
         return report;
     }
