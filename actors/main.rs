@@ -22,6 +22,7 @@ mod counters;
 mod horde_fetcher;
 mod hydrator;
 mod invalidation;
+mod redis_link;
 mod risk_compute;
 
 use actix::prelude::*;
@@ -199,7 +200,11 @@ async fn once(settings: Settings, dump: Option<&Path>) -> i32 {
         }
     }
     let report = hydrator::run_cycle(parts.deps.clone(), settings.hydration.categories.clone()).await;
-    log::info!("{}", report.log_line());
+    if report.outcome() == "ok" {
+        log::info!("{}", report.log_line());
+    } else {
+        log::warn!("{}", report.log_line());
+    }
     print_table(&report, &settings);
 
     let mut problems = problems_of(&report);

@@ -120,6 +120,7 @@ pub struct RawRedis {
     pub url: String,
     pub key_prefix: String,
     pub socket_timeout_seconds: Number,
+    pub health_check_seconds: Number,
 }
 
 impl Default for RawRedis {
@@ -129,6 +130,7 @@ impl Default for RawRedis {
             url: "redis://localhost:6379/0".to_string(),
             key_prefix: "horde:model_ref".to_string(),
             socket_timeout_seconds: Number::Int(5),
+            health_check_seconds: Number::Int(5),
         }
     }
 }
@@ -305,6 +307,9 @@ pub struct RedisSettings {
     pub key_prefix: String,
     /// Connect and command timeout.
     pub socket_timeout: Duration,
+    /// Both Redis connections (commands, subscriber) send a PING this often;
+    /// no answer within `socket_timeout` replaces the connection.
+    pub health_check: Duration,
 }
 
 /// `[horde]`.
@@ -829,6 +834,7 @@ impl Settings {
             url: RedisUrl::new(r.url.clone()),
             key_prefix: r.key_prefix.clone(),
             socket_timeout: v.seconds("redis.socket_timeout_seconds", &r.socket_timeout_seconds, 1)?,
+            health_check: v.seconds("redis.health_check_seconds", &r.health_check_seconds, 1)?,
         };
         let hs = &raw.horde;
         if hs.client_agent.is_empty() || hs.client_agent.chars().any(char::is_control) {
