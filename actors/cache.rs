@@ -53,7 +53,7 @@ use horde_hydrator::category::Category;
 use horde_hydrator::cycle::{ComputedEntry, EntryJson};
 use horde_hydrator::keys::{EntryKey, EntryKind};
 use horde_hydrator::leader::{connection_name, Role};
-use horde_hydrator::settings::{redact_url, Settings};
+use horde_hydrator::settings::{CacheSettings, Settings};
 use redis::aio::MultiplexedConnection;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -375,8 +375,7 @@ const REFUSED_RETRY_MAX: Duration = Duration::from_secs(8);
 
 pub struct CacheActor {
     prefix: String,
-    risk_ttl: Duration,
-    stats_ttl: Duration,
+    ttls: CacheSettings,
     stale_ttl: Duration,
     hydration_enabled: bool,
     /// `hydration.interval_seconds`: the keeper bridges a late cycle only
@@ -456,23 +455,22 @@ enum WriteBackStep {
 
 impl CacheActor {
     pub fn new(settings: &Settings, metrics: Arc<Metrics>) -> Result<Self, CacheSetupError> {
-        let timeout = Duration::from_secs(settings.redis.socket_timeout_seconds);
+        let timeout = settings.redis.socket_timeout;
         let link = if settings.redis.enabled {
-            let link = CommandLink::open(settings.redis.url.as_str(), timeout)
-                .map_err(|source| CacheSetupError { url: redact_url(&settings.redis.url), source })?;
+            let link = CommandLink::open(settings.redis.url.expose(), timeout)
+                .map_err(|source| CacheSetupError { url: settings.redis.url.redacted(), source })?;
             Some(link.named(connection_name(&settings.leader.instance_id, "cache")))
         } else {
             None
         };
         Ok(CacheActor {
             prefix: settings.redis.key_prefix.clone(),
-            risk_ttl: Duration::from_secs(settings.cache.deletion_risk_ttl_seconds),
-            stats_ttl: Duration::from_secs(settings.cache.statistics_ttl_seconds),
-            stale_ttl: Duration::from_secs(settings.hydration.stale_ttl_seconds),
+            ttls: settings.cache.clone(),
+            stale_ttl: settings.hydration.stale_ttl,
             hydration_enabled: settings.hydration.enabled,
-            interval: Duration::from_secs(settings.hydration.interval_seconds),
-            redis_url: redact_url(&settings.redis.url),
-            health_every: Duration::from_secs(settings.redis.health_check_seconds),
+            interval: settings.hydration.interval,
+            redis_url: settings.redis.url.redacted(),
+            health_every: settings.redis.health_check,
             link,
             outage_since: None,
             last_ping: Instant::now(),
@@ -490,13 +488,6 @@ impl CacheActor {
             fence: if settings.leader.active(&settings.redis) { Fence::Follower } else { Fence::Unfenced },
             guards: BTreeMap::new(),
         })
-    }
-
-    fn ttl(&self, kind: EntryKind) -> Duration {
-        match kind {
-            EntryKind::DeletionRisk => self.risk_ttl,
-            EntryKind::Statistics => self.stats_ttl,
-        }
     }
 
     fn state(&self) -> RedisState {
@@ -1133,7 +1124,7 @@ impl Handler<StoreCategory> for CacheActor {
                     },
                     redis_until: None,
                     stale_since: None,
-                    ttl: self.ttl(e.key.kind),
+                    ttl: self.ttls.ttl(e.key.kind),
                     models: e.models,
                     at_risk: e.at_risk,
                     critical: e.critical,
@@ -1156,7 +1147,7 @@ impl Handler<StoreCategory> for CacheActor {
         let owned: Vec<(String, u64, EntryJson)> = msg
             .entries
             .iter()
-            .map(|e| (e.key.redis_key(&self.prefix), self.ttl(e.key.kind).as_secs(), e.json.clone()))
+            .map(|e| (e.key.redis_key(&self.prefix), self.ttls.ttl(e.key.kind).as_secs(), e.json.clone()))
             .collect();
         let fence_keys = self.fence_keys.clone();
         let started_ms = msg.started_ms;

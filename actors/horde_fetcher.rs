@@ -30,7 +30,7 @@ use horde_hydrator::cycle::CategoryInputs;
 use horde_hydrator::input::horde::{self, HordeModelStats, HordeModelStatus};
 use horde_hydrator::input::reference::{self, ParsedReference};
 use horde_hydrator::input::source::{Service, SourceId};
-use horde_hydrator::settings::Settings;
+use horde_hydrator::settings::{LimitsSettings, Settings, Source};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -39,25 +39,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------- sources
-
-/// Where a service's data lives.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Location {
-    /// Base URL without a trailing slash.
-    Http(String),
-    /// A snapshot directory.
-    Dir(PathBuf),
-}
-
-impl Location {
-    /// From a validated settings URL (`file://` paths are absolute by now).
-    pub fn from_url(url: &str) -> Location {
-        match url.strip_prefix("file://") {
-            Some(path) => Location::Dir(PathBuf::from(path)),
-            None => Location::Http(url.trim_end_matches('/').to_string()),
-        }
-    }
-}
 
 // ---------------------------------------------------------------- retry policy
 
@@ -169,11 +150,16 @@ impl CircuitBreaker {
         self.trial_in_flight = false;
     }
 
-    /// Returns true when this failure opened (or re-opened) the circuit.
+    /// Returns true when this failure opened (or re-opened) the circuit;
+    /// failures of requests that were in flight while it is open do not
+    /// (so an opening is logged once).
     pub fn record_failure(&mut self, now: Instant) -> bool {
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         let was_trial = self.trial_in_flight;
         self.trial_in_flight = false;
+        if !was_trial && self.state(now) == CircuitState::Open {
+            return false;
+        }
         if was_trial || self.consecutive_failures >= self.threshold {
             self.open_until = Some(now + self.open_for);
             return true;
@@ -309,8 +295,8 @@ struct State {
     client: std::cell::OnceCell<awc::Client>,
     /// The client's timeout for a whole request, and for connecting.
     client_timeouts: (Duration, Duration),
-    horde: Location,
-    model_reference: Location,
+    horde: Source,
+    model_reference: Source,
     horde_timeout: Duration,
     reference_timeout: Duration,
     client_agent: String,
@@ -318,6 +304,7 @@ struct State {
     retry_base: Duration,
     retry_cap: Duration,
     max_bytes: usize,
+    limits: LimitsSettings,
     breakers: HashMap<Service, CircuitBreaker>,
     last_good: HashMap<Category, LastGood>,
     /// Bumped by each [`DropReference`]: a fetch that began before one does
@@ -347,22 +334,19 @@ impl HordeFetcherActor {
     /// Must be created on the thread (arbiter) it runs on: awc's client is not `Send`.
     pub fn new(settings: &Settings, metrics: Arc<Metrics>) -> Self {
         let h = &settings.horde;
-        let breaker =
-            CircuitBreaker::new(h.circuit_failure_threshold, Duration::from_secs(h.circuit_open_seconds));
+        let breaker = CircuitBreaker::new(h.circuit_failure_threshold, h.circuit_open);
         let state = State {
             client: std::cell::OnceCell::new(),
-            client_timeouts: (
-                Duration::from_secs(h.timeout_seconds),
-                Duration::from_secs(h.timeout_seconds.min(10)),
-            ),
-            horde: Location::from_url(&h.api_url),
-            model_reference: Location::from_url(&settings.model_reference.url),
-            horde_timeout: Duration::from_secs(h.timeout_seconds),
-            reference_timeout: Duration::from_secs(settings.model_reference.timeout_seconds),
+            client_timeouts: (h.timeout, h.timeout.min(Duration::from_secs(10))),
+            horde: h.api.clone(),
+            model_reference: settings.model_reference.source.clone(),
+            horde_timeout: h.timeout,
+            reference_timeout: settings.model_reference.timeout,
             client_agent: format!("horde-hydrator:{}:{}", env!("CARGO_PKG_VERSION"), h.client_agent),
+            limits: settings.limits.clone(),
             max_retries: h.max_retries,
-            retry_base: Duration::from_millis(h.retry_base_delay_ms),
-            retry_cap: Duration::from_secs(h.retry_max_delay_seconds),
+            retry_base: h.retry_base_delay,
+            retry_cap: h.retry_max_delay,
             max_bytes: usize::try_from(h.max_response_bytes).unwrap_or(usize::MAX),
             breakers: HashMap::from([(Service::Horde, breaker.clone()), (Service::ModelReference, breaker)]),
             last_good: HashMap::new(),
@@ -506,25 +490,34 @@ async fn fetch_source(state: Rc<RefCell<State>>, id: SourceId) -> Result<(Parsed
         };
         (loc, st.metrics.clone())
     };
-    let is_http = matches!(location, Location::Http(_));
+    let is_http = matches!(location, Source::Http(_));
     let raw = match location {
         // Read on the blocking thread too: the six files of a cycle are then
         // read in parallel, not one after the other on the actors' thread.
-        Location::Dir(dir) => {
+        Source::Dir(dir) => {
             Ok(Raw::File { path: dir.join(id.file_name()), max_bytes: state.borrow().max_bytes })
         }
-        Location::Http(base) => {
+        Source::Http(base) => {
             let allowed =
                 state.borrow_mut().breakers.get_mut(&service).is_none_or(|b| b.allow(Instant::now()));
             if !allowed {
                 metrics.fetch_failed(id.to_string(), FetchFailureKind::CircuitOpen);
                 return Err(format!("circuit open for {}", service_name(service)));
             }
-            http_get_with_retries(&state, &format!("{base}{}", id.http_path()), service).await.map(Raw::Bytes)
+            http_get_with_retries(
+                &state,
+                &format!("{}{}", base.as_str().trim_end_matches('/'), id.http_path()),
+                service,
+            )
+            .await
+            .map(Raw::Bytes)
         }
     };
     let outcome = match raw {
-        Ok(raw) => parse_off_thread(id, raw).await,
+        Ok(raw) => {
+            let limits = state.borrow().limits.clone();
+            parse_off_thread(id, raw, limits).await
+        }
         Err(e) => Err(e),
     };
     // The breaker judges the whole fetch, parse included: garbage counts.
@@ -555,6 +548,27 @@ async fn fetch_source(state: Rc<RefCell<State>>, id: SourceId) -> Result<(Parsed
             log::warn!("fetcher: {id} failed: {e}");
             Err(e)
         }
+    }
+}
+
+/// A connection error in plain words: what failed, and what to do about it
+/// when the likely cause is an offline machine. Other errors pass unchanged.
+fn plain_cause(url: &str, error: &str) -> String {
+    let host = url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+    let lower = error.to_ascii_lowercase();
+    if lower.contains("resolv")
+        || lower.contains("lookup address")
+        || lower.contains("name or service not known")
+    {
+        format!(
+            "cannot resolve {host}: is this machine offline? For an offline run use --config examples/offline.toml"
+        )
+    } else if lower.contains("connection refused") {
+        format!("{host} refused the connection")
+    } else if lower.contains("network is unreachable") || lower.contains("no route to host") {
+        format!("cannot reach {host} (network unreachable): is this machine offline? For an offline run use --config examples/offline.toml")
+    } else {
+        error.to_string()
     }
 }
 
@@ -589,25 +603,54 @@ enum Raw {
 
 /// Read (snapshot files) and parse on a blocking thread: a large reference
 /// must not stall the actors. Answers the value and the size of its bytes.
-async fn parse_off_thread(id: SourceId, raw: Raw) -> Result<(Parsed, usize), Failure> {
+async fn parse_off_thread(
+    id: SourceId,
+    raw: Raw,
+    limits: LimitsSettings,
+) -> Result<(Parsed, usize), Failure> {
     let job = tokio::task::spawn_blocking(move || -> Result<(Parsed, usize), Failure> {
         let bytes = match raw {
             Raw::Bytes(bytes) => bytes,
             Raw::File { path, max_bytes } => read_file(path, max_bytes)?,
         };
+        // A UTF-8 byte order mark is accepted, as the reference does (Python's
+        // json.loads on bytes detects and skips it).
+        let doc = bytes.strip_prefix(b"\xef\xbb\xbf".as_slice()).unwrap_or(&bytes);
         let parsed = match id {
             SourceId::Reference(_) => {
-                reference::parse_reference(&bytes).map(Parsed::Reference).map_err(|e| e.to_string())
+                reference::parse_reference(doc).map(Parsed::Reference).map_err(|e| e.to_string())
             }
-            SourceId::Status(_) => horde::parse_status(&bytes).map(Parsed::Status).map_err(|e| e.to_string()),
-            SourceId::Stats(_) => horde::parse_stats(&bytes).map(Parsed::Stats).map_err(|e| e.to_string()),
+            SourceId::Status(_) => horde::parse_status(doc).map(Parsed::Status).map_err(|e| e.to_string()),
+            SourceId::Stats(_) => horde::parse_stats(doc).map(Parsed::Stats).map_err(|e| e.to_string()),
         };
-        parsed.map(|p| (p, bytes.len())).map_err(|e| (FetchFailureKind::Parse, e))
+        let parsed = parsed.map_err(|e| (FetchFailureKind::Parse, e))?;
+        within_limits(id, &parsed, &limits).map_err(|e| (FetchFailureKind::OverLimit, e))?;
+        Ok((parsed, bytes.len()))
     });
     match job.await {
         Ok(r) => r,
         Err(e) => Err((FetchFailureKind::Parse, format!("parser crashed: {e}"))),
     }
+}
+
+/// More work than the limits allow is a failed source (the category keeps
+/// its entries): the error names the limit and its setting.
+fn within_limits(id: SourceId, parsed: &Parsed, limits: &LimitsSettings) -> Result<(), String> {
+    let (n, what, max, setting) = match parsed {
+        Parsed::Reference(r) => {
+            (r.records().len(), "models", limits.max_models_per_category, "limits.max_models_per_category")
+        }
+        Parsed::Status(s) => {
+            (s.len(), "status entries", limits.max_horde_entries, "limits.max_horde_entries")
+        }
+        Parsed::Stats(s) => {
+            (s.name_count(), "model names", limits.max_horde_entries, "limits.max_horde_entries")
+        }
+    };
+    if n > max {
+        return Err(format!("{id} has {n} {what}, more than the limit of {max} (setting {setting})"));
+    }
+    Ok(())
 }
 
 /// Why one HTTP attempt failed, and whether another attempt may help.
@@ -645,7 +688,7 @@ async fn http_get_with_retries(
             Ok(bytes) => return Ok(bytes),
             Err(e) if e.retryable && retry < max_retries => {
                 let delay = retry_delay(retry, e.retry_after, base, cap, rand::random::<f64>());
-                log::info!(
+                log::debug!(
                     "fetcher: GET {url}: {} (retry {} of {max_retries} in {delay:?})",
                     e.message,
                     retry + 1
@@ -682,7 +725,7 @@ async fn http_get_once(
                     awc::error::SendRequestError::Timeout => FetchFailureKind::Timeout,
                     _ => FetchFailureKind::Connect,
                 };
-                AttemptError { kind, message: e.to_string(), retryable, retry_after: None }
+                AttemptError { kind, message: plain_cause(url, &e.to_string()), retryable, retry_after: None }
             })?;
         let status = resp.status();
         if !status.is_success() {
@@ -741,8 +784,8 @@ mod tests {
     fn a_fetch_under_way_during_an_invalidation_does_not_restore_the_dropped_reference() {
         let dir = example_copy();
         let mut settings = Settings::default();
-        settings.horde.api_url = format!("file://{}/horde", dir.path().display());
-        settings.model_reference.url = format!("file://{}/model_reference", dir.path().display());
+        settings.horde.api = Source::Dir(dir.path().join("horde"));
+        settings.model_reference.source = Source::Dir(dir.path().join("model_reference"));
         let reference = dir.path().join("model_reference/text_generation.json");
         let text = Category::TextGeneration;
         actix_rt::System::new().block_on(async move {
@@ -774,8 +817,8 @@ mod tests {
     fn only_the_horde_failing_still_hands_over_the_fresh_reference() {
         let dir = example_copy();
         let mut settings = Settings::default();
-        settings.horde.api_url = format!("file://{}/no-such-horde", dir.path().display());
-        settings.model_reference.url = format!("file://{}/model_reference", dir.path().display());
+        settings.horde.api = Source::Dir(dir.path().join("no-such-horde"));
+        settings.model_reference.source = Source::Dir(dir.path().join("model_reference"));
         actix_rt::System::new().block_on(async move {
             let fetcher = HordeFetcherActor::new(&settings, Arc::new(Metrics::new())).start();
             let err = fetcher.send(FetchCategory(Category::ImageGeneration)).await.unwrap().unwrap_err();
@@ -819,6 +862,9 @@ mod tests {
         assert_eq!(b.state(t0), CircuitState::Closed);
         assert!(b.record_failure(t0), "third failure opens");
         assert_eq!(b.state(t0), CircuitState::Open);
+        // Requests that were in flight fail too: the opening is reported once.
+        assert!(!b.record_failure(t0));
+        assert!(!b.record_failure(t0 + Duration::from_secs(1)));
         assert!(!b.allow(t0 + Duration::from_secs(59)));
         let later = t0 + Duration::from_secs(60);
         assert_eq!(b.state(later), CircuitState::HalfOpen);
@@ -831,6 +877,79 @@ mod tests {
         b.record_success();
         assert_eq!(b.state(much_later), CircuitState::Closed);
         assert!(b.allow(much_later) && b.allow(much_later));
+    }
+
+    /// Every kind of source document may start with a UTF-8 BOM (the
+    /// reference's json.loads on bytes accepts it); a BOM elsewhere is garbage.
+    #[test]
+    fn a_utf8_bom_at_the_start_is_accepted() {
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data");
+        let t = Category::TextGeneration;
+        actix_rt::System::new().block_on(async move {
+            for (id, file) in [
+                (SourceId::Reference(t), "model_reference/text_generation.json"),
+                (SourceId::Status(t), "horde/status_models_text.json"),
+                (SourceId::Stats(t), "horde/stats_text_models.json"),
+            ] {
+                let plain = std::fs::read(format!("{data}/{file}")).unwrap();
+                let mut with_bom = b"\xef\xbb\xbf".to_vec();
+                with_bom.extend_from_slice(&plain);
+                let limits = Settings::default().limits;
+                assert!(
+                    parse_off_thread(id, Raw::Bytes(with_bom), limits.clone()).await.is_ok(),
+                    "{file} with a BOM"
+                );
+                let mut doubled = b"\xef\xbb\xbf\xef\xbb\xbf".to_vec();
+                doubled.extend_from_slice(&plain);
+                assert!(
+                    parse_off_thread(id, Raw::Bytes(doubled), limits).await.is_err(),
+                    "{file} with two BOMs"
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn horde_documents_over_the_entry_limit_fail_naming_the_setting() {
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data");
+        let t = Category::TextGeneration;
+        actix_rt::System::new().block_on(async move {
+            let limits = LimitsSettings { max_models_per_category: 1, max_horde_entries: 1 };
+            for (id, file) in [
+                (SourceId::Reference(t), "model_reference/text_generation.json"),
+                (SourceId::Status(t), "horde/status_models_text.json"),
+                (SourceId::Stats(t), "horde/stats_text_models.json"),
+            ] {
+                let bytes = std::fs::read(format!("{data}/{file}")).unwrap();
+                let e = parse_off_thread(id, Raw::Bytes(bytes), limits.clone()).await.err().unwrap();
+                let setting = if file.starts_with("horde") {
+                    "limits.max_horde_entries"
+                } else {
+                    "limits.max_models_per_category"
+                };
+                assert_eq!(e.0, FetchFailureKind::OverLimit, "{e:?}");
+                assert!(e.1.contains(&format!("more than the limit of 1 (setting {setting})")), "{e:?}");
+            }
+        });
+    }
+
+    #[test]
+    fn connection_errors_in_plain_words() {
+        let e =
+            "Failed to connect to host: Failed resolving hostname: failed to lookup address information: \
+                 Name or service not known";
+        assert_eq!(
+            plain_cause("https://aihorde.net/api/v2/status/models", e),
+            "cannot resolve aihorde.net: is this machine offline? For an offline run use --config examples/offline.toml"
+        );
+        assert_eq!(
+            plain_cause(
+                "http://127.0.0.1:9/x",
+                "Failed to connect to host: Connection refused (os error 111)"
+            ),
+            "127.0.0.1 refused the connection"
+        );
+        assert_eq!(plain_cause("http://h/x", "something else"), "something else");
     }
 
     #[test]
@@ -854,10 +973,5 @@ mod tests {
         assert_eq!(SourceId::Status(t).http_path(), "/v2/status/models?type=text&model_state=known");
         assert_eq!(SourceId::Stats(i).http_path(), "/v2/stats/img/models?model_state=known");
         assert_eq!(SourceId::Reference(i).http_path(), "/model_references/v2/image_generation");
-        assert_eq!(
-            Location::from_url("https://aihorde.net/api/"),
-            Location::Http("https://aihorde.net/api".into())
-        );
-        assert_eq!(Location::from_url("file:///srv/x"), Location::Dir(PathBuf::from("/srv/x")));
     }
 }

@@ -64,7 +64,7 @@ const SHUTDOWN_TIMEOUT_SECONDS: u64 = 1;
 
 /// Start the server on `http.bind`; an error names the address and says what to do.
 pub fn start(state: AppState) -> Result<HttpHandle, String> {
-    let addr = state.settings.http.bind_addr().map_err(|e| e.to_string())?;
+    let addr = state.settings.http.bind;
     let data = web::Data::new(state);
     let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(app_routes))
         .workers(1)
@@ -169,7 +169,7 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         Err(response) => return response,
     };
     let configured: Vec<EntryKey> =
-        state.settings.categories().into_iter().flat_map(EntryKey::for_category).collect();
+        state.settings.hydration.categories.iter().copied().flat_map(EntryKey::for_category).collect();
     state.metrics.observe_status(&status, &configured, &state.settings.redis.key_prefix);
     match state.metrics.encode() {
         Ok(text) => HttpResponse::Ok().content_type(crate::metrics::CONTENT_TYPE).body(text),
@@ -223,7 +223,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Err(response) => return response,
     };
     let configured: Vec<EntryKey> =
-        state.settings.categories().into_iter().flat_map(EntryKey::for_category).collect();
+        state.settings.hydration.categories.iter().copied().flat_map(EntryKey::for_category).collect();
     let r = readiness(&status, &configured, &state.settings.redis.key_prefix);
     let code = if r.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     HttpResponse::build(code).json(r)

@@ -280,16 +280,16 @@ impl CycleReport {
                     }
                     CategoryOutcome::KeptStale => {
                         let failed: Vec<String> =
-                            c.failed_sources.iter().map(|(s, e)| format!("{s}: {e}")).collect();
-                        format!("entries kept ({})", failed.join("; "))
+                            c.failed_sources.iter().map(|(s, _)| s.to_string()).collect();
+                        format!("entries kept; sources failed: {}", failed.join(", "))
                     }
                     CategoryOutcome::StatisticsOnly { redis } => {
                         let failed: Vec<String> =
-                            c.failed_sources.iter().map(|(s, e)| format!("{s}: {e}")).collect();
+                            c.failed_sources.iter().map(|(s, _)| s.to_string()).collect();
                         format!(
-                            "{} statistics entries, redis {redis}; deletion risk kept ({})",
+                            "{} statistics entries, redis {redis}; deletion risk kept; sources failed: {}",
                             c.entries.len(),
-                            failed.join("; ")
+                            failed.join(", ")
                         )
                     }
                     CategoryOutcome::Superseded => "invalidated meanwhile; result dropped".to_string(),
@@ -308,6 +308,15 @@ impl CycleReport {
         format!("cycle {} in {} ms: {}", self.outcome(), self.duration.as_millis(), parts.join("; "))
     }
 }
+
+/// `HH:MM:SS UTC` of a Unix time, for log lines.
+pub fn utc_clock(unix: f64) -> String {
+    let s = unix.max(0.0) as u64 % 86_400;
+    format!("{:02}:{:02}:{:02} UTC", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// The largest value Redis accepts (its `proto-max-bulk-len`, 512 MiB).
+pub const MAX_REDIS_VALUE_BYTES: usize = 512 * 1024 * 1024;
 
 pub fn unix_now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
@@ -397,7 +406,11 @@ async fn hydrate_category(
             report.failed_sources = e.failures.clone();
             match e.fresh_reference {
                 Some(inputs) => Plan::Statistics(inputs),
-                None => Plan::Nothing(CategoryOutcome::Failed(format!("fetch failed: {e}"))),
+                None => {
+                    // Each source's cause has its own line (the fetcher's); name them only.
+                    let ids: Vec<String> = e.failures.iter().map(|(s, _)| s.to_string()).collect();
+                    Plan::Nothing(CategoryOutcome::Failed(format!("sources failed: {}", ids.join(", "))))
+                }
             }
         }
         Ok(Ok(f)) => {
@@ -462,6 +475,17 @@ async fn hydrate_category(
             "the analytics produced {} of the {} entries; nothing written",
             got.len(),
             expected.len()
+        ));
+        return report;
+    }
+    // Redis refuses a value over 512 MiB: never send one (the category keeps
+    // its entries, as for any failure).
+    if let Some(e) = entries.iter().find(|e| e.json.len() > MAX_REDIS_VALUE_BYTES) {
+        report.outcome = CategoryOutcome::Failed(format!(
+            "entry {} is {} bytes, more than Redis accepts ({MAX_REDIS_VALUE_BYTES}); nothing written \
+             (lower limits.max_models_per_category)",
+            e.key,
+            e.json.len()
         ));
         return report;
     }
@@ -638,20 +662,20 @@ impl HydratorActor {
         HydratorActor {
             deps,
             enabled: settings.hydration.enabled,
-            startup_delay: Duration::from_secs(settings.hydration.startup_delay_seconds),
-            interval: Duration::from_secs(settings.hydration.interval_seconds),
-            categories: settings.categories(),
+            startup_delay: settings.hydration.startup_delay,
+            interval: settings.hydration.interval,
+            categories: settings.hydration.categories.clone(),
             running: None,
             follow_up: BTreeSet::new(),
             invalidated: std::collections::BTreeMap::new(),
-            stale_ttl: Duration::from_secs(settings.hydration.stale_ttl_seconds),
+            stale_ttl: settings.hydration.stale_ttl,
             last: None,
             next_at: None,
             stopping: false,
             stop_waiters: Vec::new(),
             role: if settings.leader.active(&settings.redis) { Role::Follower } else { Role::Standalone },
             schedule: None,
-            first_tick_at: Instant::now() + Duration::from_secs(settings.hydration.startup_delay_seconds),
+            first_tick_at: Instant::now() + settings.hydration.startup_delay,
         }
     }
 
@@ -699,7 +723,15 @@ impl HydratorActor {
 
     fn finish(&mut self, mut report: CycleReport, ctx: &mut Context<Self>) {
         self.running = None;
-        let line = report.log_line();
+        let mut line = report.log_line();
+        if let Some(at) = self.next_at.filter(|_| self.enabled && !self.stopping) {
+            let wait = at.saturating_duration_since(Instant::now());
+            line.push_str(&format!(
+                "; next cycle at {} (in {} s)",
+                utc_clock(unix_now() + wait.as_secs_f64()),
+                wait.as_secs()
+            ));
+        }
         if report.outcome() == "ok" {
             log::info!("{line}");
         } else {
@@ -924,8 +956,9 @@ mod tests {
         let mut s = Settings::default();
         s.hydration.enabled = false;
         s.redis.enabled = false;
-        s.horde.api_url = format!("file://{data}/horde");
-        s.model_reference.url = format!("file://{data}/model_reference");
+        s.horde.api = horde_hydrator::settings::Source::Dir(format!("{data}/horde").into());
+        s.model_reference.source =
+            horde_hydrator::settings::Source::Dir(format!("{data}/model_reference").into());
         s
     }
 

@@ -58,7 +58,7 @@ use actix::prelude::*;
 use horde_hydrator::category::Category;
 use horde_hydrator::keys::{admin_channel, admin_reply_channel, invalidate_channel};
 use horde_hydrator::leader::{connection_name, Role};
-use horde_hydrator::settings::{redact_url, Settings};
+use horde_hydrator::settings::Settings;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -251,20 +251,20 @@ impl InvalidationActor {
         metrics: Arc<Metrics>,
     ) -> Self {
         let prefix = &settings.redis.key_prefix;
-        let timeout = Duration::from_secs(settings.redis.socket_timeout_seconds);
-        let publisher = CommandLink::open(settings.redis.url.as_str(), timeout)
+        let timeout = settings.redis.socket_timeout;
+        let publisher = CommandLink::open(settings.redis.url.expose(), timeout)
             .ok()
             .map(|l| l.named(connection_name(&settings.leader.instance_id, "publisher")));
         InvalidationActor {
-            redis_url: settings.redis.url.clone(),
-            redis_url_shown: redact_url(&settings.redis.url),
+            redis_url: settings.redis.url.expose().to_string(),
+            redis_url_shown: settings.redis.url.redacted(),
             socket_timeout: timeout,
-            health_every: Duration::from_secs(settings.redis.health_check_seconds),
+            health_every: settings.redis.health_check,
             invalidate_channel: invalidate_channel(prefix),
             admin_channel: admin_channel(prefix),
             default_reply: admin_reply_channel(prefix),
             token: settings.admin.required_token().map(str::to_string),
-            configured: settings.categories(),
+            configured: settings.hydration.categories.clone(),
             cache: cache.clone(),
             status: StatusSources {
                 cache,
@@ -280,10 +280,7 @@ impl InvalidationActor {
             hydrator,
             metrics,
             publisher,
-            debouncer: Debouncer::new(
-                Duration::from_millis(settings.hydration.invalidation_debounce_ms),
-                DEBOUNCE_MAX_WAIT,
-            ),
+            debouncer: Debouncer::new(settings.hydration.invalidation_debounce, DEBOUNCE_MAX_WAIT),
             burst: BTreeMap::new(),
             burst_redis_failed: BTreeSet::new(),
             limiter: LogLimiter::new(Duration::from_secs(10), 5),

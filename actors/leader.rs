@@ -84,11 +84,10 @@ impl LeaderActor {
         if !settings.leader.active(&settings.redis) {
             return Ok(None);
         }
-        let client = redis::Client::open(settings.redis.url.as_str()).map_err(|e| {
-            format!("redis.url {}: {e}", horde_hydrator::settings::redact_url(&settings.redis.url))
-        })?;
+        let client = redis::Client::open(settings.redis.url.expose())
+            .map_err(|e| format!("redis.url {}: {e}", settings.redis.url))?;
         let instance_id = settings.leader.instance_id.clone();
-        let lease_len = Duration::from_secs(settings.leader.lease_seconds);
+        let lease_len = settings.leader.lease;
         Ok(Some(LeaderActor {
             client,
             conn: None,
@@ -98,7 +97,7 @@ impl LeaderActor {
             lease_len,
             // A lease call must not outlive the lease's third: a renewal that
             // waits longer is treated as unanswered and retried.
-            timeout: Duration::from_secs(settings.redis.socket_timeout_seconds).min(lease_len / 3),
+            timeout: settings.redis.socket_timeout.min(lease_len / 3),
             lease: Lease::new(lease_len, Instant::now()),
             last_reply: LeaseReply::Unknown,
             in_flight: false,

@@ -10,6 +10,8 @@
 //! * `once` runs one cycle through the same actors, prints a table and exits
 //!   non-zero when any source or entry failed.
 //! * `admin` publishes a command on `P:admin` and prints the reply.
+//! * `check-config` loads and validates the settings and prints them (secrets
+//!   redacted) with where each value came from.
 //!
 //! Exit codes: 0 success, 1 a failed cycle or admin command, 2 bad settings
 //! or start-up failure.
@@ -36,7 +38,7 @@ use cli::{AdminCli, Cli, Command};
 use horde_hydrator::category::Category;
 use horde_hydrator::input::source::SourceId;
 use horde_hydrator::keys::EntryKey;
-use horde_hydrator::settings::{redact_url, Settings};
+use horde_hydrator::settings::Settings;
 use hydrator::{CategoryOutcome, CycleDeps, CycleReport};
 use metrics::Metrics;
 use std::io::Write;
@@ -51,21 +53,23 @@ const SHUTDOWN_LIMIT: Duration = Duration::from_millis(4500);
 
 fn main() {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_millis()
-        .init();
-    let loaded = match config::load(cli.config.as_deref()) {
-        Ok(l) => l,
+    let settings = match config::load(cli.config.as_deref()) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("horde-hydrator: {e}");
             std::process::exit(2);
         }
     };
-    let mut settings = loaded.settings;
+    if matches!(cli.command, Command::CheckConfig) {
+        emit(&check_config_report(&settings));
+        std::process::exit(0);
+    }
+    init_logging(&settings.log);
+    let mut settings = settings;
     if settings.leader.instance_id.is_empty() {
         settings.leader.instance_id = default_instance_id();
     }
-    match &loaded.file {
+    match &settings.provenance.file {
         Some(f) => log::debug!("settings from {} and the environment: {settings:?}", f.display()),
         None => log::debug!("settings: defaults and the environment: {settings:?}"),
     }
@@ -85,6 +89,7 @@ fn main() {
             Command::Run => run(settings).await,
             Command::Once { dump } => once(settings, dump.as_deref()).await,
             Command::Admin(cmd) => admin_command(settings, cmd).await,
+            Command::CheckConfig => 0,
         }
     });
     let _ = std::io::stdout().flush();
@@ -111,7 +116,7 @@ struct Parts {
 
 fn start_parts(settings: &Settings) -> Result<Parts, String> {
     let metrics = Arc::new(Metrics::new());
-    let categories = settings.categories();
+    let categories = settings.hydration.categories.clone();
     let sources: Vec<String> = categories
         .iter()
         .flat_map(|c| [SourceId::Reference(*c), SourceId::Status(*c), SourceId::Stats(*c)])
@@ -146,12 +151,12 @@ async fn run(settings: Settings) -> i32 {
     log::info!(
         "horde-hydrator {} starting: categories {}, every {} s after {} s; horde {}; model reference {}; redis {}",
         env!("CARGO_PKG_VERSION"),
-        settings.categories().iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "),
-        settings.hydration.interval_seconds,
-        settings.hydration.startup_delay_seconds,
-        settings.horde.api_url,
-        settings.model_reference.url,
-        if settings.redis.enabled { redact_url(&settings.redis.url) } else { "disabled".to_string() },
+        settings.hydration.categories.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "),
+        settings.hydration.interval.as_secs(),
+        settings.hydration.startup_delay.as_secs(),
+        settings.horde.api,
+        settings.model_reference.source,
+        if settings.redis.enabled { settings.redis.url.redacted() } else { "disabled".to_string() },
     );
     let leader = match leader::LeaderActor::new(&settings) {
         Ok(l) => l.map(Actor::start),
@@ -176,7 +181,7 @@ async fn run(settings: Settings) -> i32 {
         log::info!(
             "replicas: instance {} takes part in the leader election (lease {} s); only the leader hydrates",
             settings.leader.instance_id,
-            settings.leader.lease_seconds
+            settings.leader.lease.as_secs()
         );
         leader.do_send(leader::Subscribe(parts.deps.cache.clone().recipient()));
         leader.do_send(leader::Subscribe(hydrator.clone().recipient()));
@@ -287,13 +292,10 @@ async fn once(settings: Settings, dump: Option<&Path>) -> i32 {
         });
         let state = parts.deps.cache.send(cache::ProbeRedis).await;
         if !matches!(state, Ok(cache::RedisState::Up)) {
-            log::warn!(
-                "redis {} is not reachable: entries will stay in memory",
-                redact_url(&settings.redis.url)
-            );
+            log::warn!("redis {} is not reachable: entries will stay in memory", settings.redis.url);
         }
     }
-    let report = hydrator::run_cycle(parts.deps.clone(), settings.categories()).await;
+    let report = hydrator::run_cycle(parts.deps.clone(), settings.hydration.categories.clone()).await;
     if report.outcome() == "ok" {
         log::info!("{}", report.log_line());
     } else {
@@ -303,7 +305,7 @@ async fn once(settings: Settings, dump: Option<&Path>) -> i32 {
 
     let mut problems = problems_of(&report);
     if let Some(dir) = dump {
-        if let Err(e) = write_dump(&report, dir, &settings.categories()) {
+        if let Err(e) = write_dump(&report, dir, &settings.hydration.categories) {
             problems.push(format!("dump to {}: {e}", dir.display()));
         }
     }
@@ -320,10 +322,26 @@ async fn once(settings: Settings, dump: Option<&Path>) -> i32 {
 /// Everything that makes `once` fail, one line each.
 fn problems_of(report: &CycleReport) -> Vec<String> {
     let mut problems = Vec::new();
+    // One line per cause: offline, six sources fail for two reasons.
+    let mut causes: Vec<(&str, Vec<String>)> = Vec::new();
     for c in &report.categories {
         for (source, error) in &c.failed_sources {
-            problems.push(format!("{}: source {source} failed: {error}", c.category));
+            // "GET <url>: cause": the source names the URL; group by the cause.
+            let error = error
+                .strip_prefix("GET ")
+                .and_then(|e| e.split_once(": "))
+                .map_or(error.as_str(), |(_, c)| c);
+            match causes.iter_mut().find(|(e, _)| *e == error) {
+                Some((_, sources)) => sources.push(source.to_string()),
+                None => causes.push((error, vec![source.to_string()])),
+            }
         }
+    }
+    for (error, sources) in causes {
+        let plural = if sources.len() == 1 { "" } else { "s" };
+        problems.push(format!("source{plural} {} failed: {error}", sources.join(", ")));
+    }
+    for c in &report.categories {
         match &c.outcome {
             CategoryOutcome::Written { redis: cache::RedisWrite::Failed(e) } => {
                 problems.push(format!("{}: entries not written to Redis: {e}", c.category))
@@ -392,6 +410,70 @@ fn print_table(report: &CycleReport, settings: &Settings) {
         if settings.redis.enabled { "enabled" } else { "disabled" }
     ));
     emit(&out);
+}
+
+/// The logger: `log.level` as the filter (a non-empty `RUST_LOG` wins), lines
+/// as text for people or JSON for machines (`log.format`).
+fn init_logging(log: &horde_hydrator::settings::LogSettings) {
+    let filter = std::env::var("RUST_LOG").ok().filter(|f| !f.trim().is_empty());
+    let mut builder = env_logger::Builder::new();
+    builder.parse_filters(filter.as_deref().unwrap_or(&log.level));
+    if let Ok(style) = std::env::var("RUST_LOG_STYLE") {
+        builder.parse_write_style(&style);
+    }
+    match log.format {
+        horde_hydrator::settings::LogFormat::Text => {
+            builder.format_timestamp_millis();
+        }
+        horde_hydrator::settings::LogFormat::Json => {
+            builder.format(|buf, record| {
+                let mut fields = serde_json::Map::new();
+                let _ = record.key_values().visit(&mut JsonFields(&mut fields));
+                let line = serde_json::json!({
+                    "ts": buf.timestamp_millis().to_string(),
+                    "level": record.level().as_str(),
+                    "target": record.target(),
+                    "message": record.args().to_string(),
+                    "fields": fields,
+                });
+                writeln!(buf, "{line}")
+            });
+        }
+    }
+    builder.init();
+}
+
+/// Collects a log record's key-values as JSON.
+struct JsonFields<'a>(&'a mut serde_json::Map<String, serde_json::Value>);
+
+impl<'kvs> log::kv::VisitSource<'kvs> for JsonFields<'_> {
+    fn visit_pair(
+        &mut self,
+        key: log::kv::Key<'kvs>,
+        value: log::kv::Value<'kvs>,
+    ) -> Result<(), log::kv::Error> {
+        self.0.insert(key.to_string(), serde_json::Value::String(value.to_string()));
+        Ok(())
+    }
+}
+
+/// `check-config`'s output: the file read, then every key with its value in
+/// effect (secrets redacted) and where it came from, as TOML with comments.
+fn check_config_report(settings: &Settings) -> String {
+    let mut out = match &settings.provenance.file {
+        Some(f) => format!("# settings valid: {} and the environment over the defaults\n", f.display()),
+        None => "# settings valid: no config file; the environment over the defaults\n".to_string(),
+    };
+    let mut section = "";
+    for (key, value, origin) in &settings.provenance.values {
+        let (s, name) = key.split_once('.').unwrap_or(("", key));
+        if s != section {
+            out.push_str(&format!("\n[{s}]\n"));
+            section = s;
+        }
+        out.push_str(&format!("{name} = {value}  # {origin}\n"));
+    }
+    out
 }
 
 /// Write to stdout; a closed pipe (`| head`) is not an error worth a panic.

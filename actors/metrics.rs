@@ -95,10 +95,12 @@ pub enum FetchFailureKind {
     Read,
     /// The body is not what the source should return.
     Parse,
+    /// More records than `limits.*` allow.
+    OverLimit,
 }
 
 impl FetchFailureKind {
-    pub const ALL: [FetchFailureKind; 7] = [
+    pub const ALL: [FetchFailureKind; 8] = [
         FetchFailureKind::CircuitOpen,
         FetchFailureKind::Timeout,
         FetchFailureKind::Connect,
@@ -106,6 +108,7 @@ impl FetchFailureKind {
         FetchFailureKind::TooLarge,
         FetchFailureKind::Read,
         FetchFailureKind::Parse,
+        FetchFailureKind::OverLimit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -117,6 +120,7 @@ impl FetchFailureKind {
             FetchFailureKind::TooLarge => "too_large",
             FetchFailureKind::Read => "read",
             FetchFailureKind::Parse => "parse",
+            FetchFailureKind::OverLimit => "over_limit",
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::leader::{GetLeaderInfo, LeaderActor};
 use crate::metrics::{Counters, Metrics};
 use actix::Addr;
 use horde_hydrator::leader::Role;
-use horde_hydrator::settings::{redact_url, Settings};
+use horde_hydrator::settings::Settings;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
@@ -119,7 +119,7 @@ impl StatusSources {
         let hydrator = h.map_err(|e| format!("the hydrator did not answer: {e}"))?;
         let cache = c.map_err(|e| format!("the cache did not answer: {e}"))?;
         let fetcher = f.map_err(|e| format!("the fetcher did not answer: {e}"))?;
-        let redis_url = redact_url(&self.settings.redis.url);
+        let redis_url = self.settings.redis.url.redacted();
         Ok(StatusReply {
             version: env!("CARGO_PKG_VERSION"),
             uptime_seconds: self.started.elapsed().as_secs_f64(),
