@@ -24,6 +24,7 @@ pub mod names;
 pub mod pyfloat;
 pub mod pyjson;
 pub mod pyurl;
+pub mod read_api;
 pub mod records;
 pub mod risk;
 pub mod settings;
