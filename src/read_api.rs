@@ -251,17 +251,17 @@ fn enum_error(category: &str) -> FieldError {
 }
 
 /// pydantic's lax `bool` from a string.
-fn parse_bool(name: &'static str, raw: &str) -> Result<bool, FieldError> {
+fn parse_bool(name: &'static str, raw: &str) -> Result<bool, Box<FieldError>> {
     match raw.to_ascii_lowercase().as_str() {
         "1" | "on" | "t" | "true" | "y" | "yes" => Ok(true),
         "0" | "off" | "f" | "false" | "n" | "no" => Ok(false),
-        _ => Err(FieldError {
+        _ => Err(Box::new(FieldError {
             kind: "bool_parsing",
             loc: ["query", name],
             msg: "Input should be a valid boolean, unable to interpret input".to_string(),
             input: raw.to_string(),
             ctx: None,
-        }),
+        })),
     }
 }
 
@@ -269,13 +269,15 @@ fn parse_bool(name: &'static str, raw: &str) -> Result<bool, FieldError> {
 /// digits with single underscores between them, and a fraction of zeros
 /// (`"1.0"`). Saturates at ±`i128::MAX` (the reference's ints are unbounded;
 /// every bound that matters here is far below).
-fn parse_int(name: &'static str, raw: &str) -> Result<i128, FieldError> {
-    let bad = || FieldError {
-        kind: "int_parsing",
-        loc: ["query", name],
-        msg: "Input should be a valid integer, unable to parse string as an integer".to_string(),
-        input: raw.to_string(),
-        ctx: None,
+fn parse_int(name: &'static str, raw: &str) -> Result<i128, Box<FieldError>> {
+    let bad = || {
+        Box::new(FieldError {
+            kind: "int_parsing",
+            loc: ["query", name],
+            msg: "Input should be a valid integer, unable to parse string as an integer".to_string(),
+            input: raw.to_string(),
+            ctx: None,
+        })
     };
     let s = raw.trim();
     let (negative, s) = match s.as_bytes().first() {
@@ -305,15 +307,15 @@ fn parse_int(name: &'static str, raw: &str) -> Result<i128, FieldError> {
     Ok(if negative { -value } else { value })
 }
 
-fn check_ge(name: &'static str, raw: &str, value: i128, ge: i128) -> Result<u64, FieldError> {
+fn check_ge(name: &'static str, raw: &str, value: i128, ge: i128) -> Result<u64, Box<FieldError>> {
     if value < ge {
-        return Err(FieldError {
+        return Err(Box::new(FieldError {
             kind: "greater_than_equal",
             loc: ["query", name],
             msg: format!("Input should be greater than or equal to {ge}"),
             input: raw.to_string(),
             ctx: Some(json!({ "ge": ge as i64 })),
-        });
+        }));
     }
     Ok(u64::try_from(value).unwrap_or(u64::MAX))
 }
@@ -335,13 +337,13 @@ fn last_values(query: &str) -> Vec<(String, String)> {
 pub fn parse_request(route: Route, category: &str, query: &str) -> Result<ReadRequest, ErrorAnswer> {
     let params = last_values(query);
     let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let mut errors: Vec<FieldError> = Vec::new();
+    let mut errors: Vec<Box<FieldError>> = Vec::new();
 
     let known = REFERENCE_CATEGORIES.contains(&category);
     if !known {
-        errors.push(enum_error(category));
+        errors.push(Box::new(enum_error(category)));
     }
-    let flag = |name: &'static str, errors: &mut Vec<FieldError>| match get(name) {
+    let flag = |name: &'static str, errors: &mut Vec<Box<FieldError>>| match get(name) {
         None => false,
         Some(raw) => parse_bool(name, raw).unwrap_or_else(|e| {
             errors.push(e);
@@ -374,7 +376,7 @@ pub fn parse_request(route: Route, category: &str, query: &str) -> Result<ReadRe
         }
     }
     if !errors.is_empty() {
-        let detail: Vec<Value> = errors.iter().map(FieldError::to_value).collect();
+        let detail: Vec<Value> = errors.iter().map(|e| e.to_value()).collect();
         return Err(ErrorAnswer { status: 422, body: json!({ "detail": detail }).to_string() });
     }
 
