@@ -1,8 +1,9 @@
 //! horde-hydrator: the daemon's entry point and its three commands.
 //!
 //! * `run` starts the actors (SPEC §1) — CacheActor, HordeFetcherActor, the
-//!   RiskComputeActor pool, HydratorActor and (with Redis) InvalidationActor —
-//!   and waits for SIGINT/SIGTERM; then it stops scheduling, lets a running
+//!   RiskComputeActor pool, HydratorActor, (with Redis) InvalidationActor and
+//!   (with `http.enabled`) the operations HTTP server (`http.rs`) — and waits
+//!   for SIGINT/SIGTERM; then it stops the HTTP server and scheduling, lets a running
 //!   cycle finish for up to 3 s (else aborts it; each category's write is one
 //!   MULTI/EXEC either way) and exits 0 within 5 s.
 //! * `once` runs one cycle through the same actors, prints a table and exits
@@ -18,6 +19,7 @@ mod cli;
 mod config;
 mod counters;
 mod horde_fetcher;
+mod http;
 mod hydrator;
 mod invalidation;
 mod risk_compute;
@@ -133,7 +135,7 @@ async fn run(settings: Settings) -> i32 {
         if settings.redis.enabled { redact_url(&settings.redis.url) } else { "disabled".to_string() },
     );
     let hydrator = hydrator::HydratorActor::new(&settings, parts.deps.clone()).start();
-    let _invalidation = settings.redis.enabled.then(|| {
+    let invalidation = settings.redis.enabled.then(|| {
         invalidation::InvalidationActor::new(
             &settings,
             parts.deps.cache.clone(),
@@ -144,11 +146,36 @@ async fn run(settings: Settings) -> i32 {
         .start()
     });
 
+    let http_server = if settings.http.enabled {
+        let state = http::AppState {
+            cache: parts.deps.cache.clone(),
+            hydrator: hydrator.clone(),
+            fetcher: parts.deps.fetcher.clone(),
+            invalidation: invalidation.clone(),
+            settings: Arc::new(settings.clone()),
+        };
+        match http::start(state) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                eprintln!("horde-hydrator: {e}");
+                return 2;
+            }
+        }
+    } else {
+        None
+    };
+
     let signal = wait_for_signal().await;
     log::info!("received {signal}: shutting down");
-    let stopped =
-        tokio::time::timeout(SHUTDOWN_LIMIT, hydrator.send(hydrator::Shutdown { grace: SHUTDOWN_GRACE }))
-            .await;
+    let stop_http = async {
+        if let Some(h) = &http_server {
+            h.stop().await;
+        }
+    };
+    let (stopped, ()) = tokio::join!(
+        tokio::time::timeout(SHUTDOWN_LIMIT, hydrator.send(hydrator::Shutdown { grace: SHUTDOWN_GRACE })),
+        stop_http
+    );
     if stopped.is_err() {
         log::warn!("shutdown: the hydrator did not stop in time; exiting anyway");
     }

@@ -25,6 +25,7 @@ pub struct Settings {
     pub model_reference: ModelReferenceSettings,
     pub analysis: AnalysisSettings,
     pub admin: AdminSettings,
+    pub http: HttpSettings,
 }
 
 /// `[hydration]`: the schedule (the reference's `cache_hydration_*`).
@@ -180,6 +181,35 @@ impl AdminSettings {
     }
 }
 
+/// `[http]`: the operations HTTP server (`/healthz`, `/readyz`, `/metrics`,
+/// `/status`, and the read routes), started by `run` only.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    pub enabled: bool,
+    /// `IP:port` to listen on (`127.0.0.1:9360` by default: this host only;
+    /// port 0 picks a free port, logged at start-up).
+    pub bind: String,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings { enabled: true, bind: "127.0.0.1:9360".to_string() }
+    }
+}
+
+impl HttpSettings {
+    /// The address to listen on (validated by [`Settings::validate`]).
+    pub fn bind_addr(&self) -> Result<core::net::SocketAddr, SettingsError> {
+        self.bind.parse().map_err(|_| {
+            invalid(
+                "http.bind",
+                format!("must be IP:port, e.g. \"127.0.0.1:9360\" or \"[::1]:9360\" (got {:?})", self.bind),
+            )
+        })
+    }
+}
+
 /// A string that must not be logged: `Debug` and `Display` print `<redacted>`.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
@@ -322,6 +352,9 @@ impl Settings {
             if !v.is_finite() || v < 0.0 {
                 return Err(invalid(key, format!("must be a finite number ≥ 0 (got {v})")));
             }
+        }
+        if self.http.enabled {
+            self.http.bind_addr()?;
         }
         Ok(())
     }
