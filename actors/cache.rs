@@ -15,6 +15,7 @@
 //! and the memory entries are written back with their remaining TTLs.
 
 use crate::counters::Counters;
+use crate::read_api::ReadStore;
 use actix::prelude::*;
 use horde_hydrator::category::Category;
 use horde_hydrator::cycle::{ComputedEntry, EntryJson};
@@ -167,6 +168,14 @@ pub struct Clear;
 #[rtype(result = "CacheInfo")]
 pub struct Info;
 
+/// Load every entry from Redis into the read API's store (entries this
+/// daemon's own cycle stored are kept): how a daemon without entries of its
+/// own — a follower replica — serves the read API. Answers when done (at
+/// most the socket timeout).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct LoadReadsFromRedis;
+
 /// Wait (up to the socket timeout) until the Redis state is known.
 #[derive(Message)]
 #[rtype(result = "RedisState")]
@@ -190,6 +199,9 @@ pub struct CacheActor {
     /// Keys whose deletion could not reach Redis; replayed on reconnect.
     pending_deletes: BTreeSet<String>,
     counters: Arc<Counters>,
+    /// The read API's snapshot of the entries (`read_api.rs`): every store,
+    /// invalidation and clear is published there.
+    reads: ReadStore,
 }
 
 /// Redis could not be set up at all (a URL the client rejects).
@@ -233,7 +245,13 @@ impl CacheActor {
             memory: BTreeMap::new(),
             pending_deletes: BTreeSet::new(),
             counters,
+            reads: ReadStore::new(settings),
         })
+    }
+
+    /// The read API's view of this cache's entries (take it before `start`).
+    pub fn reads(&self) -> ReadStore {
+        self.reads.clone()
     }
 
     fn ttl(&self, kind: EntryKind) -> Duration {
@@ -426,6 +444,7 @@ impl Handler<StoreCategory> for CacheActor {
                     critical: e.critical,
                 },
             );
+            self.reads.publish(e.key, e.json.clone(), now);
         }
         let Some(conn) = self.conn.clone() else { return Box::pin(fut::ready(RedisWrite::Disabled)) };
         if self.state == RedisState::Down {
@@ -513,6 +532,7 @@ impl Handler<Invalidate> for CacheActor {
         let keys = all_variant_keys(msg.0);
         for k in &keys {
             self.memory.remove(k);
+            self.reads.remove(k);
         }
         let redis_keys = keys.iter().map(|k| k.redis_key(&self.prefix)).collect();
         log::info!("cache: invalidated {}", msg.0);
@@ -525,6 +545,7 @@ impl Handler<Clear> for CacheActor {
 
     fn handle(&mut self, _msg: Clear, _ctx: &mut Self::Context) -> Self::Result {
         self.memory.clear();
+        self.reads.clear();
         let redis_keys =
             Category::ALL.into_iter().flat_map(all_variant_keys).map(|k| k.redis_key(&self.prefix)).collect();
         log::info!("cache: cleared every entry");
@@ -555,6 +576,43 @@ impl Handler<Info> for CacheActor {
             })
             .collect();
         MessageResult(CacheInfo { redis: self.state, entries })
+    }
+}
+
+impl Handler<LoadReadsFromRedis> for CacheActor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _msg: LoadReadsFromRedis, _ctx: &mut Self::Context) -> Self::Result {
+        let Some(conn) = self.conn.clone() else { return Box::pin(fut::ready(())) };
+        if self.state == RedisState::Down {
+            return Box::pin(fut::ready(()));
+        }
+        let keys: Vec<EntryKey> = Category::ALL.into_iter().flat_map(EntryKey::for_category).collect();
+        let mut pipe = redis::pipe();
+        for k in &keys {
+            let name = k.redis_key(&self.prefix);
+            pipe.cmd("GET").arg(&name).cmd("PTTL").arg(&name);
+        }
+        let timeout = self.timeout;
+        let fut = async move {
+            let mut conn = conn;
+            redis_op(timeout, pipe.query_async::<Vec<(Option<Vec<u8>>, i64)>>(&mut conn)).await
+        };
+        Box::pin(fut.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(values) => {
+                act.note_redis(true, None, ctx);
+                for (key, (value, pttl)) in keys.iter().zip(values) {
+                    match value.map(String::from_utf8) {
+                        Some(Ok(json)) => {
+                            let left = Duration::from_millis(u64::try_from(pttl).unwrap_or(0));
+                            act.reads.publish_from_redis(*key, EntryJson::from(json), left);
+                        }
+                        _ => act.reads.forget_redis(key),
+                    }
+                }
+            }
+            Err(e) => act.note_redis(false, Some(&e), ctx),
+        }))
     }
 }
 

@@ -44,6 +44,8 @@ pub struct AppState {
     /// The pub/sub subscriber (`None` when Redis is disabled).
     pub invalidation: Option<Addr<InvalidationActor>>,
     pub settings: Arc<Settings>,
+    /// The read API's snapshot of the entries, written by the cache (`read_api.rs`).
+    pub reads: crate::read_api::ReadStore,
 }
 
 /// The running server.
@@ -88,7 +90,7 @@ pub fn start(state: AppState) -> Result<HttpHandle, String> {
 pub fn app_routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(ops_routes);
     // ---- more route sets go here, e.g. the read API (issue 15):
-    // cfg.configure(crate::read_api::routes);
+    cfg.configure(crate::read_api::routes);
     // ----
     cfg.default_service(web::to(not_found));
 }

@@ -22,6 +22,7 @@ mod horde_fetcher;
 mod http;
 mod hydrator;
 mod invalidation;
+mod read_api;
 mod risk_compute;
 
 use actix::prelude::*;
@@ -99,11 +100,15 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 struct Parts {
     deps: CycleDeps,
     counters: Arc<Counters>,
+    /// The read API's snapshot of the cache's entries.
+    reads: read_api::ReadStore,
 }
 
 fn start_parts(settings: &Settings) -> Result<Parts, String> {
     let counters = Arc::new(Counters::default());
-    let cache = cache::CacheActor::new(settings, counters.clone()).map_err(|e| e.to_string())?.start();
+    let cache = cache::CacheActor::new(settings, counters.clone()).map_err(|e| e.to_string())?;
+    let reads = cache.reads();
+    let cache = cache.start();
     let fetcher = horde_fetcher::HordeFetcherActor::new(settings, counters.clone()).start();
     let compute = risk_compute::RiskComputeActor::start_pool();
     let deps = CycleDeps {
@@ -113,7 +118,7 @@ fn start_parts(settings: &Settings) -> Result<Parts, String> {
         analysis: Arc::new(settings.analysis.clone()),
         counters: counters.clone(),
     };
-    Ok(Parts { deps, counters })
+    Ok(Parts { deps, counters, reads })
 }
 
 async fn run(settings: Settings) -> i32 {
@@ -153,6 +158,7 @@ async fn run(settings: Settings) -> i32 {
             fetcher: parts.deps.fetcher.clone(),
             invalidation: invalidation.clone(),
             settings: Arc::new(settings.clone()),
+            reads: parts.reads.clone(),
         };
         match http::start(state) {
             Ok(h) => Some(h),
