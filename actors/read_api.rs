@@ -70,17 +70,32 @@ pub enum Origin {
     Redis,
 }
 
-/// A body and its tag, with its gzip form made on first need.
+/// A body and its tags, with its gzip form made on first need. The gzip
+/// form has its own tag (the identity's with `-gzip`, as Apache's
+/// mod_deflate does): the two are different bytes of the same version.
 struct Body {
     bytes: Bytes,
     etag: HeaderValue,
+    gzip_etag: HeaderValue,
     gzip: OnceLock<Option<Bytes>>,
 }
 
 impl Body {
-    fn new(bytes: Bytes, etag: String) -> Self {
-        let etag = HeaderValue::from_str(&etag).unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
-        Body { bytes, etag, gzip: OnceLock::new() }
+    /// `tag` is the opaque part of the entity tag (no quotes).
+    fn new(bytes: Bytes, tag: &str) -> Self {
+        let value =
+            |t: String| HeaderValue::from_str(&t).unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
+        Body {
+            bytes,
+            etag: value(format!("\"{tag}\"")),
+            gzip_etag: value(format!("\"{tag}-gzip\"")),
+            gzip: OnceLock::new(),
+        }
+    }
+
+    /// The opaque part of the tag.
+    fn tag(&self) -> &str {
+        self.etag.to_str().unwrap_or("\"0\"").trim_matches('"')
     }
 
     /// The gzip form; `None` if compressing failed (then the identity is sent).
@@ -128,7 +143,7 @@ fn content_hash(bytes: &[u8]) -> u64 {
 impl Version {
     fn new(json: EntryJson) -> Self {
         let hash = content_hash(json.as_bytes());
-        let body = Body::new(Bytes::copy_from_slice(json.as_bytes()), format!("\"{hash:016x}\""));
+        let body = Body::new(Bytes::copy_from_slice(json.as_bytes()), &format!("{hash:016x}"));
         Version { body, json, hash, views: Mutex::new(ViewCache::default()) }
     }
 
@@ -139,10 +154,10 @@ impl Version {
                 return hit.clone();
             }
         }
-        let tag = format!("\"{:016x}-{:016x}\"", self.hash, content_hash(format!("{view:?}").as_bytes()));
+        let tag = format!("{}-{:016x}", self.body.tag(), content_hash(format!("{view:?}").as_bytes()));
         let rendered = Arc::new(match read_api::render(view, &self.json) {
-            Ok(Rendered::Stored) => Ok(Body::new(self.body.bytes.clone(), tag)),
-            Ok(Rendered::Body(b)) => Ok(Body::new(Bytes::from(b), tag)),
+            Ok(Rendered::Stored) => Ok(Body::new(self.body.bytes.clone(), &tag)),
+            Ok(Rendered::Body(b)) => Ok(Body::new(Bytes::from(b), &tag)),
             Err(e) => Err(e),
         });
         if let Ok(mut cache) = self.views.lock() {
@@ -356,9 +371,12 @@ fn respond(req: &HttpRequest, request: &ReadRequest, entry: &Published) -> HttpR
     let left = entry.ttl.saturating_sub(entry.stored_at.elapsed()).as_secs();
     let cache_control = HeaderValue::from_str(&format!("max-age={left}"))
         .unwrap_or_else(|_| HeaderValue::from_static("max-age=0"));
-    if if_none_match(req, &body.etag) {
+    let gzip = if accepts_gzip(req) { body.gzip() } else { None };
+    let etag = if gzip.is_some() { &body.gzip_etag } else { &body.etag };
+    // Either tag names this version: a client that cached one form may be sent the other's 304.
+    if if_none_match(req, &body.etag) || if_none_match(req, &body.gzip_etag) {
         return HttpResponse::NotModified()
-            .insert_header((header::ETAG, body.etag.clone()))
+            .insert_header((header::ETAG, etag.clone()))
             .insert_header((header::CACHE_CONTROL, cache_control))
             .insert_header((header::VARY, HeaderValue::from_static("Accept-Encoding")))
             .finish();
@@ -366,16 +384,16 @@ fn respond(req: &HttpRequest, request: &ReadRequest, entry: &Published) -> HttpR
     let mut reply = HttpResponse::Ok();
     reply
         .content_type("application/json")
-        .insert_header((header::ETAG, body.etag.clone()))
+        .insert_header((header::ETAG, etag.clone()))
         .insert_header((header::CACHE_CONTROL, cache_control))
         .insert_header((header::VARY, HeaderValue::from_static("Accept-Encoding")));
-    if accepts_gzip(req) {
-        if let Some(gz) = body.gzip() {
+    match gzip {
+        Some(gz) => {
             reply.insert_header((header::CONTENT_ENCODING, HeaderValue::from_static("gzip")));
-            return reply.body(gz.clone());
+            reply.body(gz.clone())
         }
+        None => reply.body(body.bytes.clone()),
     }
-    reply.body(body.bytes.clone())
 }
 
 /// `If-None-Match` lists this tag (or `*`); weak tags compare equal (RFC 9110 §13.1.2).
