@@ -226,9 +226,10 @@ impl ReadStore {
         }
     }
 
-    /// An entry read from Redis with `remaining` of its TTL left. Ignored when
-    /// this daemon's own cycle stored the key (its memory is the truth) or
-    /// when the bytes are those already held.
+    /// An entry read from Redis with `remaining` of its TTL left (its age is
+    /// taken as TTL − remaining). Ignored when this daemon's own cycle stored
+    /// the same bytes or a later version; the same bytes from Redis keep
+    /// their rendered views.
     pub fn publish_from_redis(&self, key: EntryKey, json: EntryJson, remaining: Duration) {
         let ttl = self.ttl(key.kind);
         let now = Instant::now();
@@ -236,7 +237,16 @@ impl ReadStore {
         let stored_at = now.checked_sub(age).unwrap_or(now);
         let Ok(mut map) = self.entries.write() else { return };
         let version = match map.get(&key) {
-            Some(p) if p.origin == Origin::Cycle => return,
+            // This daemon's own cycle stored the key: its copy stands unless
+            // Redis holds another version written later (another daemon
+            // became the leader; this one keeps serving, from Redis).
+            Some(p)
+                if p.origin == Origin::Cycle
+                    && (p.version.hash == content_hash(json.as_bytes())
+                        || stored_at <= p.stored_at + Duration::from_secs(1)) =>
+            {
+                return
+            }
             // Same version: keep its memos; only the clock is refreshed.
             Some(p) if p.version.hash == content_hash(json.as_bytes()) => p.version.clone(),
             _ => Arc::new(Version::new(json)),
@@ -342,12 +352,13 @@ async fn answer(route: Route, req: &HttpRequest, state: &AppState) -> HttpRespon
         // Nothing to serve from memory: ask Redis (bounded by the socket timeout).
         let _ = state.cache.send(LoadReadsFromRedis).await;
         entry = store.get(&request.key);
-    } else if entry
-        .as_ref()
-        .is_some_and(|p| p.origin == Origin::Redis && p.loaded_at.elapsed() >= REDIS_REFRESH)
-        && store.claim_load()
+    } else if entry.as_ref().is_some_and(|p| {
+        (p.origin == Origin::Redis && p.loaded_at.elapsed() >= REDIS_REFRESH)
+            || store.freshness(p) == Freshness::Stale
+    }) && store.claim_load()
     {
-        // Serve what we have; pick up the leader's newer writes for the next request.
+        // Serve what we have; pick up newer writes (the leader's, or another
+        // daemon's while this one's entry is stale) for the next request.
         state.cache.do_send(LoadReadsFromRedis);
     }
     let Some(entry) = entry.filter(|p| store.freshness(p) != Freshness::Expired) else {

@@ -379,3 +379,34 @@ fn the_reference_service_gives_the_same_31_answers_side_by_side() {
         assert!(text.contains("31/31 requests"), "{text}");
     }
 }
+
+/// A daemon whose own entry went stale (it stopped hydrating, e.g. it lost
+/// the leadership) serves the later version another daemon wrote to Redis.
+#[test]
+fn a_stale_own_entry_yields_to_a_later_version_in_redis() {
+    let dataset = shared_datasets().remove(0);
+    let redis = RedisServer::start();
+    let api = format!("file://{}", dataset.join("horde").display());
+    let reference = format!("file://{}", dataset.join("model_reference").display());
+    let mut setup = Setup::with_sources(&api, &reference, Some(&redis.url()));
+    setup.set("cache", "deletion_risk_ttl_seconds", "2").set("hydration", "stale_ttl_seconds", "60");
+    let daemon = Daemon::start(&setup);
+    let key = daemon.key("deletion_risk:image_generation:grouped=false");
+    let mut client = redis.client();
+    let own = wait_until(Duration::from_secs(60), "the daemon's entry in Redis", || client.get(&key));
+    let addr = wait_served(&daemon);
+    let path = format!("{R}/image_generation/deletion-risk");
+
+    // Another daemon writes a later version (same shape, other numbers).
+    let mut later: Value = serde_json::from_slice(&own).unwrap();
+    later["category_total_month_usage"] = Value::from(12345);
+    let later = serde_json::to_vec(&later).unwrap();
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
+    redis::cmd("SETEX").arg(&key).arg(300).arg(&later).query::<()>(&mut conn).unwrap();
+
+    wait_until(Duration::from_secs(20), "the later version from Redis once the own entry is stale", || {
+        let r = get(&addr, &path, &[]);
+        assert_eq!(r.status, 200);
+        (r.body == later).then_some(())
+    });
+}
