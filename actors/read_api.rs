@@ -12,8 +12,10 @@
 //!   replica, or before its first cycle) loads the entries from Redis
 //!   ([`crate::cache::LoadReadsFromRedis`]) when asked for one it lacks, and
 //!   reloads them at most every [`REDIS_REFRESH`] while requests come, so the
-//!   leader's writes reach it. **Replicas hook:** a follower that learns of
-//!   the leader's write sooner may send `LoadReadsFromRedis` itself.
+//!   leader's writes reach it. An entry of its own that is past its TTL also
+//!   asks Redis, and yields to a later version found there (an ex-leader
+//!   serves the new leader's entries). **Replicas hook:** a follower that
+//!   learns of the leader's write sooner may send `LoadReadsFromRedis` itself.
 //! - **Stale-if-error.** An entry past its TTL but younger than
 //!   `hydration.stale_ttl_seconds` (with hydration enabled) is served; older,
 //!   or never computed, the answer is 503 with `{"detail": …}`.
