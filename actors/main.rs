@@ -23,6 +23,7 @@ mod http;
 mod hydrator;
 mod invalidation;
 mod read_api;
+mod redis_link;
 mod risk_compute;
 
 use actix::prelude::*;
@@ -231,7 +232,11 @@ async fn once(settings: Settings, dump: Option<&Path>) -> i32 {
         }
     }
     let report = hydrator::run_cycle(parts.deps.clone(), settings.categories()).await;
-    log::info!("{}", report.log_line());
+    if report.outcome() == "ok" {
+        log::info!("{}", report.log_line());
+    } else {
+        log::warn!("{}", report.log_line());
+    }
     print_table(&report, &settings);
 
     let mut problems = problems_of(&report);

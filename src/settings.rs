@@ -84,6 +84,9 @@ pub struct RedisSettings {
     pub key_prefix: String,
     /// Connect and command timeout.
     pub socket_timeout_seconds: u64,
+    /// Both Redis connections (commands, subscriber) send a PING this often;
+    /// no answer within `socket_timeout_seconds` replaces the connection.
+    pub health_check_seconds: u64,
 }
 
 impl Default for RedisSettings {
@@ -93,6 +96,7 @@ impl Default for RedisSettings {
             url: "redis://localhost:6379/0".to_string(),
             key_prefix: "horde:model_ref".to_string(),
             socket_timeout_seconds: 5,
+            health_check_seconds: 5,
         }
     }
 }
@@ -104,6 +108,7 @@ impl fmt::Debug for RedisSettings {
             .field("url", &redact_url(&self.url))
             .field("key_prefix", &self.key_prefix)
             .field("socket_timeout_seconds", &self.socket_timeout_seconds)
+            .field("health_check_seconds", &self.health_check_seconds)
             .finish()
     }
 }
@@ -329,6 +334,7 @@ impl Settings {
             return Err(invalid("redis.key_prefix", "must not be empty"));
         }
         at_least("redis.socket_timeout_seconds", r.socket_timeout_seconds, 1)?;
+        at_least("redis.health_check_seconds", r.health_check_seconds, 1)?;
 
         let hs = &self.horde;
         source_url("horde.api_url", &hs.api_url)?;
