@@ -786,7 +786,10 @@ impl Handler<LoadReadsFromRedis> for CacheActor {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, _msg: LoadReadsFromRedis, _ctx: &mut Self::Context) -> Self::Result {
-        let Some((conn, timeout)) = self.conn() else { return Box::pin(fut::ready(())) };
+        let Some((conn, timeout)) = self.conn() else {
+            self.reads.loaded();
+            return Box::pin(fut::ready(()));
+        };
         let keys: Vec<EntryKey> = Category::ALL.into_iter().flat_map(EntryKey::for_category).collect();
         let mut pipe = redis::pipe();
         for k in &keys {
@@ -798,20 +801,23 @@ impl Handler<LoadReadsFromRedis> for CacheActor {
             let mut conn = conn.conn;
             redis_link::run(timeout, pipe.query_async::<Vec<(Option<Vec<u8>>, i64)>>(&mut conn)).await
         };
-        Box::pin(fut.into_actor(self).map(move |res, act, _ctx| match res {
-            Ok(values) => {
-                act.note(generation, &Ok(()), Op::Get);
-                for (key, (value, pttl)) in keys.iter().zip(values) {
-                    match value.map(String::from_utf8) {
-                        Some(Ok(json)) => {
-                            let left = Duration::from_millis(u64::try_from(pttl).unwrap_or(0));
-                            act.reads.publish_from_redis(*key, EntryJson::from(json), left);
+        Box::pin(fut.into_actor(self).map(move |res, act, _ctx| {
+            match res {
+                Ok(values) => {
+                    act.note(generation, &Ok(()), Op::Get);
+                    for (key, (value, pttl)) in keys.iter().zip(values) {
+                        match value.map(String::from_utf8) {
+                            Some(Ok(json)) => {
+                                let left = Duration::from_millis(u64::try_from(pttl).unwrap_or(0));
+                                act.reads.publish_from_redis(*key, EntryJson::from(json), left);
+                            }
+                            _ => act.reads.forget_redis(key),
                         }
-                        _ => act.reads.forget_redis(key),
                     }
                 }
+                Err(e) => act.note(generation, &Err(e), Op::Get),
             }
-            Err(e) => act.note(generation, &Err(e), Op::Get),
+            act.reads.loaded();
         }))
     }
 }

@@ -11,7 +11,8 @@
 //!   on invalidation. A daemon that holds no entry of its own (a follower
 //!   replica, or before its first cycle) loads the entries from Redis
 //!   ([`crate::cache::LoadReadsFromRedis`]) when asked for one it lacks, and
-//!   reloads them at most every [`REDIS_REFRESH`] while requests come, so the
+//!   reloads them at most every [`REDIS_REFRESH`] while requests come (one
+//!   load at a time; requests that found nothing wait for it), so the
 //!   leader's writes reach it. An entry of its own that is past its TTL also
 //!   asks Redis, and yields to a later version found there (an ex-leader
 //!   serves the new leader's entries). **Replicas hook:** a follower that
@@ -53,12 +54,15 @@ use horde_hydrator::settings::Settings;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 /// How often a daemon that serves entries read from Redis reloads them while requests come.
 pub const REDIS_REFRESH: Duration = Duration::from_secs(2);
+
+/// How long a request that found no entry waits for another request's load from Redis.
+const LOAD_WAIT: Duration = Duration::from_secs(5);
 
 /// Rendered views kept per entry version, in bytes of body.
 pub const VIEW_CACHE_BYTES: usize = 16 << 20;
@@ -191,6 +195,10 @@ pub struct ReadStore {
     /// Milliseconds since `epoch` of the last load from Redis asked for (throttle).
     last_load_ms: Arc<AtomicU64>,
     epoch: Instant,
+    /// A load from Redis runs; requests that found no entry wait for it.
+    load_in_flight: Arc<AtomicBool>,
+    /// Counts finished loads (wakes the waiting requests).
+    loads: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl ReadStore {
@@ -204,7 +212,15 @@ impl ReadStore {
             redis_enabled: settings.redis.enabled,
             last_load_ms: Arc::new(AtomicU64::new(0)),
             epoch: Instant::now(),
+            load_in_flight: Arc::new(AtomicBool::new(false)),
+            loads: Arc::new(tokio::sync::watch::Sender::new(0)),
         }
+    }
+
+    /// The cache finished a load from Redis (whatever its outcome).
+    pub fn loaded(&self) {
+        self.load_in_flight.store(false, Ordering::Release);
+        self.loads.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     pub fn ttl(&self, kind: EntryKind) -> Duration {
@@ -298,7 +314,12 @@ impl ReadStore {
         if last != 0 && now.saturating_sub(last) < REDIS_REFRESH.as_millis() as u64 {
             return false;
         }
-        self.last_load_ms.compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        let claimed =
+            self.last_load_ms.compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Relaxed).is_ok();
+        if claimed {
+            self.load_in_flight.store(true, Ordering::Release);
+        }
+        claimed
     }
 }
 
@@ -347,12 +368,19 @@ async fn answer(route: Route, req: &HttpRequest, state: &AppState) -> HttpRespon
         Err(e) => return json_error(&e),
     };
     let store = &state.reads;
+    // Subscribed before looking, so a load that ends after the look wakes us.
+    let mut loads = store.loads.subscribe();
     let mut entry = store.get(&request.key);
     let servable =
         |p: &Option<Arc<Published>>| p.as_ref().is_some_and(|p| store.freshness(p) != Freshness::Expired);
     if !servable(&entry) && store.claim_load() {
         // Nothing to serve from memory: ask Redis (bounded by the socket timeout).
         let _ = state.cache.send(LoadReadsFromRedis).await;
+        store.loaded(); // also when the message could not be delivered
+        entry = store.get(&request.key);
+    } else if !servable(&entry) && store.load_in_flight.load(Ordering::Acquire) {
+        // Another request is asking Redis: wait for that answer.
+        let _ = tokio::time::timeout(LOAD_WAIT, loads.changed()).await;
         entry = store.get(&request.key);
     } else if entry.as_ref().is_some_and(|p| {
         (p.origin == Origin::Redis && p.loaded_at.elapsed() >= REDIS_REFRESH)

@@ -307,6 +307,12 @@ fn a_daemon_that_does_not_hydrate_serves_what_is_in_redis() {
 
     let addr = reader.http_addr();
     let path = format!("{R}/text_generation/deletion-risk?group_text_models=true");
+    // Its first requests, all at once: one asks Redis, the others wait for that answer.
+    let first: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8).map(|_| s.spawn(|| get(&addr, &path, &[]).status)).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(first, [200; 8], "concurrent first requests of a daemon without entries of its own");
     let reply = get(&addr, &path, &[]);
     assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
     assert!(reply.body == stored, "the reader serves Redis's bytes unchanged");
