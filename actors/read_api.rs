@@ -4,7 +4,7 @@
 //! Owns the HTTP side of the routes ([`routes`]) and the [`ReadStore`], the
 //! read-only snapshot of the entries that the handlers answer from. What an
 //! answer is (validation, which entry, pagination, presets) is the pure core's
-//! `horde_hydrator::read_api`; this file adds what a fast read API has:
+//! `horde_hydrator::output::read_api`; this file adds what a fast read API has:
 //!
 //! - **Where the bytes come from.** The `CacheActor` publishes each entry it
 //!   stores (the very bytes it sends to Redis) into the store, and removes it
@@ -49,7 +49,7 @@ use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use horde_hydrator::cycle::EntryJson;
 use horde_hydrator::keys::{EntryKey, EntryKind};
-use horde_hydrator::read_api::{self, ErrorAnswer, ReadRequest, Rendered, Route, View};
+use horde_hydrator::output::read_api::{self, ErrorAnswer, ReadRequest, Rendered, Route, View};
 use horde_hydrator::settings::Settings;
 use std::collections::HashMap;
 use std::hash::BuildHasher;

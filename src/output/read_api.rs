@@ -38,10 +38,13 @@
 //! Without slicing or a preset the stored bytes are the answer, unchanged
 //! ([`Rendered::Stored`]).
 
+use crate::analytics::risk::CategoryDeletionRiskSummary;
 use crate::category::Category;
+use crate::input::horde::UsageCount;
 use crate::keys::EntryKey;
-use crate::pyfloat;
-use crate::risk::{self, CategoryDeletionRiskSummary};
+use crate::output::risk;
+use crate::python::float as pyfloat;
+use crate::python::lax::{lax_bool_str, lax_wide_int_str};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -250,27 +253,23 @@ fn enum_error(category: &str) -> FieldError {
     }
 }
 
-/// pydantic's lax `bool` from a string.
+/// pydantic's lax `bool` from a string (`python::lax`).
 fn parse_bool(name: &'static str, raw: &str) -> Result<bool, Box<FieldError>> {
-    match raw.to_ascii_lowercase().as_str() {
-        "1" | "on" | "t" | "true" | "y" | "yes" => Ok(true),
-        "0" | "off" | "f" | "false" | "n" | "no" => Ok(false),
-        _ => Err(Box::new(FieldError {
+    lax_bool_str(raw).ok_or_else(|| {
+        Box::new(FieldError {
             kind: "bool_parsing",
             loc: ["query", name],
             msg: "Input should be a valid boolean, unable to interpret input".to_string(),
             input: raw.to_string(),
             ctx: None,
-        })),
-    }
+        })
+    })
 }
 
-/// pydantic's lax `int` from a string: surrounding whitespace, a sign,
-/// digits with single underscores between them, and a fraction of zeros
-/// (`"1.0"`). Saturates at ±`i128::MAX` (the reference's ints are unbounded;
-/// every bound that matters here is far below).
+/// pydantic's lax `int` from a string (`python::lax`: surrounding
+/// whitespace, a sign, digits with single underscores, a fraction of zeros).
 fn parse_int(name: &'static str, raw: &str) -> Result<i128, Box<FieldError>> {
-    let bad = || {
+    lax_wide_int_str(raw).ok_or_else(|| {
         Box::new(FieldError {
             kind: "int_parsing",
             loc: ["query", name],
@@ -278,33 +277,7 @@ fn parse_int(name: &'static str, raw: &str) -> Result<i128, Box<FieldError>> {
             input: raw.to_string(),
             ctx: None,
         })
-    };
-    let s = raw.trim();
-    let (negative, s) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let (int_part, frac) = match s.split_once('.') {
-        Some((i, f)) => (i, Some(f)),
-        None => (s, None),
-    };
-    if frac.is_some_and(|f| !f.bytes().all(|b| b == b'0')) {
-        return Err(bad());
-    }
-    if int_part.is_empty() || int_part.starts_with('_') || int_part.ends_with('_') || int_part.contains("__")
-    {
-        return Err(bad());
-    }
-    let mut value: i128 = 0;
-    for b in int_part.bytes() {
-        match b {
-            b'0'..=b'9' => value = value.saturating_mul(10).saturating_add(i128::from(b - b'0')),
-            b'_' => {}
-            _ => return Err(bad()),
-        }
-    }
-    Ok(if negative { -value } else { value })
+    })
 }
 
 fn check_ge(name: &'static str, raw: &str, value: i128, ge: i128) -> Result<u64, Box<FieldError>> {
@@ -440,7 +413,7 @@ struct ModelFacts {
     #[serde(default)]
     worker_count: u64,
     #[serde(default)]
-    usage_month: crate::horde::UsageCount,
+    usage_month: UsageCount,
     #[serde(default)]
     usage_percentage_of_category: f64,
     is_critical: bool,
