@@ -41,7 +41,7 @@
 //! is mutated in place except the per-version memos of compressed and
 //! rendered bodies, which are pure functions of the immutable entry.
 
-use crate::cache::{freshness, Freshness, LoadReadsFromRedis};
+use crate::cache::{Freshness, LoadReadsFromRedis};
 use crate::http::AppState;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
@@ -129,8 +129,11 @@ struct Version {
 /// One entry as the handlers serve it: a version and its clock.
 pub struct Published {
     version: Arc<Version>,
-    /// When the entry was computed (for a Redis-loaded entry: derived from its remaining TTL).
+    /// When the entry was stored (for a Redis-loaded entry: derived from its remaining TTL).
     stored_at: Instant,
+    /// How old its data is: the stale TTL counts from here (the cache's
+    /// rule: a risk entry made from kept Horde inputs is as old as they are).
+    as_of: Instant,
     ttl: Duration,
     origin: Origin,
     loaded_at: Instant,
@@ -230,11 +233,13 @@ impl ReadStore {
         }
     }
 
-    /// The cache stored `json` under `key` just now (this daemon's cycle).
-    pub fn publish(&self, key: EntryKey, json: EntryJson, stored_at: Instant) {
+    /// The cache stored `json` under `key` at `stored_at` (this daemon's
+    /// cycle), from data as of `as_of`.
+    pub fn publish(&self, key: EntryKey, json: EntryJson, stored_at: Instant, as_of: Instant) {
         let published = Arc::new(Published {
             version: Arc::new(Version::new(json)),
             stored_at,
+            as_of,
             ttl: self.ttl(key.kind),
             origin: Origin::Cycle,
             loaded_at: Instant::now(),
@@ -271,7 +276,14 @@ impl ReadStore {
         };
         map.insert(
             key,
-            Arc::new(Published { version, stored_at, ttl, origin: Origin::Redis, loaded_at: now }),
+            Arc::new(Published {
+                version,
+                stored_at,
+                as_of: stored_at,
+                ttl,
+                origin: Origin::Redis,
+                loaded_at: now,
+            }),
         );
     }
 
@@ -300,8 +312,18 @@ impl ReadStore {
         self.entries.read().ok().and_then(|m| m.get(key).cloned())
     }
 
+    /// The cache's rule (`MemEntry::is_past_stale_ttl`): fresh within the
+    /// TTL of the store; then, with hydration enabled, stale until the stale
+    /// TTL after the data's `as_of`.
     fn freshness(&self, p: &Published) -> Freshness {
-        freshness(p.stored_at.elapsed(), p.ttl, self.stale_ttl, self.hydration_enabled)
+        let now = Instant::now();
+        if now < p.stored_at + p.ttl {
+            Freshness::Fresh
+        } else if self.hydration_enabled && now < p.as_of + self.stale_ttl {
+            Freshness::Stale
+        } else {
+            Freshness::Expired
+        }
     }
 
     /// Whether a load from Redis may start now (at most one per [`REDIS_REFRESH`]).
