@@ -1,11 +1,12 @@
 //! horde-hydrator: the daemon's entry point and its three commands.
 //!
 //! * `run` starts the actors (SPEC §1) — CacheActor, HordeFetcherActor, the
-//!   RiskComputeActor pool, HydratorActor, (with Redis) InvalidationActor and
-//!   (with `http.enabled`) the operations HTTP server (`http.rs`) — and waits
-//!   for SIGINT/SIGTERM; then it stops the HTTP server and scheduling, lets a running
+//!   RiskComputeActor pool, HydratorActor, (with Redis) InvalidationActor
+//!   and LeaderActor (replicas: only the lease holder hydrates) and (with
+//!   `http.enabled`) the operations HTTP server (`http.rs`) — and waits for
+//!   SIGINT/SIGTERM; then it stops the HTTP server and scheduling, lets a running
 //!   cycle finish for up to 3 s (else aborts it; each category's write is one
-//!   MULTI/EXEC either way) and exits 0 within 5 s.
+//!   atomic script either way) and exits 0 within 5 s.
 //! * `once` runs one cycle through the same actors, prints a table and exits
 //!   non-zero when any source or entry failed.
 //! * `admin` publishes a command on `P:admin` and prints the reply.
@@ -18,10 +19,12 @@ mod cache;
 mod cli;
 mod config;
 mod counters;
+mod fenced;
 mod horde_fetcher;
 mod http;
 mod hydrator;
 mod invalidation;
+mod leader;
 mod read_api;
 mod redis_link;
 mod risk_compute;
@@ -56,7 +59,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let settings = loaded.settings;
+    let mut settings = loaded.settings;
+    if settings.leader.instance_id.is_empty() {
+        settings.leader.instance_id = default_instance_id();
+    }
     match &loaded.file {
         Some(f) => log::debug!("settings from {} and the environment: {settings:?}", f.display()),
         None => log::debug!("settings: defaults and the environment: {settings:?}"),
@@ -138,6 +144,13 @@ async fn run(settings: Settings) -> i32 {
         settings.model_reference.url,
         if settings.redis.enabled { redact_url(&settings.redis.url) } else { "disabled".to_string() },
     );
+    let leader = match leader::LeaderActor::new(&settings) {
+        Ok(l) => l.map(Actor::start),
+        Err(e) => {
+            eprintln!("horde-hydrator: {e}");
+            return 2;
+        }
+    };
     let hydrator = hydrator::HydratorActor::new(&settings, parts.deps.clone()).start();
     let invalidation = settings.redis.enabled.then(|| {
         invalidation::InvalidationActor::new(
@@ -147,8 +160,21 @@ async fn run(settings: Settings) -> i32 {
             hydrator.clone(),
             parts.counters.clone(),
         )
+        .with_leader(leader.clone())
         .start()
     });
+    if let Some(leader) = &leader {
+        log::info!(
+            "replicas: instance {} takes part in the leader election (lease {} s); only the leader hydrates",
+            settings.leader.instance_id,
+            settings.leader.lease_seconds
+        );
+        leader.do_send(leader::Subscribe(parts.deps.cache.clone().recipient()));
+        leader.do_send(leader::Subscribe(hydrator.clone().recipient()));
+        if let Some(invalidation) = &invalidation {
+            leader.do_send(leader::Subscribe(invalidation.clone().recipient()));
+        }
+    }
 
     let http_server = if settings.http.enabled {
         let state = http::AppState {
@@ -184,9 +210,27 @@ async fn run(settings: Settings) -> i32 {
     if stopped.is_err() {
         log::warn!("shutdown: the hydrator did not stop in time; exiting anyway");
     }
+    if let Some(leader) = &leader {
+        // After the last cycle's writes: hand over at once.
+        let _ = tokio::time::timeout(Duration::from_secs(1), leader.send(leader::Release)).await;
+    }
     log::info!("stopped");
     System::current().stop();
     0
+}
+
+/// `<hostname>:<pid>`: this daemon's name among replicas when
+/// `leader.instance_id` is not set.
+fn default_instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| "localhost".to_string());
+    let host: String =
+        host.chars().map(|c| if c.is_whitespace() || c.is_control() { '_' } else { c }).collect();
+    format!("{host}:{}", std::process::id())
 }
 
 /// Wait for SIGINT or SIGTERM; the signal's name.
@@ -221,6 +265,13 @@ async fn once(settings: Settings, dump: Option<&Path>) -> i32 {
         }
     };
     if settings.redis.enabled {
+        // `once` is a manual run: its writes are not fenced by the lease
+        // (never backwards still holds).
+        parts.deps.cache.do_send(leader::RoleChanged {
+            role: horde_hydrator::leader::Role::Standalone,
+            token: None,
+            newest_written_ms: None,
+        });
         let state = parts.deps.cache.send(cache::ProbeRedis).await;
         if !matches!(state, Ok(cache::RedisState::Up)) {
             log::warn!(
@@ -380,12 +431,17 @@ fn overwrite(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 async fn admin_command(settings: Settings, cmd: AdminCli) -> i32 {
     let timeout = Duration::from_secs_f64(cmd.wait().timeout.clamp(0.1, 3600.0));
     match admin::send_command(&settings, cmd.to_json(), timeout).await {
-        Ok(reply) => {
-            emit(&format!(
-                "{}\n",
-                serde_json::to_string_pretty(&reply).unwrap_or_else(|_| reply.to_string())
-            ));
-            if reply.get("ok").and_then(|v| v.as_bool()) == Some(true) {
+        Ok(replies) => {
+            // With replicas, every daemon answers `status`: one JSON document per reply.
+            let mut ok = true;
+            for reply in &replies {
+                emit(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(reply).unwrap_or_else(|_| reply.to_string())
+                ));
+                ok &= reply.get("ok").and_then(|v| v.as_bool()) == Some(true);
+            }
+            if ok {
                 0
             } else {
                 1

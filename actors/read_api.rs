@@ -287,6 +287,26 @@ impl ReadStore {
         );
     }
 
+    /// This daemon became a follower (replicas): Redis, where the leader
+    /// writes, is the truth now. Its own entries are kept but count as read
+    /// from Redis, due for a reload on the next request.
+    pub fn follow_redis(&self) {
+        let Ok(mut map) = self.entries.write() else { return };
+        let due = Instant::now().checked_sub(REDIS_REFRESH).unwrap_or_else(Instant::now);
+        for p in map.values_mut() {
+            if p.origin == Origin::Cycle {
+                *p = Arc::new(Published {
+                    version: p.version.clone(),
+                    stored_at: p.stored_at,
+                    as_of: p.as_of,
+                    ttl: p.ttl,
+                    origin: Origin::Redis,
+                    loaded_at: due,
+                });
+            }
+        }
+    }
+
     /// A key from Redis is gone: drop it (only if Redis was its source).
     pub fn forget_redis(&self, key: &EntryKey) {
         if let Ok(mut map) = self.entries.write() {

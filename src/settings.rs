@@ -26,6 +26,7 @@ pub struct Settings {
     pub analysis: AnalysisSettings,
     pub admin: AdminSettings,
     pub http: HttpSettings,
+    pub leader: LeaderSettings,
 }
 
 /// `[hydration]`: the schedule (the reference's `cache_hydration_*`).
@@ -215,6 +216,33 @@ impl HttpSettings {
     }
 }
 
+/// `[leader]`: replicas — which of several daemons on one Redis hydrates.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LeaderSettings {
+    /// Take part in the leader election (a lease in Redis); only the holder
+    /// hydrates and writes. Has no effect while `redis.enabled` is false.
+    pub enabled: bool,
+    /// How long the lease lasts without renewal (renewed every third of it).
+    pub lease_seconds: u64,
+    /// This daemon's name in the lease, `status` and `CLIENT LIST`; empty:
+    /// `<hostname>:<pid>`.
+    pub instance_id: String,
+}
+
+impl Default for LeaderSettings {
+    fn default() -> Self {
+        LeaderSettings { enabled: true, lease_seconds: 10, instance_id: String::new() }
+    }
+}
+
+impl LeaderSettings {
+    /// The lease is in use: enabled, and there is a Redis to hold it in.
+    pub fn active(&self, redis: &RedisSettings) -> bool {
+        self.enabled && redis.enabled
+    }
+}
+
 /// A string that must not be logged: `Debug` and `Display` print `<redacted>`.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
@@ -350,6 +378,16 @@ impl Settings {
         source_url("model_reference.url", &self.model_reference.url)?;
         at_least("model_reference.timeout_seconds", self.model_reference.timeout_seconds, 1)?;
 
+        at_least("leader.lease_seconds", self.leader.lease_seconds, 3)?;
+        if self.leader.instance_id.len() > 200
+            || self.leader.instance_id.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(invalid(
+                "leader.instance_id",
+                "must be at most 200 characters, without spaces or control characters (it names Redis connections)",
+            ));
+        }
+
         let a = &self.analysis;
         for (key, v) in [
             ("analysis.low_usage_threshold_percentage", a.low_usage_threshold_percentage),
@@ -480,6 +518,24 @@ mod tests {
         assert_eq!(s.admin.required_token(), Some("hunter2"));
         assert_eq!(redact_url("redis://localhost:6379/0"), "redis://localhost:6379/0");
         assert_eq!(redact_url("redis://user:pw@h/1"), "redis://user:***@h/1");
+    }
+
+    #[test]
+    fn leader_defaults_and_validation() {
+        let mut s = Settings::default();
+        assert!(s.leader.enabled);
+        assert_eq!(s.leader.lease_seconds, 10);
+        assert!(s.leader.active(&s.redis), "replicas on whenever Redis is");
+        s.redis.enabled = false;
+        assert!(!s.leader.active(&s.redis), "no lease without Redis");
+        let mut s = Settings::default();
+        s.leader.lease_seconds = 2;
+        assert_eq!(s.validate().unwrap_err().key, "leader.lease_seconds");
+        let mut s = Settings::default();
+        s.leader.instance_id = "host a".to_string();
+        assert_eq!(s.validate().unwrap_err().key, "leader.instance_id");
+        s.leader.instance_id = "host-a:42".to_string();
+        assert_eq!(s.validate(), Ok(()));
     }
 
     #[test]

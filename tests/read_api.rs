@@ -299,7 +299,7 @@ fn a_daemon_that_does_not_hydrate_serves_what_is_in_redis() {
     let writer = Daemon::start(&Setup::with_sources(&api, &reference, Some(&redis.url())));
     let mut reader_setup =
         Setup::with_sources("http://127.0.0.1:9/api", "http://127.0.0.1:9", Some(&redis.url()));
-    reader_setup.set("hydration", "enabled", "false");
+    reader_setup.set("hydration", "enabled", "false").set("leader", "enabled", "false");
     let reader = Daemon::start(&reader_setup);
     let key = writer.key("deletion_risk:text_generation:grouped=true");
     let mut client = redis.client();
@@ -415,4 +415,31 @@ fn a_stale_own_entry_yields_to_a_later_version_in_redis() {
         assert_eq!(r.status, 200);
         (r.body == later).then_some(())
     });
+}
+
+/// Replicas (two daemons, one lease): whichever leads hydrates, and both
+/// serve the leader's entries — the follower from Redis.
+#[test]
+fn both_replicas_serve_the_leaders_entries() {
+    let dataset = shared_datasets().remove(0);
+    let redis = RedisServer::start();
+    let api = format!("file://{}", dataset.join("horde").display());
+    let reference = format!("file://{}", dataset.join("model_reference").display());
+    let setup = Setup::with_sources(&api, &reference, Some(&redis.url()));
+    let a = Daemon::start(&setup);
+    let b = Daemon::start(&setup);
+    let key = a.key("stats:text_generation:grouped=false");
+    let mut client = redis.client();
+    let stored = wait_until(Duration::from_secs(60), "the leader's entries in Redis", || client.get(&key));
+    let path = format!("{R}/text_generation");
+    for daemon in [&a, &b] {
+        let addr = daemon.http_addr();
+        let body = wait_until(Duration::from_secs(20), "200 from each replica", || {
+            let r = get(&addr, &path, &[]);
+            (r.status == 200).then_some(r.body)
+        });
+        let (served, written): (Value, Value) =
+            (serde_json::from_slice(&body).unwrap(), serde_json::from_slice(&stored).unwrap());
+        assert_eq!(served["computed_at"], written["computed_at"], "both serve the version in Redis");
+    }
 }
