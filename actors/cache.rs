@@ -675,23 +675,30 @@ impl CacheActor {
             return;
         }
         let generation = conn.generation;
+        // An invalidation from here on drops the category's write-back.
+        let counters = self.counters.clone();
+        let generations: BTreeMap<Category, u64> =
+            per_category.keys().map(|c| (*c, counters.generations.current(*c))).collect();
         let fut = async move {
             let mut conn = conn.conn;
             let mut steps = Vec::new();
             for (category, items) in per_category {
+                let category_generation = generations.get(&category).copied().unwrap_or_default();
+                let still_current = || counters.generations.current(category) == category_generation;
                 // A category's entries come from one cycle; the oldest start is the safe one.
                 let started = items.iter().map(|i| i.3).min().unwrap_or(0);
                 let store: Vec<StoreItem<'_>> = items
                     .iter()
                     .map(|(key, json, left, _)| StoreItem { key, ttl_seconds: *left, value: json.as_bytes() })
                     .collect();
-                let res = redis_link::run(timeout, fenced::store(&mut conn, &keys, &token, started, &store))
-                    .await
-                    .map(|applied| {
-                        if applied != Applied::Yes {
-                            log::debug!("redis: write-back of {category} not applied: {applied:?}");
-                        }
-                    });
+                let res =
+                    fenced::store_sized(&mut conn, timeout, &keys, &token, started, &store, still_current)
+                        .await
+                        .map(|applied| {
+                            if applied != Applied::Yes {
+                                log::debug!("redis: write-back of {category} not applied: {applied:?}");
+                            }
+                        });
                 let broken = matches!(res, Err(Failure::Connection(_)));
                 steps.push(WriteBackStep::Category(category, res));
                 if broken {
@@ -1129,25 +1136,34 @@ impl Handler<StoreCategory> for CacheActor {
         let Some(token) = self.fence.token().map(str::to_string) else {
             return Box::pin(fut::ready(RedisWrite::NotLeader));
         };
-        let redis_keys: Vec<String> = msg.entries.iter().map(|e| e.key.redis_key(&self.prefix)).collect();
-        let items: Vec<StoreItem<'_>> = msg
+        // The values are shared with the memory entries (no copy is made
+        // here); `store_sized` sends a large category in pieces.
+        let owned: Vec<(String, u64, EntryJson)> = msg
             .entries
             .iter()
-            .zip(&redis_keys)
-            .map(|(e, key)| StoreItem {
-                key,
-                ttl_seconds: self.ttl(e.key.kind).as_secs(),
-                value: e.json.as_bytes(),
-            })
+            .map(|e| (e.key.redis_key(&self.prefix), self.ttl(e.key.kind).as_secs(), e.json.clone()))
             .collect();
-        let cmd = fenced::store_cmd(&self.fence_keys, &token, msg.started_ms, &items);
+        let fence_keys = self.fence_keys.clone();
+        let started_ms = msg.started_ms;
         let category = msg.category;
         let generation = conn.generation;
         let (category_generation, guard) = (msg.generation, msg.guard);
         let stored: Vec<EntryKey> = msg.entries.iter().map(|e| e.key).collect();
+        let counters = self.counters.clone();
+        drop(msg);
         let fut = async move {
             let mut conn = conn.conn;
-            redis_link::run(timeout, fenced::apply(&mut conn, &cmd)).await
+            let items: Vec<StoreItem<'_>> = owned
+                .iter()
+                .map(|(key, ttl_seconds, json)| StoreItem {
+                    key,
+                    ttl_seconds: *ttl_seconds,
+                    value: json.as_bytes(),
+                })
+                .collect();
+            let still_current = || counters.generations.current(category) == category_generation;
+            fenced::store_sized(&mut conn, timeout, &fence_keys, &token, started_ms, &items, still_current)
+                .await
         };
         Box::pin(fut.into_actor(self).map(move |res, act, ctx| {
             act.note(generation, &res.as_ref().map(|_| ()).map_err(Clone::clone), Op::Store(category));

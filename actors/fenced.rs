@@ -14,12 +14,25 @@
 //! The entries' values are exactly the bytes given (the reference GETs them);
 //! they are written with `SETEX`, so TTLs are what they were.
 //!
+//! Large categories go in pieces ([`store_in_pieces`]): redis-rs copies a
+//! command's arguments twice (into the command, then into the connection's
+//! write buffer, which keeps that capacity for the connection's life), so one
+//! script carrying a category of 150 MB cost 300 MB more at the peak and kept
+//! 150 MB between cycles. Above [`ONE_SCRIPT_MAX_BYTES`] the values are staged
+//! first, at most [`PIECE_BYTES`] a command, under keys of this store's own
+//! (`P:hydrator:staging:<nonce>:<entry key>`, expiring on their own if the
+//! daemon dies half-way; `SET` of the first piece, `SETRANGE` of the last,
+//! then of those between, so Redis allocates each value once), then moved into place by one script that checks the
+//! same lease and never-backwards rule (`RENAME`, `EXPIRE`): readers still see
+//! a category all old or all new.
+//!
 //! An empty token means "not fenced" (a standalone daemon, `once`): the lease
 //! is not checked, the never-backwards rule still applies.
 //!
 //! The cache calls [`store`], [`rearm`] and [`delete`]; the leader actor
 //! calls [`acquire`], [`renew`] and [`release`].
 
+use crate::redis_link::{run, Failure};
 use redis::aio::ConnectionLike;
 use std::time::Duration;
 
@@ -28,6 +41,8 @@ use std::time::Duration;
 pub struct FenceKeys {
     pub lease: String,
     pub written_at: String,
+    /// Where [`store_in_pieces`] stages values: `P:hydrator:staging:`.
+    pub staging: String,
 }
 
 impl FenceKeys {
@@ -35,6 +50,7 @@ impl FenceKeys {
         FenceKeys {
             lease: horde_hydrator::leader::lease_key(prefix),
             written_at: horde_hydrator::leader::written_at_key(prefix),
+            staging: format!("{prefix}:hydrator:staging:"),
         }
     }
 }
@@ -99,6 +115,164 @@ for i = 3, #KEYS do
   redis.call('HDEL', KEYS[2], KEYS[i])
 end
 return 1";
+
+// The two halves of a store in pieces. Both declare themselves writers, as
+// STORE does: under OOM the check is refused before anything is staged.
+const STORE_CHECK: &str = "#!lua
+-- horde-hydrator: fenced store check
+-- KEYS: lease, written_at hash, entries…; ARGV: token ('' = unfenced), cycle start ms
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local started = tonumber(ARGV[2])
+for i = 3, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    local at = tonumber(redis.call('HGET', KEYS[2], KEYS[i]))
+    if at and at > started then return -1 end
+  end
+end
+return 1";
+
+const STORE_STAGED: &str = "#!lua
+-- horde-hydrator: fenced store staged
+-- KEYS: lease, written_at hash, n entries, then their n staged values; ARGV: token ('' = unfenced), cycle start ms, then ttl s per entry
+-- Answers 1 (moved into place), 0 (not the lease holder), -1 (superseded), -2 (a staged value is gone); staged values are deleted unless moved.
+local n = (#KEYS - 2) / 2
+local function drop_staged() for i = 3 + n, #KEYS do redis.pcall('DEL', KEYS[i]) end end
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then drop_staged() return 0 end
+local started = tonumber(ARGV[2])
+for i = 3, 2 + n do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    local at = tonumber(redis.call('HGET', KEYS[2], KEYS[i]))
+    if at and at > started then drop_staged() return -1 end
+  end
+  if redis.call('EXISTS', KEYS[i + n]) == 0 then drop_staged() return -2 end
+end
+for i = 3, 2 + n do
+  redis.call('RENAME', KEYS[i + n], KEYS[i])
+  redis.call('EXPIRE', KEYS[i], ARGV[i])
+  redis.call('HSET', KEYS[2], KEYS[i], ARGV[2])
+end
+return 1";
+
+/// A category whose values together are at most this large is stored by one
+/// script ([`store_cmd`]); a larger one in pieces ([`store_in_pieces`]).
+pub const ONE_SCRIPT_MAX_BYTES: usize = 4 << 20;
+/// The largest piece of a value one staging command carries.
+pub const PIECE_BYTES: usize = 1 << 20;
+/// How long a staged value lives if the store never finishes (a crash, a
+/// lost connection): long enough for a slow upload, short enough not to
+/// leave much behind.
+const STAGING_TTL_MS: u64 = 600_000;
+
+/// Store a category's entries, as [`store_cmd`] does, by one script when
+/// they are small and in pieces ([`store_in_pieces`]) when they are not.
+/// `timeout` bounds each command, not the whole store. `still_current` is
+/// asked just before the command that makes the entries visible is queued
+/// (an invalidation since: dropped as [`Applied::Superseded`]), so that an
+/// invalidation's DEL, queued later on the same connection, comes after it.
+pub async fn store_sized(
+    conn: &mut impl ConnectionLike,
+    timeout: Duration,
+    keys: &FenceKeys,
+    token: &str,
+    started_ms: u64,
+    items: &[StoreItem<'_>],
+    still_current: impl Fn() -> bool,
+) -> Result<Applied, Failure> {
+    if items.iter().map(|i| i.value.len()).sum::<usize>() <= ONE_SCRIPT_MAX_BYTES {
+        if !still_current() {
+            return Ok(Applied::Superseded);
+        }
+        return run(timeout, store(conn, keys, token, started_ms, items)).await;
+    }
+    store_in_pieces(conn, timeout, keys, token, started_ms, items, PIECE_BYTES, still_current).await
+}
+
+/// Store a category's entries in pieces of at most `piece` bytes: check the
+/// lease and the never-backwards rule (a refusal here, e.g. OOM, stages
+/// nothing), stage every value (`SET … PX`, then `SETRANGE`), then move them
+/// into place by one script that checks both again (and, before it is
+/// queued, `still_current`: see [`store_sized`]). What is staged is deleted
+/// when the store is refused or fails (or expires if even that fails).
+#[allow(clippy::too_many_arguments)]
+pub async fn store_in_pieces(
+    conn: &mut impl ConnectionLike,
+    timeout: Duration,
+    keys: &FenceKeys,
+    token: &str,
+    started_ms: u64,
+    items: &[StoreItem<'_>],
+    piece: usize,
+    still_current: impl Fn() -> bool,
+) -> Result<Applied, Failure> {
+    let piece = piece.max(1);
+    let mut names: Vec<&str> = vec![&keys.lease, &keys.written_at];
+    names.extend(items.iter().map(|i| i.key));
+    let mut check = eval(STORE_CHECK, &names);
+    check.arg(token).arg(started_ms);
+    let checked: i64 = run(timeout, check.query_async(conn)).await?;
+    if checked != 1 {
+        return Ok(Applied::from_reply(checked));
+    }
+    // A nonce per store: two writers (a deposed leader's store in flight and
+    // the new leader's) never append to the same staged value.
+    let nonce = format!("{:016x}", rand::random::<u64>());
+    let staged: Vec<String> = items.iter().map(|i| format!("{}{nonce}:{}", keys.staging, i.key)).collect();
+    let mut result = stage(conn, timeout, items, &staged, piece).await;
+    if result.is_ok() && !still_current() {
+        let _ = run(timeout, redis::cmd("DEL").arg(&staged).query_async::<()>(conn)).await;
+        return Ok(Applied::Superseded);
+    }
+    if result.is_ok() {
+        let mut names: Vec<&str> = vec![&keys.lease, &keys.written_at];
+        names.extend(items.iter().map(|i| i.key));
+        names.extend(staged.iter().map(String::as_str));
+        let mut commit = eval(STORE_STAGED, &names);
+        commit.arg(token).arg(started_ms);
+        for i in items {
+            commit.arg(i.ttl_seconds.max(1));
+        }
+        result = match run(timeout, commit.query_async::<i64>(conn)).await {
+            Ok(-2) => {
+                Err(Failure::Connection("a staged value expired before the store finished".to_string()))
+            }
+            Ok(reply) => return Ok(Applied::from_reply(reply)),
+            Err(e) => Err(e),
+        };
+    }
+    // Refused or broken half-way: drop what was staged (best effort; it expires anyway).
+    if !matches!(result, Err(Failure::Connection(_))) {
+        let _ = run(timeout, redis::cmd("DEL").arg(&staged).query_async::<()>(conn)).await;
+    }
+    result.map(|()| Applied::Yes)
+}
+
+async fn stage(
+    conn: &mut impl ConnectionLike,
+    timeout: Duration,
+    items: &[StoreItem<'_>],
+    staged: &[String],
+    piece: usize,
+) -> Result<(), Failure> {
+    for (item, key) in items.iter().zip(staged) {
+        let pieces: Vec<(usize, &[u8])> =
+            item.value.chunks(piece).enumerate().map(|(i, p)| (i * piece, p)).collect();
+        let first = pieces.first().map_or(&[][..], |(_, p)| *p);
+        let mut set = redis::cmd("SET");
+        set.arg(key).arg(first).arg("PX").arg(STAGING_TTL_MS);
+        run(timeout, set.query_async::<()>(conn)).await?;
+        drop(set);
+        // The last piece first: Redis sizes the value once (APPENDing piece
+        // by piece made it copy the growing value again and again), then
+        // the pieces between are written in place.
+        let rest = pieces.get(1..).unwrap_or_default();
+        for (offset, p) in rest.iter().rev().take(1).chain(rest.iter().take(rest.len().saturating_sub(1))) {
+            let mut setrange = redis::cmd("SETRANGE");
+            setrange.arg(key).arg(*offset).arg(*p);
+            run(timeout, setrange.query_async::<i64>(conn)).await?;
+        }
+    }
+    Ok(())
+}
 
 const RENEW: &str = "-- horde-hydrator: lease renew
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -401,6 +575,89 @@ mod tests {
             let pttl: i64 = redis::cmd("PTTL").arg("P:a").query_async(&mut conn).await.unwrap();
             assert!(pttl > 40_000 && pttl <= 50_000, "PTTL {pttl}");
             assert_eq!(get(&mut conn, "P:a").await.as_deref(), Some(&b"again"[..]));
+        });
+    }
+
+    async fn staged_keys(conn: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
+        redis::cmd("KEYS").arg("P:hydrator:staging:*").query_async(conn).await.unwrap()
+    }
+
+    #[test]
+    fn a_store_in_pieces_writes_the_same_bytes_and_follows_the_same_rules() {
+        let server = server();
+        block_on(async {
+            let mut conn = connect(&server).await;
+            let keys = FenceKeys::new("P");
+            let t = Duration::from_secs(5);
+            assert!(acquire(&mut conn, &keys, "a/1", Duration::from_secs(10)).await.unwrap().held);
+            // 7-byte pieces: values of 0, 5, 7 and 100 bytes, one split inside a UTF-8 character.
+            let long: Vec<u8> = "{\"models\": [\"\u{e9}t\u{e9}\"], \"x\": 1}".repeat(3).into_bytes();
+            let values: [&[u8]; 4] = [b"", b"short", b"exactly", &long];
+            let names = ["P:e0", "P:e1", "P:e2", "P:e3"];
+            let items: Vec<StoreItem<'_>> = names
+                .iter()
+                .zip(values)
+                .map(|(k, v)| StoreItem { key: k, ttl_seconds: 120, value: v })
+                .collect();
+            let applied =
+                store_in_pieces(&mut conn, t, &keys, "a/1", 1000, &items, 7, || true).await.unwrap();
+            assert_eq!(applied, Applied::Yes);
+            for (k, v) in names.iter().zip(values) {
+                assert_eq!(get(&mut conn, k).await.as_deref(), Some(v), "{k}: the bytes as given");
+                let ttl: i64 = redis::cmd("TTL").arg(*k).query_async(&mut conn).await.unwrap();
+                assert!(ttl > 110 && ttl <= 120, "{k}: TTL {ttl}");
+            }
+            assert_eq!(staged_keys(&mut conn).await, Vec::<String>::new(), "everything staged was moved");
+            let at: Option<String> =
+                redis::cmd("HGET").arg(&keys.written_at).arg("P:e3").query_async(&mut conn).await.unwrap();
+            assert_eq!(at.as_deref(), Some("1000"));
+
+            // Not the lease holder, or an older cycle: nothing changes, nothing is left staged.
+            let other: Vec<StoreItem<'_>> =
+                names.iter().map(|k| StoreItem { key: k, ttl_seconds: 120, value: b"other value" }).collect();
+            let refused =
+                store_in_pieces(&mut conn, t, &keys, "b/2", 2000, &other, 7, || true).await.unwrap();
+            assert_eq!(refused, Applied::NotLeader);
+            let older = store_in_pieces(&mut conn, t, &keys, "a/1", 999, &other, 7, || true).await.unwrap();
+            assert_eq!(older, Applied::Superseded);
+            // An invalidation while the values were staged: dropped before they become visible.
+            let invalidated =
+                store_in_pieces(&mut conn, t, &keys, "a/1", 2000, &other, 7, || false).await.unwrap();
+            assert_eq!(invalidated, Applied::Superseded);
+            assert_eq!(get(&mut conn, "P:e3").await.as_deref(), Some(&long[..]));
+            assert_eq!(staged_keys(&mut conn).await, Vec::<String>::new());
+
+            // Out of memory: refused before anything is staged, the entries as they were.
+            redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("maxmemory-policy")
+                .arg("noeviction")
+                .query_async::<()>(&mut conn)
+                .await
+                .unwrap();
+            redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("maxmemory")
+                .arg("1")
+                .query_async::<()>(&mut conn)
+                .await
+                .unwrap();
+            let oom = store_in_pieces(&mut conn, t, &keys, "a/1", 3000, &other, 7, || true).await;
+            assert!(matches!(oom, Err(Failure::Refused { .. })), "{oom:?}");
+            redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("maxmemory")
+                .arg("0")
+                .query_async::<()>(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(staged_keys(&mut conn).await, Vec::<String>::new());
+            assert_eq!(get(&mut conn, "P:e1").await.as_deref(), Some(&b"short"[..]));
+
+            // store_sized: small categories by one script, as before; the result is the same.
+            let sized = store_sized(&mut conn, t, &keys, "a/1", 3000, &other, || true).await.unwrap();
+            assert_eq!(sized, Applied::Yes);
+            assert_eq!(get(&mut conn, "P:e0").await.as_deref(), Some(&b"other value"[..]));
         });
     }
 }

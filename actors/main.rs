@@ -127,6 +127,7 @@ fn start_parts(settings: &Settings) -> Result<Parts, String> {
 }
 
 async fn run(settings: Settings) -> i32 {
+    hydrator::bound_large_allocations();
     let parts = match start_parts(&settings) {
         Ok(p) => p,
         Err(e) => {
