@@ -18,25 +18,28 @@ mod admin;
 mod cache;
 mod cli;
 mod config;
-mod counters;
 mod fenced;
+mod generations;
 mod horde_fetcher;
 mod http;
 mod hydrator;
 mod invalidation;
 mod leader;
+mod metrics;
 mod read_api;
 mod redis_link;
 mod risk_compute;
+mod status;
 
 use actix::prelude::*;
 use clap::Parser;
 use cli::{AdminCli, Cli, Command};
-use counters::Counters;
 use horde_hydrator::category::Category;
+use horde_hydrator::input::source::SourceId;
 use horde_hydrator::keys::EntryKey;
 use horde_hydrator::settings::{redact_url, Settings};
 use hydrator::{CategoryOutcome, CycleDeps, CycleReport};
+use metrics::Metrics;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -104,30 +107,40 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// The actors of a cycle, started on this system.
 struct Parts {
     deps: CycleDeps,
-    counters: Arc<Counters>,
+    metrics: Arc<Metrics>,
     /// The read API's snapshot of the cache's entries.
     reads: read_api::ReadStore,
 }
 
 fn start_parts(settings: &Settings) -> Result<Parts, String> {
-    let counters = Arc::new(Counters::default());
-    let cache = cache::CacheActor::new(settings, counters.clone()).map_err(|e| e.to_string())?;
+    let metrics = Arc::new(Metrics::new());
+    let categories = settings.categories();
+    let sources: Vec<String> = categories
+        .iter()
+        .flat_map(|c| [SourceId::Reference(*c), SourceId::Status(*c), SourceId::Stats(*c)])
+        .map(|s| s.to_string())
+        .collect();
+    let entries: Vec<String> =
+        categories.iter().flat_map(|c| EntryKey::for_category(*c)).map(|k| k.name()).collect();
+    metrics.preset(&categories, &sources, &entries);
+    let cache = cache::CacheActor::new(settings, metrics.clone()).map_err(|e| e.to_string())?;
     let reads = cache.reads();
     let cache = cache.start();
-    let fetcher = horde_fetcher::HordeFetcherActor::new(settings, counters.clone()).start();
+    let fetcher = horde_fetcher::HordeFetcherActor::new(settings, metrics.clone()).start();
     let compute = risk_compute::RiskComputeActor::start_pool();
     let deps = CycleDeps {
         fetcher,
         compute,
         cache,
         analysis: Arc::new(settings.analysis.clone()),
-        counters: counters.clone(),
+        metrics: metrics.clone(),
     };
-    Ok(Parts { deps, counters, reads })
+    Ok(Parts { deps, metrics, reads })
 }
 
 async fn run(settings: Settings) -> i32 {
     hydrator::bound_large_allocations();
+    let started = std::time::Instant::now();
     let parts = match start_parts(&settings) {
         Ok(p) => p,
         Err(e) => {
@@ -159,7 +172,7 @@ async fn run(settings: Settings) -> i32 {
             parts.deps.cache.clone(),
             parts.deps.fetcher.clone(),
             hydrator.clone(),
-            parts.counters.clone(),
+            parts.metrics.clone(),
         )
         .with_leader(leader.clone())
         .start()
@@ -179,11 +192,16 @@ async fn run(settings: Settings) -> i32 {
 
     let http_server = if settings.http.enabled {
         let state = http::AppState {
-            cache: parts.deps.cache.clone(),
-            hydrator: hydrator.clone(),
-            fetcher: parts.deps.fetcher.clone(),
-            invalidation: invalidation.clone(),
-            settings: Arc::new(settings.clone()),
+            status: status::StatusSources {
+                cache: parts.deps.cache.clone(),
+                hydrator: hydrator.clone(),
+                fetcher: parts.deps.fetcher.clone(),
+                invalidation: invalidation.clone(),
+                leader: leader.clone(),
+                metrics: parts.metrics.clone(),
+                settings: Arc::new(settings.clone()),
+                started,
+            },
             reads: parts.reads.clone(),
         };
         match http::start(state) {
@@ -431,7 +449,7 @@ fn overwrite(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 async fn admin_command(settings: Settings, cmd: AdminCli) -> i32 {
     let timeout = Duration::from_secs_f64(cmd.wait().timeout.clamp(0.1, 3600.0));
-    match admin::send_command(&settings, cmd.to_json(), timeout).await {
+    match admin::send_command(&settings, cmd.to_command(), timeout).await {
         Ok(replies) => {
             // With replicas, every daemon answers `status`: one JSON document per reply.
             let mut ok = true;
