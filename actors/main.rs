@@ -28,6 +28,7 @@ mod hydrator;
 mod invalidation;
 mod leader;
 mod metrics;
+mod read_api;
 mod redis_link;
 mod risk_compute;
 mod status;
@@ -112,6 +113,8 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 struct Parts {
     deps: CycleDeps,
     metrics: Arc<Metrics>,
+    /// The read API's snapshot of the cache's entries.
+    reads: read_api::ReadStore,
 }
 
 fn start_parts(settings: &Settings) -> Result<Parts, String> {
@@ -125,7 +128,9 @@ fn start_parts(settings: &Settings) -> Result<Parts, String> {
     let entries: Vec<String> =
         categories.iter().flat_map(|c| EntryKey::for_category(*c)).map(|k| k.name()).collect();
     metrics.preset(&categories, &sources, &entries);
-    let cache = cache::CacheActor::new(settings, metrics.clone()).map_err(|e| e.to_string())?.start();
+    let cache = cache::CacheActor::new(settings, metrics.clone()).map_err(|e| e.to_string())?;
+    let reads = cache.reads();
+    let cache = cache.start();
     let fetcher = horde_fetcher::HordeFetcherActor::new(settings, metrics.clone()).start();
     let compute = risk_compute::RiskComputeActor::start_pool();
     let deps = CycleDeps {
@@ -135,7 +140,7 @@ fn start_parts(settings: &Settings) -> Result<Parts, String> {
         analysis: Arc::new(settings.analysis.clone()),
         metrics: metrics.clone(),
     };
-    Ok(Parts { deps, metrics })
+    Ok(Parts { deps, metrics, reads })
 }
 
 async fn run(settings: Settings) -> i32 {
@@ -202,6 +207,7 @@ async fn run(settings: Settings) -> i32 {
                 settings: Arc::new(settings.clone()),
                 started,
             },
+            reads: parts.reads.clone(),
         };
         match http::start(state) {
             Ok(h) => Some(h),
