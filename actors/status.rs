@@ -34,10 +34,23 @@ pub struct StatusReply {
     pub fetcher: FetcherInfo,
     pub counters: Counters,
     /// Replicas (issue 13): this daemon's role and the lease holder, as the
-    /// leader actor knows them. The settings in effect (redacted) belong
-    /// here once settings are serialisable (issue 11's typed settings).
+    /// leader actor knows them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replica: Option<ReplicaStatus>,
+    /// The settings loaded at start-up, key by key as `check-config` prints
+    /// them: the value (a TOML literal, secrets redacted) and where it came from.
+    pub settings: Vec<SettingInEffect>,
+}
+
+/// One setting of the status reply's `settings`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingInEffect {
+    /// `section.key`, as in `config.toml`.
+    pub key: String,
+    /// As a TOML literal, secrets redacted.
+    pub value: String,
+    /// `default`, the file position, or the environment variable.
+    pub source: String,
 }
 
 /// A replica's part of the status reply (`replica`).
@@ -134,6 +147,17 @@ impl StatusSources {
             fetcher,
             counters: self.metrics.counters(),
             replica: Some(replica),
+            settings: self
+                .settings
+                .provenance
+                .values
+                .iter()
+                .map(|(key, value, origin)| SettingInEffect {
+                    key: key.clone(),
+                    value: value.clone(),
+                    source: origin.to_string(),
+                })
+                .collect(),
         })
     }
 }

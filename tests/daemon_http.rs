@@ -177,6 +177,14 @@ fn status_over_http_is_the_admin_status() {
     };
     assert_eq!(entry_keys(&http).len(), 9, "{http}");
     assert_eq!(entry_keys(&http), entry_keys(&admin));
+    // The settings in effect, with where each came from; the same for both.
+    assert_eq!(http["settings"], admin["settings"]);
+    let setting = |key: &str| {
+        http["settings"].as_array().unwrap().iter().find(|s| s["key"] == key).cloned().unwrap_or(Value::Null)
+    };
+    assert_eq!(setting("hydration.interval_seconds")["value"], json!("3600"), "{http}");
+    assert!(setting("hydration.interval_seconds")["source"].as_str().unwrap().contains("line "), "{http}");
+    assert_eq!(setting("analysis.text_gen_critical_usage_threshold")["source"], json!("default"), "{http}");
     assert_eq!(http["redis"]["state"], json!("up"));
     assert_eq!(admin["redis"]["subscribed"], json!(true));
     assert_eq!(http["redis"]["subscribed"], json!(true), "{http}");

@@ -212,6 +212,12 @@ fn three_replicas_one_writer_kill_and_sigterm_hand_over() {
     ids.sort();
     assert_eq!(ids, ["replica-a", "replica-b", "replica-c"]);
     assert_eq!(statuses.iter().filter(|s| s["replica"]["role"] == "follower").count(), 2, "{statuses:?}");
+    // Every replica is ready: the leader by its entries, a follower because it
+    // sees a live leader (it holds no entries of its own).
+    for d in &daemons {
+        let r = d.http_get("/readyz");
+        assert_eq!(r.status, 200, "/readyz of {}: {}", id_of(d), r.text());
+    }
 
     // hydrate is carried out by the leader, the only one to answer.
     let out = daemons[1].cli(&["admin", "hydrate"], Duration::from_secs(20));
