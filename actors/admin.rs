@@ -161,7 +161,7 @@ pub async fn send_command(
     command.insert("reply_to".to_string(), Value::String(reply_channel.clone()));
     let payload = Value::Object(command).to_string();
 
-    let client = redis::Client::open(settings.redis.url.as_str()).map_err(|e| err(e.to_string()))?;
+    let client = crate::redis_client::client(&settings.redis).map_err(|e| err(e.to_string()))?;
     let connect_timeout = Duration::from_secs(settings.redis.socket_timeout_seconds);
     let mut pubsub = tokio::time::timeout(connect_timeout, client.get_async_pubsub())
         .await

@@ -167,6 +167,18 @@ pub struct Clear;
 #[rtype(result = "CacheInfo")]
 pub struct Info;
 
+/// The cache's part of a settings reload (SIGHUP). The TTLs apply to the
+/// entries written from now on; the stale TTL and `hydration_enabled` (which
+/// decides whether stale memory entries are served) to every read from now on.
+#[derive(Message, Debug, Clone, PartialEq)]
+#[rtype(result = "()")]
+pub struct Reconfigure {
+    pub deletion_risk_ttl: Duration,
+    pub statistics_ttl: Duration,
+    pub stale_ttl: Duration,
+    pub hydration_enabled: bool,
+}
+
 /// Wait (up to the socket timeout) until the Redis state is known.
 #[derive(Message)]
 #[rtype(result = "RedisState")]
@@ -192,28 +204,29 @@ pub struct CacheActor {
     counters: Arc<Counters>,
 }
 
-/// Redis could not be set up at all (a URL the client rejects).
+/// Redis could not be set up at all (a URL the client rejects, an unreadable CA file).
 #[derive(Debug, thiserror::Error)]
-#[error("redis.url {url}: {source}")]
-pub struct CacheSetupError {
-    url: String,
-    source: redis::RedisError,
+pub enum CacheSetupError {
+    #[error(transparent)]
+    Client(#[from] crate::redis_client::RedisClientError),
+    #[error("redis.url {url}: {source}")]
+    Manager { url: String, source: redis::RedisError },
 }
 
 impl CacheActor {
     pub fn new(settings: &Settings, counters: Arc<Counters>) -> Result<Self, CacheSetupError> {
         let timeout = Duration::from_secs(settings.redis.socket_timeout_seconds);
         let conn = if settings.redis.enabled {
-            let client = redis::Client::open(settings.redis.url.as_str())
-                .map_err(|source| CacheSetupError { url: redact_url(&settings.redis.url), source })?;
+            let client = crate::redis_client::client(&settings.redis).map_err(CacheSetupError::Client)?;
             let config = redis::aio::ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(timeout))
                 .set_response_timeout(Some(timeout))
                 .set_min_delay(Duration::from_millis(100))
                 .set_max_delay(Duration::from_secs(5))
                 .set_number_of_retries(2);
-            let manager = ConnectionManager::new_lazy_with_config(client, config)
-                .map_err(|source| CacheSetupError { url: redact_url(&settings.redis.url), source })?;
+            let manager = ConnectionManager::new_lazy_with_config(client, config).map_err(|source| {
+                CacheSetupError::Manager { url: redact_url(&settings.redis.url), source }
+            })?;
             Some(manager)
         } else {
             None
@@ -555,6 +568,17 @@ impl Handler<Info> for CacheActor {
             })
             .collect();
         MessageResult(CacheInfo { redis: self.state, entries })
+    }
+}
+
+impl Handler<Reconfigure> for CacheActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reconfigure, _ctx: &mut Self::Context) {
+        self.risk_ttl = msg.deletion_risk_ttl;
+        self.stats_ttl = msg.statistics_ttl;
+        self.stale_ttl = msg.stale_ttl;
+        self.hydration_enabled = msg.hydration_enabled;
     }
 }
 

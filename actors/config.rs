@@ -79,6 +79,9 @@ pub fn load_with_env(explicit: Option<&Path>, env: HashMap<String, String>) -> R
     };
     settings.horde.api_url = resolve_file_url(&settings.horde.api_url, &base);
     settings.model_reference.url = resolve_file_url(&settings.model_reference.url, &base);
+    if let Some(ca) = settings.redis.tls_ca_file.take() {
+        settings.redis.tls_ca_file = Some(if ca.is_relative() { base.join(ca) } else { ca });
+    }
     Ok(Loaded { settings, file })
 }
 

@@ -202,6 +202,13 @@ impl CircuitBreaker {
         }
     }
 
+    /// New limits (a settings reload); the count of failures so far and an
+    /// open circuit's current wait are kept.
+    pub fn set_limits(&mut self, threshold: u32, open_for: Duration) {
+        self.threshold = threshold.max(1);
+        self.open_for = open_for;
+    }
+
     /// May a request go out now? In half-open state only one at a time.
     pub fn allow(&mut self, now: Instant) -> bool {
         match self.state(now) {
@@ -286,6 +293,16 @@ pub struct FetchCategory(pub Category);
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct DropReference(pub Category);
+
+/// The fetcher's part of a settings reload (SIGHUP): the HTTP policy and the
+/// circuit breakers' limits, applied from the next request. (The source URLs
+/// need a restart.)
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Reconfigure {
+    pub horde: horde_hydrator::settings::HordeSettings,
+    pub reference_timeout: Duration,
+}
 
 /// The circuit states, for the status reply.
 #[derive(Message)]
@@ -409,6 +426,32 @@ impl Handler<DropReference> for HordeFetcherActor {
             last.reference_at = None;
         }
         log::debug!("fetcher: dropped the kept model reference of {}", msg.0);
+    }
+}
+
+impl Handler<Reconfigure> for HordeFetcherActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reconfigure, _ctx: &mut Self::Context) {
+        let h = &msg.horde;
+        let mut st = self.state.borrow_mut();
+        let timeouts =
+            (Duration::from_secs(h.timeout_seconds), Duration::from_secs(h.timeout_seconds.min(10)));
+        if timeouts != st.client_timeouts {
+            // Built again, with the new timeouts, on the next HTTP fetch.
+            st.client = std::cell::OnceCell::new();
+            st.client_timeouts = timeouts;
+        }
+        st.horde_timeout = Duration::from_secs(h.timeout_seconds);
+        st.reference_timeout = msg.reference_timeout;
+        st.client_agent = format!("horde-hydrator:{}:{}", env!("CARGO_PKG_VERSION"), h.client_agent);
+        st.max_retries = h.max_retries;
+        st.retry_base = Duration::from_millis(h.retry_base_delay_ms);
+        st.retry_cap = Duration::from_secs(h.retry_max_delay_seconds);
+        st.max_bytes = usize::try_from(h.max_response_bytes).unwrap_or(usize::MAX);
+        for breaker in st.breakers.values_mut() {
+            breaker.set_limits(h.circuit_failure_threshold, Duration::from_secs(h.circuit_open_seconds));
+        }
     }
 }
 

@@ -333,6 +333,17 @@ pub struct Shutdown {
 #[rtype(result = "Value")]
 pub struct GetHydratorInfo;
 
+/// The hydrator's part of a settings reload (SIGHUP): applied at once. A new
+/// interval counts from the start of the last scheduled cycle (a cycle that
+/// is due by now starts at once); the thresholds apply from the next cycle.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Reconfigure {
+    pub enabled: bool,
+    pub interval: Duration,
+    pub analysis: AnalysisSettings,
+}
+
 struct Running {
     since: Instant,
     categories: Vec<Category>,
@@ -351,6 +362,10 @@ pub struct HydratorActor {
     next_at: Option<Instant>,
     stopping: bool,
     stop_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
+    /// The timer of the next scheduled tick (replaced when the interval changes).
+    timer: Option<SpawnHandle>,
+    /// When the last scheduled tick fired.
+    last_tick: Option<Instant>,
 }
 
 impl HydratorActor {
@@ -367,7 +382,25 @@ impl HydratorActor {
             next_at: None,
             stopping: false,
             stop_waiters: Vec::new(),
+            timer: None,
+            last_tick: None,
         }
+    }
+
+    /// Arm the schedule: a tick after `delay`, then one every `self.interval`
+    /// (read at each tick, so a reload changes it).
+    fn schedule(&mut self, delay: Duration, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.timer.take() {
+            ctx.cancel_future(timer);
+        }
+        self.next_at = Some(Instant::now() + delay);
+        self.timer = Some(ctx.run_later(delay, |act, ctx| {
+            act.timer = None;
+            act.last_tick = Some(Instant::now());
+            act.tick(ctx);
+            let interval = act.interval;
+            act.schedule(interval, ctx);
+        }));
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -402,6 +435,10 @@ impl HydratorActor {
         }
         for c in &mut report.categories {
             c.payloads = Vec::new();
+        }
+        if self.last.is_none() {
+            // Under systemd (Type=notify) the service is up once its first cycle ran.
+            crate::sd_notify::ready();
         }
         self.last = Some(report);
         release_free_memory();
@@ -440,13 +477,10 @@ impl Actor for HydratorActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         if !self.enabled {
             log::info!("hydrator: scheduled hydration disabled (hydration.enabled = false); cycles run on demand only");
+            crate::sd_notify::ready();
             return;
         }
-        self.next_at = Some(Instant::now() + self.startup_delay);
-        ctx.run_later(self.startup_delay, |act, ctx| {
-            act.tick(ctx);
-            ctx.run_interval(act.interval, |act, ctx| act.tick(ctx));
-        });
+        self.schedule(self.startup_delay, ctx);
     }
 }
 
@@ -500,6 +534,38 @@ impl Handler<Shutdown> for HydratorActor {
         Box::pin(async move {
             let _ = rx.await;
         })
+    }
+}
+
+impl Handler<Reconfigure> for HydratorActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reconfigure, ctx: &mut Self::Context) {
+        if *self.deps.analysis != msg.analysis {
+            self.deps.analysis = Arc::new(msg.analysis);
+        }
+        if msg.enabled == self.enabled && msg.interval == self.interval {
+            return;
+        }
+        self.enabled = msg.enabled;
+        self.interval = msg.interval;
+        if self.stopping {
+            return;
+        }
+        if !self.enabled {
+            if let Some(timer) = self.timer.take() {
+                ctx.cancel_future(timer);
+            }
+            self.next_at = None;
+            return;
+        }
+        // Before the first tick (the startup delay) the first cycle keeps its time.
+        let next = match (self.last_tick, self.next_at) {
+            (Some(last), _) => last + self.interval,
+            (None, Some(at)) => at,
+            (None, None) => Instant::now(),
+        };
+        self.schedule(next.saturating_duration_since(Instant::now()), ctx);
     }
 }
 

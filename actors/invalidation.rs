@@ -71,6 +71,12 @@ impl Debouncer {
         None
     }
 
+    /// A new quiet period (a settings reload); a burst in progress ends by the new one.
+    pub fn set_quiet(&mut self, quiet: Duration) {
+        self.quiet = quiet;
+        self.max_wait = self.max_wait.max(quiet);
+    }
+
     /// The timer fired at `now`.
     pub fn tick(&mut self, now: Instant) -> DebounceTick {
         let (Some(first), Some(last)) = (self.first, self.last) else {
@@ -150,6 +156,16 @@ struct Incoming {
 #[rtype(result = "()")]
 struct Subscribed(bool);
 
+/// The pub/sub side's part of a settings reload (SIGHUP): the admin token
+/// (`None`: commands need none) and the invalidation debounce, both applied
+/// to the next message.
+#[derive(Message, Clone, PartialEq)]
+#[rtype(result = "()")]
+pub struct Reconfigure {
+    pub token: Option<horde_hydrator::settings::Secret>,
+    pub debounce: Duration,
+}
+
 /// Messages over the size limit, counted by the loop without copying them.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -161,7 +177,8 @@ struct Oversized {
 // ---------------------------------------------------------------- the actor
 
 pub struct InvalidationActor {
-    redis_url: String,
+    /// Built once by `redis_client::client`; the subscriber loop connects with it.
+    client: Option<redis::Client>,
     redis_url_shown: String,
     socket_timeout: Duration,
     invalidate_channel: String,
@@ -190,7 +207,14 @@ impl InvalidationActor {
     ) -> Self {
         let prefix = &settings.redis.key_prefix;
         let timeout = Duration::from_secs(settings.redis.socket_timeout_seconds);
-        let publisher = redis::Client::open(settings.redis.url.as_str()).ok().and_then(|client| {
+        let client = match crate::redis_client::client(&settings.redis) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                log::error!("pubsub: {e}");
+                None
+            }
+        };
+        let publisher = client.clone().and_then(|client| {
             let config = redis::aio::ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(timeout))
                 .set_response_timeout(Some(timeout))
@@ -199,7 +223,7 @@ impl InvalidationActor {
             redis::aio::ConnectionManager::new_lazy_with_config(client, config).ok()
         });
         InvalidationActor {
-            redis_url: settings.redis.url.clone(),
+            client,
             redis_url_shown: redact_url(&settings.redis.url),
             socket_timeout: timeout,
             invalidate_channel: invalidate_channel(prefix),
@@ -439,11 +463,11 @@ impl Actor for InvalidationActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let addr = ctx.address();
-        let url = self.redis_url.clone();
+        let Some(client) = self.client.clone() else { return };
         let shown = self.redis_url_shown.clone();
         let channels = [self.invalidate_channel.clone(), self.admin_channel.clone()];
         let timeout = self.socket_timeout;
-        actix_rt::spawn(subscriber_loop(addr, url, shown, channels, timeout));
+        actix_rt::spawn(subscriber_loop(addr, client, shown, channels, timeout));
     }
 }
 
@@ -451,7 +475,7 @@ impl Actor for InvalidationActor {
 /// when the actor is gone.
 async fn subscriber_loop(
     addr: Addr<InvalidationActor>,
-    url: String,
+    client: redis::Client,
     shown: String,
     channels: [String; 2],
     timeout: Duration,
@@ -464,7 +488,6 @@ async fn subscriber_loop(
             return;
         }
         let attempt = async {
-            let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
             let mut pubsub = tokio::time::timeout(timeout, client.get_async_pubsub())
                 .await
                 .map_err(|_| format!("no connection within {timeout:?}"))?
@@ -551,6 +574,15 @@ impl Handler<Oversized> for InvalidationActor {
 
     fn handle(&mut self, msg: Oversized, _ctx: &mut Self::Context) {
         self.ignored(format!("{} byte message on {} (limit {MAX_MESSAGE_BYTES})", msg.len, msg.channel));
+    }
+}
+
+impl Handler<Reconfigure> for InvalidationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reconfigure, _ctx: &mut Self::Context) {
+        self.token = msg.token.map(|t| t.expose().to_string()).filter(|t| !t.is_empty());
+        self.debouncer.set_quiet(msg.debounce);
     }
 }
 

@@ -4,7 +4,8 @@
 //!   RiskComputeActor pool, HydratorActor and (with Redis) InvalidationActor —
 //!   and waits for SIGINT/SIGTERM; then it stops scheduling, lets a running
 //!   cycle finish for up to 3 s (else aborts it; each category's write is one
-//!   MULTI/EXEC either way) and exits 0 within 5 s.
+//!   MULTI/EXEC either way) and exits 0 within 5 s. SIGHUP reloads the
+//!   settings (`reload.rs`); SIGUSR1/SIGUSR2 are logged and ignored.
 //! * `once` runs one cycle through the same actors, prints a table and exits
 //!   non-zero when any source or entry failed.
 //! * `admin` publishes a command on `P:admin` and prints the reply.
@@ -20,7 +21,11 @@ mod counters;
 mod horde_fetcher;
 mod hydrator;
 mod invalidation;
+mod redis_client;
+mod reload;
 mod risk_compute;
+mod sd_notify;
+mod signals;
 
 use actix::prelude::*;
 use clap::Parser;
@@ -70,7 +75,7 @@ fn main() {
     let system = actix_rt::System::with_tokio_rt(move || runtime);
     let code = system.block_on(async move {
         match cli.command {
-            Command::Run => run(settings).await,
+            Command::Run => run(settings, cli.config.as_deref()).await,
             Command::Once { dump } => once(settings, dump.as_deref()).await,
             Command::Admin(cmd) => admin_command(settings, cmd).await,
         }
@@ -114,7 +119,15 @@ fn start_parts(settings: &Settings) -> Result<Parts, String> {
     Ok(Parts { deps, counters })
 }
 
-async fn run(settings: Settings) -> i32 {
+async fn run(settings: Settings, config_file: Option<&Path>) -> i32 {
+    // First, so that no signal arriving during start-up kills the daemon.
+    let mut signals = match signals::Signals::new() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("horde-hydrator: cannot install the signal handlers: {e}");
+            return 2;
+        }
+    };
     let parts = match start_parts(&settings) {
         Ok(p) => p,
         Err(e) => {
@@ -133,7 +146,7 @@ async fn run(settings: Settings) -> i32 {
         if settings.redis.enabled { redact_url(&settings.redis.url) } else { "disabled".to_string() },
     );
     let hydrator = hydrator::HydratorActor::new(&settings, parts.deps.clone()).start();
-    let _invalidation = settings.redis.enabled.then(|| {
+    let invalidation = settings.redis.enabled.then(|| {
         invalidation::InvalidationActor::new(
             &settings,
             parts.deps.cache.clone(),
@@ -144,8 +157,27 @@ async fn run(settings: Settings) -> i32 {
         .start()
     });
 
-    let signal = wait_for_signal().await;
+    let targets = reload::Targets {
+        hydrator: hydrator.clone(),
+        cache: parts.deps.cache.clone(),
+        fetcher: parts.deps.fetcher.clone(),
+        invalidation,
+    };
+    let mut running = settings;
+    let signal = loop {
+        match signals.next().await {
+            signals::Received::Stop(name) => break name,
+            signals::Received::Reload => {
+                log::info!("received SIGHUP: reloading the settings");
+                running = reload::reload(config_file, &running, &targets);
+            }
+            signals::Received::Ignored(name) => {
+                log::info!("received {name}: ignored (SIGHUP reloads the settings; SIGTERM or SIGINT stops)")
+            }
+        }
+    };
     log::info!("received {signal}: shutting down");
+    sd_notify::notify("STOPPING=1");
     let stopped =
         tokio::time::timeout(SHUTDOWN_LIMIT, hydrator.send(hydrator::Shutdown { grace: SHUTDOWN_GRACE }))
             .await;
@@ -155,29 +187,6 @@ async fn run(settings: Settings) -> i32 {
     log::info!("stopped");
     System::current().stop();
     0
-}
-
-/// Wait for SIGINT or SIGTERM; the signal's name.
-async fn wait_for_signal() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-            (Ok(mut term), Ok(mut int)) => tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = int.recv() => "SIGINT",
-            },
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-                "SIGINT"
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "SIGINT"
-    }
 }
 
 async fn once(settings: Settings, dump: Option<&Path>) -> i32 {

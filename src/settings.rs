@@ -83,6 +83,10 @@ pub struct RedisSettings {
     pub key_prefix: String,
     /// Connect and command timeout.
     pub socket_timeout_seconds: u64,
+    /// A PEM file of the CA certificate(s) a `rediss://` server's certificate
+    /// must chain to (a private CA); unset: the compiled-in webpki roots.
+    /// A relative path is resolved against the config file's directory.
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for RedisSettings {
@@ -92,6 +96,7 @@ impl Default for RedisSettings {
             url: "redis://localhost:6379/0".to_string(),
             key_prefix: "horde:model_ref".to_string(),
             socket_timeout_seconds: 5,
+            tls_ca_file: None,
         }
     }
 }
@@ -103,6 +108,7 @@ impl fmt::Debug for RedisSettings {
             .field("url", &redact_url(&self.url))
             .field("key_prefix", &self.key_prefix)
             .field("socket_timeout_seconds", &self.socket_timeout_seconds)
+            .field("tls_ca_file", &self.tls_ca_file)
             .finish()
     }
 }
@@ -299,6 +305,15 @@ impl Settings {
             return Err(invalid("redis.key_prefix", "must not be empty"));
         }
         at_least("redis.socket_timeout_seconds", r.socket_timeout_seconds, 1)?;
+        if r.enabled && r.tls_ca_file.as_ref().is_some_and(|p| !p.as_os_str().is_empty()) {
+            let scheme = r.url.split_once("://").map_or("", |(scheme, _)| scheme);
+            if scheme != "rediss" {
+                return Err(invalid(
+                    "redis.tls_ca_file",
+                    format!("is set, but redis.url is {scheme}://, not rediss:// (TLS): use rediss:// or remove tls_ca_file"),
+                ));
+            }
+        }
 
         let hs = &self.horde;
         source_url("horde.api_url", &hs.api_url)?;
@@ -419,6 +434,17 @@ mod tests {
         assert_eq!(s.validate(), Ok(()));
         s.model_reference.url = "file://".to_string();
         assert_eq!(s.validate().unwrap_err().key, "model_reference.url");
+    }
+
+    #[test]
+    fn a_tls_ca_file_needs_a_rediss_url() {
+        let mut s = Settings::default();
+        s.redis.tls_ca_file = Some("/etc/ssl/private-ca.pem".into());
+        let e = s.validate().unwrap_err();
+        assert_eq!(e.key, "redis.tls_ca_file");
+        assert!(e.message.contains("rediss://"), "{e}");
+        s.redis.url = "rediss://cache.example.com:6380/0".to_string();
+        assert_eq!(s.validate(), Ok(()));
     }
 
     #[test]

@@ -1,0 +1,244 @@
+//! Reloading the settings on SIGHUP (`systemctl reload`).
+//!
+//! [`reload`] loads the file and the environment again with the loader of
+//! start-up (`config::load`, so the same validation and error messages). An
+//! invalid configuration is rejected, logged as an error, and the running one
+//! stays. A valid one is compared with the running settings ([`changes`]):
+//! what can change live is sent to the actors, each its own part as a typed
+//! `Reconfigure` message, and one line logs every changed key, which were
+//! applied and which need a restart (those keep their running value until
+//! then, and are reported again by every reload until the restart).
+//!
+//! Live: the schedule (`hydration.enabled`, `interval_seconds`), the TTLs
+//! (`cache.*`, `hydration.stale_ttl_seconds`), the debounce, the deletion-risk
+//! thresholds (`analysis.*`), the HTTP policy and circuit breaker limits
+//! (`horde.*` but `api_url`, `model_reference.timeout_seconds`) and the admin
+//! token. Everything else — the sources, Redis, the categories, the startup
+//! delay — needs a restart.
+
+use crate::cache::{self, CacheActor};
+use crate::config;
+use crate::horde_fetcher::{self, HordeFetcherActor};
+use crate::hydrator::{self, HydratorActor};
+use crate::invalidation::{self, InvalidationActor};
+use actix::Addr;
+use horde_hydrator::settings::{redact_url, Settings};
+use std::path::Path;
+use std::time::Duration;
+
+/// One setting whose value differs between the running and the new settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// `section.key`, as in `config.toml`.
+    pub key: &'static str,
+    /// The values as a log may show them (secrets redacted).
+    pub from: String,
+    pub to: String,
+    /// Applied at once (else it needs a restart).
+    pub live: bool,
+}
+
+/// Whether a changed setting applies at once.
+#[derive(Clone, Copy)]
+enum Apply {
+    Live,
+    Restart,
+}
+
+/// Every setting that differs, in `config.toml` order, and `running` with the
+/// live ones taken from `new` (the settings in effect after the reload).
+pub fn changes(running: &Settings, new: &Settings) -> (Vec<Change>, Settings) {
+    use Apply::{Live, Restart};
+    let mut out = Vec::new();
+    let mut effective = running.clone();
+    // Everything `new` has, so that a key this list does not know is noticed.
+    let mut known = running.clone();
+    macro_rules! key {
+        ($section:ident . $field:ident, $apply:expr) => {
+            key!($section.$field, $apply, |v: &_| format!("{v:?}"))
+        };
+        ($section:ident . $field:ident, $apply:expr, $show:expr) => {{
+            let (a, b) = (&running.$section.$field, &new.$section.$field);
+            if a != b {
+                let show = $show;
+                let live = matches!($apply, Live);
+                out.push(Change {
+                    key: concat!(stringify!($section), ".", stringify!($field)),
+                    from: show(a),
+                    to: show(b),
+                    live,
+                });
+                if live {
+                    effective.$section.$field = b.clone();
+                }
+            }
+            known.$section.$field = b.clone();
+        }};
+    }
+    key!(hydration.enabled, Live);
+    key!(hydration.interval_seconds, Live);
+    key!(hydration.startup_delay_seconds, Restart);
+    key!(hydration.stale_ttl_seconds, Live);
+    key!(hydration.categories, Restart);
+    key!(hydration.invalidation_debounce_ms, Live);
+    key!(cache.deletion_risk_ttl_seconds, Live);
+    key!(cache.statistics_ttl_seconds, Live);
+    key!(redis.enabled, Restart);
+    key!(redis.url, Restart, |v: &String| redact_url(v));
+    key!(redis.key_prefix, Restart);
+    key!(redis.socket_timeout_seconds, Restart);
+    key!(redis.tls_ca_file, Restart);
+    key!(horde.api_url, Restart);
+    key!(horde.timeout_seconds, Live);
+    key!(horde.client_agent, Live);
+    key!(horde.max_retries, Live);
+    key!(horde.retry_base_delay_ms, Live);
+    key!(horde.retry_max_delay_seconds, Live);
+    key!(horde.max_response_bytes, Live);
+    key!(horde.circuit_failure_threshold, Live);
+    key!(horde.circuit_open_seconds, Live);
+    key!(model_reference.url, Restart);
+    key!(model_reference.timeout_seconds, Live);
+    key!(analysis.preferred_file_hosts, Live);
+    key!(analysis.low_usage_threshold_percentage, Live);
+    key!(analysis.text_gen_low_usage_threshold_percentage, Live);
+    key!(analysis.text_gen_ignore_download_hosts, Live);
+    key!(analysis.text_gen_critical_usage_threshold, Live);
+    key!(analysis.text_gen_critical_worker_threshold, Live);
+    key!(admin.token, Live, |v: &Option<horde_hydrator::settings::Secret>| match v {
+        Some(t) if !t.expose().is_empty() => "<redacted>".to_string(),
+        _ => "(none)".to_string(),
+    });
+    if known != *new {
+        out.push(Change {
+            key: "(other settings)", from: "…".to_string(), to: "…".to_string(), live: false
+        });
+    }
+    (out, effective)
+}
+
+/// The running actors a reload reconfigures.
+pub struct Targets {
+    pub hydrator: Addr<HydratorActor>,
+    pub cache: Addr<CacheActor>,
+    pub fetcher: Addr<HordeFetcherActor>,
+    pub invalidation: Option<Addr<InvalidationActor>>,
+}
+
+impl Targets {
+    /// Send every actor its part of `s`.
+    fn apply(&self, s: &Settings) {
+        self.hydrator.do_send(hydrator::Reconfigure {
+            enabled: s.hydration.enabled,
+            interval: Duration::from_secs(s.hydration.interval_seconds),
+            analysis: s.analysis.clone(),
+        });
+        self.cache.do_send(cache::Reconfigure {
+            deletion_risk_ttl: Duration::from_secs(s.cache.deletion_risk_ttl_seconds),
+            statistics_ttl: Duration::from_secs(s.cache.statistics_ttl_seconds),
+            stale_ttl: Duration::from_secs(s.hydration.stale_ttl_seconds),
+            hydration_enabled: s.hydration.enabled,
+        });
+        self.fetcher.do_send(horde_fetcher::Reconfigure {
+            horde: s.horde.clone(),
+            reference_timeout: Duration::from_secs(s.model_reference.timeout_seconds),
+        });
+        if let Some(invalidation) = &self.invalidation {
+            invalidation.do_send(invalidation::Reconfigure {
+                token: s.admin.token.clone(),
+                debounce: Duration::from_millis(s.hydration.invalidation_debounce_ms),
+            });
+        }
+    }
+}
+
+/// Reload from `file` (the `--config` of start-up) and the environment; apply
+/// what can change live; return the settings now in effect (`running` when
+/// the new configuration is invalid).
+pub fn reload(file: Option<&Path>, running: &Settings, targets: &Targets) -> Settings {
+    crate::sd_notify::reloading();
+    let effective = match config::load(file) {
+        Err(e) => {
+            log::error!("reload: {e}; the running settings stay in effect");
+            running.clone()
+        }
+        Ok(loaded) => {
+            let (changed, effective) = changes(running, &loaded.settings);
+            if changed.is_empty() {
+                log::info!("reload: the settings are unchanged");
+            } else {
+                targets.apply(&effective);
+                log::info!("reload: {}", describe(&changed));
+            }
+            effective
+        }
+    };
+    crate::sd_notify::reloaded();
+    effective
+}
+
+/// `applied: a.b 1 → 2, …; needs a restart (not applied): c.d "x" → "y"`.
+fn describe(changed: &[Change]) -> String {
+    let list = |live: bool| {
+        changed
+            .iter()
+            .filter(|c| c.live == live)
+            .map(|c| format!("{} {} → {}", c.key, c.from, c.to))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (applied, restart) = (list(true), list(false));
+    match (applied.is_empty(), restart.is_empty()) {
+        (false, true) => format!("applied {applied}"),
+        (true, false) => format!("nothing applied; needs a restart (not applied): {restart}"),
+        _ => format!("applied {applied}; needs a restart (not applied): {restart}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use horde_hydrator::settings::Secret;
+
+    #[test]
+    fn live_changes_apply_and_restart_changes_are_reported_but_kept() {
+        let running = Settings::default();
+        let mut new = running.clone();
+        new.hydration.interval_seconds = 60;
+        new.redis.key_prefix = "other".to_string();
+        new.redis.url = "redis://u:hunter2@example.com:6379/0".to_string();
+        new.admin.token = Some(Secret::new("s3cret"));
+        let (changed, effective) = changes(&running, &new);
+        let keys: Vec<(&str, bool)> = changed.iter().map(|c| (c.key, c.live)).collect();
+        assert_eq!(
+            keys,
+            [
+                ("hydration.interval_seconds", true),
+                ("redis.url", false),
+                ("redis.key_prefix", false),
+                ("admin.token", true)
+            ]
+        );
+        assert_eq!(effective.hydration.interval_seconds, 60);
+        assert_eq!(effective.admin.required_token(), Some("s3cret"));
+        assert_eq!(effective.redis.key_prefix, "horde:model_ref", "needs a restart: kept");
+        assert_eq!(effective.redis.url, running.redis.url);
+        let line = describe(&changed);
+        assert!(line.contains("applied hydration.interval_seconds 240 → 60"), "{line}");
+        assert!(line.contains("needs a restart (not applied): redis.url"), "{line}");
+        assert!(!line.contains("hunter2") && !line.contains("s3cret"), "{line}");
+
+        // The next reload, with the same file, still reports the restart keys.
+        let (again, _) = changes(&effective, &new);
+        assert!(again.iter().all(|c| !c.live), "{again:?}");
+        assert_eq!(again.len(), 2);
+    }
+
+    #[test]
+    fn no_change_is_no_change() {
+        let s = Settings::default();
+        let (changed, effective) = changes(&s, &s.clone());
+        assert!(changed.is_empty());
+        assert_eq!(effective, s);
+    }
+}
