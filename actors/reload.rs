@@ -159,7 +159,7 @@ pub fn reload(file: Option<&Path>, running: &Settings, targets: &Targets) -> Set
     crate::sd_notify::reloading();
     let effective = match config::load(file) {
         Err(e) => {
-            log::error!("reload: {e}; the running settings stay in effect");
+            log::error!("reload rejected, the running settings stay in effect: {e}");
             running.clone()
         }
         Ok(loaded) => {
