@@ -25,7 +25,7 @@ use horde_hydrator::category::Category;
 use horde_hydrator::cycle::CategoryInputs;
 use horde_hydrator::horde::{self, HordeModelStats, HordeModelStatus};
 use horde_hydrator::records::{self, ParsedReference};
-use horde_hydrator::settings::Settings;
+use horde_hydrator::settings::{HordeSettings, Settings};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
@@ -300,7 +300,7 @@ pub struct DropReference(pub Category);
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct Reconfigure {
-    pub horde: horde_hydrator::settings::HordeSettings,
+    pub horde: HordeSettings,
     pub reference_timeout: Duration,
 }
 
@@ -376,6 +376,16 @@ pub struct HordeFetcherActor {
     state: Rc<RefCell<State>>,
 }
 
+/// The HTTP client's timeouts: (whole request, connect).
+fn client_timeouts(h: &HordeSettings) -> (Duration, Duration) {
+    (Duration::from_secs(h.timeout_seconds), Duration::from_secs(h.timeout_seconds.min(10)))
+}
+
+/// The `Client-Agent` header.
+fn client_agent(h: &HordeSettings) -> String {
+    format!("horde-hydrator:{}:{}", env!("CARGO_PKG_VERSION"), h.client_agent)
+}
+
 impl HordeFetcherActor {
     /// Must be created on the thread (arbiter) it runs on: awc's client is not `Send`.
     pub fn new(settings: &Settings, counters: Arc<Counters>) -> Self {
@@ -384,15 +394,12 @@ impl HordeFetcherActor {
             CircuitBreaker::new(h.circuit_failure_threshold, Duration::from_secs(h.circuit_open_seconds));
         let state = State {
             client: std::cell::OnceCell::new(),
-            client_timeouts: (
-                Duration::from_secs(h.timeout_seconds),
-                Duration::from_secs(h.timeout_seconds.min(10)),
-            ),
+            client_timeouts: client_timeouts(h),
             horde: Location::from_url(&h.api_url),
             model_reference: Location::from_url(&settings.model_reference.url),
             horde_timeout: Duration::from_secs(h.timeout_seconds),
             reference_timeout: Duration::from_secs(settings.model_reference.timeout_seconds),
-            client_agent: format!("horde-hydrator:{}:{}", env!("CARGO_PKG_VERSION"), h.client_agent),
+            client_agent: client_agent(h),
             max_retries: h.max_retries,
             retry_base: Duration::from_millis(h.retry_base_delay_ms),
             retry_cap: Duration::from_secs(h.retry_max_delay_seconds),
@@ -435,8 +442,7 @@ impl Handler<Reconfigure> for HordeFetcherActor {
     fn handle(&mut self, msg: Reconfigure, _ctx: &mut Self::Context) {
         let h = &msg.horde;
         let mut st = self.state.borrow_mut();
-        let timeouts =
-            (Duration::from_secs(h.timeout_seconds), Duration::from_secs(h.timeout_seconds.min(10)));
+        let timeouts = client_timeouts(h);
         if timeouts != st.client_timeouts {
             // Built again, with the new timeouts, on the next HTTP fetch.
             st.client = std::cell::OnceCell::new();
@@ -444,7 +450,7 @@ impl Handler<Reconfigure> for HordeFetcherActor {
         }
         st.horde_timeout = Duration::from_secs(h.timeout_seconds);
         st.reference_timeout = msg.reference_timeout;
-        st.client_agent = format!("horde-hydrator:{}:{}", env!("CARGO_PKG_VERSION"), h.client_agent);
+        st.client_agent = client_agent(h);
         st.max_retries = h.max_retries;
         st.retry_base = Duration::from_millis(h.retry_base_delay_ms);
         st.retry_cap = Duration::from_secs(h.retry_max_delay_seconds);

@@ -673,6 +673,60 @@ mod tests {
     }
 
     #[test]
+    fn reconfigure_starts_stops_and_reschedules_the_schedule() {
+        use crate::cache::CacheActor;
+        use crate::horde_fetcher::HordeFetcherActor;
+        use crate::risk_compute::RiskComputeActor;
+        let settings = offline_settings();
+        actix_rt::System::new().block_on(async move {
+            let counters = Arc::new(Counters::default());
+            let deps = CycleDeps {
+                fetcher: HordeFetcherActor::new(&settings, counters.clone()).start(),
+                compute: RiskComputeActor::start_pool(),
+                cache: CacheActor::new(&settings, counters.clone()).unwrap().start(),
+                analysis: Arc::new(settings.analysis.clone()),
+                counters: counters.clone(),
+            };
+            let hydrator = HydratorActor::new(&settings, deps).start();
+            let cycles = || counters.cycles.load(std::sync::atomic::Ordering::Relaxed);
+            let info = hydrator.send(GetHydratorInfo).await.unwrap();
+            assert_eq!(info["next_cycle"], Value::Null, "disabled: no schedule");
+
+            // Enabled by a reload, with a 1 s interval: the first cycle is due at once.
+            let enable = Reconfigure {
+                enabled: true,
+                interval: Duration::from_secs(1),
+                analysis: settings.analysis.clone(),
+            };
+            hydrator.send(enable.clone()).await.unwrap();
+            let info = hydrator.send(GetHydratorInfo).await.unwrap();
+            assert_eq!(info["interval_seconds"], 1, "{info}");
+            assert!(info["next_cycle"]["in_seconds"].as_f64().unwrap() < 0.1, "{info}");
+            for _ in 0..100 {
+                if cycles() >= 2 {
+                    break;
+                }
+                actix_rt::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert!(cycles() >= 2, "a cycle at once and one a second later: {}", cycles());
+
+            // Disabled again: no further scheduled cycle.
+            hydrator.send(Reconfigure { enabled: false, ..enable }).await.unwrap();
+            let info = hydrator.send(GetHydratorInfo).await.unwrap();
+            assert_eq!(info["next_cycle"], Value::Null, "{info}");
+            for _ in 0..100 {
+                if hydrator.send(GetHydratorInfo).await.unwrap()["cycle_running"].is_null() {
+                    break;
+                }
+                actix_rt::time::sleep(Duration::from_millis(20)).await;
+            }
+            let after = cycles();
+            actix_rt::time::sleep(Duration::from_millis(1500)).await;
+            assert_eq!(cycles(), after, "a disabled schedule ran a cycle");
+        });
+    }
+
+    #[test]
     fn cycle_outcome_counts_written_categories() {
         let mut failed = CategoryReport::new(Category::TextGeneration);
         failed.outcome = CategoryOutcome::Failed("boom".into());
