@@ -53,59 +53,59 @@ pub fn changes(running: &Settings, new: &Settings) -> (Vec<Change>, Settings) {
     let mut effective = running.clone();
     // Everything `new` has, so that a key this list does not know is noticed.
     let mut known = running.clone();
+    // key!("section.key" as config.toml names it, the field, Live or Restart[, how to show a value])
     macro_rules! key {
-        ($section:ident . $field:ident, $apply:expr) => {
-            key!($section.$field, $apply, |v: &_| format!("{v:?}"))
+        ($name:literal, $($field:ident).+, $apply:expr) => {
+            key!($name, $($field).+, $apply, |v: &_| format!("{v:?}"))
         };
-        ($section:ident . $field:ident, $apply:expr, $show:expr) => {{
-            let (a, b) = (&running.$section.$field, &new.$section.$field);
+        ($name:literal, $($field:ident).+, $apply:expr, $show:expr) => {{
+            let (a, b) = (&running.$($field).+, &new.$($field).+);
             if a != b {
                 let show = $show;
                 let live = matches!($apply, Live);
-                out.push(Change {
-                    key: concat!(stringify!($section), ".", stringify!($field)),
-                    from: show(a),
-                    to: show(b),
-                    live,
-                });
+                out.push(Change { key: $name, from: show(a), to: show(b), live });
                 if live {
-                    effective.$section.$field = b.clone();
+                    effective.$($field).+ = b.clone();
                 }
             }
-            known.$section.$field = b.clone();
+            known.$($field).+ = b.clone();
         }};
     }
-    key!(hydration.enabled, Live);
-    key!(hydration.interval_seconds, Live);
-    key!(hydration.startup_delay_seconds, Restart);
-    key!(hydration.stale_ttl_seconds, Live);
-    key!(hydration.categories, Restart);
-    key!(hydration.invalidation_debounce_ms, Live);
-    key!(cache.deletion_risk_ttl_seconds, Live);
-    key!(cache.statistics_ttl_seconds, Live);
-    key!(redis.enabled, Restart);
-    key!(redis.url, Restart, |v: &String| redact_url(v));
-    key!(redis.key_prefix, Restart);
-    key!(redis.socket_timeout_seconds, Restart);
-    key!(redis.tls_ca_file, Restart);
-    key!(horde.api_url, Restart);
-    key!(horde.timeout_seconds, Live);
-    key!(horde.client_agent, Live);
-    key!(horde.max_retries, Live);
-    key!(horde.retry_base_delay_ms, Live);
-    key!(horde.retry_max_delay_seconds, Live);
-    key!(horde.max_response_bytes, Live);
-    key!(horde.circuit_failure_threshold, Live);
-    key!(horde.circuit_open_seconds, Live);
-    key!(model_reference.url, Restart);
-    key!(model_reference.timeout_seconds, Live);
-    key!(analysis.preferred_file_hosts, Live);
-    key!(analysis.low_usage_threshold_percentage, Live);
-    key!(analysis.text_gen_low_usage_threshold_percentage, Live);
-    key!(analysis.text_gen_ignore_download_hosts, Live);
-    key!(analysis.text_gen_critical_usage_threshold, Live);
-    key!(analysis.text_gen_critical_worker_threshold, Live);
-    key!(admin.token, Live, |v: &Option<horde_hydrator::settings::Secret>| match v {
+    key!("hydration.enabled", hydration.enabled, Live);
+    key!("hydration.interval_seconds", hydration.interval_seconds, Live);
+    key!("hydration.startup_delay_seconds", hydration.startup_delay_seconds, Restart);
+    key!("hydration.stale_ttl_seconds", hydration.stale_ttl_seconds, Live);
+    key!("hydration.categories", hydration.categories, Restart);
+    key!("hydration.invalidation_debounce_ms", hydration.invalidation_debounce_ms, Live);
+    key!("cache.deletion_risk_ttl_seconds", cache.deletion_risk_ttl_seconds, Live);
+    key!("cache.statistics_ttl_seconds", cache.statistics_ttl_seconds, Live);
+    key!("redis.enabled", redis.enabled, Restart);
+    key!("redis.url", redis.url, Restart, |v: &String| redact_url(v));
+    key!("redis.key_prefix", redis.key_prefix, Restart);
+    key!("redis.socket_timeout_seconds", redis.socket_timeout_seconds, Restart);
+    key!("redis.tls_ca_file", redis.tls_ca_file, Restart);
+    key!("horde.api_url", horde.api_url, Restart);
+    key!("horde.timeout_seconds", horde.timeout_seconds, Live);
+    key!("horde.client_agent", horde.client_agent, Live);
+    key!("horde.max_retries", horde.max_retries, Live);
+    key!("horde.retry_base_delay_ms", horde.retry_base_delay_ms, Live);
+    key!("horde.retry_max_delay_seconds", horde.retry_max_delay_seconds, Live);
+    key!("horde.max_response_bytes", horde.max_response_bytes, Live);
+    key!("horde.circuit_failure_threshold", horde.circuit_failure_threshold, Live);
+    key!("horde.circuit_open_seconds", horde.circuit_open_seconds, Live);
+    key!("model_reference.url", model_reference.url, Restart);
+    key!("model_reference.timeout_seconds", model_reference.timeout_seconds, Live);
+    key!("analysis.preferred_file_hosts", analysis.preferred_file_hosts, Live);
+    key!("analysis.low_usage_threshold_percentage", analysis.low_usage_threshold_percentage, Live);
+    key!(
+        "analysis.text_gen_low_usage_threshold_percentage",
+        analysis.text_gen_low_usage_threshold_percentage,
+        Live
+    );
+    key!("analysis.text_gen_ignore_download_hosts", analysis.text_gen_ignore_download_hosts, Live);
+    key!("analysis.text_gen_critical_usage_threshold", analysis.text_gen_critical_usage_threshold, Live);
+    key!("analysis.text_gen_critical_worker_threshold", analysis.text_gen_critical_worker_threshold, Live);
+    key!("admin.token", admin.token, Live, |v: &Option<horde_hydrator::settings::Secret>| match v {
         Some(t) if !t.expose().is_empty() => "<redacted>".to_string(),
         _ => "(none)".to_string(),
     });
