@@ -10,7 +10,7 @@
 
 use horde_hydrator::category::Category;
 use horde_hydrator::keys::{admin_channel, admin_reply_channel};
-use horde_hydrator::settings::{redact_url, Settings};
+use horde_hydrator::settings::Settings;
 use serde_json::{Map, Value};
 use std::time::Duration;
 use subtle::ConstantTimeEq;
@@ -151,7 +151,7 @@ pub async fn send_command(
     if !settings.redis.enabled {
         return Err(AdminClientError::RedisDisabled);
     }
-    let url = redact_url(&settings.redis.url);
+    let url = settings.redis.url.redacted();
     let err = |message: String| AdminClientError::Redis { url: url.clone(), message };
     let prefix = &settings.redis.key_prefix;
     let reply_channel = format!("{}:{:016x}", admin_reply_channel(prefix), rand::random::<u64>());
@@ -162,7 +162,7 @@ pub async fn send_command(
     let payload = Value::Object(command).to_string();
 
     let client = crate::redis_client::client(&settings.redis).map_err(|e| err(e.to_string()))?;
-    let connect_timeout = Duration::from_secs(settings.redis.socket_timeout_seconds);
+    let connect_timeout = settings.redis.socket_timeout;
     let mut pubsub = tokio::time::timeout(connect_timeout, client.get_async_pubsub())
         .await
         .map_err(|_| err(format!("no connection within {connect_timeout:?}")))?

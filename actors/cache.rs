@@ -19,7 +19,7 @@ use actix::prelude::*;
 use horde_hydrator::category::Category;
 use horde_hydrator::cycle::{ComputedEntry, EntryJson};
 use horde_hydrator::keys::{EntryKey, EntryKind};
-use horde_hydrator::settings::{redact_url, Settings};
+use horde_hydrator::settings::{CacheSettings, Settings};
 use redis::aio::ConnectionManager;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -173,8 +173,7 @@ pub struct Info;
 #[derive(Message, Debug, Clone, PartialEq)]
 #[rtype(result = "()")]
 pub struct Reconfigure {
-    pub deletion_risk_ttl: Duration,
-    pub statistics_ttl: Duration,
+    pub ttls: CacheSettings,
     pub stale_ttl: Duration,
     pub hydration_enabled: bool,
 }
@@ -188,8 +187,7 @@ pub struct ProbeRedis;
 
 pub struct CacheActor {
     prefix: String,
-    risk_ttl: Duration,
-    stats_ttl: Duration,
+    ttls: CacheSettings,
     stale_ttl: Duration,
     hydration_enabled: bool,
     timeout: Duration,
@@ -215,7 +213,7 @@ pub enum CacheSetupError {
 
 impl CacheActor {
     pub fn new(settings: &Settings, counters: Arc<Counters>) -> Result<Self, CacheSetupError> {
-        let timeout = Duration::from_secs(settings.redis.socket_timeout_seconds);
+        let timeout = settings.redis.socket_timeout;
         let conn = if settings.redis.enabled {
             let client = crate::redis_client::client(&settings.redis).map_err(CacheSetupError::Client)?;
             let config = redis::aio::ConnectionManagerConfig::new()
@@ -224,21 +222,19 @@ impl CacheActor {
                 .set_min_delay(Duration::from_millis(100))
                 .set_max_delay(Duration::from_secs(5))
                 .set_number_of_retries(2);
-            let manager = ConnectionManager::new_lazy_with_config(client, config).map_err(|source| {
-                CacheSetupError::Manager { url: redact_url(&settings.redis.url), source }
-            })?;
+            let manager = ConnectionManager::new_lazy_with_config(client, config)
+                .map_err(|source| CacheSetupError::Manager { url: settings.redis.url.redacted(), source })?;
             Some(manager)
         } else {
             None
         };
         Ok(CacheActor {
             prefix: settings.redis.key_prefix.clone(),
-            risk_ttl: Duration::from_secs(settings.cache.deletion_risk_ttl_seconds),
-            stats_ttl: Duration::from_secs(settings.cache.statistics_ttl_seconds),
-            stale_ttl: Duration::from_secs(settings.hydration.stale_ttl_seconds),
+            ttls: settings.cache.clone(),
+            stale_ttl: settings.hydration.stale_ttl,
             hydration_enabled: settings.hydration.enabled,
             timeout,
-            redis_url: redact_url(&settings.redis.url),
+            redis_url: settings.redis.url.redacted(),
             state: if conn.is_some() { RedisState::Connecting } else { RedisState::Disabled },
             conn,
             last_ping: None,
@@ -247,13 +243,6 @@ impl CacheActor {
             pending_deletes: BTreeSet::new(),
             counters,
         })
-    }
-
-    fn ttl(&self, kind: EntryKind) -> Duration {
-        match kind {
-            EntryKind::DeletionRisk => self.risk_ttl,
-            EntryKind::Statistics => self.stats_ttl,
-        }
     }
 
     /// Record the outcome of a Redis command: logs the start and the end of an outage once each.
@@ -433,7 +422,7 @@ impl Handler<StoreCategory> for CacheActor {
                     json: e.json.clone(),
                     stored_at: now,
                     stored_unix: now_unix,
-                    ttl: self.ttl(e.key.kind),
+                    ttl: self.ttls.ttl(e.key.kind),
                     models: e.models,
                     at_risk: e.at_risk,
                     critical: e.critical,
@@ -447,7 +436,7 @@ impl Handler<StoreCategory> for CacheActor {
         let mut pipe = redis::pipe();
         pipe.atomic();
         for e in &msg.entries {
-            let ttl = self.ttl(e.key.kind).as_secs();
+            let ttl = self.ttls.ttl(e.key.kind).as_secs();
             pipe.cmd("SETEX").arg(e.key.redis_key(&self.prefix)).arg(ttl).arg(e.json.as_bytes()).ignore();
         }
         let timeout = self.timeout;
@@ -575,8 +564,7 @@ impl Handler<Reconfigure> for CacheActor {
     type Result = ();
 
     fn handle(&mut self, msg: Reconfigure, _ctx: &mut Self::Context) {
-        self.risk_ttl = msg.deletion_risk_ttl;
-        self.stats_ttl = msg.statistics_ttl;
+        self.ttls = msg.ttls;
         self.stale_ttl = msg.stale_ttl;
         self.hydration_enabled = msg.hydration_enabled;
     }

@@ -35,6 +35,9 @@ pub enum Command {
     /// Send an admin command to the running daemon over Redis pub/sub and print its reply.
     #[command(subcommand)]
     Admin(AdminCli),
+    /// Load and validate the settings, print them (secrets redacted) with where
+    /// each value came from (default, file, environment); exit 2 on an error.
+    CheckConfig,
 }
 
 #[derive(Debug, Subcommand)]

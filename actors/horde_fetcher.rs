@@ -25,7 +25,7 @@ use horde_hydrator::category::Category;
 use horde_hydrator::cycle::CategoryInputs;
 use horde_hydrator::horde::{self, HordeModelStats, HordeModelStatus};
 use horde_hydrator::records::{self, ParsedReference};
-use horde_hydrator::settings::{HordeSettings, Settings};
+use horde_hydrator::settings::{HordeSettings, Settings, Source};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
@@ -99,25 +99,6 @@ fn horde_type(c: Category) -> &'static str {
     match c {
         Category::ImageGeneration => "image",
         Category::TextGeneration => "text",
-    }
-}
-
-/// Where a service's data lives.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Location {
-    /// Base URL without a trailing slash.
-    Http(String),
-    /// A snapshot directory.
-    Dir(PathBuf),
-}
-
-impl Location {
-    /// From a validated settings URL (`file://` paths are absolute by now).
-    pub fn from_url(url: &str) -> Location {
-        match url.strip_prefix("file://") {
-            Some(path) => Location::Dir(PathBuf::from(path)),
-            None => Location::Http(url.trim_end_matches('/').to_string()),
-        }
     }
 }
 
@@ -345,8 +326,8 @@ struct State {
     client: std::cell::OnceCell<awc::Client>,
     /// The client's timeout for a whole request, and for connecting.
     client_timeouts: (Duration, Duration),
-    horde: Location,
-    model_reference: Location,
+    horde: Source,
+    model_reference: Source,
     horde_timeout: Duration,
     reference_timeout: Duration,
     client_agent: String,
@@ -378,7 +359,7 @@ pub struct HordeFetcherActor {
 
 /// The HTTP client's timeouts: (whole request, connect).
 fn client_timeouts(h: &HordeSettings) -> (Duration, Duration) {
-    (Duration::from_secs(h.timeout_seconds), Duration::from_secs(h.timeout_seconds.min(10)))
+    (h.timeout, h.timeout.min(Duration::from_secs(10)))
 }
 
 /// The `Client-Agent` header.
@@ -390,19 +371,18 @@ impl HordeFetcherActor {
     /// Must be created on the thread (arbiter) it runs on: awc's client is not `Send`.
     pub fn new(settings: &Settings, counters: Arc<Counters>) -> Self {
         let h = &settings.horde;
-        let breaker =
-            CircuitBreaker::new(h.circuit_failure_threshold, Duration::from_secs(h.circuit_open_seconds));
+        let breaker = CircuitBreaker::new(h.circuit_failure_threshold, h.circuit_open);
         let state = State {
             client: std::cell::OnceCell::new(),
             client_timeouts: client_timeouts(h),
-            horde: Location::from_url(&h.api_url),
-            model_reference: Location::from_url(&settings.model_reference.url),
-            horde_timeout: Duration::from_secs(h.timeout_seconds),
-            reference_timeout: Duration::from_secs(settings.model_reference.timeout_seconds),
+            horde: h.api.clone(),
+            model_reference: settings.model_reference.source.clone(),
+            horde_timeout: h.timeout,
+            reference_timeout: settings.model_reference.timeout,
             client_agent: client_agent(h),
             max_retries: h.max_retries,
-            retry_base: Duration::from_millis(h.retry_base_delay_ms),
-            retry_cap: Duration::from_secs(h.retry_max_delay_seconds),
+            retry_base: h.retry_base_delay,
+            retry_cap: h.retry_max_delay,
             max_bytes: usize::try_from(h.max_response_bytes).unwrap_or(usize::MAX),
             breakers: HashMap::from([(Service::Horde, breaker.clone()), (Service::ModelReference, breaker)]),
             last_good: HashMap::new(),
@@ -448,15 +428,15 @@ impl Handler<Reconfigure> for HordeFetcherActor {
             st.client = std::cell::OnceCell::new();
             st.client_timeouts = timeouts;
         }
-        st.horde_timeout = Duration::from_secs(h.timeout_seconds);
+        st.horde_timeout = h.timeout;
         st.reference_timeout = msg.reference_timeout;
         st.client_agent = client_agent(h);
         st.max_retries = h.max_retries;
-        st.retry_base = Duration::from_millis(h.retry_base_delay_ms);
-        st.retry_cap = Duration::from_secs(h.retry_max_delay_seconds);
+        st.retry_base = h.retry_base_delay;
+        st.retry_cap = h.retry_max_delay;
         st.max_bytes = usize::try_from(h.max_response_bytes).unwrap_or(usize::MAX);
         for breaker in st.breakers.values_mut() {
-            breaker.set_limits(h.circuit_failure_threshold, Duration::from_secs(h.circuit_open_seconds));
+            breaker.set_limits(h.circuit_failure_threshold, h.circuit_open);
         }
     }
 }
@@ -548,21 +528,27 @@ async fn fetch_source(state: Rc<RefCell<State>>, id: SourceId) -> Result<(Parsed
         };
         (loc, st.counters.clone())
     };
-    let is_http = matches!(location, Location::Http(_));
+    let is_http = matches!(location, Source::Http(_));
     let raw = match location {
         // Read on the blocking thread too: the six files of a cycle are then
         // read in parallel, not one after the other on the actors' thread.
-        Location::Dir(dir) => {
+        Source::Dir(dir) => {
             Ok(Raw::File { path: dir.join(id.file_name()), max_bytes: state.borrow().max_bytes })
         }
-        Location::Http(base) => {
+        Source::Http(base) => {
             let allowed =
                 state.borrow_mut().breakers.get_mut(&service).is_none_or(|b| b.allow(Instant::now()));
             if !allowed {
                 counters.inc(&counters.fetch_failures);
                 return Err(format!("circuit open for {}", service_name(service)));
             }
-            http_get_with_retries(&state, &format!("{base}{}", id.http_path()), service).await.map(Raw::Bytes)
+            http_get_with_retries(
+                &state,
+                &format!("{}{}", base.as_str().trim_end_matches('/'), id.http_path()),
+                service,
+            )
+            .await
+            .map(Raw::Bytes)
         }
     };
     let outcome = match raw {
@@ -810,10 +796,5 @@ mod tests {
         assert_eq!(SourceId::Status(t).http_path(), "/v2/status/models?type=text&model_state=known");
         assert_eq!(SourceId::Stats(i).http_path(), "/v2/stats/img/models?model_state=known");
         assert_eq!(SourceId::Reference(i).http_path(), "/model_references/v2/image_generation");
-        assert_eq!(
-            Location::from_url("https://aihorde.net/api/"),
-            Location::Http("https://aihorde.net/api".into())
-        );
-        assert_eq!(Location::from_url("file:///srv/x"), Location::Dir(PathBuf::from("/srv/x")));
     }
 }

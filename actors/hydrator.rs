@@ -373,9 +373,9 @@ impl HydratorActor {
         HydratorActor {
             deps,
             enabled: settings.hydration.enabled,
-            startup_delay: Duration::from_secs(settings.hydration.startup_delay_seconds),
-            interval: Duration::from_secs(settings.hydration.interval_seconds),
-            categories: settings.categories(),
+            startup_delay: settings.hydration.startup_delay,
+            interval: settings.hydration.interval,
+            categories: settings.hydration.categories.clone(),
             running: None,
             follow_up: BTreeSet::new(),
             last: None,
@@ -610,8 +610,9 @@ mod tests {
         let mut s = Settings::default();
         s.hydration.enabled = false;
         s.redis.enabled = false;
-        s.horde.api_url = format!("file://{data}/horde");
-        s.model_reference.url = format!("file://{data}/model_reference");
+        s.horde.api = horde_hydrator::settings::Source::Dir(format!("{data}/horde").into());
+        s.model_reference.source =
+            horde_hydrator::settings::Source::Dir(format!("{data}/model_reference").into());
         s
     }
 

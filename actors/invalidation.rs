@@ -25,7 +25,7 @@ use crate::hydrator::{GetHydratorInfo, HydrateAck, HydrateNow, HydratorActor};
 use actix::prelude::*;
 use horde_hydrator::category::Category;
 use horde_hydrator::keys::{admin_channel, admin_reply_channel, invalidate_channel};
-use horde_hydrator::settings::{redact_url, Settings};
+use horde_hydrator::settings::Settings;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -206,7 +206,7 @@ impl InvalidationActor {
         counters: Arc<Counters>,
     ) -> Self {
         let prefix = &settings.redis.key_prefix;
-        let timeout = Duration::from_secs(settings.redis.socket_timeout_seconds);
+        let timeout = settings.redis.socket_timeout;
         let client = match crate::redis_client::client(&settings.redis) {
             Ok(c) => Some(c),
             Err(e) => {
@@ -224,22 +224,19 @@ impl InvalidationActor {
         });
         InvalidationActor {
             client,
-            redis_url_shown: redact_url(&settings.redis.url),
+            redis_url_shown: settings.redis.url.redacted(),
             socket_timeout: timeout,
             invalidate_channel: invalidate_channel(prefix),
             admin_channel: admin_channel(prefix),
             default_reply: admin_reply_channel(prefix),
             token: settings.admin.required_token().map(str::to_string),
-            configured: settings.categories(),
+            configured: settings.hydration.categories.clone(),
             cache,
             fetcher,
             hydrator,
             counters,
             publisher,
-            debouncer: Debouncer::new(
-                Duration::from_millis(settings.hydration.invalidation_debounce_ms),
-                DEBOUNCE_MAX_WAIT,
-            ),
+            debouncer: Debouncer::new(settings.hydration.invalidation_debounce, DEBOUNCE_MAX_WAIT),
             limiter: LogLimiter::new(Duration::from_secs(10), 5),
             subscribed: false,
             started: Instant::now(),

@@ -9,6 +9,8 @@
 //! * `once` runs one cycle through the same actors, prints a table and exits
 //!   non-zero when any source or entry failed.
 //! * `admin` publishes a command on `P:admin` and prints the reply.
+//! * `check-config` loads and validates the settings and prints them (secrets
+//!   redacted) with where each value came from.
 //!
 //! Exit codes: 0 success, 1 a failed cycle or admin command, 2 bad settings
 //! or start-up failure.
@@ -33,7 +35,7 @@ use cli::{AdminCli, Cli, Command};
 use counters::Counters;
 use horde_hydrator::category::Category;
 use horde_hydrator::keys::EntryKey;
-use horde_hydrator::settings::{redact_url, Settings};
+use horde_hydrator::settings::Settings;
 use hydrator::{CategoryOutcome, CycleDeps, CycleReport};
 use std::io::Write;
 use std::path::Path;
@@ -50,15 +52,18 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp_millis()
         .init();
-    let loaded = match config::load(cli.config.as_deref()) {
-        Ok(l) => l,
+    let settings = match config::load(cli.config.as_deref()) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("horde-hydrator: {e}");
             std::process::exit(2);
         }
     };
-    let settings = loaded.settings;
-    match &loaded.file {
+    if matches!(cli.command, Command::CheckConfig) {
+        emit(&check_config_report(&settings));
+        std::process::exit(0);
+    }
+    match &settings.provenance.file {
         Some(f) => log::debug!("settings from {} and the environment: {settings:?}", f.display()),
         None => log::debug!("settings: defaults and the environment: {settings:?}"),
     }
@@ -78,6 +83,7 @@ fn main() {
             Command::Run => run(settings, cli.config.as_deref()).await,
             Command::Once { dump } => once(settings, dump.as_deref()).await,
             Command::Admin(cmd) => admin_command(settings, cmd).await,
+            Command::CheckConfig => 0,
         }
     });
     let _ = std::io::stdout().flush();
@@ -138,12 +144,12 @@ async fn run(settings: Settings, config_file: Option<&Path>) -> i32 {
     log::info!(
         "horde-hydrator {} starting: categories {}, every {} s after {} s; horde {}; model reference {}; redis {}",
         env!("CARGO_PKG_VERSION"),
-        settings.categories().iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "),
-        settings.hydration.interval_seconds,
-        settings.hydration.startup_delay_seconds,
-        settings.horde.api_url,
-        settings.model_reference.url,
-        if settings.redis.enabled { redact_url(&settings.redis.url) } else { "disabled".to_string() },
+        settings.hydration.categories.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "),
+        settings.hydration.interval.as_secs(),
+        settings.hydration.startup_delay.as_secs(),
+        settings.horde.api,
+        settings.model_reference.source,
+        if settings.redis.enabled { settings.redis.url.redacted() } else { "disabled".to_string() },
     );
     let hydrator = hydrator::HydratorActor::new(&settings, parts.deps.clone()).start();
     let invalidation = settings.redis.enabled.then(|| {
@@ -200,19 +206,16 @@ async fn once(settings: Settings, dump: Option<&Path>) -> i32 {
     if settings.redis.enabled {
         let state = parts.deps.cache.send(cache::ProbeRedis).await;
         if !matches!(state, Ok(cache::RedisState::Up)) {
-            log::warn!(
-                "redis {} is not reachable: entries will stay in memory",
-                redact_url(&settings.redis.url)
-            );
+            log::warn!("redis {} is not reachable: entries will stay in memory", settings.redis.url);
         }
     }
-    let report = hydrator::run_cycle(parts.deps.clone(), settings.categories()).await;
+    let report = hydrator::run_cycle(parts.deps.clone(), settings.hydration.categories.clone()).await;
     log::info!("{}", report.log_line());
     print_table(&report, &settings);
 
     let mut problems = problems_of(&report);
     if let Some(dir) = dump {
-        if let Err(e) = write_dump(&report, dir, &settings.categories()) {
+        if let Err(e) = write_dump(&report, dir, &settings.hydration.categories) {
             problems.push(format!("dump to {}: {e}", dir.display()));
         }
     }
@@ -296,6 +299,25 @@ fn print_table(report: &CycleReport, settings: &Settings) {
         if settings.redis.enabled { "enabled" } else { "disabled" }
     ));
     emit(&out);
+}
+
+/// `check-config`'s output: the file read, then every key with its value in
+/// effect (secrets redacted) and where it came from, as TOML with comments.
+fn check_config_report(settings: &Settings) -> String {
+    let mut out = match &settings.provenance.file {
+        Some(f) => format!("# settings valid: {} and the environment over the defaults\n", f.display()),
+        None => "# settings valid: no config file; the environment over the defaults\n".to_string(),
+    };
+    let mut section = "";
+    for (key, value, origin) in &settings.provenance.values {
+        let (s, name) = key.split_once('.').unwrap_or(("", key));
+        if s != section {
+            out.push_str(&format!("\n[{s}]\n"));
+            section = s;
+        }
+        out.push_str(&format!("{name} = {value}  # {origin}\n"));
+    }
+    out
 }
 
 /// Write to stdout; a closed pipe (`| head`) is not an error worth a panic.

@@ -15,7 +15,7 @@
 //!
 //! Errors name the setting and never show a password (the URL is redacted).
 
-use horde_hydrator::settings::{redact_url, RedisSettings};
+use horde_hydrator::settings::RedisSettings;
 
 /// The Redis client could not be built; says which setting to fix.
 #[derive(Debug, thiserror::Error)]
@@ -31,12 +31,10 @@ pub enum RedisClientError {
 /// The client for `settings.url` (with `settings.tls_ca_file` for `rediss://`).
 /// It does not connect: the callers connect, time out and retry on their own.
 pub fn client(settings: &RedisSettings) -> Result<redis::Client, RedisClientError> {
-    let url_error = |e: redis::RedisError| RedisClientError::Url {
-        url: redact_url(&settings.url),
-        message: e.to_string(),
-    };
+    let url_error =
+        |e: redis::RedisError| RedisClientError::Url { url: settings.url.redacted(), message: e.to_string() };
     let Some(ca_file) = settings.tls_ca_file.as_deref().filter(|p| !p.as_os_str().is_empty()) else {
-        return redis::Client::open(settings.url.as_str()).map_err(url_error);
+        return redis::Client::open(settings.url.expose()).map_err(url_error);
     };
     let path = ca_file.display().to_string();
     let pem =
@@ -48,8 +46,10 @@ pub fn client(settings: &RedisSettings) -> Result<redis::Client, RedisClientErro
         });
     }
     let certificates = redis::TlsCertificates { client_tls: None, root_cert: Some(pem) };
-    redis::Client::build_with_tls(settings.url.as_str(), certificates).map_err(|e| {
-        if e.kind() == redis::ErrorKind::InvalidClientConfig && !settings.url.starts_with("rediss://") {
+    redis::Client::build_with_tls(settings.url.expose(), certificates).map_err(|e| {
+        if e.kind() == redis::ErrorKind::InvalidClientConfig
+            && !settings.url.expose().starts_with("rediss://")
+        {
             url_error(e)
         } else {
             RedisClientError::CaCertificates { path, message: e.to_string() }
@@ -63,7 +63,10 @@ mod tests {
     use std::path::PathBuf;
 
     fn settings(url: &str, ca: Option<PathBuf>) -> RedisSettings {
-        RedisSettings { url: url.to_string(), tls_ca_file: ca, ..RedisSettings::default() }
+        let mut s = horde_hydrator::settings::Settings::default().redis;
+        s.url = horde_hydrator::settings::RedisUrl::new(url);
+        s.tls_ca_file = ca;
+        s
     }
 
     #[test]

@@ -22,7 +22,8 @@ use crate::horde_fetcher::{self, HordeFetcherActor};
 use crate::hydrator::{self, HydratorActor};
 use crate::invalidation::{self, InvalidationActor};
 use actix::Addr;
-use horde_hydrator::settings::{redact_url, Settings};
+use horde_hydrator::category::Category;
+use horde_hydrator::settings::{RedisUrl, Secret, Settings, Source};
 use std::path::Path;
 use std::time::Duration;
 
@@ -30,7 +31,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
     /// `section.key`, as in `config.toml`.
-    pub key: &'static str,
+    pub key: String,
     /// The values as a log may show them (secrets redacted).
     pub from: String,
     pub to: String,
@@ -45,56 +46,77 @@ enum Apply {
     Restart,
 }
 
+/// A duration set in seconds, as `config.toml` writes it.
+fn secs(d: &Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        d.as_secs().to_string()
+    } else {
+        d.as_secs_f64().to_string()
+    }
+}
+
+/// A duration set in milliseconds.
+fn millis(d: &Duration) -> String {
+    d.as_millis().to_string()
+}
+
 /// Every setting that differs, in `config.toml` order, and `running` with the
 /// live ones taken from `new` (the settings in effect after the reload).
+///
+/// The keys listed here are compared as typed values (so a new password in
+/// `redis.url` or a new `admin.token` is noticed although both are shown
+/// redacted). Any other key — one added to the settings without being listed
+/// here — is compared as shown by the loader's provenance and needs a restart.
 pub fn changes(running: &Settings, new: &Settings) -> (Vec<Change>, Settings) {
     use Apply::{Live, Restart};
     let mut out = Vec::new();
     let mut effective = running.clone();
-    // Everything `new` has, so that a key this list does not know is noticed.
-    let mut known = running.clone();
+    let mut listed: Vec<&'static str> = Vec::new();
     // key!("section.key" as config.toml names it, the field, Live or Restart[, how to show a value])
     macro_rules! key {
         ($name:literal, $($field:ident).+, $apply:expr) => {
             key!($name, $($field).+, $apply, |v: &_| format!("{v:?}"))
         };
         ($name:literal, $($field:ident).+, $apply:expr, $show:expr) => {{
+            listed.push($name);
             let (a, b) = (&running.$($field).+, &new.$($field).+);
             if a != b {
                 let show = $show;
                 let live = matches!($apply, Live);
-                out.push(Change { key: $name, from: show(a), to: show(b), live });
+                out.push(Change { key: $name.to_string(), from: show(a), to: show(b), live });
                 if live {
                     effective.$($field).+ = b.clone();
                 }
             }
-            known.$($field).+ = b.clone();
         }};
     }
+    let shown = |v: &dyn std::fmt::Display| v.to_string();
     key!("hydration.enabled", hydration.enabled, Live);
-    key!("hydration.interval_seconds", hydration.interval_seconds, Live);
-    key!("hydration.startup_delay_seconds", hydration.startup_delay_seconds, Restart);
-    key!("hydration.stale_ttl_seconds", hydration.stale_ttl_seconds, Live);
-    key!("hydration.categories", hydration.categories, Restart);
-    key!("hydration.invalidation_debounce_ms", hydration.invalidation_debounce_ms, Live);
-    key!("cache.deletion_risk_ttl_seconds", cache.deletion_risk_ttl_seconds, Live);
-    key!("cache.statistics_ttl_seconds", cache.statistics_ttl_seconds, Live);
+    key!("hydration.interval_seconds", hydration.interval, Live, secs);
+    key!("hydration.startup_delay_seconds", hydration.startup_delay, Restart, secs);
+    key!("hydration.stale_ttl_seconds", hydration.stale_ttl, Live, secs);
+    key!("hydration.categories", hydration.categories, Restart, |v: &Vec<Category>| {
+        format!("{:?}", v.iter().map(|c| c.as_str()).collect::<Vec<_>>())
+    });
+    key!("hydration.invalidation_debounce_ms", hydration.invalidation_debounce, Live, millis);
+    key!("cache.deletion_risk_ttl_seconds", cache.deletion_risk_ttl, Live, secs);
+    key!("cache.statistics_ttl_seconds", cache.statistics_ttl, Live, secs);
     key!("redis.enabled", redis.enabled, Restart);
-    key!("redis.url", redis.url, Restart, |v: &String| redact_url(v));
+    key!("redis.url", redis.url, Restart, |v: &RedisUrl| shown(v));
     key!("redis.key_prefix", redis.key_prefix, Restart);
-    key!("redis.socket_timeout_seconds", redis.socket_timeout_seconds, Restart);
+    key!("redis.socket_timeout_seconds", redis.socket_timeout, Restart, secs);
     key!("redis.tls_ca_file", redis.tls_ca_file, Restart);
-    key!("horde.api_url", horde.api_url, Restart);
-    key!("horde.timeout_seconds", horde.timeout_seconds, Live);
+    key!("horde.api_url", horde.api, Restart, |v: &Source| shown(v));
+    key!("horde.timeout_seconds", horde.timeout, Live, secs);
     key!("horde.client_agent", horde.client_agent, Live);
     key!("horde.max_retries", horde.max_retries, Live);
-    key!("horde.retry_base_delay_ms", horde.retry_base_delay_ms, Live);
-    key!("horde.retry_max_delay_seconds", horde.retry_max_delay_seconds, Live);
+    key!("horde.retry_base_delay_ms", horde.retry_base_delay, Live, millis);
+    key!("horde.retry_max_delay_seconds", horde.retry_max_delay, Live, secs);
     key!("horde.max_response_bytes", horde.max_response_bytes, Live);
     key!("horde.circuit_failure_threshold", horde.circuit_failure_threshold, Live);
-    key!("horde.circuit_open_seconds", horde.circuit_open_seconds, Live);
-    key!("model_reference.url", model_reference.url, Restart);
-    key!("model_reference.timeout_seconds", model_reference.timeout_seconds, Live);
+    key!("horde.circuit_open_seconds", horde.circuit_open, Live, secs);
+    key!("model_reference.url", model_reference.source, Restart, |v: &Source| shown(v));
+    key!("model_reference.timeout_seconds", model_reference.timeout, Live, secs);
     key!("analysis.preferred_file_hosts", analysis.preferred_file_hosts, Live);
     key!("analysis.low_usage_threshold_percentage", analysis.low_usage_threshold_percentage, Live);
     key!(
@@ -105,14 +127,21 @@ pub fn changes(running: &Settings, new: &Settings) -> (Vec<Change>, Settings) {
     key!("analysis.text_gen_ignore_download_hosts", analysis.text_gen_ignore_download_hosts, Live);
     key!("analysis.text_gen_critical_usage_threshold", analysis.text_gen_critical_usage_threshold, Live);
     key!("analysis.text_gen_critical_worker_threshold", analysis.text_gen_critical_worker_threshold, Live);
-    key!("admin.token", admin.token, Live, |v: &Option<horde_hydrator::settings::Secret>| match v {
-        Some(t) if !t.expose().is_empty() => "<redacted>".to_string(),
-        _ => "(none)".to_string(),
+    key!("admin.token", admin.token, Live, |v: &Option<Secret>| match v {
+        Some(_) => "<redacted>".to_string(),
+        None => "(none)".to_string(),
     });
-    if known != *new {
-        out.push(Change {
-            key: "(other settings)", from: "…".to_string(), to: "…".to_string(), live: false
-        });
+    // Keys not listed above: compared as the loader shows them; a restart applies them.
+    let before = &running.provenance.values;
+    for (key, to, _) in &new.provenance.values {
+        if listed.contains(&key.as_str()) {
+            continue;
+        }
+        let from = before.iter().find(|(k, _, _)| k == key).map(|(_, v, _)| v.clone());
+        if from.as_ref() != Some(to) {
+            let from = from.unwrap_or_else(|| "(none)".to_string());
+            out.push(Change { key: key.clone(), from, to: to.clone(), live: false });
+        }
     }
     (out, effective)
 }
@@ -130,23 +159,22 @@ impl Targets {
     fn apply(&self, s: &Settings) {
         self.hydrator.do_send(hydrator::Reconfigure {
             enabled: s.hydration.enabled,
-            interval: Duration::from_secs(s.hydration.interval_seconds),
+            interval: s.hydration.interval,
             analysis: s.analysis.clone(),
         });
         self.cache.do_send(cache::Reconfigure {
-            deletion_risk_ttl: Duration::from_secs(s.cache.deletion_risk_ttl_seconds),
-            statistics_ttl: Duration::from_secs(s.cache.statistics_ttl_seconds),
-            stale_ttl: Duration::from_secs(s.hydration.stale_ttl_seconds),
+            ttls: s.cache.clone(),
+            stale_ttl: s.hydration.stale_ttl,
             hydration_enabled: s.hydration.enabled,
         });
         self.fetcher.do_send(horde_fetcher::Reconfigure {
             horde: s.horde.clone(),
-            reference_timeout: Duration::from_secs(s.model_reference.timeout_seconds),
+            reference_timeout: s.model_reference.timeout,
         });
         if let Some(invalidation) = &self.invalidation {
             invalidation.do_send(invalidation::Reconfigure {
                 token: s.admin.token.clone(),
-                debounce: Duration::from_millis(s.hydration.invalidation_debounce_ms),
+                debounce: s.hydration.invalidation_debounce,
             });
         }
     }
@@ -162,8 +190,8 @@ pub fn reload(file: Option<&Path>, running: &Settings, targets: &Targets) -> Set
             log::error!("reload rejected, the running settings stay in effect: {e}");
             running.clone()
         }
-        Ok(loaded) => {
-            let (changed, effective) = changes(running, &loaded.settings);
+        Ok(new) => {
+            let (changed, effective) = changes(running, &new);
             if changed.is_empty() {
                 log::info!("reload: the settings are unchanged");
             } else {
@@ -198,18 +226,17 @@ fn describe(changed: &[Change]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use horde_hydrator::settings::Secret;
 
     #[test]
     fn live_changes_apply_and_restart_changes_are_reported_but_kept() {
         let running = Settings::default();
         let mut new = running.clone();
-        new.hydration.interval_seconds = 60;
+        new.hydration.interval = Duration::from_secs(60);
         new.redis.key_prefix = "other".to_string();
-        new.redis.url = "redis://u:hunter2@example.com:6379/0".to_string();
+        new.redis.url = RedisUrl::new("redis://u:hunter2@example.com:6379/0");
         new.admin.token = Some(Secret::new("s3cret"));
         let (changed, effective) = changes(&running, &new);
-        let keys: Vec<(&str, bool)> = changed.iter().map(|c| (c.key, c.live)).collect();
+        let keys: Vec<(&str, bool)> = changed.iter().map(|c| (c.key.as_str(), c.live)).collect();
         assert_eq!(
             keys,
             [
@@ -219,7 +246,7 @@ mod tests {
                 ("admin.token", true)
             ]
         );
-        assert_eq!(effective.hydration.interval_seconds, 60);
+        assert_eq!(effective.hydration.interval, Duration::from_secs(60));
         assert_eq!(effective.admin.required_token(), Some("s3cret"));
         assert_eq!(effective.redis.key_prefix, "horde:model_ref", "needs a restart: kept");
         assert_eq!(effective.redis.url, running.redis.url);
@@ -232,6 +259,23 @@ mod tests {
         let (again, _) = changes(&effective, &new);
         assert!(again.iter().all(|c| !c.live), "{again:?}");
         assert_eq!(again.len(), 2);
+    }
+
+    #[test]
+    fn a_key_this_file_does_not_list_is_found_by_provenance_and_needs_a_restart() {
+        use horde_hydrator::settings::Origin;
+        let mut running = Settings::default();
+        let mut new = running.clone();
+        running.provenance.values.push(("zeta.bind".into(), "\"127.0.0.1:1\"".into(), Origin::Default));
+        new.provenance.values.push(("zeta.bind".into(), "\"0.0.0.0:1\"".into(), Origin::Env("X".into())));
+        new.provenance.values.push(("zeta.new_key".into(), "3".into(), Origin::Default));
+        let (changed, _) = changes(&running, &new);
+        let shown: Vec<String> =
+            changed.iter().map(|c| format!("{} {} → {} {}", c.key, c.from, c.to, c.live)).collect();
+        assert_eq!(
+            shown,
+            ["zeta.bind \"127.0.0.1:1\" → \"0.0.0.0:1\" false", "zeta.new_key (none) → 3 false"]
+        );
     }
 
     #[test]

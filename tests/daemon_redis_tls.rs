@@ -1,7 +1,7 @@
 //! Redis as deployments run it, against real `redis-server`s: TLS only
 //! (`rediss://`, a throw-away private CA made here with rcgen and given as
 //! `redis.tls_ca_file`), ACL users (`user:password@` in the URL, the default
-//! user switched off), and a unix socket (`redis+unix://`). Each time the
+//! user switched off), and a unix socket (`redis+unix://…?user=…&pass=…`). Each time the
 //! daemon writes the nine entries, `admin status` (the CLI's own connection)
 //! answers, and no password appears in the daemon's log or the status output.
 //!
@@ -206,14 +206,20 @@ fn an_acl_user_in_the_url_writes_the_nine_entries() {
 }
 
 #[test]
-fn a_unix_socket_writes_the_nine_entries() {
-    let server = Server::start("port 0");
-    let url = format!("redis+unix://{}", server.socket().display());
+fn a_unix_socket_with_an_acl_user_writes_the_nine_entries() {
+    const PASSWORD: &str = "unix-acl-pw-c4a7d2";
+    let server =
+        Server::start(&format!("port 0\nuser default off\nuser hydrator on >{PASSWORD} ~* &* +@all"));
+    let url = format!("redis+unix://{}?user=hydrator&pass={PASSWORD}", server.socket().display());
     let mut daemon = Daemon::start(&setup(&url));
     server.wait_for_entries();
+    assert!(server.client_users().iter().any(|u| u == "hydrator"), "{:?}", server.client_users());
     let status = admin_status(&daemon);
     assert!(status.contains("\"subscribed\": true"), "{status}");
+    assert!(status.contains("?user=hydrator&pass=***"), "{status}");
+    assert_no_secret(PASSWORD, "the status output", &status);
     daemon.assert_alive();
+    assert_no_secret(PASSWORD, "the daemon's log", &daemon.log());
 }
 
 #[test]
