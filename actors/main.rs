@@ -126,7 +126,8 @@ fn start_parts(settings: &Settings) -> Result<Parts, String> {
 }
 
 async fn run(settings: Settings, config_file: Option<&Path>) -> i32 {
-    // First, so that no signal arriving during start-up kills the daemon.
+    // Before the actors start, so that a SIGHUP or SIGUSR1 during their start-up
+    // does not end the daemon.
     let mut signals = match signals::Signals::new() {
         Ok(s) => s,
         Err(e) => {
