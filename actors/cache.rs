@@ -1,27 +1,42 @@
 //! CacheActor: the entries, in memory and in Redis (SPEC §2 keys, §3 reads).
 //!
 //! Owns the in-memory entries (always written: the fallback) and the Redis
-//! command connection (a lazily connecting `ConnectionManager` that reconnects
-//! by itself with backoff capped at 5 s). A category's entries from one cycle
-//! are written in one MULTI/EXEC of SETEX commands, so a reader never sees two
-//! cycles mixed. Reads follow the reference's `RedisCache.get`: Redis first,
-//! then memory — fresh within the TTL, and while hydration is enabled stale up
-//! to `hydration.stale_ttl_seconds`; older memory entries are dropped.
+//! command connection (a [`CommandLink`], `redis_link.rs`). A category's
+//! entries from one cycle are written in one MULTI/EXEC of SETEX commands, so
+//! a reader never sees two cycles mixed. Reads follow the reference's
+//! `RedisCache.get`: Redis first, then memory — fresh within the TTL, and
+//! while hydration is enabled stale up to `hydration.stale_ttl_seconds`;
+//! older memory entries are dropped.
 //!
-//! Redis health is watched by a PING every second while it is down (every
-//! five while up). An outage is logged once when it starts and once when it
-//! ends; meanwhile writes go to memory only, and deletions that could not
-//! reach Redis are remembered. On reconnecting, those deletions are replayed
-//! and the memory entries are written back with their remaining TTLs.
+//! The link heals itself. A PING every `redis.health_check_seconds` checks
+//! it; a PING or any command that fails at the connection level (an I/O
+//! error, or no answer within `redis.socket_timeout_seconds`: a half-open
+//! connection) drops the connection, and a new one is opened at once, then
+//! with a backoff doubling to at most 5 s. So a silently dropped connection
+//! is replaced within health check + timeout. An outage is logged once when
+//! it starts (with its cause) and once when it ends; meanwhile writes go to
+//! memory only, and deletions that could not reach Redis are remembered. On
+//! reconnecting, the memory entries are written back with their remaining
+//! TTLs, then those deletions are replayed.
+//!
+//! An error reply (`OOM`, `NOPERM`, `READONLY`, `MISCONF`, `WRONGTYPE`, a
+//! value too large, …) is not an outage: the connection stays, Redis keeps
+//! its previous entries (a refused MULTI/EXEC changes nothing), the error is
+//! counted and logged once per kind per episode, and the refused categories
+//! are written again from memory 5 s later, then every 8 s until Redis takes
+//! them (or a cycle's write succeeds). A refused DEL is logged and not
+//! replayed, and never holds back the writes: the next write replaces the
+//! keys anyway.
 
 use crate::counters::Counters;
+use crate::redis_link::{self, CommandLink, Conn, Failure, RefusalKind};
 use actix::prelude::*;
 use horde_hydrator::category::Category;
 use horde_hydrator::cycle::{ComputedEntry, EntryJson};
 use horde_hydrator::keys::{EntryKey, EntryKind};
 use horde_hydrator::settings::{CacheSettings, Settings};
-use redis::aio::ConnectionManager;
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -185,46 +200,83 @@ pub struct ProbeRedis;
 
 // ---------------------------------------------------------------- the actor
 
+/// How often the actor looks at its link (connect due, PING due, retry due).
+const TICK: Duration = Duration::from_millis(250);
+/// After Redis refused a write: the first retry, and the longest wait between
+/// retries (short enough that entries are written within 10 s of the cause
+/// going away, long enough not to hammer a server that keeps refusing).
+const REFUSED_FIRST_RETRY: Duration = Duration::from_secs(5);
+const REFUSED_RETRY_MAX: Duration = Duration::from_secs(8);
+
 pub struct CacheActor {
     prefix: String,
     ttls: CacheSettings,
     stale_ttl: Duration,
     hydration_enabled: bool,
-    timeout: Duration,
     redis_url: String,
-    conn: Option<ConnectionManager>,
-    state: RedisState,
-    last_ping: Option<Instant>,
+    health_every: Duration,
+    /// The command connection (`None`: Redis disabled).
+    link: Option<CommandLink>,
+    /// Since when the link is down (`None`: up, or not connected yet).
+    outage_since: Option<Instant>,
+    last_ping: Instant,
     ping_in_flight: bool,
     memory: BTreeMap<EntryKey, MemEntry>,
     /// Keys whose deletion could not reach Redis; replayed on reconnect.
     pending_deletes: BTreeSet<String>,
+    /// Categories whose latest entries Redis refused (an error reply): memory
+    /// is newer than Redis. Retried on a timer, not on reconnect.
+    refused: BTreeSet<Category>,
+    /// The error kinds logged in the current episode of refusals.
+    refusal_kinds: BTreeSet<RefusalKind>,
+    /// The current episode had a write refused (not only a DEL).
+    episode_refused_writes: bool,
+    refused_retry_at: Option<Instant>,
+    refused_retries: u32,
     counters: Arc<Counters>,
 }
 
 /// Redis could not be set up at all (a URL the client rejects, an unreadable CA file).
 #[derive(Debug, thiserror::Error)]
-pub enum CacheSetupError {
-    #[error(transparent)]
-    Client(#[from] crate::redis_client::RedisClientError),
-    #[error("redis.url {url}: {source}")]
-    Manager { url: String, source: redis::RedisError },
+#[error(transparent)]
+pub struct CacheSetupError(#[from] crate::redis_client::RedisClientError);
+
+/// A Redis command of the cache, for its log lines.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    /// A cycle's MULTI/EXEC of a category's entries.
+    Store(Category),
+    /// The write-back of a category's memory entries.
+    WriteBack(Category),
+    /// A DEL of this many keys.
+    Delete(usize),
+    Get,
+    Ping,
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::Store(c) => write!(f, "the {c} entries (MULTI/EXEC of SETEX)"),
+            Op::WriteBack(c) => write!(f, "the write-back of the {c} entries"),
+            Op::Delete(n) => write!(f, "DEL of {n} keys"),
+            Op::Get => f.write_str("GET"),
+            Op::Ping => f.write_str("the health check PING"),
+        }
+    }
+}
+
+/// One step of a write-back, and how it ended.
+enum WriteBackStep {
+    Delete(Vec<String>, Result<(), Failure>),
+    Category(Category, Result<(), Failure>),
 }
 
 impl CacheActor {
     pub fn new(settings: &Settings, counters: Arc<Counters>) -> Result<Self, CacheSetupError> {
         let timeout = settings.redis.socket_timeout;
-        let conn = if settings.redis.enabled {
-            let client = crate::redis_client::client(&settings.redis).map_err(CacheSetupError::Client)?;
-            let config = redis::aio::ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(timeout))
-                .set_response_timeout(Some(timeout))
-                .set_min_delay(Duration::from_millis(100))
-                .set_max_delay(Duration::from_secs(5))
-                .set_number_of_retries(2);
-            let manager = ConnectionManager::new_lazy_with_config(client, config)
-                .map_err(|source| CacheSetupError::Manager { url: settings.redis.url.redacted(), source })?;
-            Some(manager)
+        let link = if settings.redis.enabled {
+            Some(CommandLink::new(crate::redis_client::client(&settings.redis)?, timeout))
         } else {
             None
         };
@@ -233,58 +285,186 @@ impl CacheActor {
             ttls: settings.cache.clone(),
             stale_ttl: settings.hydration.stale_ttl,
             hydration_enabled: settings.hydration.enabled,
-            timeout,
             redis_url: settings.redis.url.redacted(),
-            state: if conn.is_some() { RedisState::Connecting } else { RedisState::Disabled },
-            conn,
-            last_ping: None,
+            health_every: settings.redis.health_check,
+            link,
+            outage_since: None,
+            last_ping: Instant::now(),
             ping_in_flight: false,
             memory: BTreeMap::new(),
             pending_deletes: BTreeSet::new(),
+            refused: BTreeSet::new(),
+            refusal_kinds: BTreeSet::new(),
+            episode_refused_writes: false,
+            refused_retry_at: None,
+            refused_retries: 0,
             counters,
         })
     }
 
-    /// Record the outcome of a Redis command: logs the start and the end of an outage once each.
-    fn note_redis(&mut self, ok: bool, error: Option<&str>, ctx: &mut Context<Self>) {
-        let before = self.state;
-        match (ok, before) {
-            (true, RedisState::Up) => {}
-            (true, _) => {
-                self.state = RedisState::Up;
-                if before == RedisState::Down {
-                    log::info!(
-                        "redis: connection to {} restored; writing back memory entries",
+    fn state(&self) -> RedisState {
+        match &self.link {
+            None => RedisState::Disabled,
+            Some(link) if link.current().is_some() => RedisState::Up,
+            Some(_) if self.outage_since.is_some() => RedisState::Down,
+            Some(_) => RedisState::Connecting,
+        }
+    }
+
+    /// The live connection and the socket timeout.
+    fn conn(&self) -> Option<(Conn, Duration)> {
+        let link = self.link.as_ref()?;
+        Some((link.current()?, link.timeout()))
+    }
+
+    /// Every [`TICK`]: reconnect when due, health-check the connection, retry refused writes.
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        let Some(link) = &self.link else { return };
+        if link.connect_due() {
+            let fut = self.connect_now();
+            ctx.spawn(fut);
+            return;
+        }
+        if link.current().is_none() {
+            return;
+        }
+        if !self.ping_in_flight && self.last_ping.elapsed() >= self.health_every {
+            self.ping(ctx);
+        }
+        if self.refused_retry_at.is_some_and(|at| Instant::now() >= at) {
+            self.refused_retry_at = None;
+            self.refused_retries += 1;
+            self.write_back(true, ctx);
+        }
+    }
+
+    /// Open a new connection (PING-checked); on success write memory back.
+    fn connect_now(&mut self) -> ResponseActFuture<Self, ()> {
+        let Some(link) = self.link.as_mut() else { return Box::pin(fut::ready(())) };
+        let fut = link.connect();
+        Box::pin(fut.into_actor(self).map(|res, act, ctx| {
+            let Some(link) = act.link.as_mut() else { return };
+            match res {
+                Ok(conn) => {
+                    link.connected(conn);
+                    act.last_ping = Instant::now();
+                    match act.outage_since.take() {
+                        Some(since) => log::info!(
+                            "redis: reconnected to {} after {:.1} s; writing back memory entries",
+                            act.redis_url,
+                            since.elapsed().as_secs_f64()
+                        ),
+                        None => log::info!("redis: connected to {}", act.redis_url),
+                    }
+                    act.write_back(false, ctx);
+                }
+                Err(failure) => {
+                    link.connect_failed();
+                    act.counters.inc(&act.counters.redis_errors);
+                    if act.outage_since.is_none() {
+                        act.outage_since = Some(Instant::now());
+                        act.counters.inc(&act.counters.redis_outages);
+                        log::warn!(
+                            "redis: {} unavailable ({failure}); serving from memory and reconnecting",
+                            act.redis_url
+                        );
+                    } else {
+                        log::debug!("redis: reconnecting to {} failed: {failure}", act.redis_url);
+                    }
+                }
+            }
+        }))
+    }
+
+    /// Note how a command on the connection of `generation` ended. A
+    /// connection failure drops the connection (logged once per outage); an
+    /// error reply is counted, and logged once per kind per episode.
+    fn note(&mut self, generation: u64, result: &Result<(), Failure>, op: Op) {
+        match result {
+            Ok(()) => {
+                if let Some(link) = self.link.as_mut() {
+                    link.succeeded();
+                }
+            }
+            Err(Failure::Connection(cause)) => {
+                self.counters.inc(&self.counters.redis_errors);
+                let dropped = self.link.as_mut().is_some_and(|l| l.drop_connection(generation));
+                if dropped && self.outage_since.is_none() {
+                    self.outage_since = Some(Instant::now());
+                    self.counters.inc(&self.counters.redis_outages);
+                    log::warn!(
+                        "redis: connection to {} lost ({op}: {cause}); serving from memory and reconnecting",
                         self.redis_url
                     );
-                } else {
-                    log::info!("redis: connected to {}", self.redis_url);
                 }
-                self.write_back(ctx);
             }
-            (false, RedisState::Down) => {
-                self.counters.inc(&self.counters.redis_errors);
-            }
-            (false, _) => {
-                self.state = RedisState::Down;
-                self.counters.inc(&self.counters.redis_errors);
-                self.counters.inc(&self.counters.redis_outages);
-                log::warn!(
-                    "redis: {} unavailable ({}); serving from memory and reconnecting",
-                    self.redis_url,
-                    error.unwrap_or("no answer")
-                );
+            Err(Failure::Refused { kind, message }) => {
+                self.counters.inc(&self.counters.redis_refusals);
+                if matches!(op, Op::Store(_) | Op::WriteBack(_)) {
+                    self.episode_refused_writes = true;
+                }
+                if self.refusal_kinds.insert(*kind) {
+                    let consequence = match op {
+                        Op::Store(_) | Op::WriteBack(_) => format!(
+                            "Redis keeps its previous entries, memory serves the new ones; retrying in {} s",
+                            self.next_refused_retry().as_secs()
+                        ),
+                        Op::Delete(_) => "the keys stay in Redis until overwritten or expired".to_string(),
+                        Op::Get | Op::Ping => "answered from memory".to_string(),
+                    };
+                    log::warn!(
+                        "redis: {} refused {op} ({}: {message}); the connection is fine: {consequence}",
+                        self.redis_url,
+                        kind.as_str()
+                    );
+                }
             }
         }
     }
 
-    /// After an outage: replay deletions that failed, then write the memory
-    /// entries back with their remaining TTLs, one MULTI/EXEC per category.
-    fn write_back(&mut self, ctx: &mut Context<Self>) {
-        let Some(conn) = self.conn.clone() else { return };
+    fn next_refused_retry(&self) -> Duration {
+        if self.refused_retries == 0 {
+            REFUSED_FIRST_RETRY
+        } else {
+            REFUSED_RETRY_MAX
+        }
+    }
+
+    /// A category's write was refused: retry it later (once per timer, not in a loop).
+    fn refused_write(&mut self, category: Category) {
+        self.refused.insert(category);
+        if self.refused_retry_at.is_none() {
+            self.refused_retry_at = Some(Instant::now() + self.next_refused_retry());
+        }
+    }
+
+    /// A category's entries reached Redis.
+    fn written(&mut self, category: Category) {
+        self.refused.remove(&category);
+        if self.refused.is_empty() {
+            self.refused_retry_at = None;
+            self.refused_retries = 0;
+            self.refusal_kinds.clear();
+            if std::mem::take(&mut self.episode_refused_writes) {
+                log::info!("redis: {} accepts the entries again", self.redis_url);
+            }
+        }
+    }
+
+    /// Replay deletions that failed, then write the memory entries back with
+    /// their remaining TTLs, one MULTI/EXEC per category. `refused_only`:
+    /// only the categories whose last write Redis refused (the retry timer);
+    /// else every category except those (after a reconnect), so an entry
+    /// Redis refuses never loops through reconnects. A refused DEL does not
+    /// stop the writes.
+    fn write_back(&mut self, refused_only: bool, ctx: &mut Context<Self>) {
+        let Some((conn, timeout)) = self.conn() else { return };
         let deletes: Vec<String> = std::mem::take(&mut self.pending_deletes).into_iter().collect();
         let mut per_category: BTreeMap<Category, Vec<(String, EntryJson, u64)>> = BTreeMap::new();
         for (key, e) in &self.memory {
+            if self.refused.contains(&key.category) != refused_only {
+                continue;
+            }
             let left = e.ttl.saturating_sub(e.stored_at.elapsed()).as_secs();
             if left > 0 {
                 per_category.entry(key.category).or_default().push((
@@ -294,102 +474,110 @@ impl CacheActor {
                 ));
             }
         }
+        if refused_only {
+            // Categories with nothing left to write are no longer refused.
+            let gone: Vec<Category> =
+                self.refused.iter().copied().filter(|c| !per_category.contains_key(c)).collect();
+            for c in gone {
+                self.written(c);
+            }
+        }
         if deletes.is_empty() && per_category.is_empty() {
             return;
         }
-        let timeout = self.timeout;
+        let generation = conn.generation;
         let fut = async move {
-            let mut conn = conn;
-            if !deletes.is_empty() {
-                if let Err(e) =
-                    redis_op(timeout, redis::cmd("DEL").arg(&deletes).query_async::<()>(&mut conn)).await
-                {
-                    return Err((e, deletes));
-                }
-            }
-            for (_, items) in per_category {
+            let mut conn = conn.conn;
+            let mut steps = Vec::new();
+            for (category, items) in per_category {
                 let mut pipe = redis::pipe();
                 pipe.atomic();
                 for (key, json, left) in &items {
                     pipe.cmd("SETEX").arg(key).arg(*left).arg(json.as_bytes()).ignore();
                 }
-                redis_op(timeout, pipe.query_async::<()>(&mut conn)).await.map_err(|e| (e, Vec::new()))?;
+                let res = redis_link::run(timeout, pipe.query_async::<()>(&mut conn)).await;
+                let broken = matches!(res, Err(Failure::Connection(_)));
+                steps.push(WriteBackStep::Category(category, res));
+                if broken {
+                    return steps;
+                }
             }
-            Ok(())
+            if !deletes.is_empty() {
+                let res =
+                    redis_link::run(timeout, redis::cmd("DEL").arg(&deletes).query_async::<()>(&mut conn))
+                        .await;
+                steps.push(WriteBackStep::Delete(deletes, res));
+            }
+            steps
         };
-        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
-            if let Err((e, undeleted)) = res {
-                // Still to be deleted next time; the entries are written back then too.
-                act.pending_deletes.extend(undeleted);
-                act.note_redis(false, Some(&e), ctx);
+        ctx.spawn(fut.into_actor(self).map(move |steps, act, _ctx| {
+            for step in steps {
+                match step {
+                    WriteBackStep::Category(category, res) => {
+                        act.note(generation, &res, Op::WriteBack(category));
+                        match res {
+                            Ok(()) => act.written(category),
+                            Err(Failure::Refused { .. }) => act.refused_write(category),
+                            Err(Failure::Connection(_)) => {} // written back on reconnect
+                        }
+                    }
+                    WriteBackStep::Delete(keys, res) => {
+                        act.note(generation, &res, Op::Delete(keys.len()));
+                        if let Err(Failure::Connection(_)) = res {
+                            act.pending_deletes.extend(keys);
+                        }
+                    }
+                }
             }
         }));
     }
 
+    /// The health check: a PING on the command connection.
     fn ping(&mut self, ctx: &mut Context<Self>) {
-        let Some(conn) = self.conn.clone() else { return };
-        if self.ping_in_flight {
-            return;
-        }
-        let due = match (self.state, self.last_ping) {
-            (_, None) => true,
-            (RedisState::Up, Some(at)) => at.elapsed() >= Duration::from_secs(5),
-            (_, Some(at)) => at.elapsed() >= Duration::from_secs(1),
-        };
-        if !due {
-            return;
-        }
+        let Some((conn, timeout)) = self.conn() else { return };
         self.ping_in_flight = true;
-        self.last_ping = Some(Instant::now());
-        let timeout = self.timeout;
+        self.last_ping = Instant::now();
+        let generation = conn.generation;
         let fut = async move {
-            let mut conn = conn;
-            redis_op(timeout, redis::cmd("PING").query_async::<String>(&mut conn)).await
+            let mut conn = conn.conn;
+            redis_link::run(timeout, redis::cmd("PING").query_async::<()>(&mut conn)).await
         };
-        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
+        ctx.spawn(fut.into_actor(self).map(move |res, act, _ctx| {
             act.ping_in_flight = false;
-            act.note_redis(res.is_ok(), res.as_ref().err().map(String::as_str), ctx);
+            act.note(generation, &res, Op::Ping);
         }));
     }
 
-    /// Delete `keys` in Redis (now, or after the outage).
+    /// Delete `keys` in Redis (now, or after the outage). A refused DEL is
+    /// logged and not replayed: the next write of those keys replaces them.
     fn delete_in_redis(&mut self, keys: Vec<String>) -> ResponseActFuture<Self, RedisWrite> {
-        let Some(conn) = self.conn.clone() else { return Box::pin(fut::ready(RedisWrite::Disabled)) };
-        if self.state == RedisState::Down {
+        if self.link.is_none() {
+            return Box::pin(fut::ready(RedisWrite::Disabled));
+        }
+        let Some((conn, timeout)) = self.conn() else {
             self.pending_deletes.extend(keys);
             return Box::pin(fut::ready(RedisWrite::Failed(
                 "redis is down; the deletion will be replayed".into(),
             )));
-        }
-        let timeout = self.timeout;
+        };
+        let generation = conn.generation;
+        let op = Op::Delete(keys.len());
         let pending = keys.clone();
         let fut = async move {
-            let mut conn = conn;
-            redis_op(timeout, redis::cmd("DEL").arg(&keys).query_async::<()>(&mut conn)).await
+            let mut conn = conn.conn;
+            redis_link::run(timeout, redis::cmd("DEL").arg(&keys).query_async::<()>(&mut conn)).await
         };
-        Box::pin(fut.into_actor(self).map(move |res, act, ctx| match res {
-            Ok(()) => {
-                act.note_redis(true, None, ctx);
-                RedisWrite::Written
-            }
-            Err(e) => {
-                act.pending_deletes.extend(pending);
-                act.note_redis(false, Some(&e), ctx);
-                RedisWrite::Failed(e)
+        Box::pin(fut.into_actor(self).map(move |res, act, _ctx| {
+            act.note(generation, &res, op);
+            match res {
+                Ok(()) => RedisWrite::Written,
+                Err(Failure::Connection(e)) => {
+                    act.pending_deletes.extend(pending);
+                    RedisWrite::Failed(e)
+                }
+                Err(refused) => RedisWrite::Failed(refused.to_string()),
             }
         }))
-    }
-}
-
-/// Run a Redis command with the socket timeout; errors as text.
-async fn redis_op<T>(
-    timeout: Duration,
-    op: impl std::future::Future<Output = redis::RedisResult<T>>,
-) -> Result<T, String> {
-    match tokio::time::timeout(timeout, op).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {timeout:?}")),
     }
 }
 
@@ -401,9 +589,12 @@ impl Actor for CacheActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        if self.conn.is_some() {
-            self.ping(ctx);
-            ctx.run_interval(Duration::from_millis(500), |act, ctx| act.ping(ctx));
+        if self.link.is_some() {
+            // The first connection attempt holds the mailbox (for at most the
+            // socket timeout), so the first messages see a known Redis state.
+            let first = self.connect_now();
+            ctx.wait(first);
+            ctx.run_interval(TICK, |act, ctx| act.tick(ctx));
         }
     }
 }
@@ -429,31 +620,38 @@ impl Handler<StoreCategory> for CacheActor {
                 },
             );
         }
-        let Some(conn) = self.conn.clone() else { return Box::pin(fut::ready(RedisWrite::Disabled)) };
-        if self.state == RedisState::Down {
-            return Box::pin(fut::ready(RedisWrite::Failed("redis is down; kept in memory".to_string())));
+        if self.link.is_none() {
+            return Box::pin(fut::ready(RedisWrite::Disabled));
         }
+        let Some((conn, timeout)) = self.conn() else {
+            return Box::pin(fut::ready(RedisWrite::Failed(
+                "redis is down; kept in memory, written back on reconnect".to_string(),
+            )));
+        };
         let mut pipe = redis::pipe();
         pipe.atomic();
         for e in &msg.entries {
             let ttl = self.ttls.ttl(e.key.kind).as_secs();
             pipe.cmd("SETEX").arg(e.key.redis_key(&self.prefix)).arg(ttl).arg(e.json.as_bytes()).ignore();
         }
-        let timeout = self.timeout;
         let category = msg.category;
+        let generation = conn.generation;
         let fut = async move {
-            let mut conn = conn;
-            redis_op(timeout, pipe.query_async::<()>(&mut conn)).await
+            let mut conn = conn.conn;
+            redis_link::run(timeout, pipe.query_async::<()>(&mut conn)).await
         };
-        Box::pin(fut.into_actor(self).map(move |res, act, ctx| match res {
-            Ok(()) => {
-                act.note_redis(true, None, ctx);
-                RedisWrite::Written
-            }
-            Err(e) => {
-                log::debug!("redis: writing {category} failed: {e}");
-                act.note_redis(false, Some(&e), ctx);
-                RedisWrite::Failed(e)
+        Box::pin(fut.into_actor(self).map(move |res, act, _ctx| {
+            act.note(generation, &res, Op::Store(category));
+            match res {
+                Ok(()) => {
+                    act.written(category);
+                    RedisWrite::Written
+                }
+                Err(Failure::Connection(e)) => RedisWrite::Failed(e),
+                Err(refused) => {
+                    act.refused_write(category);
+                    RedisWrite::Failed(refused.to_string())
+                }
             }
         }))
     }
@@ -464,38 +662,37 @@ impl Handler<Get> for CacheActor {
 
     fn handle(&mut self, msg: Get, _ctx: &mut Self::Context) -> Self::Result {
         let key = msg.0;
-        let redis_read = match (&self.conn, self.state) {
-            (Some(conn), RedisState::Up | RedisState::Connecting) => {
-                let mut conn = conn.clone();
-                let redis_key = key.redis_key(&self.prefix);
-                let timeout = self.timeout;
-                Some(async move {
-                    redis_op(
-                        timeout,
-                        redis::cmd("GET").arg(redis_key).query_async::<Option<Vec<u8>>>(&mut conn),
-                    )
-                    .await
-                })
+        let redis_read = self.conn().map(|(conn, timeout)| {
+            let redis_key = key.redis_key(&self.prefix);
+            let generation = conn.generation;
+            async move {
+                let mut conn = conn.conn;
+                let res = redis_link::run(
+                    timeout,
+                    redis::cmd("GET").arg(redis_key).query_async::<Option<Vec<u8>>>(&mut conn),
+                )
+                .await;
+                (generation, res)
             }
-            _ => None,
-        };
+        });
         let fut = async move {
             match redis_read {
                 Some(f) => Some(f.await),
                 None => None,
             }
         };
-        Box::pin(fut.into_actor(self).map(move |res, act, ctx| {
-            match res {
-                Some(Ok(Some(bytes))) => {
-                    act.note_redis(true, None, ctx);
-                    if let Ok(s) = String::from_utf8(bytes) {
-                        return Some((EntryJson::from(s), ReadSource::Redis));
+        Box::pin(fut.into_actor(self).map(move |res, act, _ctx| {
+            if let Some((generation, res)) = res {
+                match res {
+                    Ok(Some(bytes)) => {
+                        act.note(generation, &Ok(()), Op::Get);
+                        if let Ok(s) = String::from_utf8(bytes) {
+                            return Some((EntryJson::from(s), ReadSource::Redis));
+                        }
                     }
+                    Ok(None) => act.note(generation, &Ok(()), Op::Get),
+                    Err(e) => act.note(generation, &Err(e), Op::Get),
                 }
-                Some(Ok(None)) => act.note_redis(true, None, ctx),
-                Some(Err(e)) => act.note_redis(false, Some(&e), ctx),
-                None => {}
             }
             let e = act.memory.get(&key)?;
             let f = freshness(e.stored_at.elapsed(), e.ttl, act.stale_ttl, act.hydration_enabled);
@@ -517,7 +714,7 @@ impl Handler<Invalidate> for CacheActor {
             self.memory.remove(k);
         }
         let redis_keys = keys.iter().map(|k| k.redis_key(&self.prefix)).collect();
-        log::info!("cache: invalidated {}", msg.0);
+        log::debug!("cache: invalidated {}", msg.0);
         self.delete_in_redis(redis_keys)
     }
 }
@@ -527,6 +724,7 @@ impl Handler<Clear> for CacheActor {
 
     fn handle(&mut self, _msg: Clear, _ctx: &mut Self::Context) -> Self::Result {
         self.memory.clear();
+        self.refused.clear();
         let redis_keys =
             Category::ALL.into_iter().flat_map(all_variant_keys).map(|k| k.redis_key(&self.prefix)).collect();
         log::info!("cache: cleared every entry");
@@ -556,7 +754,7 @@ impl Handler<Info> for CacheActor {
                 }
             })
             .collect();
-        MessageResult(CacheInfo { redis: self.state, entries })
+        MessageResult(CacheInfo { redis: self.state(), entries })
     }
 }
 
@@ -571,19 +769,11 @@ impl Handler<Reconfigure> for CacheActor {
 }
 
 impl Handler<ProbeRedis> for CacheActor {
-    type Result = ResponseActFuture<Self, RedisState>;
+    type Result = MessageResult<ProbeRedis>;
 
+    /// The first connection attempt ran before any message (see `started`).
     fn handle(&mut self, _msg: ProbeRedis, _ctx: &mut Self::Context) -> Self::Result {
-        let Some(conn) = self.conn.clone() else { return Box::pin(fut::ready(RedisState::Disabled)) };
-        let timeout = self.timeout;
-        let fut = async move {
-            let mut conn = conn;
-            redis_op(timeout, redis::cmd("PING").query_async::<String>(&mut conn)).await
-        };
-        Box::pin(fut.into_actor(self).map(|res, act, ctx| {
-            act.note_redis(res.is_ok(), res.as_ref().err().map(String::as_str), ctx);
-            act.state
-        }))
+        MessageResult(self.state())
     }
 }
 

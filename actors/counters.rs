@@ -14,6 +14,10 @@ pub struct Counters {
     pub fetch_failures: AtomicU64,
     pub redis_errors: AtomicU64,
     pub redis_outages: AtomicU64,
+    /// Error replies from a live Redis (OOM, NOPERM, READONLY, …).
+    pub redis_refusals: AtomicU64,
+    /// Subscriptions lost and made again.
+    pub pubsub_resubscribes: AtomicU64,
     pub invalidations: AtomicU64,
     pub admin_commands: AtomicU64,
     pub admin_rejected: AtomicU64,
@@ -39,6 +43,8 @@ impl Counters {
             "fetch_failures": g(&self.fetch_failures),
             "redis_errors": g(&self.redis_errors),
             "redis_outages": g(&self.redis_outages),
+            "redis_refusals": g(&self.redis_refusals),
+            "pubsub_resubscribes": g(&self.pubsub_resubscribes),
             "invalidations": g(&self.invalidations),
             "admin_commands": g(&self.admin_commands),
             "admin_rejected": g(&self.admin_rejected),

@@ -100,6 +100,11 @@ impl CategoryReport {
         matches!(self.outcome, CategoryOutcome::Written { .. })
     }
 
+    /// Written to every store it was meant for (memory, and Redis when enabled).
+    pub fn is_complete(&self) -> bool {
+        matches!(self.outcome, CategoryOutcome::Written { redis: RedisWrite::Written | RedisWrite::Disabled })
+    }
+
     fn outcome_str(&self) -> &'static str {
         match self.outcome {
             CategoryOutcome::Written { .. } => "written",
@@ -140,10 +145,13 @@ pub struct CycleReport {
 }
 
 impl CycleReport {
-    /// `ok` (every category written), `partial` or `failed` (none written).
+    /// `ok` (every category's entries reached every store they were meant
+    /// for), `partial` (some written, or written to memory while Redis did not
+    /// take them) or `failed` (none written).
     pub fn outcome(&self) -> &'static str {
         let written = self.categories.iter().filter(|c| c.is_written()).count();
-        if written == self.categories.len() {
+        let complete = self.categories.iter().filter(|c| c.is_complete()).count();
+        if complete == self.categories.len() {
             "ok"
         } else if written > 0 {
             "partial"
@@ -747,5 +755,10 @@ mod tests {
         let line = mk(vec![written(Category::ImageGeneration), kept]).log_line();
         assert!(line.starts_with("cycle partial in 0 ms: image_generation: written"), "{line}");
         assert!(line.contains("text_generation: kept_stale"), "{line}");
+        let mut not_in_redis = written(Category::TextGeneration);
+        not_in_redis.outcome = CategoryOutcome::Written { redis: RedisWrite::Failed("redis is down".into()) };
+        let cycle = mk(vec![written(Category::ImageGeneration), not_in_redis]);
+        assert_eq!(cycle.outcome(), "partial", "a Redis write that failed is not ok");
+        assert!(cycle.log_line().starts_with("cycle partial"), "{}", cycle.log_line());
     }
 }

@@ -3,8 +3,25 @@
 //! Owns the subscriber connection (on `P:invalidate` and `P:admin`) and a
 //! publisher connection for admin replies. The subscriber runs in a loop:
 //! connect, subscribe, forward every message to this actor, and when the
-//! connection drops, log it (once per outage), reconnect with backoff capped
-//! at 5 s and subscribe again.
+//! connection is lost, log it once with its cause, reconnect with backoff
+//! capped at 5 s and subscribe again.
+//!
+//! * **Liveness.** A subscribed connection receives nothing when nobody
+//!   publishes, so a silently dropped one (NAT or load-balancer idle drop:
+//!   the socket stays open, nothing arrives) would look exactly like a quiet
+//!   one. The loop therefore sends a PING on the subscriber itself every
+//!   `redis.health_check_seconds` — RESP2 allows PING in subscribe mode and
+//!   answers `["pong", ""]`; redis-rs 1.8's `PubSubSink::ping` sends it and
+//!   matches the answer, while the split-off message stream keeps being read.
+//!   No answer within `redis.socket_timeout_seconds`, an error or the end of
+//!   the stream replaces the connection: a half-open subscriber is found
+//!   within health check + timeout. (A PUBLISH to a private channel would
+//!   prove the same, but needs a second connection and a channel of ours on
+//!   the server; the PING needs neither.)
+//! * **Level-triggered after a gap.** Messages published while the
+//!   subscription was down are lost for good, so after every resubscription
+//!   the hydrator re-hydrates every configured category, as one cycle. (Not
+//!   after the first subscription: the start-up cycle covers that.)
 //!
 //! * `P:invalidate`, payload a bare category name (what the reference's Redis
 //!   backend publishes): the cache drops the category's entries (memory and
@@ -12,7 +29,15 @@
 //!   the category is re-hydrated when the burst is over (a quiet period of
 //!   `hydration.invalidation_debounce_ms`, at most 500 ms after its first
 //!   message): a burst causes one re-hydration.
-//! * `P:admin`: JSON commands (`admin.rs`), answered on `reply_to`.
+//! * `P:admin`: JSON commands (`admin.rs`), answered on `reply_to`, which
+//!   must be `P:admin:reply` or a channel under it (`P:admin:reply:…`);
+//!   a command asking for any other channel is refused with a log line and
+//!   not answered (a `reply_to` of `P:admin` would make the reply run as a
+//!   command). A reply that fails on the publisher connection is retried
+//!   once on a fresh connection (e.g. the first reply after a Redis restart).
+//!
+//! An invalidation burst is logged as one line per category when it ends
+//! (the message count, whether Redis took the deletions), not per message.
 //!
 //! Garbage, oversized (> 64 KiB) and unknown messages are ignored and logged,
 //! rate-limited (at most 5 lines per 10 s, then a count of the suppressed).
@@ -22,12 +47,13 @@ use crate::cache::{self, CacheActor, RedisWrite};
 use crate::counters::Counters;
 use crate::horde_fetcher::{DropReference, GetFetcherInfo, HordeFetcherActor};
 use crate::hydrator::{GetHydratorInfo, HydrateAck, HydrateNow, HydratorActor};
+use crate::redis_link::{self, CommandLink, Failure};
 use actix::prelude::*;
 use horde_hydrator::category::Category;
 use horde_hydrator::keys::{admin_channel, admin_reply_channel, invalidate_channel};
 use horde_hydrator::settings::Settings;
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -131,9 +157,13 @@ impl LogLimiter {
     }
 }
 
-/// The capped, doubling delay between reconnect attempts (100 ms … 5 s).
-pub fn reconnect_delay(failures: u32) -> Duration {
-    Duration::from_millis(100u64.saturating_mul(1u64 << failures.min(10))).min(Duration::from_secs(5))
+pub use crate::redis_link::reconnect_delay;
+
+/// Whether `channel` may receive admin replies: the default reply channel
+/// or one under it.
+pub fn reply_channel_allowed(channel: &str, default_reply: &str) -> bool {
+    channel == default_reply
+        || channel.strip_prefix(default_reply).is_some_and(|rest| rest.starts_with(':') && rest.len() > 1)
 }
 
 /// A payload on `P:invalidate` → the category, if it is one.
@@ -151,10 +181,16 @@ struct Incoming {
     payload: Vec<u8>,
 }
 
-/// The subscriber connected (true) or lost its connection (false).
+/// The subscriber's state changed.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Subscribed(bool);
+enum Subscribed {
+    /// Subscribed to both channels; `again`: after a lost subscription.
+    Up {
+        again: bool,
+    },
+    Lost,
+}
 
 /// The pub/sub side's part of a settings reload (SIGHUP): the admin token
 /// (`None`: commands need none) and the invalidation debounce, both applied
@@ -177,10 +213,12 @@ struct Oversized {
 // ---------------------------------------------------------------- the actor
 
 pub struct InvalidationActor {
-    /// Built once by `redis_client::client`; the subscriber loop connects with it.
+    /// Built once by `redis_client::client` (`None`: it could not be built,
+    /// which already stopped start-up in the cache); the subscriber connects with it.
     client: Option<redis::Client>,
     redis_url_shown: String,
     socket_timeout: Duration,
+    health_every: Duration,
     invalidate_channel: String,
     admin_channel: String,
     default_reply: String,
@@ -190,8 +228,12 @@ pub struct InvalidationActor {
     fetcher: Addr<HordeFetcherActor>,
     hydrator: Addr<HydratorActor>,
     counters: Arc<Counters>,
-    publisher: Option<redis::aio::ConnectionManager>,
+    publisher: Option<CommandLink>,
     debouncer: Debouncer,
+    /// The current burst's messages per category, logged when it ends.
+    burst: BTreeMap<Category, u64>,
+    /// Categories of the current burst whose deletion did not reach Redis (warned once).
+    burst_redis_failed: BTreeSet<Category>,
     limiter: LogLimiter,
     subscribed: bool,
     started: Instant,
@@ -214,18 +256,12 @@ impl InvalidationActor {
                 None
             }
         };
-        let publisher = client.clone().and_then(|client| {
-            let config = redis::aio::ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(timeout))
-                .set_response_timeout(Some(timeout))
-                .set_max_delay(Duration::from_secs(5))
-                .set_number_of_retries(2);
-            redis::aio::ConnectionManager::new_lazy_with_config(client, config).ok()
-        });
+        let publisher = client.clone().map(|c| CommandLink::new(c, timeout));
         InvalidationActor {
             client,
             redis_url_shown: settings.redis.url.redacted(),
             socket_timeout: timeout,
+            health_every: settings.redis.health_check,
             invalidate_channel: invalidate_channel(prefix),
             admin_channel: admin_channel(prefix),
             default_reply: admin_reply_channel(prefix),
@@ -237,6 +273,8 @@ impl InvalidationActor {
             counters,
             publisher,
             debouncer: Debouncer::new(settings.hydration.invalidation_debounce, DEBOUNCE_MAX_WAIT),
+            burst: BTreeMap::new(),
+            burst_redis_failed: BTreeSet::new(),
             limiter: LogLimiter::new(Duration::from_secs(10), 5),
             subscribed: false,
             started: Instant::now(),
@@ -258,7 +296,7 @@ impl InvalidationActor {
     /// Drop the category everywhere now; re-hydrate it after the debounce.
     fn invalidate(&mut self, category: Category, ctx: &mut Context<Self>) -> ResponseFuture<RedisWrite> {
         self.counters.inc(&self.counters.invalidations);
-        log::info!("pubsub: invalidating {category}");
+        *self.burst.entry(category).or_default() += 1;
         self.fetcher.do_send(DropReference(category));
         let dropped = self.cache.send(cache::Invalidate(category));
         if let Some(delay) = self.debouncer.note(category, Instant::now()) {
@@ -275,6 +313,18 @@ impl InvalidationActor {
             }
             DebounceTick::Fire(categories) if categories.is_empty() => {}
             DebounceTick::Fire(categories) => {
+                for c in &categories {
+                    let n = self.burst.remove(c).unwrap_or(0);
+                    let redis = if self.burst_redis_failed.remove(c) {
+                        " (memory only: Redis did not take the deletion)"
+                    } else {
+                        ""
+                    };
+                    log::info!(
+                        "pubsub: invalidated {c} ({n} message{}){redis}; re-hydrating",
+                        if n == 1 { "" } else { "s" }
+                    );
+                }
                 self.hydrator.do_send(HydrateNow { categories, reason: "invalidation".to_string() });
             }
         }
@@ -286,6 +336,16 @@ impl InvalidationActor {
             Err(e) => return self.ignored(format!("admin message: {e}")),
         };
         let reply_to = envelope.reply_to.clone().unwrap_or_else(|| self.default_reply.clone());
+        if !reply_channel_allowed(&reply_to, &self.default_reply) {
+            self.counters.inc(&self.counters.admin_rejected);
+            let shown: String = reply_to.chars().take(80).collect();
+            log::warn!(
+                "admin: refused {:?} command: reply_to {shown:?} is not {} or a channel under it; not answered",
+                envelope.command_name.as_deref().unwrap_or("?"),
+                self.default_reply
+            );
+            return;
+        }
         if !authorized(self.token.as_deref(), envelope.token.as_deref()) {
             self.counters.inc(&self.counters.admin_rejected);
             log::warn!(
@@ -293,13 +353,13 @@ impl InvalidationActor {
                 envelope.command_name.as_deref().unwrap_or("?"),
                 if envelope.token.is_some() { "wrong" } else { "missing" }
             );
-            return self.reply(reply_to, error_reply(&envelope, "unauthorized: missing or wrong token"));
+            return self.reply(reply_to, error_reply(&envelope, "unauthorized: missing or wrong token"), ctx);
         }
         let command = match command {
             Ok(c) => c,
             Err(e) => {
                 self.ignored(format!("admin command: {e}"));
-                return self.reply(reply_to, error_reply(&envelope, &e.to_string()));
+                return self.reply(reply_to, error_reply(&envelope, &e.to_string()), ctx);
             }
         };
         self.counters.inc(&self.counters.admin_commands);
@@ -420,26 +480,60 @@ impl InvalidationActor {
         reply: impl std::future::Future<Output = Value> + 'static,
         ctx: &mut Context<Self>,
     ) {
-        ctx.spawn(reply.into_actor(self).map(move |value, act, _ctx| act.reply(channel, value)));
+        ctx.spawn(reply.into_actor(self).map(move |value, act, ctx| act.reply(channel, value, ctx)));
     }
 
-    fn reply(&mut self, channel: String, reply: Value) {
-        let Some(conn) = self.publisher.clone() else { return };
+    /// Publish a reply: on the publisher connection, and when that fails at
+    /// the connection level, once more on a fresh connection (which then
+    /// becomes the publisher connection).
+    fn reply(&mut self, channel: String, reply: Value, ctx: &mut Context<Self>) {
+        let Some(link) = self.publisher.as_ref() else { return };
+        let existing = link.current();
+        let fresh = link.fresh();
         let timeout = self.socket_timeout;
         let body = reply.to_string();
-        actix_rt::spawn(async move {
-            let mut conn = conn;
-            let sent = tokio::time::timeout(
-                timeout,
-                redis::cmd("PUBLISH").arg(&channel).arg(body).query_async::<i64>(&mut conn),
-            )
-            .await;
-            match sent {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => log::warn!("admin: reply on {channel} failed: {e}"),
-                Err(_) => log::warn!("admin: reply on {channel} timed out"),
+        let fut = async move {
+            let publish = |mut conn: redis::aio::MultiplexedConnection| {
+                let cmd = redis::cmd("PUBLISH").arg(&channel).arg(&body).clone();
+                async move { redis_link::run(timeout, cmd.query_async::<i64>(&mut conn)).await.map(|_| ()) }
+            };
+            let mut first_failure = None;
+            if let Some(c) = existing {
+                match publish(c.conn).await {
+                    Ok(()) => return (channel, None, None, Ok(())),
+                    Err(Failure::Connection(e)) => first_failure = Some(e),
+                    Err(refused) => return (channel, None, None, Err(refused)),
+                }
             }
-        });
+            match fresh.await {
+                Ok(conn) => {
+                    let res = publish(conn.clone()).await;
+                    (channel, first_failure, Some(conn), res)
+                }
+                Err(e) => (channel, first_failure, None, Err(e)),
+            }
+        };
+        ctx.spawn(fut.into_actor(self).map(|(channel, first_failure, conn, res), act, _ctx| {
+            if let Some(link) = act.publisher.as_mut() {
+                match conn {
+                    Some(conn) => {
+                        link.connected(conn);
+                    }
+                    None if first_failure.is_some() => link.forget(),
+                    None => {}
+                }
+            }
+            match (first_failure, res) {
+                (None, Ok(())) => {}
+                (Some(e), Ok(())) => log::info!(
+                    "admin: reply on {channel} failed on the publisher connection ({e}); sent on a fresh connection"
+                ),
+                (Some(e), Err(again)) => {
+                    log::warn!("admin: reply on {channel} lost: {e}; again on a fresh connection: {again}")
+                }
+                (None, Err(e)) => log::warn!("admin: reply on {channel} lost: {e}"),
+            }
+        }));
     }
 }
 
@@ -459,59 +553,52 @@ impl Actor for InvalidationActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let addr = ctx.address();
         let Some(client) = self.client.clone() else { return };
-        let shown = self.redis_url_shown.clone();
-        let channels = [self.invalidate_channel.clone(), self.admin_channel.clone()];
-        let timeout = self.socket_timeout;
-        actix_rt::spawn(subscriber_loop(addr, client, shown, channels, timeout));
+        let link = SubscriberLink {
+            client,
+            shown: self.redis_url_shown.clone(),
+            channels: [self.invalidate_channel.clone(), self.admin_channel.clone()],
+            timeout: self.socket_timeout,
+            health_every: self.health_every,
+        };
+        actix_rt::spawn(subscriber_loop(ctx.address(), link));
     }
 }
 
-/// Connect, subscribe, forward; on loss, reconnect with capped backoff. Ends
-/// when the actor is gone.
-async fn subscriber_loop(
-    addr: Addr<InvalidationActor>,
+/// What the subscriber loop needs to know.
+struct SubscriberLink {
     client: redis::Client,
+    /// The URL with its password masked, for logs.
     shown: String,
     channels: [String; 2],
     timeout: Duration,
-) {
-    use futures_util::StreamExt;
-    let mut failures: u32 = 0;
-    let mut warned = false;
-    loop {
-        if !addr.connected() {
-            return;
-        }
-        let attempt = async {
-            let mut pubsub = tokio::time::timeout(timeout, client.get_async_pubsub())
-                .await
-                .map_err(|_| format!("no connection within {timeout:?}"))?
-                .map_err(|e| e.to_string())?;
-            for ch in &channels {
-                tokio::time::timeout(timeout, pubsub.subscribe(ch))
-                    .await
-                    .map_err(|_| format!("SUBSCRIBE {ch}: no answer within {timeout:?}"))?
-                    .map_err(|e| e.to_string())?;
-            }
-            Ok::<_, String>(pubsub)
-        };
-        match attempt.await {
-            Ok(pubsub) => {
-                failures = 0;
-                if warned {
-                    log::info!(
-                        "pubsub: reconnected to {shown}; subscribed to {} and {}",
-                        channels[0],
-                        channels[1]
-                    );
-                } else {
-                    log::info!("pubsub: subscribed to {} and {} on {shown}", channels[0], channels[1]);
-                }
-                addr.do_send(Subscribed(true));
-                let mut stream = pubsub.into_on_message();
-                while let Some(msg) = stream.next().await {
+    health_every: Duration,
+}
+
+impl SubscriberLink {
+    /// A new connection subscribed to both channels, within the timeout.
+    async fn subscribe(&self) -> Result<redis::aio::PubSub, String> {
+        let timeout = self.timeout;
+        let mut pubsub = tokio::time::timeout(timeout, self.client.get_async_pubsub())
+            .await
+            .map_err(|_| format!("no connection within {} s", timeout.as_secs_f64()))?
+            .map_err(|e| e.to_string())?;
+        tokio::time::timeout(timeout, pubsub.subscribe(&self.channels))
+            .await
+            .map_err(|_| format!("SUBSCRIBE: no answer within {} s", timeout.as_secs_f64()))?
+            .map_err(|e| e.to_string())?;
+        Ok(pubsub)
+    }
+
+    /// Forward messages until the subscription is lost; the cause.
+    async fn listen(&self, pubsub: redis::aio::PubSub, addr: &Addr<InvalidationActor>) -> String {
+        use futures_util::StreamExt;
+        let (mut sink, mut stream) = pubsub.split();
+        let mut next_ping = tokio::time::Instant::now() + self.health_every;
+        loop {
+            tokio::select! {
+                msg = stream.next() => {
+                    let Some(msg) = msg else { return "connection closed".to_string() };
                     let channel = msg.get_channel_name().to_string();
                     let payload = msg.get_payload_bytes();
                     if payload.len() > MAX_MESSAGE_BYTES {
@@ -520,14 +607,60 @@ async fn subscriber_loop(
                         addr.do_send(Incoming { channel, payload: payload.to_vec() });
                     }
                 }
-                addr.do_send(Subscribed(false));
-                log::warn!("pubsub: connection to {shown} lost; reconnecting");
-                warned = true;
+                () = tokio::time::sleep_until(next_ping) => {
+                    // Messages arriving meanwhile wait in the stream's queue.
+                    match tokio::time::timeout(self.timeout, sink.ping::<redis::Value>()).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => return format!("PING failed: {e}"),
+                        Err(_) => {
+                            return format!("no answer to PING within {} s", self.timeout.as_secs_f64())
+                        }
+                    }
+                    next_ping = tokio::time::Instant::now() + self.health_every;
+                }
+            }
+            if !addr.connected() {
+                return "shutting down".to_string();
+            }
+        }
+    }
+}
+
+/// Connect, subscribe, forward, health-check; on loss, resubscribe with
+/// capped backoff. Ends when the actor is gone.
+async fn subscriber_loop(addr: Addr<InvalidationActor>, link: SubscriberLink) {
+    let mut failures: u32 = 0;
+    let mut lost_at: Option<Instant> = None;
+    let mut ever = false;
+    let [invalidate, admin] = &link.channels;
+    loop {
+        if !addr.connected() {
+            return;
+        }
+        match link.subscribe().await {
+            Ok(pubsub) => {
+                failures = 0;
+                match lost_at.take() {
+                    Some(at) => log::info!(
+                        "pubsub: resubscribed to {invalidate} and {admin} on {} after {:.1} s; re-hydrating every category (messages may have been lost)",
+                        link.shown,
+                        at.elapsed().as_secs_f64()
+                    ),
+                    None => log::info!("pubsub: subscribed to {invalidate} and {admin} on {}", link.shown),
+                }
+                addr.do_send(Subscribed::Up { again: ever });
+                ever = true;
+                let cause = link.listen(pubsub, &addr).await;
+                addr.do_send(Subscribed::Lost);
+                log::warn!("pubsub: subscription on {} lost ({cause}); resubscribing", link.shown);
+                lost_at = Some(Instant::now());
             }
             Err(e) => {
-                if !warned {
-                    log::warn!("pubsub: cannot subscribe on {shown} ({e}); retrying with backoff");
-                    warned = true;
+                if failures == 0 && lost_at.is_none() {
+                    log::warn!("pubsub: cannot subscribe on {} ({e}); retrying with backoff", link.shown);
+                    lost_at = Some(Instant::now());
+                } else {
+                    log::debug!("pubsub: subscribing on {} failed: {e}", link.shown);
                 }
                 failures = failures.saturating_add(1);
             }
@@ -544,14 +677,13 @@ impl Handler<Incoming> for InvalidationActor {
             match parse_invalidation(&msg.payload) {
                 Some(category) => {
                     let dropped = self.invalidate(category, ctx);
-                    ctx.spawn(
-                        async move {
-                            if let RedisWrite::Failed(e) = dropped.await {
+                    ctx.spawn(dropped.into_actor(self).map(move |w, act, _ctx| {
+                        if let RedisWrite::Failed(e) = w {
+                            if act.burst_redis_failed.insert(category) {
                                 log::warn!("pubsub: invalidation of {category} reached memory only: {e}");
                             }
                         }
-                        .into_actor(self),
-                    );
+                    }));
                 }
                 None => {
                     let shown: String = String::from_utf8_lossy(&msg.payload).chars().take(80).collect();
@@ -587,7 +719,24 @@ impl Handler<Subscribed> for InvalidationActor {
     type Result = ();
 
     fn handle(&mut self, msg: Subscribed, _ctx: &mut Self::Context) {
-        self.subscribed = msg.0;
+        match msg {
+            Subscribed::Up { again } => {
+                self.subscribed = true;
+                if again {
+                    self.counters.inc(&self.counters.pubsub_resubscribes);
+                    // The publisher most likely shares the subscriber's fate
+                    // (a restart, a dropped NAT mapping): start afresh.
+                    if let Some(p) = self.publisher.as_mut() {
+                        p.forget();
+                    }
+                    self.hydrator.do_send(HydrateNow {
+                        categories: self.configured.clone(),
+                        reason: "resubscribed: messages may have been lost".to_string(),
+                    });
+                }
+            }
+            Subscribed::Lost => self.subscribed = false,
+        }
     }
 }
 
@@ -641,12 +790,18 @@ mod tests {
     }
 
     #[test]
-    fn reconnect_backoff_is_capped_at_five_seconds() {
-        assert_eq!(reconnect_delay(0), Duration::from_millis(100));
-        assert_eq!(reconnect_delay(1), Duration::from_millis(200));
-        assert_eq!(reconnect_delay(5), Duration::from_millis(3200));
-        assert_eq!(reconnect_delay(6), Duration::from_secs(5));
-        assert_eq!(reconnect_delay(u32::MAX), Duration::from_secs(5));
+    fn replies_go_only_to_the_reply_channel_or_under_it() {
+        let d = "P:admin:reply";
+        assert!(reply_channel_allowed("P:admin:reply", d));
+        assert!(reply_channel_allowed("P:admin:reply:0123abcd", d));
+        assert!(
+            !reply_channel_allowed("P:admin", d),
+            "the command channel: the reply would run as a command"
+        );
+        assert!(!reply_channel_allowed("P:admin:replyX", d));
+        assert!(!reply_channel_allowed("P:admin:reply:", d));
+        assert!(!reply_channel_allowed("ops:private:replies", d));
+        assert!(!reply_channel_allowed("P:invalidate", d));
     }
 
     #[test]

@@ -105,6 +105,7 @@ pub fn changes(running: &Settings, new: &Settings) -> (Vec<Change>, Settings) {
     key!("redis.url", redis.url, Restart, |v: &RedisUrl| shown(v));
     key!("redis.key_prefix", redis.key_prefix, Restart);
     key!("redis.socket_timeout_seconds", redis.socket_timeout, Restart, secs);
+    key!("redis.health_check_seconds", redis.health_check, Restart, secs);
     key!("redis.tls_ca_file", redis.tls_ca_file, Restart);
     key!("horde.api_url", horde.api, Restart, |v: &Source| shown(v));
     key!("horde.timeout_seconds", horde.timeout, Live, secs);

@@ -118,6 +118,7 @@ pub struct RawRedis {
     pub url: String,
     pub key_prefix: String,
     pub socket_timeout_seconds: Number,
+    pub health_check_seconds: Number,
     /// Empty: none.
     pub tls_ca_file: String,
 }
@@ -129,6 +130,7 @@ impl Default for RawRedis {
             url: "redis://localhost:6379/0".to_string(),
             key_prefix: "horde:model_ref".to_string(),
             socket_timeout_seconds: Number::Int(5),
+            health_check_seconds: Number::Int(5),
             tls_ca_file: String::new(),
         }
     }
@@ -276,6 +278,9 @@ pub struct RedisSettings {
     pub key_prefix: String,
     /// Connect and command timeout.
     pub socket_timeout: Duration,
+    /// Both Redis connections (commands, subscriber) send a PING this often;
+    /// no answer within `socket_timeout` replaces the connection.
+    pub health_check: Duration,
     /// A PEM file of the CA certificate(s) a `rediss://` server's certificate
     /// must chain to (a private CA); `None`: the compiled-in webpki roots.
     /// Only with a `rediss://` URL; a relative path is resolved against the
@@ -786,6 +791,7 @@ impl Settings {
             url: RedisUrl::new(r.url.clone()),
             key_prefix: r.key_prefix.clone(),
             socket_timeout: v.seconds("redis.socket_timeout_seconds", &r.socket_timeout_seconds, 1)?,
+            health_check: v.seconds("redis.health_check_seconds", &r.health_check_seconds, 1)?,
             tls_ca_file: tls_ca_file.map(|p| if p.is_absolute() { p.to_path_buf() } else { base.join(p) }),
         };
         let hs = &raw.horde;

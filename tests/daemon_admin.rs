@@ -101,9 +101,13 @@ fn status_reply_describes_the_daemon() {
         "entries without freshness: {text}"
     );
 
-    // reply_to picks the channel.
+    // reply_to picks the channel (under P:admin:reply: see daemon_links.rs).
     let reply = daemon
-        .admin(&redis, json!({"command": "status", "reply_to": "ops:private:replies"}), REPLY)
+        .admin(
+            &redis,
+            json!({"command": "status", "reply_to": format!("{}:ops", daemon.reply_channel())}),
+            REPLY,
+        )
         .expect("no status reply on reply_to");
     assert_eq!(reply["ok"], json!(true));
 

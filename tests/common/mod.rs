@@ -44,4 +44,5 @@ pub fn datasets(root: &std::path::Path) -> Vec<PathBuf> {
 }
 pub mod daemon;
 pub mod horde_server;
+pub mod proxy;
 pub mod redis_server;

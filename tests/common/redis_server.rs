@@ -235,6 +235,29 @@ impl RedisClient {
         redis::cmd("PUBLISH").arg(channel).arg(payload).query(&mut self.conn).unwrap()
     }
 
+    /// Any command, e.g. `["CONFIG", "SET", "maxmemory", "0"]`; an error reply as text.
+    pub fn command(&mut self, args: &[&str]) -> Result<redis::Value, String> {
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query(&mut self.conn).map_err(|e| e.to_string())
+    }
+
+    /// How often the server was asked to run `command` (lower case, e.g.
+    /// `setex`): calls + rejected calls + failed calls, from INFO commandstats.
+    pub fn command_attempts(&mut self, command: &str) -> u64 {
+        let info: String = redis::cmd("INFO").arg("commandstats").query(&mut self.conn).unwrap();
+        let prefix = format!("cmdstat_{command}:");
+        let Some(line) = info.lines().find(|l| l.starts_with(&prefix)) else { return 0 };
+        line[prefix.len()..]
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .filter(|(k, _)| matches!(*k, "calls" | "rejected_calls" | "failed_calls"))
+            .map(|(_, v)| v.parse::<u64>().unwrap_or(0))
+            .sum()
+    }
+
     /// Number of subscribers of a channel (PUBSUB NUMSUB).
     pub fn subscribers(&mut self, channel: &str) -> i64 {
         let reply: (String, i64) =
