@@ -25,7 +25,7 @@ use horde_hydrator::category::Category;
 use horde_hydrator::cycle::CategoryInputs;
 use horde_hydrator::horde::{self, HordeModelStats, HordeModelStatus};
 use horde_hydrator::records::{self, ParsedReference};
-use horde_hydrator::settings::{HordeSettings, Settings, Source};
+use horde_hydrator::settings::{HordeSettings, LimitsSettings, Settings, Source};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
@@ -209,11 +209,16 @@ impl CircuitBreaker {
         self.trial_in_flight = false;
     }
 
-    /// Returns true when this failure opened (or re-opened) the circuit.
+    /// Returns true when this failure opened (or re-opened) the circuit;
+    /// failures of requests that were in flight while it is open do not
+    /// (so an opening is logged once).
     pub fn record_failure(&mut self, now: Instant) -> bool {
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         let was_trial = self.trial_in_flight;
         self.trial_in_flight = false;
+        if !was_trial && self.state(now) == CircuitState::Open {
+            return false;
+        }
         if was_trial || self.consecutive_failures >= self.threshold {
             self.open_until = Some(now + self.open_for);
             return true;
@@ -276,13 +281,15 @@ pub struct FetchCategory(pub Category);
 pub struct DropReference(pub Category);
 
 /// The fetcher's part of a settings reload (SIGHUP): the HTTP policy and the
-/// circuit breakers' limits, applied from the next request. (The source URLs
+/// circuit breakers' limits, and the work limits, applied from the next
+/// request. (The source URLs
 /// need a restart.)
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct Reconfigure {
     pub horde: HordeSettings,
     pub reference_timeout: Duration,
+    pub limits: LimitsSettings,
 }
 
 /// The circuit states, for the status reply.
@@ -335,6 +342,7 @@ struct State {
     retry_base: Duration,
     retry_cap: Duration,
     max_bytes: usize,
+    limits: LimitsSettings,
     breakers: HashMap<Service, CircuitBreaker>,
     last_good: HashMap<Category, LastGood>,
     counters: Arc<Counters>,
@@ -380,6 +388,7 @@ impl HordeFetcherActor {
             horde_timeout: h.timeout,
             reference_timeout: settings.model_reference.timeout,
             client_agent: client_agent(h),
+            limits: settings.limits.clone(),
             max_retries: h.max_retries,
             retry_base: h.retry_base_delay,
             retry_cap: h.retry_max_delay,
@@ -438,6 +447,7 @@ impl Handler<Reconfigure> for HordeFetcherActor {
         for breaker in st.breakers.values_mut() {
             breaker.set_limits(h.circuit_failure_threshold, h.circuit_open);
         }
+        st.limits = msg.limits;
     }
 }
 
@@ -552,7 +562,10 @@ async fn fetch_source(state: Rc<RefCell<State>>, id: SourceId) -> Result<(Parsed
         }
     };
     let outcome = match raw {
-        Ok(raw) => parse_off_thread(id, raw).await,
+        Ok(raw) => {
+            let limits = state.borrow().limits.clone();
+            parse_off_thread(id, raw, limits).await
+        }
         Err(e) => Err(e),
     };
     // The breaker judges the whole fetch, parse included: garbage counts.
@@ -583,6 +596,27 @@ async fn fetch_source(state: Rc<RefCell<State>>, id: SourceId) -> Result<(Parsed
     }
 }
 
+/// A connection error in plain words: what failed, and what to do about it
+/// when the likely cause is an offline machine. Other errors pass unchanged.
+fn plain_cause(url: &str, error: &str) -> String {
+    let host = url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+    let lower = error.to_ascii_lowercase();
+    if lower.contains("resolv")
+        || lower.contains("lookup address")
+        || lower.contains("name or service not known")
+    {
+        format!(
+            "cannot resolve {host}: is this machine offline? For an offline run use --config examples/offline.toml"
+        )
+    } else if lower.contains("connection refused") {
+        format!("{host} refused the connection")
+    } else if lower.contains("network is unreachable") || lower.contains("no route to host") {
+        format!("cannot reach {host} (network unreachable): is this machine offline? For an offline run use --config examples/offline.toml")
+    } else {
+        error.to_string()
+    }
+}
+
 fn service_name(s: Service) -> &'static str {
     match s {
         Service::Horde => "the AI Horde API",
@@ -606,25 +640,50 @@ enum Raw {
 
 /// Read (snapshot files) and parse on a blocking thread: a large reference
 /// must not stall the actors. Answers the value and the size of its bytes.
-async fn parse_off_thread(id: SourceId, raw: Raw) -> Result<(Parsed, usize), String> {
+async fn parse_off_thread(id: SourceId, raw: Raw, limits: LimitsSettings) -> Result<(Parsed, usize), String> {
     let job = tokio::task::spawn_blocking(move || -> Result<(Parsed, usize), String> {
         let bytes = match raw {
             Raw::Bytes(bytes) => bytes,
             Raw::File { path, max_bytes } => read_file(path, max_bytes)?,
         };
+        // A UTF-8 byte order mark is accepted, as the reference does (Python's
+        // json.loads on bytes detects and skips it).
+        let doc = bytes.strip_prefix(b"\xef\xbb\xbf".as_slice()).unwrap_or(&bytes);
         let parsed = match id {
             SourceId::Reference(_) => {
-                records::parse_reference(&bytes).map(Parsed::Reference).map_err(|e| e.to_string())
+                records::parse_reference(doc).map(Parsed::Reference).map_err(|e| e.to_string())
             }
-            SourceId::Status(_) => horde::parse_status(&bytes).map(Parsed::Status).map_err(|e| e.to_string()),
-            SourceId::Stats(_) => horde::parse_stats(&bytes).map(Parsed::Stats).map_err(|e| e.to_string()),
+            SourceId::Status(_) => horde::parse_status(doc).map(Parsed::Status).map_err(|e| e.to_string()),
+            SourceId::Stats(_) => horde::parse_stats(doc).map(Parsed::Stats).map_err(|e| e.to_string()),
         };
-        parsed.map(|p| (p, bytes.len()))
+        let parsed = parsed?;
+        within_limits(id, &parsed, &limits)?;
+        Ok((parsed, bytes.len()))
     });
     match job.await {
         Ok(r) => r,
         Err(e) => Err(format!("parser crashed: {e}")),
     }
+}
+
+/// More work than the limits allow is a failed source (the category keeps
+/// its entries): the error names the limit and its setting.
+fn within_limits(id: SourceId, parsed: &Parsed, limits: &LimitsSettings) -> Result<(), String> {
+    let (n, what, max, setting) = match parsed {
+        Parsed::Reference(r) => {
+            (r.records().len(), "models", limits.max_models_per_category, "limits.max_models_per_category")
+        }
+        Parsed::Status(s) => {
+            (s.len(), "status entries", limits.max_horde_entries, "limits.max_horde_entries")
+        }
+        Parsed::Stats(s) => {
+            (s.name_count(), "model names", limits.max_horde_entries, "limits.max_horde_entries")
+        }
+    };
+    if n > max {
+        return Err(format!("{id} has {n} {what}, more than the limit of {max} (setting {setting})"));
+    }
+    Ok(())
 }
 
 /// Why one HTTP attempt failed, and whether another attempt may help.
@@ -661,7 +720,7 @@ async fn http_get_with_retries(
             Ok(bytes) => return Ok(bytes),
             Err(e) if e.retryable && retry < max_retries => {
                 let delay = retry_delay(retry, e.retry_after, base, cap, rand::random::<f64>());
-                log::info!(
+                log::debug!(
                     "fetcher: GET {url}: {} (retry {} of {max_retries} in {delay:?})",
                     e.message,
                     retry + 1
@@ -694,7 +753,7 @@ async fn http_get_once(
                     e,
                     awc::error::SendRequestError::Connect(_) | awc::error::SendRequestError::Send(_)
                 );
-                AttemptError { message: e.to_string(), retryable, retry_after: None }
+                AttemptError { message: plain_cause(url, &e.to_string()), retryable, retry_after: None }
             })?;
         let status = resp.status();
         if !status.is_success() {
@@ -761,6 +820,9 @@ mod tests {
         assert_eq!(b.state(t0), CircuitState::Closed);
         assert!(b.record_failure(t0), "third failure opens");
         assert_eq!(b.state(t0), CircuitState::Open);
+        // Requests that were in flight fail too: the opening is reported once.
+        assert!(!b.record_failure(t0));
+        assert!(!b.record_failure(t0 + Duration::from_secs(1)));
         assert!(!b.allow(t0 + Duration::from_secs(59)));
         let later = t0 + Duration::from_secs(60);
         assert_eq!(b.state(later), CircuitState::HalfOpen);
@@ -773,6 +835,78 @@ mod tests {
         b.record_success();
         assert_eq!(b.state(much_later), CircuitState::Closed);
         assert!(b.allow(much_later) && b.allow(much_later));
+    }
+
+    /// Every kind of source document may start with a UTF-8 BOM (the
+    /// reference's json.loads on bytes accepts it); a BOM elsewhere is garbage.
+    #[test]
+    fn a_utf8_bom_at_the_start_is_accepted() {
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data");
+        let t = Category::TextGeneration;
+        actix_rt::System::new().block_on(async move {
+            for (id, file) in [
+                (SourceId::Reference(t), "model_reference/text_generation.json"),
+                (SourceId::Status(t), "horde/status_models_text.json"),
+                (SourceId::Stats(t), "horde/stats_text_models.json"),
+            ] {
+                let plain = std::fs::read(format!("{data}/{file}")).unwrap();
+                let mut with_bom = b"\xef\xbb\xbf".to_vec();
+                with_bom.extend_from_slice(&plain);
+                let limits = Settings::default().limits;
+                assert!(
+                    parse_off_thread(id, Raw::Bytes(with_bom), limits.clone()).await.is_ok(),
+                    "{file} with a BOM"
+                );
+                let mut doubled = b"\xef\xbb\xbf\xef\xbb\xbf".to_vec();
+                doubled.extend_from_slice(&plain);
+                assert!(
+                    parse_off_thread(id, Raw::Bytes(doubled), limits).await.is_err(),
+                    "{file} with two BOMs"
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn horde_documents_over_the_entry_limit_fail_naming_the_setting() {
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data");
+        let t = Category::TextGeneration;
+        actix_rt::System::new().block_on(async move {
+            let limits = LimitsSettings { max_models_per_category: 1, max_horde_entries: 1 };
+            for (id, file) in [
+                (SourceId::Reference(t), "model_reference/text_generation.json"),
+                (SourceId::Status(t), "horde/status_models_text.json"),
+                (SourceId::Stats(t), "horde/stats_text_models.json"),
+            ] {
+                let bytes = std::fs::read(format!("{data}/{file}")).unwrap();
+                let e = parse_off_thread(id, Raw::Bytes(bytes), limits.clone()).await.err().unwrap();
+                let setting = if file.starts_with("horde") {
+                    "limits.max_horde_entries"
+                } else {
+                    "limits.max_models_per_category"
+                };
+                assert!(e.contains(&format!("more than the limit of 1 (setting {setting})")), "{e}");
+            }
+        });
+    }
+
+    #[test]
+    fn connection_errors_in_plain_words() {
+        let e =
+            "Failed to connect to host: Failed resolving hostname: failed to lookup address information: \
+                 Name or service not known";
+        assert_eq!(
+            plain_cause("https://aihorde.net/api/v2/status/models", e),
+            "cannot resolve aihorde.net: is this machine offline? For an offline run use --config examples/offline.toml"
+        );
+        assert_eq!(
+            plain_cause(
+                "http://127.0.0.1:9/x",
+                "Failed to connect to host: Connection refused (os error 111)"
+            ),
+            "127.0.0.1 refused the connection"
+        );
+        assert_eq!(plain_cause("http://h/x", "something else"), "something else");
     }
 
     #[test]

@@ -188,8 +188,8 @@ impl CycleReport {
                     }
                     CategoryOutcome::KeptStale => {
                         let failed: Vec<String> =
-                            c.failed_sources.iter().map(|(s, e)| format!("{s}: {e}")).collect();
-                        format!("entries kept ({})", failed.join("; "))
+                            c.failed_sources.iter().map(|(s, _)| s.to_string()).collect();
+                        format!("entries kept; sources failed: {}", failed.join(", "))
                     }
                     CategoryOutcome::Failed(e) => e.clone(),
                 };
@@ -207,9 +207,18 @@ impl CycleReport {
     }
 }
 
+/// `HH:MM:SS UTC` of a Unix time, for log lines.
+pub fn utc_clock(unix: f64) -> String {
+    let s = unix.max(0.0) as u64 % 86_400;
+    format!("{:02}:{:02}:{:02} UTC", s / 3600, s / 60 % 60, s % 60)
+}
+
 pub fn unix_now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
+
+/// The largest value Redis accepts (its `proto-max-bulk-len`, 512 MiB).
+pub const MAX_REDIS_VALUE_BYTES: usize = 512 * 1024 * 1024;
 
 /// Run one cycle over `categories` (concurrently) and report it.
 pub async fn run_cycle(deps: CycleDeps, categories: Vec<Category>) -> CycleReport {
@@ -244,7 +253,9 @@ async fn hydrate_category(deps: CycleDeps, category: Category, computed_at: i64)
         }
         Ok(Err(e)) => {
             report.failed_sources = e.failures.clone();
-            report.outcome = CategoryOutcome::Failed(format!("fetch failed: {e}"));
+            // Each source's cause has its own line (the fetcher's); name them only.
+            let ids: Vec<String> = e.failures.iter().map(|(s, _)| s.to_string()).collect();
+            report.outcome = CategoryOutcome::Failed(format!("sources failed: {}", ids.join(", ")));
             return report;
         }
         Ok(Ok(f)) => f,
@@ -282,6 +293,17 @@ async fn hydrate_category(deps: CycleDeps, category: Category, computed_at: i64)
             "the analytics produced {} of the {} entries; nothing written",
             got.len(),
             expected.len()
+        ));
+        return report;
+    }
+    // Redis refuses a value over 512 MiB: never send one (the category keeps
+    // its entries, as for any failure).
+    if let Some(e) = entries.iter().find(|e| e.json.len() > MAX_REDIS_VALUE_BYTES) {
+        report.outcome = CategoryOutcome::Failed(format!(
+            "entry {} is {} bytes, more than Redis accepts ({MAX_REDIS_VALUE_BYTES}); nothing written \
+             (lower limits.max_models_per_category)",
+            e.key,
+            e.json.len()
         ));
         return report;
     }
@@ -435,7 +457,15 @@ impl HydratorActor {
 
     fn finish(&mut self, mut report: CycleReport, ctx: &mut Context<Self>) {
         self.running = None;
-        let line = report.log_line();
+        let mut line = report.log_line();
+        if let Some(at) = self.next_at.filter(|_| self.enabled && !self.stopping) {
+            let wait = at.saturating_duration_since(Instant::now());
+            line.push_str(&format!(
+                "; next cycle at {} (in {} s)",
+                utc_clock(unix_now() + wait.as_secs_f64()),
+                wait.as_secs()
+            ));
+        }
         if report.outcome() == "ok" {
             log::info!("{line}");
         } else {

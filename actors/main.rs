@@ -238,10 +238,26 @@ async fn once(settings: Settings, dump: Option<&Path>) -> i32 {
 /// Everything that makes `once` fail, one line each.
 fn problems_of(report: &CycleReport) -> Vec<String> {
     let mut problems = Vec::new();
+    // One line per cause: offline, six sources fail for two reasons.
+    let mut causes: Vec<(&str, Vec<String>)> = Vec::new();
     for c in &report.categories {
         for (source, error) in &c.failed_sources {
-            problems.push(format!("{}: source {source} failed: {error}", c.category));
+            // "GET <url>: cause": the source names the URL; group by the cause.
+            let error = error
+                .strip_prefix("GET ")
+                .and_then(|e| e.split_once(": "))
+                .map_or(error.as_str(), |(_, c)| c);
+            match causes.iter_mut().find(|(e, _)| *e == error) {
+                Some((_, sources)) => sources.push(source.to_string()),
+                None => causes.push((error, vec![source.to_string()])),
+            }
         }
+    }
+    for (error, sources) in causes {
+        let plural = if sources.len() == 1 { "" } else { "s" };
+        problems.push(format!("source{plural} {} failed: {error}", sources.join(", ")));
+    }
+    for c in &report.categories {
         match &c.outcome {
             CategoryOutcome::Written { redis: cache::RedisWrite::Failed(e) } => {
                 problems.push(format!("{}: entries not written to Redis: {e}", c.category))

@@ -12,9 +12,10 @@
 //! Live: the schedule (`hydration.enabled`, `interval_seconds`), the TTLs
 //! (`cache.*`, `hydration.stale_ttl_seconds`), the debounce, the deletion-risk
 //! thresholds (`analysis.*`), the HTTP policy and circuit breaker limits
-//! (`horde.*` but `api_url`, `model_reference.timeout_seconds`) and the admin
-//! token. Everything else — the sources, Redis, the categories, the startup
-//! delay — needs a restart.
+//! (`horde.*` but `api_url`, `model_reference.timeout_seconds`), the work
+//! limits (`limits.*`) and the admin token. Everything else — the sources,
+//! Redis, the categories, the startup delay, any key not listed in
+//! [`changes`] — needs a restart.
 
 use crate::cache::{self, CacheActor};
 use crate::config;
@@ -128,6 +129,8 @@ pub fn changes(running: &Settings, new: &Settings) -> (Vec<Change>, Settings) {
     key!("analysis.text_gen_ignore_download_hosts", analysis.text_gen_ignore_download_hosts, Live);
     key!("analysis.text_gen_critical_usage_threshold", analysis.text_gen_critical_usage_threshold, Live);
     key!("analysis.text_gen_critical_worker_threshold", analysis.text_gen_critical_worker_threshold, Live);
+    key!("limits.max_models_per_category", limits.max_models_per_category, Live);
+    key!("limits.max_horde_entries", limits.max_horde_entries, Live);
     key!("admin.token", admin.token, Live, |v: &Option<Secret>| match v {
         Some(_) => "<redacted>".to_string(),
         None => "(none)".to_string(),
@@ -171,6 +174,7 @@ impl Targets {
         self.fetcher.do_send(horde_fetcher::Reconfigure {
             horde: s.horde.clone(),
             reference_timeout: s.model_reference.timeout,
+            limits: s.limits.clone(),
         });
         if let Some(invalidation) = &self.invalidation {
             invalidation.do_send(invalidation::Reconfigure {

@@ -69,6 +69,7 @@ pub struct RawSettings {
     pub model_reference: RawModelReference,
     pub analysis: RawAnalysis,
     pub admin: RawAdmin,
+    pub limits: RawLimits,
 }
 
 /// `[hydration]`: the schedule (the reference's `cache_hydration_*`).
@@ -217,6 +218,20 @@ pub struct RawAdmin {
     pub token: String,
 }
 
+/// `[limits]`: the most work one source may ask for.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_models_per_category: Number,
+    pub max_horde_entries: Number,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits { max_models_per_category: Number::Int(100_000), max_horde_entries: Number::Int(500_000) }
+    }
+}
+
 // ---------------------------------------------------------------- typed form
 
 /// Every setting of the daemon, validated and typed, one field per section.
@@ -229,6 +244,7 @@ pub struct Settings {
     pub model_reference: ModelReferenceSettings,
     pub analysis: AnalysisSettings,
     pub admin: AdminSettings,
+    pub limits: LimitsSettings,
     /// Where each value came from (for `check-config` and the start-up line).
     pub provenance: Provenance,
 }
@@ -352,6 +368,16 @@ impl AdminSettings {
     pub fn required_token(&self) -> Option<&str> {
         self.token.as_ref().map(|t| t.expose())
     }
+}
+
+/// `[limits]`: a source asking for more work than this fails (its category
+/// keeps its entries), so memory is bounded by work, not only by bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitsSettings {
+    /// Records of one category's model reference (≥ 1).
+    pub max_models_per_category: usize,
+    /// Entries of one Horde document: status models, or names in the stats (≥ 1).
+    pub max_horde_entries: usize,
 }
 
 /// Where a source's data lives: validated once, never re-parsed.
@@ -851,6 +877,15 @@ impl Settings {
         };
         let admin =
             AdminSettings { token: Some(raw.admin.token.clone()).filter(|t| !t.is_empty()).map(Secret) };
+        let l = &raw.limits;
+        let limits = LimitsSettings {
+            max_models_per_category: v.count(
+                "limits.max_models_per_category",
+                &l.max_models_per_category,
+                1,
+            )? as usize,
+            max_horde_entries: v.count("limits.max_horde_entries", &l.max_horde_entries, 1)? as usize,
+        };
         Ok(Settings {
             hydration,
             cache,
@@ -859,6 +894,7 @@ impl Settings {
             model_reference,
             analysis,
             admin,
+            limits,
             provenance: Provenance::default(),
         })
     }

@@ -72,7 +72,7 @@ fn check_entry(dataset: &Path, entry: &ComputedEntry) -> Vec<String> {
 #[test]
 fn edge_cases_match_the_reference() {
     let fixtures = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut datasets = vec![fixtures.join("risk_edge")];
+    let mut datasets = vec![fixtures.join("risk_edge"), fixtures.join("risk_thresholds")];
     datasets.extend(common::datasets(&fixtures.join("redteam")));
     assert!(datasets.len() >= 6, "risk_edge and the redteam cases: {datasets:?}");
     let settings = AnalysisSettings::default();
@@ -92,6 +92,43 @@ fn edge_cases_match_the_reference() {
         assert!(checked >= 5, "{}: the five deletion-risk entries at least", dataset.display());
     }
     assert!(failures.is_empty(), "{} differences:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// `risk_thresholds` holds models exactly at both low-usage thresholds and at
+/// the critical thresholds (its make.py); what the reference answered there,
+/// and that the daemon's entries say the same (so `<` → `<=` fails).
+#[test]
+fn thresholds_hold_at_their_boundaries() {
+    let dataset = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/risk_thresholds");
+    let settings = AnalysisSettings::default();
+    // (category, model, low usage, critical), as the reference answered.
+    let cases = [
+        (Category::ImageGeneration, "Edge Exact", false, false),
+        (Category::ImageGeneration, "Edge Below", true, false),
+        (Category::ImageGeneration, "Edge Above", false, false),
+        (Category::ImageGeneration, "Critical Zero", true, true),
+        (Category::ImageGeneration, "Zero Month One Worker", true, false),
+        (Category::ImageGeneration, "One Month No Worker", true, false),
+        (Category::TextGeneration, "Edge/Exact-7B", false, false),
+        (Category::TextGeneration, "Edge/Zero-7B", true, false),
+        (Category::TextGeneration, "Crit/Nine-NoWorker-7B", false, true),
+        (Category::TextGeneration, "Crit/Ten-NoWorker-7B", false, false),
+        (Category::TextGeneration, "Crit/Nine-OneWorker-7B", false, false),
+    ];
+    for category in Category::ALL {
+        let name = format!("deletion_risk__{category}__grouped=false.json");
+        let expected: Value = serde_json::from_slice(&read(&dataset.join("expected").join(&name))).unwrap();
+        let entries = compute_category(category, &inputs(&dataset, category), &settings, 1_700_000_000);
+        let ours = entries.iter().find(|e| e.key.dump_file_name() == name).expect("the ungrouped entry");
+        let ours: Value = serde_json::from_slice(ours.json.as_bytes()).unwrap();
+        for (_, model, low, critical) in cases.iter().filter(|c| c.0 == category) {
+            for (who, doc) in [("reference", &expected), ("daemon", &ours)] {
+                let m = doc["models"].as_array().unwrap().iter().find(|m| m["name"] == *model).unwrap();
+                let said = (m["deletion_risk_flags"]["low_usage"].as_bool(), m["is_critical"].as_bool());
+                assert_eq!(said, (Some(*low), Some(*critical)), "{who}: {model} (low usage, critical)");
+            }
+        }
+    }
 }
 
 #[test]

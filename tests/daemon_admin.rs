@@ -60,8 +60,7 @@ fn total_month_usage(redis: &RedisServer, daemon: &Daemon, category: &str) -> i6
 
 #[test]
 fn status_reply_describes_the_daemon() {
-    let Some(corpus) = common::conformance_dir() else { return };
-    let horde = HordeServer::start(corpus.join("seed1"));
+    let horde = HordeServer::start(common::example_data());
     let redis = RedisServer::start();
     let daemon = Daemon::start(&Setup::new(&horde, Some(&redis.url())));
     wait_for_entries(&redis, &daemon.prefix, Duration::from_secs(60));
@@ -124,8 +123,7 @@ fn status_reply_describes_the_daemon() {
 
 #[test]
 fn hydrate_and_invalidate_commands_refresh_entries() {
-    let Some(corpus) = common::conformance_dir() else { return };
-    let data = copy_dataset(&corpus.join("seed1"));
+    let data = copy_dataset(&common::example_data());
     let horde = HordeServer::start(data.path());
     let redis = RedisServer::start();
     let daemon = Daemon::start(&Setup::new(&horde, Some(&redis.url())));
@@ -180,8 +178,7 @@ fn hydrate_and_invalidate_commands_refresh_entries() {
 #[test]
 fn with_a_token_only_authorised_commands_act() {
     const TOKEN: &str = "tok-3f9c2d1e-do-not-log";
-    let Some(corpus) = common::conformance_dir() else { return };
-    let horde = HordeServer::start(corpus.join("seed1"));
+    let horde = HordeServer::start(common::example_data());
     let redis = RedisServer::start();
     let mut setup = Setup::new(&horde, Some(&redis.url()));
     setup.admin_token(TOKEN);
@@ -244,8 +241,7 @@ fn with_a_token_only_authorised_commands_act() {
 
 #[test]
 fn hydrate_during_a_cycle_queues_exactly_one_follow_up() {
-    let Some(corpus) = common::conformance_dir() else { return };
-    let horde = HordeServer::start(corpus.join("seed1"));
+    let horde = HordeServer::start(common::example_data());
     let redis = RedisServer::start();
     let mut setup = Setup::new(&horde, Some(&redis.url()));
     setup.set("horde", "timeout_seconds", "30");
@@ -284,8 +280,7 @@ fn freshness(daemon: &Daemon, redis: &RedisServer) -> Vec<String> {
 
 #[test]
 fn entries_are_fresh_then_stale_then_dropped() {
-    let Some(corpus) = common::conformance_dir() else { return };
-    let horde = HordeServer::start(corpus.join("seed1"));
+    let horde = HordeServer::start(common::example_data());
     let redis = RedisServer::start();
     let mut setup = Setup::new(&horde, Some(&redis.url()));
     setup.set("cache", "deletion_risk_ttl_seconds", "3");

@@ -233,18 +233,7 @@ fn once_fails_when_a_snapshot_directory_is_missing() {
 /// done-when check), when the reference's Python environment is installed
 /// (`$HORDE_REFERENCE_PYTHON`, else `~/.cache/horde-reference-oracle/bin/python`).
 fn reference_reads(corpus: &Path, redis_url: &str, expected: &Path) {
-    let python = match std::env::var_os("HORDE_REFERENCE_PYTHON") {
-        Some(p) => std::path::PathBuf::from(p),
-        None => match std::env::var_os("HOME") {
-            Some(home) => Path::new(&home).join(".cache/horde-reference-oracle/bin/python"),
-            None => return,
-        },
-    };
-    let tools = corpus.join("../tools");
-    if !python.is_file() || !tools.join("reference_read.py").is_file() {
-        eprintln!("SKIPPED: the reference's readers ({} not installed)", python.display());
-        return;
-    }
+    let Some((python, tools)) = common::reference_python(corpus) else { return };
     let run = |args: &[&std::ffi::OsStr]| {
         let out = std::process::Command::new(&python).args(args).output().unwrap();
         let text =

@@ -53,8 +53,7 @@ fn status_ok(daemon: &Daemon, redis: &RedisServer) -> bool {
 
 #[test]
 fn redis_down_at_start_then_up() {
-    let Some(corpus) = common::conformance_dir() else { return };
-    let horde = HordeServer::start(corpus.join("seed1"));
+    let horde = HordeServer::start(common::example_data());
     let mut redis = RedisServer::start();
     redis.stop();
     let mut setup = Setup::new(&horde, Some(&redis.url()));
@@ -86,8 +85,7 @@ fn redis_down_at_start_then_up() {
 
 #[test]
 fn redis_restarted_under_the_daemon() {
-    let Some(corpus) = common::conformance_dir() else { return };
-    let data = copy_dataset(&corpus.join("seed1"));
+    let data = copy_dataset(&common::example_data());
     let horde = HordeServer::start(data.path());
     let mut redis = RedisServer::start();
     let mut setup = Setup::new(&horde, Some(&redis.url()));
@@ -116,8 +114,7 @@ fn redis_restarted_under_the_daemon() {
 /// With the Horde misbehaving in `mode` (every route), new cycles fail and the
 /// entries stay byte-identical; the daemon stays up and answers.
 fn horde_failure_leaves_entries_alone(mode: Mode) {
-    let Some(corpus) = common::conformance_dir() else { return };
-    let data = copy_dataset(&corpus.join("seed1"));
+    let data = copy_dataset(&common::example_data());
     let horde = HordeServer::start(data.path());
     let redis = RedisServer::start();
     let mut setup = Setup::new(&horde, Some(&redis.url()));
@@ -171,8 +168,7 @@ fn horde_huge_answer_leaves_entries_alone() {
 
 #[test]
 fn one_failing_category_does_not_stop_the_other() {
-    let Some(corpus) = common::conformance_dir() else { return };
-    let data = copy_dataset(&corpus.join("seed1"));
+    let data = copy_dataset(&common::example_data());
     let horde = HordeServer::start(data.path());
     let redis = RedisServer::start();
     let mut setup = Setup::new(&horde, Some(&redis.url()));
@@ -197,8 +193,7 @@ fn one_failing_category_does_not_stop_the_other() {
 
 #[test]
 fn garbage_and_oversized_messages_on_both_channels() {
-    let Some(corpus) = common::conformance_dir() else { return };
-    let horde = HordeServer::start(corpus.join("seed1"));
+    let horde = HordeServer::start(common::example_data());
     let redis = RedisServer::start();
     let mut daemon = Daemon::start(&Setup::new(&horde, Some(&redis.url())));
     wait_for_entries(&redis, &daemon.prefix, Duration::from_secs(60));
@@ -252,8 +247,7 @@ fn garbage_and_oversized_messages_on_both_channels() {
 
 #[test]
 fn sigterm_when_idle_exits_zero_within_five_seconds() {
-    let Some(corpus) = common::conformance_dir() else { return };
-    let horde = HordeServer::start(corpus.join("seed1"));
+    let horde = HordeServer::start(common::example_data());
     let redis = RedisServer::start();
     for signal in ["TERM", "INT"] {
         let mut daemon = Daemon::start(&Setup::new(&horde, Some(&redis.url())));
@@ -268,8 +262,7 @@ fn sigterm_when_idle_exits_zero_within_five_seconds() {
 
 #[test]
 fn sigterm_mid_cycle_exits_zero_and_leaves_no_partial_category() {
-    let Some(corpus) = common::conformance_dir() else { return };
-    let data = copy_dataset(&corpus.join("seed1"));
+    let data = copy_dataset(&common::example_data());
     let horde = HordeServer::start(data.path());
     let redis = RedisServer::start();
     let mut setup = Setup::new(&horde, Some(&redis.url()));
@@ -318,8 +311,7 @@ fn sigterm_mid_cycle_exits_zero_and_leaves_no_partial_category() {
 
 #[test]
 fn after_a_horde_outage_entries_are_refreshed_again() {
-    let Some(corpus) = common::conformance_dir() else { return };
-    let data = copy_dataset(&corpus.join("seed1"));
+    let data = copy_dataset(&common::example_data());
     let horde = HordeServer::start(data.path());
     let redis = RedisServer::start();
     let mut setup = Setup::new(&horde, Some(&redis.url()));

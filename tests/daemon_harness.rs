@@ -32,7 +32,7 @@ fn get(url: &str, limit: usize, timeout: Duration) -> Result<Got, String> {
 }
 
 fn seed1() -> Option<std::path::PathBuf> {
-    common::conformance_dir().map(|d| d.join("seed1"))
+    Some(common::example_data())
 }
 
 #[test]

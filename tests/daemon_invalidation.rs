@@ -36,10 +36,10 @@ struct Fixture {
     daemon: Daemon,
 }
 
-/// seed1 copied into a temp dir and served; a daemon with a non-default prefix
+/// The example dataset (examples/data) copied into a temp dir and served; a daemon with a non-default prefix
 /// has written its first cycle and listens on its channels.
 fn start() -> Option<Fixture> {
-    let seed = common::conformance_dir()?.join("seed1");
+    let seed = common::example_data();
     let data = copy_dataset(&seed);
     let horde = HordeServer::start(data.path());
     let redis = RedisServer::start();

@@ -66,17 +66,28 @@ pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Extra `redis-server` arguments (e.g. `--requirepass`).
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers PING.
     pub fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    /// [`RedisServer::start`] with extra `redis-server` arguments; `{dir}` in
+    /// one is replaced by the server's own directory (for `--unixsocket`).
+    /// With `--requirepass`, only [`RedisServer::url`]-less clients of your
+    /// own can talk to it (the helpers here send no password).
+    pub fn start_with(extra: &[&str]) -> RedisServer {
         // A port found free can be taken by someone else before redis binds it:
         // try a few.
         let mut last_error = String::new();
         for _ in 0..5 {
-            let mut server =
-                RedisServer { port: reserve_port(), dir: tempfile::tempdir().unwrap(), child: None };
+            let dir = tempfile::tempdir().unwrap();
+            let extra = extra.iter().map(|a| a.replace("{dir}", &dir.path().display().to_string())).collect();
+            let mut server = RedisServer { port: reserve_port(), dir, child: None, extra };
             match server.spawn() {
                 Ok(()) => return server,
                 Err(e) => last_error = e, // dropping `server` releases its port
@@ -96,6 +107,7 @@ impl RedisServer {
             .arg(self.dir.path())
             .arg("--logfile")
             .arg(&log)
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -109,7 +121,13 @@ impl RedisServer {
                 let log = std::fs::read_to_string(&log).unwrap_or_default();
                 return Err(format!("redis-server on port {} exited with {status}: {log}", self.port));
             }
-            if self.client_once().map(|mut c| c.ping()).unwrap_or(false) {
+            let needs_auth = self.extra.iter().any(|a| a == "--requirepass");
+            let answered = if needs_auth {
+                std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            } else {
+                self.client_once().map(|mut c| c.ping()).unwrap_or(false)
+            };
+            if answered {
                 return Ok(());
             }
             thread::sleep(Duration::from_millis(20));
@@ -120,6 +138,11 @@ impl RedisServer {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The server's own directory (its log, and a `--unixsocket` under `{dir}`).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     /// `redis://127.0.0.1:PORT/0`
