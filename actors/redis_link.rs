@@ -205,9 +205,11 @@ impl CommandLink {
         let client = self.client.clone();
         let timeout = self.timeout;
         async move {
+            // One timeout for every command, `run`'s (redis-rs's own response
+            // timeout, 500 ms by default, is off): one cause in the logs.
             let config = redis::AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(timeout))
-                .set_response_timeout(Some(timeout));
+                .set_response_timeout(None);
             let attempt = async {
                 let mut conn = client.get_multiplexed_async_connection_with_config(&config).await?;
                 redis::cmd("PING").query_async::<()>(&mut conn).await?;

@@ -111,6 +111,11 @@ fn half_open_connections_are_replaced() {
             let receivers = client.publish(&daemon.admin_channel(), br#"{"command":"status"}"#);
             assert!(receivers >= 1, "nobody subscribed to the admin channel 20 s after the blackhole");
             status_sent = Some(Instant::now());
+            // Wait a little here, to time the answer finer than the samples.
+            if let Some(reply) = replies.recv_json(Duration::from_millis(800)) {
+                assert_eq!(reply["ok"], json!(true), "{reply}");
+                answered_after = status_sent.map(|t| t.elapsed());
+            }
         }
         if let (Some(sent), None) = (status_sent, answered_after) {
             if let Some(reply) = replies.recv_json(Duration::ZERO) {
@@ -377,6 +382,57 @@ fn first_admin_command_after_a_restart_is_answered() {
     let log = lines_since(&daemon.log(), log_before);
     eprintln!("restart: operator's log:\n{log}");
     assert_eq!(reply.expect("the first admin command after the restart was not answered")["ok"], json!(true));
+
+    // Only the command connections die (the subscription stays): the reply
+    // fails on the dead publisher connection and is sent on a fresh one.
+    let log_before = daemon.log().len();
+    redis.client().command(&["CLIENT", "KILL", "TYPE", "normal"]).unwrap();
+    let reply = daemon.admin(&redis, json!({"command": "status"}), REPLY);
+    assert_eq!(reply.expect("no reply after CLIENT KILL TYPE normal")["ok"], json!(true));
+    let log = lines_since(&daemon.log(), log_before);
+    eprintln!("publisher killed: operator's log:\n{log}");
+    assert!(first_line(&log, &["admin: reply on", "sent on a fresh connection"]).is_some(), "{log}");
+}
+
+/// The proxy itself: forwards, blackholes open connections (new ones still
+/// pass), delays, resets.
+#[test]
+fn the_proxy_forwards_blackholes_delays_and_resets() {
+    use std::io::{Read, Write};
+    let redis = RedisServer::start();
+    let proxy = Proxy::start(redis.port());
+    let connect = || {
+        let s = std::net::TcpStream::connect(("127.0.0.1", proxy.port())).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        s
+    };
+    let ping = |s: &mut std::net::TcpStream| -> std::io::Result<String> {
+        s.write_all(b"PING\r\n")?;
+        let mut buf = [0u8; 16];
+        let n = s.read(&mut buf)?;
+        Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    let mut first = connect();
+    assert_eq!(ping(&mut first).unwrap(), "+PONG\r\n");
+    assert_eq!(proxy.open_connections(), 1);
+
+    proxy.blackhole_existing();
+    let err = ping(&mut first).expect_err("a blackholed connection answered");
+    assert!(matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut), "{err}");
+    let mut second = connect();
+    assert_eq!(ping(&mut second).unwrap(), "+PONG\r\n", "a new connection is forwarded");
+
+    proxy.set_delay(Duration::from_millis(300));
+    let t = Instant::now();
+    assert_eq!(ping(&mut second).unwrap(), "+PONG\r\n");
+    assert!(t.elapsed() >= Duration::from_millis(600), "no delay: {:?}", t.elapsed());
+    proxy.set_delay(Duration::ZERO);
+
+    proxy.reset_existing();
+    let err = ping(&mut second).and_then(|_| ping(&mut second)).expect_err("a reset connection answered");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
+    let mut third = connect();
+    assert_eq!(ping(&mut third).unwrap(), "+PONG\r\n");
 }
 
 /// `reply_to` must be `P:admin:reply` or under it; `P:admin` itself would make
