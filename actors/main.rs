@@ -50,9 +50,6 @@ const SHUTDOWN_LIMIT: Duration = Duration::from_millis(4500);
 
 fn main() {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_millis()
-        .init();
     let settings = match config::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -64,6 +61,7 @@ fn main() {
         emit(&check_config_report(&settings));
         std::process::exit(0);
     }
+    init_logging(&settings.log);
     match &settings.provenance.file {
         Some(f) => log::debug!("settings from {} and the environment: {settings:?}", f.display()),
         None => log::debug!("settings: defaults and the environment: {settings:?}"),
@@ -321,6 +319,51 @@ fn print_table(report: &CycleReport, settings: &Settings) {
         if settings.redis.enabled { "enabled" } else { "disabled" }
     ));
     emit(&out);
+}
+
+/// The logger: `log.level` as the filter (a non-empty `RUST_LOG` wins), lines
+/// as text for people or JSON for machines (`log.format`).
+fn init_logging(log: &horde_hydrator::settings::LogSettings) {
+    let filter = std::env::var("RUST_LOG").ok().filter(|f| !f.trim().is_empty());
+    let mut builder = env_logger::Builder::new();
+    builder.parse_filters(filter.as_deref().unwrap_or(&log.level));
+    if let Ok(style) = std::env::var("RUST_LOG_STYLE") {
+        builder.parse_write_style(&style);
+    }
+    match log.format {
+        horde_hydrator::settings::LogFormat::Text => {
+            builder.format_timestamp_millis();
+        }
+        horde_hydrator::settings::LogFormat::Json => {
+            builder.format(|buf, record| {
+                let mut fields = serde_json::Map::new();
+                let _ = record.key_values().visit(&mut JsonFields(&mut fields));
+                let line = serde_json::json!({
+                    "ts": buf.timestamp_millis().to_string(),
+                    "level": record.level().as_str(),
+                    "target": record.target(),
+                    "message": record.args().to_string(),
+                    "fields": fields,
+                });
+                writeln!(buf, "{line}")
+            });
+        }
+    }
+    builder.init();
+}
+
+/// Collects a log record's key-values as JSON.
+struct JsonFields<'a>(&'a mut serde_json::Map<String, serde_json::Value>);
+
+impl<'kvs> log::kv::VisitSource<'kvs> for JsonFields<'_> {
+    fn visit_pair(
+        &mut self,
+        key: log::kv::Key<'kvs>,
+        value: log::kv::Value<'kvs>,
+    ) -> Result<(), log::kv::Error> {
+        self.0.insert(key.to_string(), serde_json::Value::String(value.to_string()));
+        Ok(())
+    }
 }
 
 /// `check-config`'s output: the file read, then every key with its value in

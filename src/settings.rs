@@ -70,6 +70,7 @@ pub struct RawSettings {
     pub analysis: RawAnalysis,
     pub admin: RawAdmin,
     pub limits: RawLimits,
+    pub log: RawLog,
 }
 
 /// `[hydration]`: the schedule (the reference's `cache_hydration_*`).
@@ -232,6 +233,20 @@ impl Default for RawLimits {
     }
 }
 
+/// `[log]`: how the daemon logs.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawLog {
+    pub format: String,
+    pub level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog { format: "text".to_string(), level: "info".to_string() }
+    }
+}
+
 // ---------------------------------------------------------------- typed form
 
 /// Every setting of the daemon, validated and typed, one field per section.
@@ -245,6 +260,7 @@ pub struct Settings {
     pub analysis: AnalysisSettings,
     pub admin: AdminSettings,
     pub limits: LimitsSettings,
+    pub log: LogSettings,
     /// Where each value came from (for `check-config` and the start-up line).
     pub provenance: Provenance,
 }
@@ -378,6 +394,25 @@ pub struct LimitsSettings {
     pub max_models_per_category: usize,
     /// Entries of one Horde document: status models, or names in the stats (≥ 1).
     pub max_horde_entries: usize,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A filter in `RUST_LOG`'s syntax: a level (`error`, `warn`, `info`,
+    /// `debug`, `trace`, `off`), optionally with `target=level` parts, comma
+    /// separated. `RUST_LOG`, when set, wins.
+    pub level: String,
+}
+
+/// The shape of a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `[time LEVEL target] message`, for people.
+    Text,
+    /// One JSON object per line (`ts`, `level`, `target`, `message`, `fields`), for machines.
+    Json,
 }
 
 /// Where a source's data lives: validated once, never re-parsed.
@@ -877,6 +912,27 @@ impl Settings {
         };
         let admin =
             AdminSettings { token: Some(raw.admin.token.clone()).filter(|t| !t.is_empty()).map(Secret) };
+        let format = match raw.log.format.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(v.fail("log.format", format!("must be \"text\" or \"json\" (got {other:?})")))
+            }
+        };
+        let levels = ["off", "error", "warn", "info", "debug", "trace"];
+        let bad_part = raw.log.level.split(',').map(str::trim).find(|part| {
+            let level = part
+                .rsplit_once('=')
+                .map_or(*part, |(target, level)| if target.is_empty() { "" } else { level });
+            !levels.contains(&level.to_ascii_lowercase().as_str())
+        });
+        if let Some(part) = bad_part {
+            return Err(v.fail(
+                "log.level",
+                format!("{part:?} is not a level: use off, error, warn, info, debug or trace, optionally as target=level parts"),
+            ));
+        }
+        let log = LogSettings { format, level: raw.log.level.clone() };
         let l = &raw.limits;
         let limits = LimitsSettings {
             max_models_per_category: v.count(
@@ -895,6 +951,7 @@ impl Settings {
             analysis,
             admin,
             limits,
+            log,
             provenance: Provenance::default(),
         })
     }
@@ -1231,6 +1288,17 @@ mod tests {
         assert!(e.contains("`analysis.low_usage_threshold_percentage`"), "{e}");
         let e = err("[analysis]\ntext_gen_low_usage_threshold_percentage = \"0.02\"\n", &[]);
         assert!(e.contains("must be a finite number ≥ 0 (got \"0.02\")"), "{e}");
+    }
+
+    #[test]
+    fn log_settings_are_checked() {
+        let s = load("[log]\nformat = \"json\"\nlevel = \"warn,horde_hydrator=debug\"\n", &[]).unwrap();
+        assert_eq!(s.log.format, LogFormat::Json);
+        assert_eq!(s.log.level, "warn,horde_hydrator=debug");
+        let e = err("[log]\nformat = \"xml\"\n", &[]);
+        assert!(e.contains("`log.format` (c.toml line 2, column 10): must be \"text\" or \"json\""), "{e}");
+        let e = err("", &[("HORDE_HYDRATOR__LOG__LEVEL", "verbose")]);
+        assert!(e.contains("HORDE_HYDRATOR__LOG__LEVEL): \"verbose\" is not a level"), "{e}");
     }
 
     #[test]

@@ -184,6 +184,36 @@ fn check_config_shows_values_and_their_origins() {
     assert_eq!(format!("{}{}", out.stdout, out.stderr).matches("SECRET").count(), 0, "{out:?}");
 }
 
+/// `log.format = "json"`: every log line is a JSON object with the time, the
+/// level, the target, the message and the fields; `log.level` filters.
+#[test]
+fn json_logs_for_machines() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::example_data();
+    let url = |sub: &str| format!("file://{}", data.join(sub).display());
+    let mut setup = Setup::with_sources(&url("horde"), &url("model_reference"), None);
+    setup.set_str("log", "format", "json");
+    let config = setup.write(dir.path());
+    // RUST_LOG (set by the harness) would win over log.level: take it away.
+    let out = run_cli(&config, &[("RUST_LOG".into(), "".into())], &["once"], Duration::from_secs(30));
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert!(!lines.is_empty(), "no log line");
+    for line in &lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        for key in ["ts", "level", "target", "message"] {
+            assert!(v[key].is_string(), "{key} in {line}");
+        }
+        assert!(v["fields"].is_object(), "fields in {line}");
+    }
+    assert!(lines.iter().any(|l| l.contains("cycle ok")), "{lines:?}");
+
+    setup.set_str("log", "level", "warn");
+    let config = setup.write(dir.path());
+    let out = run_cli(&config, &[("RUST_LOG".into(), "".into())], &["once"], Duration::from_secs(30));
+    assert!(out.status.success() && out.stderr.is_empty(), "log.level = warn still logged:\n{}", out.stderr);
+}
+
 #[test]
 fn help_everywhere() {
     let dir = tempfile::tempdir().unwrap();
