@@ -23,6 +23,7 @@ mod counters;
 mod horde_fetcher;
 mod hydrator;
 mod invalidation;
+mod log_filter;
 mod redis_client;
 mod redis_link;
 mod reload;
@@ -321,12 +322,11 @@ fn print_table(report: &CycleReport, settings: &Settings) {
     emit(&out);
 }
 
-/// The logger: `log.level` as the filter (a non-empty `RUST_LOG` wins), lines
-/// as text for people or JSON for machines (`log.format`).
+/// The logger: `log.level` as the filter (a non-empty `RUST_LOG` wins; a
+/// reload can change it: `log_filter.rs`), lines as text for people or JSON
+/// for machines (`log.format`).
 fn init_logging(log: &horde_hydrator::settings::LogSettings) {
-    let filter = std::env::var("RUST_LOG").ok().filter(|f| !f.trim().is_empty());
     let mut builder = env_logger::Builder::new();
-    builder.parse_filters(filter.as_deref().unwrap_or(&log.level));
     if let Ok(style) = std::env::var("RUST_LOG_STYLE") {
         builder.parse_write_style(&style);
     }
@@ -349,7 +349,7 @@ fn init_logging(log: &horde_hydrator::settings::LogSettings) {
             });
         }
     }
-    builder.init();
+    log_filter::install(builder, &log.level);
 }
 
 /// Collects a log record's key-values as JSON.

@@ -13,7 +13,7 @@
 //! (`cache.*`, `hydration.stale_ttl_seconds`), the debounce, the deletion-risk
 //! thresholds (`analysis.*`), the HTTP policy and circuit breaker limits
 //! (`horde.*` but `api_url`, `model_reference.timeout_seconds`), the work
-//! limits (`limits.*`) and the admin token. Everything else — the sources,
+//! limits (`limits.*`), the log filter (`log.level`) and the admin token. Everything else — the sources,
 //! Redis, the categories, the startup delay, any key not listed in
 //! [`changes`] — needs a restart.
 
@@ -131,6 +131,7 @@ pub fn changes(running: &Settings, new: &Settings) -> (Vec<Change>, Settings) {
     key!("analysis.text_gen_critical_worker_threshold", analysis.text_gen_critical_worker_threshold, Live);
     key!("limits.max_models_per_category", limits.max_models_per_category, Live);
     key!("limits.max_horde_entries", limits.max_horde_entries, Live);
+    key!("log.level", log.level, Live);
     key!("admin.token", admin.token, Live, |v: &Option<Secret>| match v {
         Some(_) => "<redacted>".to_string(),
         None => "(none)".to_string(),
@@ -201,7 +202,14 @@ pub fn reload(file: Option<&Path>, running: &Settings, targets: &Targets) -> Set
                 log::info!("reload: the settings are unchanged");
             } else {
                 targets.apply(&effective);
+                // Logged under the filter of before, then the new filter.
                 log::info!("reload: {}", describe(&changed));
+                if changed.iter().any(|c| c.key == "log.level") {
+                    if crate::log_filter::overridden_by_env() {
+                        log::warn!("reload: RUST_LOG is set and wins over log.level: the log filter stays");
+                    }
+                    crate::log_filter::set(&effective.log.level);
+                }
             }
             effective
         }

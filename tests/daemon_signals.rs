@@ -182,3 +182,38 @@ fn systemd_notify_ready_after_the_first_cycle_reloading_and_stopping() {
     let exit = daemon.wait_exit(Duration::from_secs(10)).expect("no exit after SIGTERM");
     assert!(exit.success(), "{exit}");
 }
+
+#[test]
+fn sighup_changes_the_log_level() {
+    let redis = RedisServer::start();
+    let mut setup = example_setup(&redis);
+    setup.set_str("log", "level", "info");
+    // The harness sets RUST_LOG=info, which would win over log.level.
+    setup.env.push(("RUST_LOG".to_string(), String::new()));
+    let mut daemon = Daemon::start(&setup);
+    wait_for_entries(&redis, &daemon.prefix, ENTRIES);
+    assert!(!daemon.log().contains(" DEBUG "), "{}", daemon.log());
+
+    // info → debug: the next cycle logs its debug lines.
+    setup.set_str("log", "level", "debug");
+    rewrite_config(&daemon, &setup.to_toml());
+    daemon.signal("HUP");
+    wait_log(&daemon, "reload: applied log.level \"info\" → \"debug\"", 1);
+    let hydrate = json!({"command": "hydrate"});
+    assert_eq!(daemon.admin(&redis, hydrate.clone(), REPLY).expect("no hydrate reply")["ok"], json!(true));
+    wait_log(&daemon, "hydrator: cycle starts (admin hydrate)", 1);
+
+    // debug → warn: a cycle and an admin command log nothing at info any more.
+    setup.set_str("log", "level", "warn");
+    rewrite_config(&daemon, &setup.to_toml());
+    daemon.signal("HUP");
+    wait_log(&daemon, "reload: applied log.level \"debug\" → \"warn\"", 1);
+    let before = daemon.log().len();
+    assert_eq!(daemon.admin(&redis, hydrate, REPLY).expect("no hydrate reply")["ok"], json!(true));
+    wait_until(Duration::from_secs(20), "the third cycle", || {
+        (status(&daemon, &redis)["counters"]["cycles"].as_u64() >= Some(3)).then_some(())
+    });
+    let after = daemon.log()[before..].to_string();
+    assert!(!after.contains(" INFO ") && !after.contains(" DEBUG "), "{after}");
+    daemon.assert_alive();
+}
