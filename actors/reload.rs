@@ -148,6 +148,15 @@ pub fn changes(running: &Settings, new: &Settings) -> (Vec<Change>, Settings) {
             out.push(Change { key: key.clone(), from, to: to.clone(), live: false });
         }
     }
+    // What check-config (and a status of the settings in effect) shows: the
+    // applied keys with their new value and origin, the others as they were.
+    for change in out.iter().filter(|c| c.live) {
+        let now = new.provenance.values.iter().find(|(k, _, _)| *k == change.key);
+        let was = effective.provenance.values.iter_mut().find(|(k, _, _)| *k == change.key);
+        if let (Some(now), Some(was)) = (now, was) {
+            *was = now.clone();
+        }
+    }
     (out, effective)
 }
 
@@ -289,6 +298,28 @@ mod tests {
             shown,
             ["zeta.bind \"127.0.0.1:1\" → \"0.0.0.0:1\" false", "zeta.new_key (none) → 3 false"]
         );
+    }
+
+    #[test]
+    fn the_provenance_in_effect_has_the_applied_keys_new_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        let load = |toml: &str| {
+            std::fs::write(&file, toml).unwrap();
+            config::load_with_env(Some(&file), &[]).unwrap()
+        };
+        let running = load("[hydration]\ninterval_seconds = 60\n[redis]\nkey_prefix = \"a\"\n");
+        let new = load("[hydration]\ninterval_seconds = 90\n[redis]\nkey_prefix = \"b\"\n");
+        let (_, effective) = changes(&running, &new);
+        let shown = |s: &Settings, key: &str| {
+            s.provenance.values.iter().find(|(k, _, _)| k == key).map(|(_, v, _)| v.clone()).unwrap()
+        };
+        assert_eq!(shown(&effective, "hydration.interval_seconds"), "90");
+        assert_eq!(shown(&effective, "redis.key_prefix"), "\"a\"", "needs a restart: as it was");
+        // The next reload from the same file reports only the key still waiting for a restart.
+        let (again, _) = changes(&effective, &new);
+        let keys: Vec<&str> = again.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(keys, ["redis.key_prefix"]);
     }
 
     #[test]
