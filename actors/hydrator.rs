@@ -595,6 +595,7 @@ impl Handler<Reconfigure> for HydratorActor {
                 ctx.cancel_future(timer);
             }
             self.next_at = None;
+            log::info!("hydrator: scheduled cycles stopped (hydration.enabled = false)");
             return;
         }
         // Before the first tick (the startup delay) the first cycle keeps its time.
@@ -603,7 +604,13 @@ impl Handler<Reconfigure> for HydratorActor {
             (None, Some(at)) => at,
             (None, None) => Instant::now(),
         };
-        self.schedule(next.saturating_duration_since(Instant::now()), ctx);
+        let delay = next.saturating_duration_since(Instant::now());
+        self.schedule(delay, ctx);
+        log::info!(
+            "hydrator: a cycle every {} s; the next in {:.0} s",
+            self.interval.as_secs(),
+            delay.as_secs_f64()
+        );
     }
 }
 
