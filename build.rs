@@ -2,8 +2,8 @@
 //!
 //! A PIE binary of this size carries ~22,600 relative relocations that the
 //! dynamic loader applies at every start, each page of them copied on write:
-//! ~120 page faults, and `horde-hydrator --version` took 2.65 ms instead of
-//! 1.86 ms (issue 4: a `once` is a fresh process). The code is still
+//! ~120 page faults, which a `once` (a fresh process) pays at every start
+//! (docs/PERFORMANCE.md has the measurement). The code is still
 //! compiled as position-independent; only the final link of the binaries
 //! changes. The price: the executable's own image is not placed at a random
 //! address (libraries, stack and heap still are). Delete this file to link a

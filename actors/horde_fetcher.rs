@@ -23,84 +23,16 @@ use crate::counters::Counters;
 use actix::prelude::*;
 use horde_hydrator::category::Category;
 use horde_hydrator::cycle::CategoryInputs;
-use horde_hydrator::horde::{self, HordeModelStats, HordeModelStatus};
-use horde_hydrator::records::{self, ParsedReference};
+use horde_hydrator::input::horde::{self, HordeModelStats, HordeModelStatus};
+use horde_hydrator::input::reference::{self, ParsedReference};
+use horde_hydrator::input::source::{Service, SourceId};
 use horde_hydrator::settings::{HordeSettings, LimitsSettings, Settings, Source};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::fmt;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-// ---------------------------------------------------------------- sources
-
-/// The two services a cycle reads from; each has its own circuit breaker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Service {
-    Horde,
-    ModelReference,
-}
-
-/// One source of a category's inputs, named like its snapshot file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SourceId {
-    Reference(Category),
-    Status(Category),
-    Stats(Category),
-}
-
-impl SourceId {
-    fn service(self) -> Service {
-        match self {
-            SourceId::Reference(_) => Service::ModelReference,
-            SourceId::Status(_) | SourceId::Stats(_) => Service::Horde,
-        }
-    }
-
-    /// The file of this source in a snapshot directory (SPEC §2).
-    fn file_name(self) -> String {
-        match self {
-            SourceId::Reference(c) => format!("{c}.json"),
-            SourceId::Status(c) => format!("status_models_{}.json", horde_type(c)),
-            SourceId::Stats(Category::ImageGeneration) => "stats_img_models.json".to_string(),
-            SourceId::Stats(Category::TextGeneration) => "stats_text_models.json".to_string(),
-        }
-    }
-
-    /// The path of this source below its service's base URL.
-    fn http_path(self) -> String {
-        match self {
-            SourceId::Reference(c) => format!("/model_references/v2/{c}"),
-            SourceId::Status(c) => format!("/v2/status/models?type={}&model_state=known", horde_type(c)),
-            SourceId::Stats(Category::ImageGeneration) => {
-                "/v2/stats/img/models?model_state=known".to_string()
-            }
-            SourceId::Stats(Category::TextGeneration) => {
-                "/v2/stats/text/models?model_state=known".to_string()
-            }
-        }
-    }
-}
-
-impl fmt::Display for SourceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SourceId::Reference(c) => write!(f, "model_reference/{c}"),
-            SourceId::Status(c) => write!(f, "horde/status_models_{}", horde_type(*c)),
-            SourceId::Stats(Category::ImageGeneration) => f.write_str("horde/stats_img_models"),
-            SourceId::Stats(Category::TextGeneration) => f.write_str("horde/stats_text_models"),
-        }
-    }
-}
-
-fn horde_type(c: Category) -> &'static str {
-    match c {
-        Category::ImageGeneration => "image",
-        Category::TextGeneration => "text",
-    }
-}
 
 // ---------------------------------------------------------------- retry policy
 
@@ -651,7 +583,7 @@ async fn parse_off_thread(id: SourceId, raw: Raw, limits: LimitsSettings) -> Res
         let doc = bytes.strip_prefix(b"\xef\xbb\xbf".as_slice()).unwrap_or(&bytes);
         let parsed = match id {
             SourceId::Reference(_) => {
-                records::parse_reference(doc).map(Parsed::Reference).map_err(|e| e.to_string())
+                reference::parse_reference(doc).map(Parsed::Reference).map_err(|e| e.to_string())
             }
             SourceId::Status(_) => horde::parse_status(doc).map(Parsed::Status).map_err(|e| e.to_string()),
             SourceId::Stats(_) => horde::parse_stats(doc).map(Parsed::Stats).map_err(|e| e.to_string()),

@@ -23,11 +23,12 @@
 
 use crate::cache::{CacheActor, RedisWrite, StoreCategory};
 use crate::counters::Counters;
-use crate::horde_fetcher::{FetchCategory, HordeFetcherActor, SourceId};
+use crate::horde_fetcher::{FetchCategory, HordeFetcherActor};
 use crate::risk_compute::{Compute, RiskComputeActor};
 use actix::prelude::*;
 use horde_hydrator::category::Category;
 use horde_hydrator::cycle::ComputedEntry;
+use horde_hydrator::input::source::SourceId;
 use horde_hydrator::keys::EntryKey;
 use horde_hydrator::settings::{AnalysisSettings, Settings};
 use serde_json::{json, Value};

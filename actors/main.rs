@@ -95,10 +95,8 @@ fn main() {
 /// with at most one blocking thread per core (at least two). The blocking
 /// threads read and parse the six sources of a cycle, which is CPU work: more
 /// threads than cores only time-slice them, which delays the largest job (the
-/// text reference), the one the cycle waits for. With the cap and the text
-/// category started first, the text inputs were ready 1.4 ms earlier at x1 and
-/// 19 ms earlier at x10, and `once --dump` took 0.5–1.0 ms less at x1 and
-/// 115 → 97 ms at x10 (interleaved runs).
+/// text reference), the one the cycle waits for (docs/PERFORMANCE.md has the
+/// measurement). Within a category, RiskComputeActor decides the threads.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
     tokio::runtime::Builder::new_current_thread().enable_all().max_blocking_threads(cores).build()

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 /// The capped, doubling delay between connection attempts (100 ms … 5 s).
 pub fn reconnect_delay(failures: u32) -> Duration {
-    Duration::from_millis(100u64.saturating_mul(1u64 << failures.min(10))).min(Duration::from_secs(5))
+    crate::horde_fetcher::backoff_delay(failures, Duration::from_millis(100), Duration::from_secs(5), 1.0)
 }
 
 /// What an error reply says, as far as the daemon acts on it.

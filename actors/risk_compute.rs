@@ -1,16 +1,28 @@
-//! RiskComputeActor: runs the analytics core off the async threads.
+//! RiskComputeActor: runs the analytics core off the async threads, and
+//! decides which of its steps run in parallel (the core has no threads; the
+//! parses run on the runtime's blocking pool, sized in main.rs).
 //!
-//! A stateless `SyncActor` started in a `SyncArbiter` (one or two OS threads),
-//! so a large category never stalls the fetcher, the cache or pub/sub. It
-//! calls [`cycle::compute_category`] and nothing else; a panic in the core is
-//! caught and returned as an error, so one bad category cannot take the
-//! daemon (or the other category) down.
+//! A stateless `SyncActor` started in a `SyncArbiter` (one thread per core,
+//! at most two), so a large category never stalls the fetcher, the cache or
+//! pub/sub; the two categories of a cycle are computed at once. Within a
+//! category, one more thread ([`compute_in_parallel`]): it computes the
+//! statistics entries while the actor's thread builds the
+//! [`RiskBasis`] (Horde index, record facts) and the ungrouped and grouped
+//! entries; the text entry with backend variations (which needs the basis)
+//! is made by whichever of the two is free first. Should the thread not
+//! start, everything runs on the actor's thread; the entries and their order
+//! are the same either way ([`cycle::compute_category`]'s). A panic in the
+//! core is caught and returned as an error, so one bad category cannot take
+//! the daemon (or the other category) down.
 
 use actix::prelude::*;
 use horde_hydrator::category::Category;
-use horde_hydrator::cycle::{self, CategoryInputs, ComputedEntry};
+use horde_hydrator::cycle::{self, CategoryInputs, ComputedEntry, RiskBasis};
+use horde_hydrator::input::horde::BaseNames;
 use horde_hydrator::settings::AnalysisSettings;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 pub struct RiskComputeActor;
@@ -51,7 +63,7 @@ impl Handler<Compute> for RiskComputeActor {
     fn handle(&mut self, msg: Compute, _ctx: &mut Self::Context) -> Self::Result {
         let started = Instant::now();
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            cycle::compute_category(msg.category, &msg.inputs, &msg.analysis, msg.computed_at)
+            compute_in_parallel(msg.category, &msg.inputs, &msg.analysis, msg.computed_at)
         }));
         match run {
             Ok(entries) if entries.is_empty() => {
@@ -67,6 +79,123 @@ impl Handler<Compute> for RiskComputeActor {
                 log::error!("compute: {} panicked: {what}", msg.category);
                 Err(format!("{}: the analytics crashed: {what}", msg.category))
             }
+        }
+    }
+}
+
+/// The text entry with backend variations goes to whichever thread is free
+/// first: the worker after the statistics, or the calling thread after the
+/// ungrouped and grouped entries (at x1 the statistics are the shorter part,
+/// at x10 the longer one).
+#[derive(Debug, Default)]
+struct VariationsJob(AtomicBool);
+
+impl VariationsJob {
+    /// Take the job; `true` for exactly one caller.
+    fn claim(&self) -> bool {
+        !self.0.swap(true, Ordering::AcqRel)
+    }
+}
+
+/// What the worker makes: the statistics entries, then (text, if it claimed
+/// the job) the entry with backend variations.
+struct WorkerOutput {
+    statistics: Vec<ComputedEntry>,
+    variations: Option<ComputedEntry>,
+}
+
+/// The worker's part; `ready` says when `basis` is set (it never comes if
+/// the calling thread failed, and the sender is then dropped).
+fn worker_part(
+    category: Category,
+    inputs: &CategoryInputs,
+    basis: &OnceLock<RiskBasis<'_>>,
+    ready: Receiver<()>,
+    job: &VariationsJob,
+    settings: &AnalysisSettings,
+    computed_at: i64,
+) -> WorkerOutput {
+    let statistics = cycle::compute_statistics_entries(category, &inputs.reference, computed_at);
+    let variations = if category.is_text() && job.claim() {
+        ready
+            .recv()
+            .ok()
+            .and_then(|()| basis.get())
+            .and_then(|basis| cycle::variations_entry(basis, settings))
+    } else {
+        None
+    };
+    WorkerOutput { statistics, variations }
+}
+
+/// [`cycle::compute_category`] on two threads (see the module's doc).
+fn compute_in_parallel(
+    category: Category,
+    inputs: &CategoryInputs,
+    settings: &AnalysisSettings,
+    computed_at: i64,
+) -> Vec<ComputedEntry> {
+    let basis_lock: OnceLock<RiskBasis<'_>> = OnceLock::new();
+    let job = VariationsJob::default();
+    let (risk, variations, worker) = std::thread::scope(|scope| {
+        let (lock, job) = (&basis_lock, &job);
+        let (signal, ready) = sync_channel::<()>(1);
+        let worker = std::thread::Builder::new()
+            .name("analytics".into())
+            .spawn_scoped(scope, move || {
+                worker_part(category, inputs, lock, ready, job, settings, computed_at)
+            })
+            .map_err(|e| log::debug!("no worker thread ({e}); everything computed here"));
+        let mut base_names = BaseNames::new();
+        let basis = lock.get_or_init(|| RiskBasis::new(category, inputs, settings, &mut base_names));
+        // Nothing to do if the worker is gone (it then reports nothing).
+        let _ = signal.send(());
+        let risk = cycle::ungrouped_and_grouped(basis, &mut base_names, settings);
+        drop(signal);
+        let variations =
+            if category.is_text() && job.claim() { cycle::variations_entry(basis, settings) } else { None };
+        let worker = match worker {
+            Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(()) => {
+                let (signal, ready) = sync_channel::<()>(1);
+                let _ = signal.send(());
+                worker_part(category, inputs, lock, ready, job, settings, computed_at)
+            }
+        };
+        (risk, variations, worker)
+    });
+    let mut entries = Vec::with_capacity(5);
+    entries.extend(risk);
+    entries.extend(variations.or(worker.variations));
+    entries.extend(worker.statistics);
+    entries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use horde_hydrator::input::horde::{parse_stats, parse_status};
+    use horde_hydrator::input::reference::parse_reference;
+    use horde_hydrator::keys::EntryKey;
+
+    #[test]
+    fn the_parallel_split_makes_the_entries_of_compute_category() {
+        let inputs = CategoryInputs {
+            reference: parse_reference(
+                br#"{"Org/Foo-7B": {"name": "Org/Foo-7B", "parameters": 7000000000},
+                     "Org/Foo-13B": {"name": "Org/Foo-13B"}, "B": {"name": "B", "baseline": "b"}}"#,
+            )
+            .unwrap(),
+            status: parse_status(br#"[{"name": "koboldcpp/Foo-7B", "count": 2, "performance": 1.5}]"#)
+                .unwrap(),
+            stats: parse_stats(br#"{"day": {}, "month": {"koboldcpp/Foo-7B": 50, "B": 5}, "total": {}}"#)
+                .unwrap(),
+        };
+        let settings = AnalysisSettings::default();
+        for category in Category::ALL {
+            let parallel = compute_in_parallel(category, &inputs, &settings, 7);
+            assert_eq!(parallel, cycle::compute_category(category, &inputs, &settings, 7), "{category}");
+            assert_eq!(parallel.len(), EntryKey::for_category(category).len());
         }
     }
 }

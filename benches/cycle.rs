@@ -1,10 +1,11 @@
-//! The speed benchmark of issue 4: `cargo bench --bench cycle`.
+//! The speed benchmark: `cargo bench --bench cycle`.
 //!
 //! Two modes, both printing Markdown tables (the source of docs/PERFORMANCE.md):
 //!
 //! * default — for each dataset scale (`--scales 1,10,100`): the core's
-//!   per-stage times in process (parse, index, merge, risk, grouping,
-//!   statistics, serialise, Redis write), the whole offline cycle
+//!   per-stage times in process (parse, and each step of
+//!   `cycle::compute_category` timed here: basis, views, variations,
+//!   statistics, statistics JSON; Redis write), the whole offline cycle
 //!   (`horde-hydrator once --dump`, a fresh process each run) with its peak
 //!   RSS, and the reference's compute time on the same dataset
 //!   (`oracle.sh DATASET --timing`) with the ratio, all in the same run;
@@ -23,10 +24,15 @@
 //! Times are medians over repeated runs; the machine is shared, so only
 //! ratios measured within one run mean anything. Nothing here asserts a time.
 
+use horde_hydrator::analytics::stats;
 use horde_hydrator::category::Category;
-use horde_hydrator::cycle::{compute_category_timed, CategoryInputs, ComputedEntry, StageTimes};
-use horde_hydrator::horde::{parse_stats, parse_status};
-use horde_hydrator::records::parse_reference;
+use horde_hydrator::cycle::{self, CategoryInputs, ComputedEntry, RiskBasis};
+use horde_hydrator::input::horde::BaseNames;
+use horde_hydrator::input::horde::{parse_stats, parse_status};
+use horde_hydrator::input::reference::parse_reference;
+use horde_hydrator::input::source::SourceId;
+use horde_hydrator::keys::EntryKey;
+use horde_hydrator::output;
 use horde_hydrator::settings::AnalysisSettings;
 use std::fmt::Write as _;
 use std::net::TcpListener;
@@ -163,16 +169,13 @@ struct Sources {
 fn read_sources(dir: &Path) -> Result<Sources, Error> {
     let read = |p: PathBuf| std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()));
     let mut files = Vec::new();
-    for (category, status, stats) in [
-        (Category::ImageGeneration, "status_models_image.json", "stats_img_models.json"),
-        (Category::TextGeneration, "status_models_text.json", "stats_text_models.json"),
-    ] {
+    for category in Category::ALL {
         files.push((
             category,
             [
-                read(dir.join(format!("model_reference/{}.json", category.as_str())))?,
-                read(dir.join("horde").join(status))?,
-                read(dir.join("horde").join(stats))?,
+                read(dir.join("model_reference").join(SourceId::Reference(category).file_name()))?,
+                read(dir.join("horde").join(SourceId::Status(category).file_name()))?,
+                read(dir.join("horde").join(SourceId::Stats(category).file_name()))?,
             ],
         ));
     }
@@ -283,12 +286,77 @@ fn redis_write(conn: &mut redis::Connection, entries: &[ComputedEntry]) -> redis
 // Mode 1: per-stage times, whole offline cycles, the reference.
 // ---------------------------------------------------------------------------
 
+/// Where one category's computation spends its time, step by step of
+/// [`cycle::compute_category`] (run here one after the other; the daemon
+/// runs the statistics beside the deletion-risk views).
+#[derive(Debug, Clone, Copy, Default)]
+struct StageTimes {
+    /// Horde indexes (status and stats by name, base names of Horde names)
+    /// and the per-record facts ([`RiskBasis`]).
+    basis: Duration,
+    /// The ungrouped and grouped deletion-risk views: merge, flags and
+    /// grouping, written to JSON model by model.
+    views: Duration,
+    /// The text view with backend variations (its own merge), written.
+    variations: Duration,
+    /// Both statistics entries, computed (not serialised).
+    statistics: Duration,
+    /// The statistics entries' JSON.
+    serialise: Duration,
+}
+
+impl StageTimes {
+    fn total(&self) -> Duration {
+        self.basis + self.views + self.variations + self.statistics + self.serialise
+    }
+}
+
 /// One in-process run's stage times (both categories summed).
 #[derive(Debug, Default, Clone, Copy)]
 struct InProcess {
     parse: Duration,
     stages: StageTimes,
     redis: Option<Duration>,
+}
+
+/// Time since `*last`, which moves on to now.
+fn lap(last: &mut Instant) -> Duration {
+    let now = Instant::now();
+    let spent = now - *last;
+    *last = now;
+    spent
+}
+
+/// The steps of [`cycle::compute_category`], each timed; the statistics
+/// computed and serialised apart to time both.
+fn compute_timed(
+    category: Category,
+    inputs: &CategoryInputs,
+    settings: &AnalysisSettings,
+    times: &mut StageTimes,
+) -> Vec<ComputedEntry> {
+    let mut last = Instant::now();
+    let mut base_names = BaseNames::new();
+    let basis = RiskBasis::new(category, inputs, settings, &mut base_names);
+    times.basis += lap(&mut last);
+    let mut entries = Vec::from(cycle::ungrouped_and_grouped(&basis, &mut base_names, settings));
+    times.views += lap(&mut last);
+    entries.extend(cycle::variations_entry(&basis, settings));
+    times.variations += lap(&mut last);
+    for grouped in [false, true] {
+        let value = stats::statistics(category, &inputs.reference, grouped, 1_700_000_000);
+        times.statistics += lap(&mut last);
+        let json = output::stats::to_json(&value);
+        times.serialise += lap(&mut last);
+        entries.push(ComputedEntry {
+            key: EntryKey::stats(category, grouped),
+            json: json.into(),
+            models: value.total_models,
+            at_risk: None,
+            critical: None,
+        });
+    }
+    entries
 }
 
 fn in_process_run(sources: &Sources, redis: Option<&mut redis::Connection>) -> Result<InProcess, Error> {
@@ -303,19 +371,7 @@ fn in_process_run(sources: &Sources, redis: Option<&mut redis::Connection>) -> R
             stats: parse_stats(stats)?,
         };
         run.parse += started.elapsed();
-        let (computed, times) = compute_category_timed(*category, &inputs, &settings, 1_700_000_000);
-        for (sum, t) in [
-            (&mut run.stages.index, times.index),
-            (&mut run.stages.merge, times.merge),
-            (&mut run.stages.risk, times.risk),
-            (&mut run.stages.grouping, times.grouping),
-            (&mut run.stages.statistics, times.statistics),
-            (&mut run.stages.serialise, times.serialise),
-            (&mut run.stages.wall, times.wall),
-        ] {
-            *sum += t;
-        }
-        entries.extend(computed);
+        entries.extend(compute_timed(*category, &inputs, &settings, &mut run.stages));
     }
     if entries.len() != 9 {
         return Err(format!("expected 9 entries, computed {}", entries.len()).into());
@@ -509,26 +565,19 @@ fn stages_and_cycles(options: &Options) -> Result<(), Error> {
         }
 
         let x = format!("x{scale}");
-        let stage_rows: [(&str, Duration); 7] = [
+        let stage_rows: [(&str, Duration); 6] = [
             ("parse", med(&|r| r.parse)),
-            ("index", med(&|r| r.stages.index)),
-            ("merge", med(&|r| r.stages.merge)),
-            ("risk", med(&|r| r.stages.risk)),
-            ("grouping", med(&|r| r.stages.grouping)),
+            ("basis (Horde index, record facts)", med(&|r| r.stages.basis)),
+            ("ungrouped + grouped views (merge, risk, grouping, JSON)", med(&|r| r.stages.views)),
+            ("text view with backend variations", med(&|r| r.stages.variations)),
             ("statistics", med(&|r| r.stages.statistics)),
-            ("serialise", med(&|r| r.stages.serialise)),
+            ("statistics JSON", med(&|r| r.stages.serialise)),
         ];
         for (stage, t) in stage_rows {
             writeln!(report, "| {x} | {stage} | {} | |", ms(t))?;
         }
         let in_process_total = med(&|r| r.parse + r.stages.total());
-        writeln!(report, "| {x} | sum of the stages above | {} | |", ms(in_process_total))?;
-        let in_process_wall = med(&|r| r.parse + r.stages.wall);
-        writeln!(
-            report,
-            "| {x} | parse + compute wall, in process (statistics on a second thread) | {} | |",
-            ms(in_process_wall)
-        )?;
+        writeln!(report, "| {x} | sum of the stages above (one thread) | {} | |", ms(in_process_total))?;
         match redis {
             Some(_) => writeln!(
                 report,

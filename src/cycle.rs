@@ -1,41 +1,39 @@
 //! One category's analytics for one cycle: inputs in, serialised entries out.
 //!
-//! This is the one entry point the daemon calls (from the RiskCompute actor);
-//! it runs every step of the core in data-flow order and returns the JSON
-//! values exactly as the reference would write them to Redis.
+//! Plain functions over plain data, in data-flow order; the daemon's
+//! RiskCompute actor calls them (and decides which run on which thread), the
+//! tests and the benchmark call them directly. [`compute_category`] runs
+//! every step, one after the other; the steps it is made of are public so
+//! the shell can run them in parallel:
+//!
+//! ```text
+//! compute_statistics_entries(reference)                  -> the 2 statistics entries
+//! RiskBasis::new(inputs) ─┬─ ungrouped_and_grouped(basis) -> 2 deletion-risk entries
+//!                         └─ variations_entry(basis)      -> text: 1 entry with backend variations
+//! ```
 //!
 //! Shared work is done once: the Horde index and every distinct name's base
-//! name (memoised in [`BaseNames`]), the per-record facts, and the merge
-//! without backend variations, which the ungrouped and grouped views share
-//! (the grouped view is the ungrouped response, grouped). An image category's
-//! grouped entry is its ungrouped one (grouping only changes text), so both
-//! keys share one JSON buffer.
-//!
-//! Threads (the machine has two cores, and the daemon computes the two
-//! categories at once): one worker per call. It computes the statistics
-//! entries while the calling thread builds the Horde index and the record
-//! facts and makes the ungrouped and grouped entries; the text entry with
-//! backend variations (which needs the index and the facts) is made by
-//! whichever of the two is free first. Should the worker not start,
-//! everything runs on the calling thread; the entries and their order are the
-//! same either way.
+//! name (memoised in [`BaseNames`]), the per-record facts ([`RiskBasis`]), and
+//! the merge without backend variations, which the ungrouped and grouped
+//! views share (the grouped view is the ungrouped response, grouped). An
+//! image category's grouped entry is its ungrouped one (grouping only
+//! changes text), so both keys share one JSON buffer.
 //!
 //! Every deletion-risk view is written model by model into a buffer sized up
 //! front (no vector of per-model infos is kept) and handed to the cache as is
 //! ([`EntryJson`]): no copy of a finished entry is made.
 
+use crate::analytics::grouping;
+use crate::analytics::merge::{self, HordeData, MergedModel};
+use crate::analytics::risk::{self, CategoryDeletionRiskSummary, RecordFacts};
+use crate::analytics::stats;
 use crate::category::Category;
-use crate::grouping;
-use crate::horde::{BaseNames, HordeModelStats, HordeModelStatus};
+use crate::input::horde::{BaseNames, HordeModelStats, HordeModelStatus};
+use crate::input::reference::{ParsedReference, RawRecord};
 use crate::keys::EntryKey;
-use crate::merge::{self, HordeData, MergedModel};
-use crate::records::{ParsedReference, RawRecord};
-use crate::risk::{self, CategoryDeletionRiskSummary, RecordFacts};
+use crate::output::risk::json_capacity;
 use crate::settings::AnalysisSettings;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 /// Everything one category's analytics read.
 #[derive(Debug, Clone, Default)]
@@ -98,48 +96,6 @@ pub struct ComputedEntry {
     pub critical: Option<usize>,
 }
 
-/// Where one category's computation spent its time, stage by stage (for
-/// the benchmark; the daemon ignores it). Parsing happens before the cycle
-/// core and is timed by the caller.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StageTimes {
-    /// Horde indexes (status and stats by name, base names of Horde names).
-    pub index: Duration,
-    /// Reference names joined with the Horde data (both merges for text).
-    pub merge: Duration,
-    /// Per-record facts, and the ungrouped deletion-risk views, flags to
-    /// JSON (each model's info is written as it is made).
-    pub risk: Duration,
-    /// The grouped text view, grouping to JSON.
-    pub grouping: Duration,
-    /// Both statistics entries, computed (not serialised).
-    pub statistics: Duration,
-    /// The statistics entries' JSON serialisation (the deletion-risk views
-    /// are written as they are made: see `risk` and `grouping`).
-    pub serialise: Duration,
-    /// The whole computation, start to end (the statistics run on a second
-    /// thread, so this is less than the sum of the stages).
-    pub wall: Duration,
-}
-
-impl StageTimes {
-    /// The sum of every stage (not [`StageTimes::wall`]).
-    pub fn total(&self) -> Duration {
-        self.index + self.merge + self.risk + self.grouping + self.statistics + self.serialise
-    }
-}
-
-/// A stopwatch that charges the time since its last lap to a stage.
-struct Laps(Instant);
-
-impl Laps {
-    fn lap(&mut self, stage: &mut Duration) {
-        let now = Instant::now();
-        *stage += now - self.0;
-        self.0 = now;
-    }
-}
-
 /// A deletion-risk view's JSON as an entry (the counts from its summary).
 fn risk_entry(key: EntryKey, json: String, summary: &CategoryDeletionRiskSummary) -> ComputedEntry {
     ComputedEntry {
@@ -153,29 +109,28 @@ fn risk_entry(key: EntryKey, json: String, summary: &CategoryDeletionRiskSummary
 
 /// What the deletion-risk views of a category share: the records with a
 /// usable name, their facts (aligned) and the Horde index.
-struct Shared<'i> {
+pub struct RiskBasis<'i> {
+    category: Category,
     records: Vec<RawRecord<'i>>,
     facts: Vec<RecordFacts>,
     horde: HordeData<'i>,
 }
 
-impl<'i> Shared<'i> {
-    fn new(
+impl<'i> RiskBasis<'i> {
+    /// Index the Horde data (base names go to `base_names`) and read every
+    /// record's facts.
+    pub fn new(
         category: Category,
         inputs: &'i CategoryInputs,
         settings: &AnalysisSettings,
         base_names: &mut BaseNames,
-        times: &mut StageTimes,
     ) -> Self {
-        let mut laps = Laps(Instant::now());
         let horde = HordeData::new(&inputs.status, &inputs.stats, base_names);
-        laps.lap(&mut times.index);
         let records: Vec<RawRecord<'i>> =
             inputs.reference.records().filter(|r| r.has_usable_name()).collect();
         let facts: Vec<RecordFacts> =
             records.iter().map(|r| RecordFacts::new(r, category, settings)).collect();
-        laps.lap(&mut times.risk);
-        Shared { records, facts, horde }
+        RiskBasis { category, records, facts, horde }
     }
 
     fn names(&self) -> impl Iterator<Item = &str> + '_ {
@@ -183,23 +138,20 @@ impl<'i> Shared<'i> {
     }
 }
 
-/// Text: the entry with backend variations (its own merge, no base names).
-fn variations_entry(
-    category: Category,
-    shared: &Shared<'_>,
-    settings: &AnalysisSettings,
-    times: &mut StageTimes,
-) -> ComputedEntry {
-    let mut laps = Laps(Instant::now());
-    let merged = merge::merge_category(shared.names(), &shared.horde, &mut BaseNames::new(), true);
+/// Text: the entry with backend variations (its own merge, no base names);
+/// `None` for other categories.
+pub fn variations_entry(basis: &RiskBasis<'_>, settings: &AnalysisSettings) -> Option<ComputedEntry> {
+    let category = basis.category;
+    if !category.is_text() {
+        return None;
+    }
+    let merged = merge::merge_category(basis.names(), &basis.horde, &mut BaseNames::new(), true);
     let total = merge::category_total_month(&merged);
-    laps.lap(&mut times.merge);
-    let (facts, merged) = aligned(&shared.facts, &merged);
+    let (facts, merged) = aligned(&basis.facts, &merged);
     let order = risk::ranking(merged);
-    let mut json = String::with_capacity(risk::json_capacity(facts, merged, true));
+    let mut json = String::with_capacity(json_capacity(facts, merged, true));
     let summary = risk::write_analysis(category, facts, merged, &order, total, settings, true, &mut json);
-    laps.lap(&mut times.risk);
-    risk_entry(EntryKey::risk(category, false, true), json, &summary)
+    Some(risk_entry(EntryKey::risk(category, false, true), json, &summary))
 }
 
 /// The facts and the merged data cut to the same length (they are made from
@@ -213,24 +165,21 @@ fn aligned<'f, 'm>(
 }
 
 /// The ungrouped and grouped entries (the image category's grouped entry
-/// shares the ungrouped JSON).
-fn ungrouped_and_grouped(
-    category: Category,
-    shared: &Shared<'_>,
+/// shares the ungrouped JSON). `base_names` is the one the basis was made
+/// with (the grouping looks the same names up again).
+pub fn ungrouped_and_grouped(
+    basis: &RiskBasis<'_>,
     base_names: &mut BaseNames,
     settings: &AnalysisSettings,
-    times: &mut StageTimes,
 ) -> [ComputedEntry; 2] {
-    let mut laps = Laps(Instant::now());
-    let merged = merge::merge_category(shared.names(), &shared.horde, base_names, false);
+    let category = basis.category;
+    let merged = merge::merge_category(basis.names(), &basis.horde, base_names, false);
     let total = merge::category_total_month(&merged);
-    laps.lap(&mut times.merge);
-    let (facts, merged) = aligned(&shared.facts, &merged);
+    let (facts, merged) = aligned(&basis.facts, &merged);
     let order = risk::ranking(merged);
-    let mut json = String::with_capacity(risk::json_capacity(facts, merged, false));
+    let mut json = String::with_capacity(json_capacity(facts, merged, false));
     let summary = risk::write_analysis(category, facts, merged, &order, total, settings, false, &mut json);
     let first = risk_entry(EntryKey::risk(category, false, false), json, &summary);
-    laps.lap(&mut times.risk);
     if !category.is_text() {
         return [first.clone(), ComputedEntry { key: EntryKey::risk(category, true, false), ..first }];
     }
@@ -238,152 +187,50 @@ fn ungrouped_and_grouped(
     let mut json = String::with_capacity(first.json.len());
     let summary =
         grouping::write_grouped(category, facts, merged, &order, total, base_names, settings, &mut json);
-    laps.lap(&mut times.grouping);
     [first, risk_entry(EntryKey::risk(category, true, false), json, &summary)]
 }
 
+/// Only the statistics entries of `category` (both groupings, in the order
+/// of [`EntryKey::for_category`]): they read the model reference alone, so
+/// they can be made while the Horde's data is unavailable.
+pub fn compute_statistics_entries(
+    category: Category,
+    reference: &ParsedReference,
+    computed_at: i64,
+) -> Vec<ComputedEntry> {
+    [false, true]
+        .into_iter()
+        .map(|grouped| {
+            let (json, models) = stats::compute_statistics(category, reference, grouped, computed_at);
+            let key = EntryKey::stats(category, grouped);
+            ComputedEntry { key, json: EntryJson::from(json), models, at_risk: None, critical: None }
+        })
+        .collect()
+}
+
 /// Compute every entry of `category` (five for text, four for image), in the
-/// order of [`EntryKey::for_category`]. `computed_at` is the Unix time stamped
-/// into entries that carry one.
+/// order of [`EntryKey::for_category`], one step after the other.
+/// `computed_at` is the Unix time stamped into entries that carry one.
 pub fn compute_category(
     category: Category,
     inputs: &CategoryInputs,
     settings: &AnalysisSettings,
     computed_at: i64,
 ) -> Vec<ComputedEntry> {
-    compute_category_timed(category, inputs, settings, computed_at).0
-}
-
-/// What the worker makes: the statistics entries, then (text) the entry with
-/// backend variations, and the time it spent.
-struct WorkerOutput {
-    statistics: Vec<ComputedEntry>,
-    variations: Option<ComputedEntry>,
-    times: StageTimes,
-}
-
-/// The text entry with backend variations goes to whichever thread is free
-/// first: the worker after the statistics, or the calling thread after the
-/// ungrouped and grouped entries (at x1 the statistics are the shorter part,
-/// at x10 the longer one).
-#[derive(Debug, Default)]
-struct VariationsJob(AtomicBool);
-
-impl VariationsJob {
-    /// Take the job; `true` for exactly one caller.
-    fn claim(&self) -> bool {
-        !self.0.swap(true, Ordering::AcqRel)
-    }
-}
-
-/// The worker's part; `ready` says when `shared` is set (it never comes if
-/// the calling thread failed, and the sender is then dropped).
-fn worker_part(
-    category: Category,
-    inputs: &CategoryInputs,
-    shared: &OnceLock<Shared<'_>>,
-    ready: Receiver<()>,
-    job: &VariationsJob,
-    settings: &AnalysisSettings,
-    computed_at: i64,
-) -> WorkerOutput {
-    let mut times = StageTimes::default();
-    let statistics = statistics_entries(category, &inputs.reference, computed_at, &mut times);
-    let variations = if category.is_text() && job.claim() {
-        ready
-            .recv()
-            .ok()
-            .and_then(|()| shared.get())
-            .map(|shared| variations_entry(category, shared, settings, &mut times))
-    } else {
-        None
-    };
-    WorkerOutput { statistics, variations, times }
-}
-
-/// [`compute_category`], also answering how long each stage took.
-pub fn compute_category_timed(
-    category: Category,
-    inputs: &CategoryInputs,
-    settings: &AnalysisSettings,
-    computed_at: i64,
-) -> (Vec<ComputedEntry>, StageTimes) {
-    let started = Instant::now();
-    let mut times = StageTimes::default();
-    let shared_lock: OnceLock<Shared<'_>> = OnceLock::new();
-    let job = VariationsJob::default();
-    let (risk, variations, worker) = std::thread::scope(|scope| {
-        let (lock, job) = (&shared_lock, &job);
-        let (signal, ready) = sync_channel::<()>(1);
-        let worker = std::thread::Builder::new()
-            .name("analytics".into())
-            .spawn_scoped(scope, move || {
-                worker_part(category, inputs, lock, ready, job, settings, computed_at)
-            })
-            .map_err(|e| log::debug!("no worker thread ({e}); everything computed here"));
-        let mut base_names = BaseNames::new();
-        let shared =
-            lock.get_or_init(|| Shared::new(category, inputs, settings, &mut base_names, &mut times));
-        // Nothing to do if the worker is gone (it then reports nothing).
-        let _ = signal.send(());
-        let risk = ungrouped_and_grouped(category, shared, &mut base_names, settings, &mut times);
-        drop(signal);
-        let variations = (category.is_text() && job.claim())
-            .then(|| variations_entry(category, shared, settings, &mut times));
-        let worker = match worker {
-            Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            Err(()) => {
-                let (signal, ready) = sync_channel::<()>(1);
-                let _ = signal.send(());
-                worker_part(category, inputs, lock, ready, job, settings, computed_at)
-            }
-        };
-        (risk, variations, worker)
-    });
-    times.merge += worker.times.merge;
-    times.risk += worker.times.risk;
-    times.statistics += worker.times.statistics;
-    times.serialise += worker.times.serialise;
+    let mut base_names = BaseNames::new();
+    let basis = RiskBasis::new(category, inputs, settings, &mut base_names);
     let mut entries = Vec::with_capacity(5);
-    entries.extend(risk);
-    entries.extend(variations.or(worker.variations));
-    entries.extend(worker.statistics);
-    times.wall = started.elapsed();
-    (entries, times)
-}
-
-/// Both statistics entries of a category (an entry that cannot be
-/// serialised is logged and skipped).
-fn statistics_entries(
-    category: Category,
-    reference: &ParsedReference,
-    computed_at: i64,
-    times: &mut StageTimes,
-) -> Vec<ComputedEntry> {
-    [false, true]
-        .into_iter()
-        .filter_map(|grouped| {
-            let key = EntryKey::stats(category, grouped);
-            let (json, models, spent) =
-                match crate::stats::compute_statistics_timed(category, reference, grouped, computed_at) {
-                    Ok(computed) => computed,
-                    Err(e) => {
-                        log::error!("{key}: cannot serialise the statistics: {e}; entry skipped");
-                        return None;
-                    }
-                };
-            times.statistics += spent.compute;
-            times.serialise += spent.serialise;
-            Some(ComputedEntry { key, json: EntryJson::from(json), models, at_risk: None, critical: None })
-        })
-        .collect()
+    entries.extend(ungrouped_and_grouped(&basis, &mut base_names, settings));
+    entries.extend(variations_entry(&basis, settings));
+    entries.extend(compute_statistics_entries(category, &inputs.reference, computed_at));
+    entries
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::horde::{parse_stats, parse_status};
-    use crate::records::parse_reference;
+    use crate::input::horde::{parse_stats, parse_status};
+    use crate::input::reference::parse_reference;
     use serde_json::Value;
 
     fn text_inputs() -> CategoryInputs {
@@ -448,49 +295,32 @@ mod tests {
     }
 
     #[test]
-    fn written_views_equal_the_built_responses() {
-        // The cycle writes the views model by model; `analyze` and
-        // `apply_text_model_grouping` build them. Same bytes.
-        let settings = AnalysisSettings::default();
-        let inputs = text_inputs();
+    fn other_categories_pass_through_the_grouping() {
+        // The image category's grouped entry is its ungrouped one, byte for byte.
+        let mut inputs = text_inputs();
+        inputs.status = Vec::new();
+        let entries = compute_category(Category::ImageGeneration, &inputs, &AnalysisSettings::default(), 42);
+        let keys: Vec<EntryKey> = entries.iter().map(|e| e.key).collect();
+        assert_eq!(keys, EntryKey::for_category(Category::ImageGeneration));
+        assert_eq!(entries[0].json, entries[1].json);
+        let grouped: Value = serde_json::from_str(&entries[1].json).unwrap();
+        let names: Vec<&str> =
+            grouped["models"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["Org/Foo-7B", "Org/Foo-13B", "Org/Bar-7B"]); // not renamed to base names
+    }
+
+    #[test]
+    fn the_steps_make_the_entries_of_compute_category() {
+        // What the shell runs in parallel is what the tests run in sequence.
+        let (settings, inputs) = (AnalysisSettings::default(), text_inputs());
         let category = Category::TextGeneration;
         let mut base_names = BaseNames::new();
-        let shared = Shared::new(category, &inputs, &settings, &mut base_names, &mut StageTimes::default());
-        for variations in [false, true] {
-            let merged = merge::merge_category(shared.names(), &shared.horde, &mut base_names, variations);
-            let total = merge::category_total_month(&merged);
-            let (facts, merged) = aligned(&shared.facts, &merged);
-            let order = risk::ranking(merged);
-            let built = risk::analyze(category, facts, merged, total, &settings, variations);
-            let (mut expected, mut written) = (String::new(), String::new());
-            risk::write_response(&built, &mut expected);
-            let summary = risk::write_analysis(
-                category,
-                facts,
-                merged,
-                &order,
-                total,
-                &settings,
-                variations,
-                &mut written,
-            );
-            assert_eq!((written.as_str(), &summary), (expected.as_str(), &built.summary));
-            let grouped = grouping::apply_text_model_grouping(built, &mut base_names, &settings);
-            let (mut expected, mut written) = (String::new(), String::new());
-            risk::write_response(&grouped, &mut expected);
-            let summary = grouping::write_grouped(
-                category,
-                facts,
-                merged,
-                &order,
-                total,
-                &mut base_names,
-                &settings,
-                &mut written,
-            );
-            assert_eq!((written.as_str(), &summary), (expected.as_str(), &grouped.summary));
-            assert!(grouped.models.len() < grouped.total_count, "something was grouped");
-        }
+        let basis = RiskBasis::new(category, &inputs, &settings, &mut base_names);
+        let variations = variations_entry(&basis, &settings);
+        let views = ungrouped_and_grouped(&basis, &mut base_names, &settings);
+        let statistics = compute_statistics_entries(category, &inputs.reference, 42);
+        let steps: Vec<ComputedEntry> = views.into_iter().chain(variations).chain(statistics).collect();
+        assert_eq!(steps, compute_category(category, &inputs, &settings, 42));
     }
 
     #[test]

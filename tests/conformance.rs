@@ -15,9 +15,10 @@ mod common;
 
 use horde_hydrator::category::Category;
 use horde_hydrator::cycle::{compute_category, CategoryInputs, ComputedEntry};
+use horde_hydrator::input::source::SourceId;
+use horde_hydrator::input::{horde, reference};
 use horde_hydrator::keys::EntryKind;
 use horde_hydrator::settings::AnalysisSettings;
-use horde_hydrator::{horde, records};
 use serde_json::Value;
 use std::path::Path;
 
@@ -27,18 +28,16 @@ fn read(path: &Path) -> Vec<u8> {
 
 /// The inputs of one category from a dataset directory.
 fn inputs(dataset: &Path, category: Category) -> CategoryInputs {
-    let (status_file, stats_file) = match category {
-        Category::ImageGeneration => ("status_models_image.json", "stats_img_models.json"),
-        Category::TextGeneration => ("status_models_text.json", "stats_text_models.json"),
-    };
-    let reference_path = dataset.join("model_reference").join(format!("{category}.json"));
+    let (status_file, stats_file) =
+        (SourceId::Status(category).file_name(), SourceId::Stats(category).file_name());
+    let reference_path = dataset.join("model_reference").join(SourceId::Reference(category).file_name());
     let horde_dir = dataset.join("horde");
     CategoryInputs {
-        reference: records::parse_reference(&read(&reference_path))
+        reference: reference::parse_reference(&read(&reference_path))
             .unwrap_or_else(|e| panic!("{}: {e}", reference_path.display())),
-        status: horde::parse_status(&read(&horde_dir.join(status_file)))
+        status: horde::parse_status(&read(&horde_dir.join(&status_file)))
             .unwrap_or_else(|e| panic!("{}: {status_file}: {e}", dataset.display())),
-        stats: horde::parse_stats(&read(&horde_dir.join(stats_file)))
+        stats: horde::parse_stats(&read(&horde_dir.join(&stats_file)))
             .unwrap_or_else(|e| panic!("{}: {stats_file}: {e}", dataset.display())),
     }
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use horde_hydrator::names::{base_model_name, name_variants, strip_quant_suffix};
+use horde_hydrator::analytics::names::{base_model_name, name_variants, strip_quant_suffix};
 use serde::Deserialize;
 
 /// One vector: a name and what the reference answers for it.

@@ -7,9 +7,9 @@
 
 mod common;
 
+use horde_hydrator::analytics::stats::compute_statistics;
 use horde_hydrator::category::Category;
-use horde_hydrator::records;
-use horde_hydrator::stats::compute_statistics;
+use horde_hydrator::input::reference;
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -29,12 +29,12 @@ fn mismatches(category: Category, grouped: bool) -> (usize, Vec<String>) {
     for dataset in datasets {
         let path = dataset.join("model_reference").join(format!("{category}.json"));
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let reference = records::parse_reference(&bytes).unwrap();
+        let reference = reference::parse_reference(&bytes).unwrap();
         {
             let name = format!("stats__{category}__grouped={grouped}.json");
             let expected_path = dataset.join("expected").join(&name);
             let expected: Value = serde_json::from_slice(&std::fs::read(&expected_path).unwrap()).unwrap();
-            let (json, models) = compute_statistics(category, &reference, grouped, 1_700_000_000).unwrap();
+            let (json, models) = compute_statistics(category, &reference, grouped, 1_700_000_000);
             let actual: Value = serde_json::from_str(&json).unwrap();
             assert_eq!(
                 Some(models as u64),
@@ -81,8 +81,8 @@ fn text_grouped_statistics_match_reference() {
 /// Fields in the reference's declaration order (what `model_dump_json` writes).
 #[test]
 fn fields_in_declaration_order() {
-    let reference = records::parse_reference(br#"{"a": {"baseline": "x", "tags": ["t"]}}"#).unwrap();
-    let (json, models) = compute_statistics(Category::ImageGeneration, &reference, false, 42).unwrap();
+    let reference = reference::parse_reference(br#"{"a": {"baseline": "x", "tags": ["t"]}}"#).unwrap();
+    let (json, models) = compute_statistics(Category::ImageGeneration, &reference, false, 42);
     assert_eq!(models, 1);
     assert_eq!(
         json,

@@ -7,7 +7,7 @@
 //! CPython 3.12's `urlsplit` instead: the scheme and the raw netloc exactly as
 //! Python returns them, and an error exactly where Python raises.
 
-use std::net::Ipv6Addr;
+use core::net::Ipv6Addr;
 
 /// Where Python's `urlsplit` raises `ValueError`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

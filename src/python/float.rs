@@ -2,8 +2,8 @@
 //!
 //! `round(x, n)` in Python rounds the exact binary value of `x` half-to-even
 //! to `n` decimals and reads the decimal back as the nearest double. The
-//! usual case is done in integers (issue 4: this runs three times per model
-//! and view, and formatting through a `String` was most of a model's cost):
+//! usual case is done in integers (this runs three times per model and view,
+//! and formatting through a `String` would be most of a model's cost):
 //! `x * 10^n` is exact in 128 bits, rounded half-to-even there, and when
 //! that integer `N` is below 2^53 both `N` and `10^n` are exact doubles, so
 //! the one correctly rounded division `N / 10^n` is the nearest double to

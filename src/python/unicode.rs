@@ -16,7 +16,7 @@
 //! ```
 
 /// Whether `c` lies in one of `ranges` (sorted, disjoint, inclusive).
-pub(super) fn in_ranges(ranges: &[(u32, u32)], c: char) -> bool {
+pub(crate) fn in_ranges(ranges: &[(u32, u32)], c: char) -> bool {
     let c = u32::from(c);
     ranges
         .binary_search_by(|&(first, last)| {
@@ -33,7 +33,7 @@ pub(super) fn in_ranges(ranges: &[(u32, u32)], c: char) -> bool {
 
 /// Non-ASCII letters and numbers (general category `L*` or `N*`): Python's `\w` minus ASCII.
 #[rustfmt::skip]
-pub(super) const NON_ASCII_WORD: &[(u32, u32)] = &[
+pub(crate) const NON_ASCII_WORD: &[(u32, u32)] = &[
     (0xAA, 0xAA), (0xB2, 0xB3), (0xB5, 0xB5), (0xB9, 0xBA), (0xBC, 0xBE),
     (0xC0, 0xD6), (0xD8, 0xF6), (0xF8, 0x2C1), (0x2C6, 0x2D1), (0x2E0, 0x2E4),
     (0x2EC, 0x2EC), (0x2EE, 0x2EE), (0x370, 0x374), (0x376, 0x377), (0x37A, 0x37D),
@@ -187,7 +187,7 @@ pub(super) const NON_ASCII_WORD: &[(u32, u32)] = &[
 
 /// Non-ASCII decimal digits (general category `Nd`): Python's `\d` minus ASCII.
 #[rustfmt::skip]
-pub(super) const NON_ASCII_DIGIT: &[(u32, u32)] = &[
+pub(crate) const NON_ASCII_DIGIT: &[(u32, u32)] = &[
     (0x660, 0x669), (0x6F0, 0x6F9), (0x7C0, 0x7C9), (0x966, 0x96F), (0x9E6, 0x9EF),
     (0xA66, 0xA6F), (0xAE6, 0xAEF), (0xB66, 0xB6F), (0xBE6, 0xBEF), (0xC66, 0xC6F),
     (0xCE6, 0xCEF), (0xD66, 0xD6F), (0xDE6, 0xDEF), (0xE50, 0xE59), (0xED0, 0xED9),

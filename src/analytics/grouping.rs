@@ -9,20 +9,21 @@
 //! recomputed; `total_count` keeps the ungrouped count. Other categories pass
 //! through unchanged.
 //!
-//! Shaped for speed (issue 4): each model's base name is looked up once
+//! Shaped for speed: each model's base name is looked up once
 //! (memoised in [`BaseNames`]) and numbered in an insertion-ordered set; the
 //! members of every group are then listed with one counting pass, so no
 //! per-group vector is built and no info is moved more than once. A single
 //! member is kept (its borrowed strings stay borrowed); only a real group
 //! makes a new host list.
 
-use crate::category::Category;
-use crate::horde::{BaseNames, UsageCount};
-use crate::merge::MergedModel;
-use crate::risk::{
-    self, CategoryDeletionRiskResponse, CategoryDeletionRiskSummary, DeletionRiskFlags,
-    ModelDeletionRiskInfo, RecordFacts, ResponseHead, SummaryTally, UsageTrend,
+use crate::analytics::merge::MergedModel;
+use crate::analytics::risk::{
+    self, CategoryDeletionRiskSummary, DeletionRiskFlags, ModelDeletionRiskInfo, RecordFacts, SummaryTally,
+    UsageTrend,
 };
+use crate::category::Category;
+use crate::input::horde::{BaseNames, UsageCount};
+use crate::output::risk::{write_model, write_tail, ResponseHead};
 use crate::settings::AnalysisSettings;
 use indexmap::IndexSet;
 use std::borrow::Cow;
@@ -161,30 +162,10 @@ fn group_model<'a>(
     merge_group(base_name, variants, settings)
 }
 
-/// `group_risk_models`: the grouped models, in order of first appearance.
-pub fn group_risk_models<'a>(
-    models: Vec<ModelDeletionRiskInfo<'a>>,
-    base_names: &mut BaseNames,
-    settings: &AnalysisSettings,
-) -> Vec<ModelDeletionRiskInfo<'a>> {
-    let mut groups = Groups::new(models.iter().map(|m| m.name.as_ref()), base_names);
-    let bases = std::mem::take(&mut groups.bases);
-    let mut variants = Vec::new();
-    bases
-        .into_iter()
-        .enumerate()
-        .map(|(g, base_name)| {
-            variants.clear();
-            variants.extend(groups.members(g).iter().map(|i| models[*i].clone()));
-            group_model(base_name, &mut variants, settings)
-        })
-        .collect()
-}
-
 /// The grouped text view written straight to `out` as JSON, group by group:
 /// the ungrouped view's models (the [`risk::ranking`] `order` of `merged`,
-/// without backend variations) grouped as [`apply_text_model_grouping`]
-/// does, without keeping any info. Answers the summary.
+/// without backend variations) grouped by base name, without keeping any
+/// info. Answers the summary.
 #[allow(clippy::too_many_arguments)]
 pub fn write_grouped(
     category: Category,
@@ -196,12 +177,34 @@ pub fn write_grouped(
     settings: &AnalysisSettings,
     out: &mut String,
 ) -> CategoryDeletionRiskSummary {
-    let mut groups = Groups::new(order.iter().map(|i| facts[*i].name.as_str()), base_names);
+    let names = order.iter().map(|i| facts[*i].name.as_str());
+    write_groups(category, names, category_total_usage, base_names, settings, out, |position| {
+        let i = order[position];
+        risk::model_info(&facts[i], &merged[i], category_total_usage, category, settings, false)
+    })
+}
+
+/// `apply_text_model_grouping_to_risk_response` of a response whose models
+/// are named by `names` (in response order) and made by `info_of(position)`:
+/// written to `out` with `total_count` the ungrouped count and the summary
+/// recounted over the groups (`recalculate_risk_summary`: the average
+/// unrounded, the category total as given). Answers the summary.
+fn write_groups<'a, 'n>(
+    category: Category,
+    names: impl ExactSizeIterator<Item = &'n str>,
+    category_total_usage: UsageCount,
+    base_names: &mut BaseNames,
+    settings: &AnalysisSettings,
+    out: &mut String,
+    mut info_of: impl FnMut(usize) -> ModelDeletionRiskInfo<'a>,
+) -> CategoryDeletionRiskSummary {
+    let total_count = names.len();
+    let mut groups = Groups::new(names, base_names);
     let bases = std::mem::take(&mut groups.bases);
     let head = ResponseHead {
         category,
         category_total_month_usage: category_total_usage,
-        total_count: order.len(),
+        total_count,
         returned_count: bases.len(),
         offset: 0,
         limit: None,
@@ -211,70 +214,24 @@ pub fn write_grouped(
     let mut variants = Vec::new();
     for (g, base_name) in bases.into_iter().enumerate() {
         variants.clear();
-        variants.extend(groups.members(g).iter().map(|position| {
-            let i = order[*position];
-            risk::model_info(&facts[i], &merged[i], category_total_usage, category, settings, false)
-        }));
+        variants.extend(groups.members(g).iter().map(|position| info_of(*position)));
         let model = group_model(base_name, &mut variants, settings);
         tally.add(&model);
         if g > 0 {
             out.push(',');
         }
-        risk::write_model(&model, out);
+        write_model(&model, out);
     }
     let summary = tally.regrouped(category_total_usage);
-    risk::write_tail(&summary, out);
+    write_tail(&summary, out);
     summary
-}
-
-/// `recalculate_risk_summary`: counts over the grouped models, the average
-/// risk score unrounded, the category total as given.
-pub fn recalculate_risk_summary(
-    models: &[ModelDeletionRiskInfo<'_>],
-    category_total_usage: UsageCount,
-) -> CategoryDeletionRiskSummary {
-    let mut tally = SummaryTally::default();
-    models.iter().for_each(|m| tally.add(m));
-    tally.regrouped(category_total_usage)
-}
-
-/// Group a text category's response; any other category is returned as is.
-pub fn apply_text_model_grouping<'a>(
-    response: CategoryDeletionRiskResponse<'a>,
-    base_names: &mut BaseNames,
-    settings: &AnalysisSettings,
-) -> CategoryDeletionRiskResponse<'a> {
-    if response.category != Category::TextGeneration {
-        return response;
-    }
-    let CategoryDeletionRiskResponse {
-        category,
-        category_total_month_usage,
-        total_count,
-        offset,
-        limit,
-        models,
-        ..
-    } = response;
-    let models = group_risk_models(models, base_names, settings);
-    let summary = recalculate_risk_summary(&models, category_total_month_usage);
-    CategoryDeletionRiskResponse {
-        category,
-        category_total_month_usage,
-        total_count,
-        returned_count: models.len(),
-        offset,
-        limit,
-        models,
-        summary,
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::horde::Usage;
-    use crate::merge::BackendVariation;
+    use crate::analytics::merge::BackendVariation;
+    use crate::input::horde::Usage;
 
     fn info<'a>(
         name: &'a str,
@@ -360,7 +317,7 @@ mod tests {
             DeletionRiskFlags { no_active_workers: true, ..Default::default() },
         );
         let variations = [BackendVariation {
-            backend: crate::horde::Backend::Canonical,
+            backend: crate::input::horde::Backend::Canonical,
             variant_name: "Alpha".into(),
             worker_count: 0,
             performance: None,
@@ -370,75 +327,79 @@ mod tests {
             usage: Usage::default(),
         }];
         alpha.backend_variations = Some(&variations);
-        let response = CategoryDeletionRiskResponse {
-            category: Category::TextGeneration,
-            category_total_month_usage: 200,
-            total_count: 4,
-            returned_count: 4,
-            offset: 0,
-            limit: None,
-            models: vec![foo7, bar.clone(), foo13, alpha.clone()],
-            summary: CategoryDeletionRiskSummary::from_risk_models(&[]),
-        };
-        let grouped = apply_text_model_grouping(response, &mut BaseNames::new(), &settings);
+        let models = [foo7, bar.clone(), foo13, alpha.clone()];
+        let mut written = String::new();
+        let summary = write_groups(
+            Category::TextGeneration,
+            models.iter().map(|m| m.name.as_ref()),
+            200,
+            &mut BaseNames::new(),
+            &settings,
+            &mut written,
+            |position| models[position].clone(),
+        );
+        let grouped: serde_json::Value = serde_json::from_str(&written).unwrap();
+        let grouped_models = grouped["models"].as_array().unwrap();
 
-        let names: Vec<&str> = grouped.models.iter().map(|m| m.name.as_ref()).collect();
+        let names: Vec<&str> = grouped_models.iter().map(|m| m["name"].as_str().unwrap()).collect();
         assert_eq!(names, ["Foo", "Bar", "Alpha"]);
-        let foo = &grouped.models[0];
-        assert_eq!((foo.usage_day, foo.usage_month, foo.usage_total, foo.worker_count), (15, 150, 1100, 3));
-        assert_eq!(foo.usage_percentage_of_category, 75.0);
+        let foo = &grouped_models[0];
+        let ints = |m: &serde_json::Value, keys: [&str; 4]| keys.map(|k| m[k].as_i64().unwrap());
         assert_eq!(
-            foo.usage_trend,
-            UsageTrend { day_to_month_ratio: Some(0.1), month_to_total_ratio: Some(0.23333333333333334) }
+            ints(foo, ["usage_day", "usage_month", "usage_total", "worker_count"]),
+            [15, 150, 1100, 3]
         );
+        assert_eq!(foo["usage_percentage_of_category"], 75.0);
         assert_eq!(
-            foo.deletion_risk_flags,
-            DeletionRiskFlags { missing_baseline: true, low_usage: true, ..Default::default() }
+            (&foo["usage_trend"]["day_to_month_ratio"], &foo["usage_trend"]["month_to_total_ratio"]),
+            (&serde_json::json!(0.1), &serde_json::json!(0.23333333333333334))
         );
+        let set_flags: Vec<&str> = foo["deletion_risk_flags"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, set)| set.as_bool() == Some(true))
+            .map(|(flag, _)| flag.as_str())
+            .collect();
+        assert_eq!(set_flags, ["missing_baseline", "low_usage"]);
         assert_eq!(
-            (foo.risk_score, foo.at_risk, foo.has_description, foo.download_count),
-            (2, true, false, 3)
+            (&foo["risk_score"], &foo["at_risk"], &foo["has_description"], &foo["download_count"]),
+            (
+                &serde_json::json!(2),
+                &serde_json::json!(true),
+                &serde_json::json!(false),
+                &serde_json::json!(3)
+            )
         );
-        assert_eq!(*foo.download_hosts, ["a", "b"]); // first seen first
-        assert_eq!(foo.baseline, Some("Org/Foo-7B"));
-        assert_eq!((foo.size_gb, foo.cost_benefit_score, foo.usage_hour), (None, None, None));
+        assert_eq!(foo["download_hosts"], serde_json::json!(["a", "b"])); // first seen first
+        assert_eq!(foo["baseline"], "Org/Foo-7B");
+        assert_eq!((&foo["size_gb"], &foo["cost_benefit_score"], &foo["usage_hour"]), (&NULL, &NULL, &NULL));
         // Text critical: month < 10 and workers < 1.
-        assert!(!foo.is_critical);
+        assert_eq!(foo["is_critical"], false);
 
         // A single member is renamed to its base name, otherwise unchanged.
-        assert_eq!(grouped.models[1], ModelDeletionRiskInfo { name: "Bar".into(), ..bar });
+        let json_of = |m: &ModelDeletionRiskInfo<'_>| {
+            let mut out = String::new();
+            write_model(m, &mut out);
+            serde_json::from_str::<serde_json::Value>(&out).unwrap()
+        };
+        assert_eq!(grouped_models[1], json_of(&ModelDeletionRiskInfo { name: "Bar".into(), ..bar }));
         // A single member already named as its base is kept as is.
-        assert_eq!(grouped.models[2], alpha);
+        assert_eq!(grouped_models[2], json_of(&alpha));
 
         assert_eq!(
-            (grouped.total_count, grouped.returned_count, grouped.category_total_month_usage),
-            (4, 3, 200)
+            (&grouped["total_count"], &grouped["returned_count"], &grouped["category_total_month_usage"]),
+            (&serde_json::json!(4), &serde_json::json!(3), &serde_json::json!(200))
         );
-        let s = &grouped.summary;
+        let s = &summary;
         assert_eq!(
             (s.total_models, s.models_at_risk, s.models_critical, s.models_with_no_active_workers),
             (3, 3, 1, 2)
         ); // critical: Alpha only
         assert_eq!(s.average_risk_score, 5.0 / 3.0); // (2 + 2 + 1) / 3, not rounded unlike the ungrouped summary
         assert_eq!(s.category_total_month_usage, 200);
+        assert_eq!(grouped["summary"]["average_risk_score"], 5.0 / 3.0);
     }
 
-    #[test]
-    fn other_categories_pass_through() {
-        let mut m = info("Org/Foo-7B", 1, (1, 2, 3), 100.0, (0.5, 0.5));
-        m.category = Category::ImageGeneration;
-        let response = CategoryDeletionRiskResponse {
-            category: Category::ImageGeneration,
-            category_total_month_usage: 2,
-            total_count: 1,
-            returned_count: 1,
-            offset: 0,
-            limit: None,
-            models: vec![m],
-            summary: CategoryDeletionRiskSummary::from_risk_models(&[]),
-        };
-        let same =
-            apply_text_model_grouping(response.clone(), &mut BaseNames::new(), &AnalysisSettings::default());
-        assert_eq!(same, response);
-    }
+    const NULL: serde_json::Value = serde_json::Value::Null;
 }

@@ -4,7 +4,7 @@
 //! validated records, so this module reads [`RawRecord`] fields the way Python
 //! reads a dict: `.get` with defaults, Python truthiness, `str()` of whatever
 //! value is there, `isinstance` checks. (The parse keeps each field reduced to
-//! exactly those answers — see [`crate::records`] — and the counters borrow
+//! exactly those answers — see [`crate::input::reference`] — and the counters borrow
 //! their keys from the parsed reference's text.) Where the reference would crash on odd
 //! input (a download URL that is not a string or that `urlparse` rejects, a
 //! text group whose `config` cannot take more downloads) the piece is treated
@@ -28,11 +28,12 @@ use foldhash::{HashMap, HashMapExt};
 use std::borrow::Cow;
 
 use indexmap::IndexMap;
-use serde::Serialize;
 
+use crate::analytics::names;
 use crate::category::Category;
-use crate::records::{Config, DownloadField, Entry, Fields, FileUrl, ParsedReference, RawRecord, Val};
-use crate::{names, pyfloat, pyjson};
+use crate::input::reference::arena::{Config, DownloadField, Entry, FileUrl};
+use crate::input::reference::{ParsedReference, RawRecord};
+use crate::python;
 
 /// How many tags (and styles) the statistics list.
 const TOP_LIMIT: usize = 20;
@@ -55,65 +56,65 @@ const PARAMETER_BUCKETS: [(i128, Option<i128>, &str); 8] = [
 // ---------------------------------------------------------------------------
 
 /// `CategoryStatistics` (its `sfw_count` is a plain property: not serialised).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-struct CategoryStatistics {
-    category: &'static str,
-    total_models: usize,
-    returned_models: usize,
-    offset: usize,
-    limit: Option<u64>,
-    nsfw_count: usize,
-    baseline_distribution: IndexMap<String, BaselineStats>,
-    download_stats: DownloadStats,
-    top_tags: Vec<TagStats>,
-    top_styles: Vec<TagStats>,
-    parameter_buckets: Vec<ParameterBucketStats>,
-    models_without_param_info: usize,
-    models_with_trigger_words: usize,
-    models_with_inpainting: usize,
-    models_with_requirements: usize,
-    models_with_showcases: usize,
-    computed_at: i64,
+#[derive(Debug, Clone, PartialEq)]
+pub struct CategoryStatistics {
+    pub category: &'static str,
+    pub total_models: usize,
+    pub returned_models: usize,
+    pub offset: usize,
+    pub limit: Option<u64>,
+    pub nsfw_count: usize,
+    pub baseline_distribution: IndexMap<String, BaselineStats>,
+    pub download_stats: DownloadStats,
+    pub top_tags: Vec<TagStats>,
+    pub top_styles: Vec<TagStats>,
+    pub parameter_buckets: Vec<ParameterBucketStats>,
+    pub models_without_param_info: usize,
+    pub models_with_trigger_words: usize,
+    pub models_with_inpainting: usize,
+    pub models_with_requirements: usize,
+    pub models_with_showcases: usize,
+    pub computed_at: i64,
 }
 
 /// `BaselineStats`: one baseline's share of the category.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-struct BaselineStats {
-    baseline: String,
-    count: usize,
-    percentage: f64,
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaselineStats {
+    pub baseline: String,
+    pub count: usize,
+    pub percentage: f64,
 }
 
 /// `DownloadStats`: download entries, sizes on disk and download hosts.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-struct DownloadStats {
-    total_models_with_downloads: usize,
-    total_download_entries: usize,
+#[derive(Debug, Clone, PartialEq)]
+pub struct DownloadStats {
+    pub total_models_with_downloads: usize,
+    pub total_download_entries: usize,
     /// A Python int in the reference: the sum of `int(size)`; wide enough
     /// for any realistic sum, saturating beyond.
-    total_size_bytes: u128,
-    models_with_size_info: usize,
-    average_size_bytes: f64,
+    pub total_size_bytes: u128,
+    pub models_with_size_info: usize,
+    pub average_size_bytes: f64,
     /// `netloc` of each download URL → entries, most frequent first.
-    hosts: IndexMap<String, usize>,
+    pub hosts: IndexMap<String, usize>,
 }
 
 /// `TagStats`: one tag's (or style's) share of the category.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-struct TagStats {
-    tag: String,
-    count: usize,
-    percentage: f64,
+#[derive(Debug, Clone, PartialEq)]
+pub struct TagStats {
+    pub tag: String,
+    pub count: usize,
+    pub percentage: f64,
 }
 
 /// `ParameterBucketStats`: text models whose size falls in one bucket.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-struct ParameterBucketStats {
-    bucket_label: &'static str,
-    min_params: Option<i128>,
-    max_params: Option<i128>,
-    count: usize,
-    percentage: f64,
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParameterBucketStats {
+    pub bucket_label: &'static str,
+    pub min_params: Option<i128>,
+    pub max_params: Option<i128>,
+    pub count: usize,
+    pub percentage: f64,
 }
 
 // ---------------------------------------------------------------------------
@@ -123,43 +124,28 @@ struct ParameterBucketStats {
 /// The statistics entry of `category`: the reference's
 /// `CategoryStatistics.model_dump_json()` with `computed_at` set, and the
 /// number of models it describes (`total_models`; text groups when grouped).
-/// Serialising cannot fail on these plain values; should it, the caller skips
-/// the entry rather than store a partial one.
 pub fn compute_statistics(
     category: Category,
     reference: &ParsedReference,
     grouped: bool,
     computed_at: i64,
-) -> Result<(String, usize), serde_json::Error> {
-    let (json, models, _) = compute_statistics_timed(category, reference, grouped, computed_at)?;
-    Ok((json, models))
+) -> (String, usize) {
+    let stats = statistics(category, reference, grouped, computed_at);
+    (crate::output::stats::to_json(&stats), stats.total_models)
 }
 
-/// [`compute_statistics`], also answering how long the computation and the
-/// serialisation took (for the benchmark's per-stage times).
-pub fn compute_statistics_timed(
+/// The statistics of `category` as a value (`calculate_category_statistics`).
+pub fn statistics(
     category: Category,
     reference: &ParsedReference,
     grouped: bool,
     computed_at: i64,
-) -> Result<(String, usize, StatisticsTimes), serde_json::Error> {
-    let started = std::time::Instant::now();
-    let stats = if grouped && category.is_text() {
+) -> CategoryStatistics {
+    if grouped && category.is_text() {
         calculate(category, text_groups(reference).into_iter(), computed_at)
     } else {
         calculate(category, reference.records().map(StatsModel::of), computed_at)
-    };
-    let computed = std::time::Instant::now();
-    let json = serde_json::to_string(&stats)?;
-    let times = StatisticsTimes { compute: computed - started, serialise: computed.elapsed() };
-    Ok((json, stats.total_models, times))
-}
-
-/// Where [`compute_statistics_timed`] spent its time.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StatisticsTimes {
-    pub compute: std::time::Duration,
-    pub serialise: std::time::Duration,
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -328,43 +314,12 @@ fn by_count_desc(counter: Counter<'_>) -> Vec<(Cow<'_, str>, usize)> {
 
 /// `round(count / total * 100.0, 2)`, in the reference's operation order.
 fn percentage(count: usize, total: usize) -> f64 {
-    pyfloat::round((count as f64 / total as f64) * 100.0, 2)
-}
-
-/// `isinstance(v, (int, float)) and v > 0`, then `int(v)` (bools are ints;
-/// floats truncate). `None` when the value does not count.
-fn positive_int(value: Option<Val>) -> Option<i128> {
-    match value? {
-        Val::Bool(true) => Some(1),
-        Val::PosInt(u) => (u > 0).then_some(i128::from(u)),
-        // `as` saturates: sizes beyond i128 are not worth a big-int type.
-        Val::Float(f) => (f > 0.0).then_some(f.trunc() as i128),
-        _ => None,
-    }
-}
-
-/// The text model's size as the expected statistics read it: the key
-/// `parameters_count` if the record has it, else `parameters`.
-fn parameters_field(fields: &Fields) -> Option<Val> {
-    if fields.parameters_count.is_some() {
-        fields.parameters_count
-    } else {
-        fields.parameters
-    }
+    python::float::round((count as f64 / total as f64) * 100.0, 2)
 }
 
 /// The label index of the bucket a positive size falls in.
 fn bucket_of(params: i128) -> Option<usize> {
     PARAMETER_BUCKETS.iter().position(|&(min, max, _)| params >= min && max.is_none_or(|max| params < max))
-}
-
-/// Python's `str(value)` of a record's field value.
-fn py_str<'a>(record: RawRecord<'a>, value: Val) -> Cow<'a, str> {
-    match value {
-        Val::Str(s) => Cow::Borrowed(record.str(s)),
-        Val::Array(c) | Val::Object(c) => Cow::Borrowed(record.str(c.repr)),
-        scalar => Cow::Owned(pyjson::py_str(&scalar.scalar()).into_owned()),
-    }
 }
 
 /// Everything the statistics accumulate in their one pass over the models.
@@ -390,27 +345,24 @@ struct Tally<'a> {
 
 impl<'a> Tally<'a> {
     fn add(&mut self, category: Category, model: &StatsModel<'a>) {
-        let r = model.record;
-        let f = r.fields();
-        if f.nsfw.is_some_and(Val::truthy) {
-            self.nsfw += 1;
-        }
-        if let Some(baseline) = f.baseline.filter(|v| v.truthy()) {
-            count(&mut self.baselines, py_str(r, baseline));
+        let f = model.record.stats_fields();
+        self.nsfw += usize::from(f.nsfw);
+        if let Some(baseline) = f.baseline {
+            count(&mut self.baselines, baseline);
         }
         self.add_downloads(model);
-        if let Some(size) = positive_int(f.size_on_disk_bytes) {
+        if let Some(size) = f.size_on_disk_bytes {
             self.models_with_size += 1;
             self.total_size_bytes = self.total_size_bytes.saturating_add(size as u128);
         }
-        for tag in r.tags() {
+        for tag in model.record.tags() {
             count(&mut self.tags, Cow::Borrowed(tag));
         }
-        if let Some(style) = f.style.filter(|v| v.truthy()) {
-            count(&mut self.styles, py_str(r, style));
+        if let Some(style) = f.style {
+            count(&mut self.styles, style);
         }
         match category {
-            Category::TextGeneration => match positive_int(parameters_field(f)) {
+            Category::TextGeneration => match f.parameters {
                 Some(params) => {
                     self.models_with_params += 1;
                     if let Some(b) = bucket_of(params) {
@@ -446,8 +398,10 @@ impl<'a> Tally<'a> {
                     Some(_) => {}
                     None => {
                         let url = r.str(url);
-                        let error =
-                            crate::pyurl::urlsplit(url).err().map(|e| e.to_string()).unwrap_or_default();
+                        let error = crate::python::url::urlsplit(url)
+                            .err()
+                            .map(|e| e.to_string())
+                            .unwrap_or_default();
                         log::warn!(
                             "statistics: model {:?}: download URL {url:?} is not a valid URL ({error}); its host is not counted",
                             r.name
@@ -505,7 +459,7 @@ fn calculate<'a>(
     }
 
     let average_size_bytes = if tally.models_with_size > 0 {
-        pyfloat::round(tally.total_size_bytes as f64 / tally.models_with_size as f64, 2)
+        python::float::round(tally.total_size_bytes as f64 / tally.models_with_size as f64, 2)
     } else {
         0.0
     };
@@ -549,10 +503,12 @@ fn top_list(counter: Counter<'_>, total: usize) -> Vec<TagStats> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::reference::arena::{Fields, Val};
+    use crate::input::reference::{parameters_field, positive_int};
     use serde_json::{json, Value};
 
     fn reference(value: Value) -> ParsedReference {
-        crate::records::parse_reference(value.to_string().as_bytes()).unwrap()
+        crate::input::reference::parse_reference(value.to_string().as_bytes()).unwrap()
     }
 
     /// The fields of the record `{"m": fields}`.
@@ -800,7 +756,7 @@ mod tests {
     #[test]
     fn image_ignores_grouping_and_serialises_in_order() {
         let parsed = reference(json!({"org/Model-7B": {"tags": ["a"]}, "org/Model-7B-Q4": {"tags": ["a"]}}));
-        let (json, models) = compute_statistics(Category::ImageGeneration, &parsed, true, 99).unwrap();
+        let (json, models) = compute_statistics(Category::ImageGeneration, &parsed, true, 99);
         assert_eq!(models, 2);
         assert!(json.starts_with(r#"{"category":"image_generation","total_models":2,"returned_models":2,"offset":0,"limit":null,"nsfw_count":0,"#));
         assert!(json.ends_with(r#""models_with_showcases":0,"computed_at":99}"#));

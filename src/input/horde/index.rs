@@ -11,7 +11,7 @@
 //!   split per backend. Group sums are precomputed when the index is built, so
 //!   no lookup scans the Horde names.
 //!
-//! Shaped for speed (issue 4): status and stats names share one table of
+//! Shaped for speed: status and stats names share one table of
 //! lower-cased names (one lookup answers both), every table is an
 //! [`Interner`] (no `String` per name), each distinct name is lower-cased
 //! once, and a model's name variants are never built as strings: the
@@ -28,8 +28,8 @@
 
 use super::interner::{push_lowercase, Interner};
 use super::{HordeModelStats, HordeModelStatus, Period, Usage};
-use crate::horde::{Backend, APHRODITE, KOBOLDCPP};
-use crate::names;
+use crate::analytics::names;
+use crate::input::horde::{Backend, APHRODITE, KOBOLDCPP};
 
 /// The part after the last `/` (Python's `name.split("/")[-1]`).
 fn last_segment(name: &str) -> &str {

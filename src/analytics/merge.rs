@@ -9,7 +9,7 @@
 //! names come memoised from [`BaseNames`]. The only allocations per model are
 //! those of the result (the backend variations and their names).
 
-use crate::horde::{
+use crate::input::horde::{
     Backend, BaseNames, HordeIndex, HordeModelStats, HordeModelStatus, LookupScratch, Usage, UsageCount,
 };
 
@@ -140,7 +140,7 @@ pub fn category_total_month(merged: &[MergedModel]) -> UsageCount {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::horde::parse_stats;
+    use crate::input::horde::parse_stats;
 
     fn status(name: &str, count: i64, performance: f64) -> HordeModelStatus {
         HordeModelStatus {
@@ -148,7 +148,7 @@ mod tests {
             queued: Some(1.5),
             jobs: Some(2.0),
             eta: Some(3),
-            model_type: Some(crate::horde::HordeModelType::Text),
+            model_type: Some(crate::input::horde::HordeModelType::Text),
             name: name.into(),
             count,
         }
@@ -156,7 +156,7 @@ mod tests {
 
     /// The Horde index tests' stats (`Foo-7B` and friends share the base name `foo`).
     fn stats() -> HordeModelStats {
-        crate::horde::tests::foo_stats()
+        crate::input::horde::tests::foo_stats()
     }
 
     // Expected values: the reference's merge_model_with_horde_data on the same data.

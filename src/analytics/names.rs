@@ -17,7 +17,7 @@
 //! the first success in backtracking order), with Python's character classes:
 //!
 //! * `\d` is Unicode general category `Nd`; a word character (for `\b`) is
-//!   `L*`/`N*` or `_` (tables in `py_unicode`, Unicode 15.0 like Python 3.12);
+//!   `L*`/`N*` or `_` (tables in [`crate::python::unicode`], Unicode 15.0 like Python 3.12);
 //! * under `IGNORECASE`, an ASCII letter also matches its case partner and
 //!   Python's extra case-equivalents: `i` ~ `İ` `ı`, `k` ~ `K` (Kelvin),
 //!   `s` ~ `ſ`; unflagged classes such as the date patterns' `[a-zA-Z0-9]`
@@ -33,7 +33,7 @@
 //! instructions for a typical 30-character name. [`quant_stripped`] looks at
 //! the last 7 characters only and borrows its answer from the input.
 
-mod py_unicode;
+use crate::python::unicode;
 
 use std::borrow::Cow;
 
@@ -190,7 +190,7 @@ fn is_digit(c: char) -> bool {
     if c.is_ascii() {
         c.is_ascii_digit()
     } else {
-        py_unicode::in_ranges(py_unicode::NON_ASCII_DIGIT, c)
+        unicode::in_ranges(unicode::NON_ASCII_DIGIT, c)
     }
 }
 
@@ -200,7 +200,7 @@ fn is_word(c: char) -> bool {
     if c.is_ascii() {
         c.is_ascii_alphanumeric() || c == '_'
     } else {
-        py_unicode::in_ranges(py_unicode::NON_ASCII_WORD, c)
+        unicode::in_ranges(unicode::NON_ASCII_WORD, c)
     }
 }
 

@@ -5,11 +5,11 @@
 //! floats), numbers may come as strings (pydantic's lax coercion applies), and
 //! an entry that is not an object or has no name is skipped with a warning.
 //!
-//! Parsing is shaped for speed (issue 4): the documents are read by typed
+//! Parsing is shaped for speed: the documents are read by typed
 //! visitors straight into the result, never into a `serde_json::Value` tree
 //! (whose maps cost a dozen allocations per entry). Only the field values are
 //! read as `Value`s, which for numbers, booleans and null allocate nothing, so
-//! that the lax coercions (`records::lax_*`) and the errors are exactly those
+//! that the lax coercions ([`crate::python::lax`]) and the errors are exactly those
 //! of a `Value` parse: an out-of-range number fails the document wherever it
 //! is, an unknown field is parsed (as a `Value`) and dropped, and of two equal
 //! keys the later value wins. The stats names are interned into one buffer
@@ -24,11 +24,10 @@ mod interner;
 
 pub use index::{BaseNames, HordeIndex, LookupScratch, Variations};
 
-use crate::records::{json_type_name, lax_float, lax_int, lax_wide_int, Skip};
+use crate::input::skip::Skip;
+use crate::python::lax::{json_type_name, lax_float, lax_int, lax_wide_int};
 use interner::Interner;
-use serde::de::{
-    self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
-};
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::fmt;
@@ -160,7 +159,7 @@ pub enum HordeError {
 
 /// Parse a `/v2/status/models` response (a JSON array).
 pub fn parse_status(bytes: &[u8]) -> Result<Vec<HordeModelStatus>, HordeError> {
-    match crate::pyjson::from_slice::<Found<StatusList>>(bytes)? {
+    match crate::python::json::from_slice::<Found<StatusList>>(bytes)? {
         Found::Expected(StatusList(list, warnings)) => {
             warnings.iter().for_each(|w| log::warn!("{w}"));
             Ok(list)
@@ -173,7 +172,7 @@ pub fn parse_status(bytes: &[u8]) -> Result<Vec<HordeModelStatus>, HordeError> {
 
 /// Parse a `/v2/stats/.../models` response (`{day, month, total}`).
 pub fn parse_stats(bytes: &[u8]) -> Result<HordeModelStats, HordeError> {
-    match crate::pyjson::from_slice_exact_ints::<Found<StatsDocument>>(bytes)? {
+    match crate::python::json::from_slice_exact_ints::<Found<StatsDocument>>(bytes)? {
         Found::Expected(StatsDocument(stats, warnings)) => {
             warnings.iter().for_each(|w| log::warn!("{w}"));
             Ok(stats)
@@ -237,7 +236,7 @@ macro_rules! other_kinds {
 
 /// The status list's entries, the unusable ones skipped, and the warnings
 /// to log once the whole document has parsed (a document with a non-finite
-/// literal is parsed twice, see [`crate::pyjson::parse_with`]; a rejected one
+/// literal is parsed twice, see [`crate::python::json::parse_with`]; a rejected one
 /// should not warn about its entries).
 struct StatusList(Vec<HordeModelStatus>, Vec<String>);
 
@@ -568,12 +567,7 @@ struct PeriodSeed<'s> {
     warnings: &'s mut Vec<String>,
 }
 
-impl<'de> DeserializeSeed<'de> for PeriodSeed<'_> {
-    type Value = Found<PeriodCounts>;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
+seed_is_visitor!(PeriodSeed<'_> => Found<PeriodCounts>, deserialize_any);
 
 impl<'de> Visitor<'de> for PeriodSeed<'_> {
     type Value = Found<PeriodCounts>;
@@ -633,12 +627,7 @@ impl<'de> Visitor<'de> for PeriodSeed<'_> {
 /// Reads a key of a period, interning it (no `String` per key).
 struct NameSeed<'s>(&'s mut Interner);
 
-impl<'de> DeserializeSeed<'de> for NameSeed<'_> {
-    type Value = u32;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
+seed_is_visitor!(NameSeed<'_> => u32, deserialize_str);
 
 impl Visitor<'_> for NameSeed<'_> {
     type Value = u32;
@@ -714,7 +703,7 @@ impl serde::Serialize for Backend {
     }
 }
 
-use crate::names::{APHRODITE_PREFIX as APHRODITE, KOBOLDCPP_PREFIX as KOBOLDCPP};
+use crate::analytics::names::{APHRODITE_PREFIX as APHRODITE, KOBOLDCPP_PREFIX as KOBOLDCPP};
 
 #[cfg(test)]
 pub(crate) mod tests {

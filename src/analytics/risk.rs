@@ -1,33 +1,24 @@
 //! The deletion-risk analysis (`deletion_risk_analysis.py`): flags per model,
-//! the per-model info, the ordering, the category summary, and the JSON the
-//! reference writes for it.
+//! the per-model info, the ordering and the category summary.
 //!
 //! Work is split by what it depends on: [`RecordFacts`] holds everything read
 //! from a reference record (description, baseline, downloads and their hosts),
 //! computed once per category and shared by the cycle's three deletion-risk
-//! views; [`analyze`] combines it with one view's merged Horde data.
+//! views; [`model_info`] combines it with one view's merged Horde data.
 //!
-//! Shaped for speed (issue 4): a [`ModelDeletionRiskInfo`] borrows its name,
-//! baseline, download hosts and backend variations from the facts and the
-//! merged data instead of copying them three times per model; the cycle
-//! never keeps a view's infos: [`write_analysis`] builds each model's info in
-//! [`ranking`] order, counts it ([`SummaryTally`]) and writes it, then writes
-//! the summary (which follows the models in the JSON). [`analyze`] and
-//! [`write_response`] are the same view built as a value (tests, grouping
-//! tests). The JSON goes straight into one buffer: field names as literals
-//! (booleans with their key as one literal), integers with `itoa`, floats
-//! with `zmij` (the formatters serde_json uses, so the bytes are the ones
-//! serde_json would write), serde_json's string escapes; same field names in
-//! the pydantic declaration order, computed fields (`is_critical`,
-//! `has_warning`) last, `null` where the reference has `None` (and for a
-//! non-finite float, as serde_json).
+//! A [`ModelDeletionRiskInfo`] borrows its name, baseline, download hosts and
+//! backend variations from the facts and the merged data instead of copying
+//! them per view, and no view's infos are kept: [`write_analysis`] builds
+//! each model's info in [`ranking`] order, counts it ([`SummaryTally`]) and
+//! writes it ([`crate::output::risk`]), then writes the summary (which
+//! follows the models in the JSON).
 
+use crate::analytics::merge::{BackendVariation, MergedModel};
 use crate::category::Category;
-use crate::horde::UsageCount;
-use crate::merge::{BackendVariation, MergedModel};
-use crate::pyfloat;
-use crate::pyurl;
-use crate::records::{Download, RawRecord};
+use crate::input::horde::UsageCount;
+use crate::input::reference::{Download, RawRecord};
+use crate::output::risk::{write_model, write_tail, ResponseHead};
+use crate::python;
 use crate::settings::AnalysisSettings;
 use std::borrow::Cow;
 
@@ -197,16 +188,6 @@ pub struct CategoryDeletionRiskSummary {
     pub category_total_month_usage: UsageCount,
 }
 
-impl CategoryDeletionRiskSummary {
-    /// `from_risk_models`: average rounded to 2 places, the category total as
-    /// the sum of the models' month usage.
-    pub fn from_risk_models(models: &[ModelDeletionRiskInfo<'_>]) -> Self {
-        let mut tally = SummaryTally::default();
-        models.iter().for_each(|m| tally.add(m));
-        tally.ungrouped()
-    }
-}
-
 /// A summary counted while its models go by (the views are written model by
 /// model, the summary after them, as in the JSON).
 #[derive(Debug, Clone)]
@@ -273,7 +254,7 @@ impl SummaryTally {
     /// total as the sum of the models' month usage.
     pub fn ungrouped(self) -> CategoryDeletionRiskSummary {
         CategoryDeletionRiskSummary {
-            average_risk_score: pyfloat::round(self.average(), 2),
+            average_risk_score: python::float::round(self.average(), 2),
             category_total_month_usage: self.month_usage,
             ..self.counts
         }
@@ -288,19 +269,6 @@ impl SummaryTally {
             ..self.counts
         }
     }
-}
-
-/// A category's deletion-risk entry (`CategoryDeletionRiskResponse`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct CategoryDeletionRiskResponse<'a> {
-    pub category: Category,
-    pub category_total_month_usage: UsageCount,
-    pub total_count: usize,
-    pub returned_count: usize,
-    pub offset: usize,
-    pub limit: Option<usize>,
-    pub models: Vec<ModelDeletionRiskInfo<'a>>,
-    pub summary: CategoryDeletionRiskSummary,
 }
 
 /// The download-related flags (`validate_downloads`).
@@ -332,7 +300,7 @@ pub fn download_flags(
     let mut has_preferred_host = false;
     let mut has_unknown_host = false;
     for url in downloads.iter().filter_map(|d| d.file_url).filter(|u| !u.is_empty()) {
-        match pyurl::urlsplit(url) {
+        match python::url::urlsplit(url) {
             Ok(parts) if !parts.scheme.is_empty() && !parts.netloc.is_empty() => {
                 has_valid_url = true;
                 if settings.preferred_file_hosts.iter().any(|h| parts.netloc.contains(h.as_str())) {
@@ -359,7 +327,7 @@ pub fn download_flags(
 pub fn download_hosts(downloads: &[Download<'_>]) -> Vec<String> {
     let mut hosts: Vec<String> = Vec::new();
     for url in downloads.iter().filter_map(|d| d.file_url).filter(|u| !u.is_empty()) {
-        if let Ok(parts) = pyurl::urlsplit(url) {
+        if let Ok(parts) = python::url::urlsplit(url) {
             if !parts.netloc.is_empty() && !hosts.contains(&parts.netloc) {
                 hosts.push(parts.netloc);
             }
@@ -463,7 +431,7 @@ pub fn model_info<'a>(
     };
     let usage = merged.usage.unwrap_or_default();
     let usage_percentage = if category_total_usage > 0 {
-        pyfloat::round(usage.month as f64 / category_total_usage as f64 * 100.0, 4)
+        python::float::round(usage.month as f64 / category_total_usage as f64 * 100.0, 4)
     } else {
         0.0
     };
@@ -489,8 +457,8 @@ pub fn model_info<'a>(
         usage_minute: None,
         usage_percentage_of_category: usage_percentage,
         usage_trend,
-        cost_benefit_score: cost_benefit_score.map(|c| pyfloat::round(c, 2)),
-        size_gb: size_gb.map(|g| pyfloat::round(g, 2)),
+        cost_benefit_score: cost_benefit_score.map(|c| python::float::round(c, 2)),
+        size_gb: size_gb.map(|g| python::float::round(g, 2)),
         baseline: facts.baseline.as_deref(),
         nsfw: facts.nsfw,
         has_description: !facts.missing_description,
@@ -519,48 +487,10 @@ pub fn ranking(merged: &[MergedModel]) -> Vec<usize> {
 }
 
 /// The whole deletion-risk response of a category
-/// (`create_deletion_risk_response`): one info per record, in [`ranking`]
-/// order, and the summary. `facts` and `merged` are aligned (same model at
-/// the same index). The cycle writes the same response without building it
-/// ([`write_analysis`]); this is its readable form.
-pub fn analyze<'a>(
-    category: Category,
-    facts: &'a [RecordFacts],
-    merged: &'a [MergedModel],
-    category_total_usage: UsageCount,
-    settings: &AnalysisSettings,
-    include_backend_variations: bool,
-) -> CategoryDeletionRiskResponse<'a> {
-    let merged = &merged[..merged.len().min(facts.len())];
-    let models: Vec<ModelDeletionRiskInfo<'a>> = ranking(merged)
-        .into_iter()
-        .map(|i| {
-            model_info(
-                &facts[i],
-                &merged[i],
-                category_total_usage,
-                category,
-                settings,
-                include_backend_variations,
-            )
-        })
-        .collect();
-    let summary = CategoryDeletionRiskSummary::from_risk_models(&models);
-    CategoryDeletionRiskResponse {
-        category,
-        category_total_month_usage: category_total_usage,
-        total_count: models.len(),
-        returned_count: models.len(),
-        offset: 0,
-        limit: None,
-        models,
-        summary,
-    }
-}
-
-/// [`analyze`] written straight to `out` as JSON, model by model (no info
-/// is kept: each is built, counted and written). `order` is the
-/// [`ranking`] of `merged`. Answers the summary.
+/// (`create_deletion_risk_response`) written to `out` as JSON, model by
+/// model: one info per record in [`ranking`] order (`order`), each built,
+/// counted and written (no info is kept), then the summary. `facts` and
+/// `merged` are aligned (same model at the same index). Answers the summary.
 #[allow(clippy::too_many_arguments)]
 pub fn write_analysis(
     category: Category,
@@ -602,341 +532,10 @@ pub fn write_analysis(
     summary
 }
 
-// ------------------------------------------------------------------ JSON
-
-/// A boolean field with the punctuation and key before it (`,"key":`), as
-/// one write of one literal.
-macro_rules! bool_field {
-    ($out:expr, $key:literal, $value:expr) => {
-        $out.push_str(if $value { concat!($key, "true") } else { concat!($key, "false") })
-    };
-}
-
-/// Bytes per model of a serialised deletion-risk entry besides its strings
-/// (name, baseline, hosts, variations: counted apiece), a little above what
-/// the reference-shaped JSON takes, to size the buffer once (the generated
-/// datasets fill about 80 % of the estimate; a buffer that must grow is
-/// copied once).
-const JSON_BYTES_PER_MODEL: usize = 960;
-
-/// Bytes per backend variation written.
-const JSON_BYTES_PER_VARIATION: usize = 160;
-
-/// A buffer size that should hold the JSON of a view of these models
-/// without growing (an estimate: pages of it never written are never
-/// touched).
-pub fn json_capacity(
-    facts: &[RecordFacts],
-    merged: &[MergedModel],
-    include_backend_variations: bool,
-) -> usize {
-    let per_model: usize = facts
-        .iter()
-        .zip(merged)
-        .map(|(f, m)| {
-            let variations = match &m.backend_variations {
-                Some(v) if include_backend_variations => {
-                    v.iter().map(|bv| JSON_BYTES_PER_VARIATION + bv.variant_name.len()).sum()
-                }
-                _ => 0,
-            };
-            JSON_BYTES_PER_MODEL
-                + 2 * f.name.len()
-                + f.baseline.as_deref().map_or(0, str::len)
-                + f.download_hosts.iter().map(|h| h.len() + 3).sum::<usize>()
-                + variations
-        })
-        .sum();
-    per_model + 1024
-}
-
-/// The fields of a response before its models.
-#[derive(Debug, Clone, Copy)]
-pub struct ResponseHead {
-    pub category: Category,
-    pub category_total_month_usage: UsageCount,
-    pub total_count: usize,
-    pub returned_count: usize,
-    pub offset: usize,
-    pub limit: Option<usize>,
-}
-
-impl ResponseHead {
-    /// Everything up to and including the `[` of `models`.
-    pub fn write(&self, out: &mut String) {
-        out.push_str("{\"category\":");
-        push_plain(out, self.category.as_str());
-        out.push_str(",\"category_total_month_usage\":");
-        push_int(out, self.category_total_month_usage);
-        out.push_str(",\"total_count\":");
-        push_int(out, self.total_count);
-        out.push_str(",\"returned_count\":");
-        push_int(out, self.returned_count);
-        out.push_str(",\"offset\":");
-        push_int(out, self.offset);
-        out.push_str(",\"limit\":");
-        match self.limit {
-            Some(limit) => push_int(out, limit),
-            None => out.push_str("null"),
-        }
-        out.push_str(",\"models\":[");
-    }
-}
-
-/// Everything after the models: the summary and the closing brackets.
-pub fn write_tail(summary: &CategoryDeletionRiskSummary, out: &mut String) {
-    out.push_str("],\"summary\":");
-    write_summary(summary, out);
-    out.push('}');
-}
-
-/// Append `response` as the reference's JSON (serde_json's compact format).
-pub fn write_response(response: &CategoryDeletionRiskResponse<'_>, out: &mut String) {
-    let head = ResponseHead {
-        category: response.category,
-        category_total_month_usage: response.category_total_month_usage,
-        total_count: response.total_count,
-        returned_count: response.returned_count,
-        offset: response.offset,
-        limit: response.limit,
-    };
-    head.write(out);
-    for (i, model) in response.models.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_model(model, out);
-    }
-    write_tail(&response.summary, out);
-}
-
-/// Append one model's info as JSON.
-pub fn write_model(m: &ModelDeletionRiskInfo<'_>, out: &mut String) {
-    out.push_str("{\"name\":");
-    push_str(out, &m.name);
-    out.push_str(match m.category {
-        Category::TextGeneration => ",\"category\":\"text_generation\",\"deletion_risk_flags\":",
-        Category::ImageGeneration => ",\"category\":\"image_generation\",\"deletion_risk_flags\":",
-    });
-    write_flags(&m.deletion_risk_flags, out);
-    bool_field!(out, ",\"at_risk\":", m.at_risk);
-    out.push_str(",\"risk_score\":");
-    push_int(out, m.risk_score);
-    out.push_str(",\"worker_count\":");
-    push_int(out, m.worker_count);
-    push_usage(out, m.usage_day, m.usage_month, m.usage_total);
-    if m.usage_hour.is_none() && m.usage_minute.is_none() {
-        // Always so outside the grouping of hourly data the cycle never has.
-        out.push_str(",\"usage_hour\":null,\"usage_minute\":null,\"usage_percentage_of_category\":");
-    } else {
-        out.push_str(",\"usage_hour\":");
-        push_opt_int(out, m.usage_hour);
-        out.push_str(",\"usage_minute\":");
-        push_opt_int(out, m.usage_minute);
-        out.push_str(",\"usage_percentage_of_category\":");
-    }
-    push_float(out, m.usage_percentage_of_category);
-    out.push_str(",\"usage_trend\":{\"day_to_month_ratio\":");
-    push_opt_float(out, m.usage_trend.day_to_month_ratio);
-    out.push_str(",\"month_to_total_ratio\":");
-    push_opt_float(out, m.usage_trend.month_to_total_ratio);
-    out.push_str("},\"cost_benefit_score\":");
-    push_opt_float(out, m.cost_benefit_score);
-    out.push_str(",\"size_gb\":");
-    push_opt_float(out, m.size_gb);
-    out.push_str(",\"baseline\":");
-    match m.baseline {
-        Some(baseline) => push_str(out, baseline),
-        None => out.push_str("null"),
-    }
-    out.push_str(",\"nsfw\":");
-    match m.nsfw {
-        Some(nsfw) => push_bool(out, nsfw),
-        None => out.push_str("null"),
-    }
-    bool_field!(out, ",\"has_description\":", m.has_description);
-    out.push_str(",\"download_count\":");
-    push_int(out, m.download_count);
-    out.push_str(",\"download_hosts\":[");
-    for (i, host) in m.download_hosts.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        push_str(out, host);
-    }
-    out.push_str("],\"backend_variations\":");
-    match m.backend_variations {
-        Some(variations) => {
-            for (i, bv) in variations.iter().enumerate() {
-                out.push(if i == 0 { '[' } else { ',' });
-                write_backend_variation(bv, out);
-            }
-            if variations.is_empty() {
-                out.push('[');
-            }
-            out.push(']');
-        }
-        None => out.push_str("null"),
-    }
-    bool_field!(out, ",\"is_critical\":", m.is_critical);
-    bool_field!(out, ",\"has_warning\":", m.has_warning);
-    out.push('}');
-}
-
-/// One backend's share of a text model (`BackendVariationStats`).
-fn write_backend_variation(bv: &BackendVariation, out: &mut String) {
-    out.push_str("{\"backend\":");
-    push_plain(out, bv.backend.as_str());
-    out.push_str(",\"variant_name\":");
-    push_str(out, &bv.variant_name);
-    out.push_str(",\"worker_count\":");
-    push_int(out, bv.worker_count);
-    out.push_str(",\"performance\":");
-    push_opt_float(out, bv.performance);
-    push_usage(out, bv.usage.day, bv.usage.month, bv.usage.total);
-    out.push('}');
-}
-
-/// `,"usage_day":…,"usage_month":…,"usage_total":…`, as a model and a backend
-/// variation both write them.
-fn push_usage(out: &mut String, day: UsageCount, month: UsageCount, total: UsageCount) {
-    out.push_str(",\"usage_day\":");
-    push_int(out, day);
-    out.push_str(",\"usage_month\":");
-    push_int(out, month);
-    out.push_str(",\"usage_total\":");
-    push_int(out, total);
-}
-
-/// The flags object, one write a flag.
-fn write_flags(f: &DeletionRiskFlags, out: &mut String) {
-    bool_field!(out, "{\"zero_usage_day\":", f.zero_usage_day);
-    bool_field!(out, ",\"zero_usage_month\":", f.zero_usage_month);
-    bool_field!(out, ",\"zero_usage_total\":", f.zero_usage_total);
-    bool_field!(out, ",\"no_active_workers\":", f.no_active_workers);
-    bool_field!(out, ",\"has_multiple_hosts\":", f.has_multiple_hosts);
-    bool_field!(out, ",\"has_non_preferred_host\":", f.has_non_preferred_host);
-    bool_field!(out, ",\"has_unknown_host\":", f.has_unknown_host);
-    bool_field!(out, ",\"no_download_urls\":", f.no_download_urls);
-    bool_field!(out, ",\"missing_description\":", f.missing_description);
-    bool_field!(out, ",\"missing_baseline\":", f.missing_baseline);
-    bool_field!(out, ",\"low_usage\":", f.low_usage);
-    out.push('}');
-}
-
-fn write_summary(s: &CategoryDeletionRiskSummary, out: &mut String) {
-    let counts = [
-        ("{\"total_models\":", s.total_models),
-        (",\"models_at_risk\":", s.models_at_risk),
-        (",\"models_critical\":", s.models_critical),
-        (",\"models_with_warnings\":", s.models_with_warnings),
-        (",\"models_with_zero_day_usage\":", s.models_with_zero_day_usage),
-        (",\"models_with_zero_month_usage\":", s.models_with_zero_month_usage),
-        (",\"models_with_zero_total_usage\":", s.models_with_zero_total_usage),
-        (",\"models_with_no_active_workers\":", s.models_with_no_active_workers),
-        (",\"models_with_no_downloads\":", s.models_with_no_downloads),
-        (",\"models_with_non_preferred_hosts\":", s.models_with_non_preferred_hosts),
-        (",\"models_with_multiple_hosts\":", s.models_with_multiple_hosts),
-        (",\"models_with_low_usage\":", s.models_with_low_usage),
-    ];
-    for (key, count) in counts {
-        out.push_str(key);
-        push_int(out, count);
-    }
-    out.push_str(",\"average_risk_score\":");
-    push_float(out, s.average_risk_score);
-    out.push_str(",\"category_total_month_usage\":");
-    push_int(out, s.category_total_month_usage);
-    out.push('}');
-}
-
-/// A string known to need no escape (names of enum values), quoted.
-fn push_plain(out: &mut String, s: &str) {
-    out.reserve(s.len() + 2);
-    out.push('"');
-    out.push_str(s);
-    out.push('"');
-}
-
-fn push_bool(out: &mut String, value: bool) {
-    out.push_str(if value { "true" } else { "false" });
-}
-
-fn push_int(out: &mut String, value: impl itoa::Integer) {
-    out.push_str(itoa::Buffer::new().format(value));
-}
-
-fn push_opt_int(out: &mut String, value: Option<i64>) {
-    match value {
-        Some(v) => push_int(out, v),
-        None => out.push_str("null"),
-    }
-}
-
-/// A float as serde_json writes it: shortest round-trip form, `null` when
-/// not finite.
-fn push_float(out: &mut String, value: f64) {
-    if value.is_finite() {
-        out.push_str(zmij::Buffer::new().format_finite(value));
-    } else {
-        out.push_str("null");
-    }
-}
-
-fn push_opt_float(out: &mut String, value: Option<f64>) {
-    match value {
-        Some(v) => push_float(out, v),
-        None => out.push_str("null"),
-    }
-}
-
-/// A JSON string literal, escaped as serde_json does: `"` and `\\`, the
-/// short escapes for backspace, form feed, newline, carriage return and tab,
-/// `\u00XX` (lower-case hex) for the other control characters; everything
-/// else (non-ASCII included) verbatim.
-fn push_str(out: &mut String, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    // Almost every string needs no escape: test all bytes at once (a fold
-    // without early exit, which the compiler vectorises).
-    let needs_escape = s.bytes().fold(false, |any, b| any | (b < 0x20) | (b == b'"') | (b == b'\\'));
-    if !needs_escape {
-        push_plain(out, s);
-        return;
-    }
-    out.push('"');
-    let mut start = 0;
-    for (i, byte) in s.bytes().enumerate() {
-        let short = match byte {
-            b'"' => Some("\\\""),
-            b'\\' => Some("\\\\"),
-            0x08 => Some("\\b"),
-            0x0c => Some("\\f"),
-            b'\n' => Some("\\n"),
-            b'\r' => Some("\\r"),
-            b'\t' => Some("\\t"),
-            0x00..=0x1f => None,
-            _ => continue,
-        };
-        // `i` is at an ASCII byte, so both slices end on char boundaries.
-        out.push_str(&s[start..i]);
-        match short {
-            Some(escape) => out.push_str(escape),
-            None => {
-                out.push_str("\\u00");
-                out.push(char::from(HEX[usize::from(byte >> 4)]));
-                out.push(char::from(HEX[usize::from(byte & 0xf)]));
-            }
-        }
-        start = i + 1;
-    }
-    out.push_str(&s[start..]);
-    out.push('"');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::horde::{Backend, Usage};
+    use crate::input::horde::{Backend, Usage};
     use serde_json::json;
 
     fn model_json(info: &ModelDeletionRiskInfo<'_>) -> String {
@@ -1004,7 +603,7 @@ mod tests {
     }
 
     fn image_facts(name: &str) -> RecordFacts {
-        let reference = crate::records::parse_reference(
+        let reference = crate::input::reference::parse_reference(
             json!({ name: {
                 "name": name, "description": "d", "baseline": "stable_diffusion_1", "nsfw": false,
                 "size_on_disk_bytes": 5214865159u64,
@@ -1077,7 +676,7 @@ mod tests {
     }
 
     #[test]
-    fn analyze_sorts_by_month_usage_stably_and_summarises() {
+    fn analysis_sorts_by_month_usage_stably_and_summarises() {
         let settings = AnalysisSettings::default();
         let facts: Vec<RecordFacts> = ["a", "b", "c", "d"].into_iter().map(image_facts).collect();
         let merged = vec![
@@ -1086,10 +685,22 @@ mod tests {
             merged(2, Some((1, 50, 60))),
             merged(0, Some((0, 10, 20))),
         ];
-        let response = analyze(Category::ImageGeneration, &facts, &merged, 70, &settings, false);
-        let order: Vec<&str> = response.models.iter().map(|m| m.name.as_ref()).collect();
+        let mut written = String::new();
+        let summary = write_analysis(
+            Category::ImageGeneration,
+            &facts,
+            &merged,
+            &ranking(&merged),
+            70,
+            &settings,
+            false,
+            &mut written,
+        );
+        let response: serde_json::Value = serde_json::from_str(&written).unwrap();
+        let order: Vec<&str> =
+            response["models"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
         assert_eq!(order, ["c", "a", "d", "b"]);
-        let s = &response.summary;
+        let s = &summary;
         assert_eq!(
             (s.total_models, s.models_at_risk, s.models_critical, s.models_with_warnings),
             (4, 2, 0, 0)
@@ -1097,14 +708,17 @@ mod tests {
         assert_eq!((s.models_with_zero_day_usage, s.models_with_no_active_workers), (1, 2));
         assert_eq!(s.average_risk_score, 0.75); // (a 0 + b 1 + c 0 + d 2) / 4
         assert_eq!(s.category_total_month_usage, 70);
+        let js = &response["summary"];
         assert_eq!(
-            (response.total_count, response.returned_count, response.offset, response.limit),
-            (4, 4, 0, None)
+            (js["total_models"].as_u64(), js["models_at_risk"].as_u64(), js["average_risk_score"].as_f64()),
+            (Some(4), Some(2), Some(0.75))
         );
-        let mut written = String::new();
-        write_response(&response, &mut written);
-        let json: serde_json::Value = serde_json::from_str(&written).unwrap();
-        let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(js["category_total_month_usage"], 70);
+        assert_eq!(
+            (&response["total_count"], &response["returned_count"], &response["offset"], &response["limit"]),
+            (&json!(4), &json!(4), &json!(0), &serde_json::Value::Null)
+        );
+        let keys: Vec<&str> = response.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(
             keys,
             [
@@ -1121,44 +735,8 @@ mod tests {
     }
 
     #[test]
-    fn strings_and_numbers_are_written_as_serde_json_writes_them() {
-        for text in [
-            "plain",
-            "quote \" and \\ back",
-            "\u{0}\u{1}\u{8}\u{9}\n\u{b}\u{c}\r\u{1f}\u{7f}",
-            "ünï/cødé 🙂",
-            "",
-        ] {
-            let mut out = String::new();
-            push_str(&mut out, text);
-            assert_eq!(out, serde_json::to_string(text).unwrap());
-        }
-        for value in [
-            0.0,
-            -0.0,
-            0.1,
-            1e16,
-            1.5e-7,
-            123456789.125,
-            f64::MAX,
-            f64::MIN_POSITIVE,
-            f64::NAN,
-            f64::INFINITY,
-        ] {
-            let mut out = String::new();
-            push_float(&mut out, value);
-            assert_eq!(out, serde_json::to_string(&value).unwrap());
-        }
-        for value in [i128::MIN, -1, 0, 9_223_372_036_854_775_808, i128::MAX] {
-            let mut out = String::new();
-            push_int(&mut out, value);
-            assert_eq!(out, serde_json::to_string(&value).unwrap());
-        }
-    }
-
-    #[test]
     fn backend_variations_only_when_asked_and_present() {
-        use crate::merge::BackendVariation;
+        use crate::analytics::merge::BackendVariation;
         let settings = AnalysisSettings::default();
         let mut m = merged(2, Some((1, 2, 3)));
         m.backend_variations = Some(vec![BackendVariation {

@@ -43,7 +43,7 @@ pub fn parse_with<T>(
 
 /// [`from_slice`] for a document whose numbers the reference reads as Python
 /// integers of any size (the Horde stats): an integer literal too long for
-/// `u64` becomes a string of its digits, which [`crate::records::lax_wide_int`]
+/// `u64` becomes a string of its digits, which [`crate::python::lax::lax_wide_int`]
 /// reads exactly (pydantic's lax int treats the two alike), where serde_json
 /// would round it to a float.
 pub fn from_slice_exact_ints<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
@@ -315,7 +315,10 @@ mod tests {
                    "d": "18446744073709551615", "f": 1.123_456_789_012_345_7, "12345678901234567890123": 1,
                    "e": [null]}})
         );
-        assert_eq!(crate::records::lax_wide_int(&v["day"]["a"]), Some(123_456_789_012_345_678_901_234_567));
+        assert_eq!(
+            crate::python::lax::lax_wide_int(&v["day"]["a"]),
+            Some(123_456_789_012_345_678_901_234_567)
+        );
         assert!(long_ints_as_strings(br#"{"a": 1, "b": "123456789012345678901234"}"#).is_none());
     }
 
