@@ -77,8 +77,7 @@ fn lines_since(log: &str, skip: usize) -> String {
 /// answered. Both replacements are logged once with their cause.
 #[test]
 fn half_open_connections_are_replaced() {
-    let Some(corpus) = common::conformance_dir() else { return };
-    let horde = HordeServer::start(corpus.join("seed1"));
+    let horde = HordeServer::start(common::example_data());
     let redis = RedisServer::start();
     let proxy = Proxy::start(redis.port());
     let mut setup = Setup::new(&horde, Some(&proxy.redis_url()));
@@ -154,8 +153,7 @@ fn half_open_connections_are_replaced() {
 /// command is answered and an invalidation acted on.
 #[test]
 fn half_open_connections_are_found_by_the_health_checks() {
-    let Some(corpus) = common::conformance_dir() else { return };
-    let data = copy_dataset(&corpus.join("seed1"));
+    let data = copy_dataset(&common::example_data());
     let horde = HordeServer::start(data.path());
     let redis = RedisServer::start();
     let proxy = Proxy::start(redis.port());
@@ -198,8 +196,7 @@ fn half_open_connections_are_found_by_the_health_checks() {
 /// though no message was sent (the gap may have lost one).
 #[test]
 fn killed_subscription_rehydrates_every_category() {
-    let Some(corpus) = common::conformance_dir() else { return };
-    let horde = HordeServer::start(corpus.join("seed1"));
+    let horde = HordeServer::start(common::example_data());
     let redis = RedisServer::start();
     let daemon = Daemon::start(&Setup::new(&horde, Some(&redis.url())));
     wait_for_entries(&redis, &daemon.prefix, Duration::from_secs(60));
@@ -230,8 +227,7 @@ fn killed_subscription_rehydrates_every_category() {
 /// memory being freed; logged once, no outage.
 #[test]
 fn out_of_memory_is_not_an_outage() {
-    let Some(corpus) = common::conformance_dir() else { return };
-    let data = copy_dataset(&corpus.join("seed1"));
+    let data = copy_dataset(&common::example_data());
     let horde = HordeServer::start(data.path());
     let redis = RedisServer::start();
     let daemon = Daemon::start(&Setup::new(&horde, Some(&redis.url())));
@@ -289,8 +285,7 @@ fn out_of_memory_is_not_an_outage() {
 /// the new model (the refused DEL does not block the writes).
 #[test]
 fn a_user_without_del_still_gets_fresh_entries() {
-    let Some(corpus) = common::conformance_dir() else { return };
-    let data = copy_dataset(&corpus.join("seed1"));
+    let data = copy_dataset(&common::example_data());
     let horde = HordeServer::start(data.path());
     let redis = RedisServer::start();
     let mut client = redis.client();
@@ -323,8 +318,7 @@ fn a_user_without_del_still_gets_fresh_entries() {
 /// the old entries stay; once it is a primary again the new ones are written.
 #[test]
 fn read_only_replica_then_primary_again() {
-    let Some(corpus) = common::conformance_dir() else { return };
-    let data = copy_dataset(&corpus.join("seed1"));
+    let data = copy_dataset(&common::example_data());
     let horde = HordeServer::start(data.path());
     let redis = RedisServer::start();
     let daemon = Daemon::start(&Setup::new(&horde, Some(&redis.url())));
@@ -367,8 +361,7 @@ fn read_only_replica_then_primary_again() {
 /// After a Redis restart, the first admin command is answered.
 #[test]
 fn first_admin_command_after_a_restart_is_answered() {
-    let Some(corpus) = common::conformance_dir() else { return };
-    let horde = HordeServer::start(corpus.join("seed1"));
+    let horde = HordeServer::start(common::example_data());
     let mut redis = RedisServer::start();
     let daemon = Daemon::start(&Setup::new(&horde, Some(&redis.url())));
     wait_for_entries(&redis, &daemon.prefix, Duration::from_secs(60));
@@ -439,8 +432,7 @@ fn the_proxy_forwards_blackholes_delays_and_resets() {
 /// the reply run as a command. Refused with a log line, no reply.
 #[test]
 fn replies_only_go_under_the_reply_channel() {
-    let Some(corpus) = common::conformance_dir() else { return };
-    let horde = HordeServer::start(corpus.join("seed1"));
+    let horde = HordeServer::start(common::example_data());
     let redis = RedisServer::start();
     let daemon = Daemon::start(&Setup::new(&horde, Some(&redis.url())));
     wait_subscribed(&redis, &daemon.admin_channel(), Duration::from_secs(30));
@@ -471,8 +463,7 @@ fn replies_only_go_under_the_reply_channel() {
 /// one per message.
 #[test]
 fn an_invalidation_burst_logs_one_line() {
-    let Some(corpus) = common::conformance_dir() else { return };
-    let horde = HordeServer::start(corpus.join("seed1"));
+    let horde = HordeServer::start(common::example_data());
     let redis = RedisServer::start();
     let daemon = Daemon::start(&Setup::new(&horde, Some(&redis.url())));
     wait_for_entries(&redis, &daemon.prefix, Duration::from_secs(60));
@@ -508,8 +499,7 @@ fn an_invalidation_burst_logs_one_line() {
 /// and says so on stdout and stderr.
 #[test]
 fn once_with_redis_down_is_partial() {
-    let Some(corpus) = common::conformance_dir() else { return };
-    let horde = HordeServer::start(corpus.join("seed1"));
+    let horde = HordeServer::start(common::example_data());
     let mut redis = RedisServer::start();
     redis.stop();
     let dir = tempfile::tempdir().unwrap();
