@@ -27,6 +27,22 @@
 //! them (or a cycle's write succeeds). A refused DEL is logged and not
 //! replayed, and never holds back the writes: the next write replaces the
 //! keys anyway.
+//!
+//! Stale-if-error (RFC 5861's idea, in Redis): while hydration is enabled, an
+//! entry stays readable in Redis until `hydration.stale_ttl_seconds` after the
+//! data it was computed from was fetched. When a cycle could not refresh it
+//! ([`KeepStale`]), and whenever its Redis TTL is about to run out before a
+//! cycle rewrote it (a keeper on the tick), its TTL is re-armed — by at most
+//! one normal TTL, so entries of a daemon that stopped expire within their
+//! normal TTL — and a key found missing is set again from memory. The payload
+//! is never changed. Past the stale TTL the entry is dropped, logged once.
+//!
+//! Late DELs: after a store that re-hydrates an invalidated category
+//! (`StoreCategory::guard`), the entries are checked at growing intervals for
+//! five seconds (`STRLEN`, compared with the stored length) and any entry a
+//! late DEL removed — or a reader's own answer replaced — is set again from
+//! memory, unless a newer invalidation came. The Redis commands of both are
+//! the small functions after the actor's code.
 
 use crate::counters::Counters;
 use crate::redis_link::{self, CommandLink, Conn, Failure, RefusalKind};
@@ -35,6 +51,7 @@ use horde_hydrator::category::Category;
 use horde_hydrator::cycle::{ComputedEntry, EntryJson};
 use horde_hydrator::keys::{EntryKey, EntryKind};
 use horde_hydrator::settings::{CacheSettings, Settings};
+use redis::aio::MultiplexedConnection;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
@@ -120,11 +137,62 @@ struct MemEntry {
     json: EntryJson,
     stored_at: Instant,
     stored_unix: f64,
+    /// When the oldest input it was computed from was fetched (its stale TTL
+    /// runs from here): `stored_at` unless computed from last good Horde data.
+    as_of: Instant,
+    /// When the key expires in Redis, as last set by this daemon; `None`:
+    /// not known to be in Redis (not written, or a write failed).
+    redis_until: Option<Instant>,
+    /// Since when (Unix time) and why a cycle could not refresh it.
+    stale_since: Option<(f64, String)>,
     ttl: Duration,
     models: usize,
     at_risk: Option<usize>,
     critical: Option<usize>,
 }
+
+impl MemEntry {
+    /// When it becomes too old for stale-if-error.
+    fn stale_end(&self, stale_ttl: Duration) -> Instant {
+        self.as_of + stale_ttl
+    }
+
+    /// Past its TTL and past the stale TTL: no longer kept in Redis.
+    fn is_past_stale_ttl(&self, now: Instant, stale_ttl: Duration) -> bool {
+        now >= self.stored_at + self.ttl && now >= self.stale_end(stale_ttl)
+    }
+
+    /// The TTL to give the key in Redis now: what is left of its normal TTL,
+    /// or (stale-if-error, `stale_ok`) up to one normal TTL, never past the
+    /// stale TTL. Zero: do not write it.
+    fn redis_ttl_left(&self, now: Instant, stale_ttl: Duration, stale_ok: bool) -> Duration {
+        let fresh_left = (self.stored_at + self.ttl).saturating_duration_since(now);
+        if !stale_ok {
+            return fresh_left;
+        }
+        let allowance_left = self.stale_end(stale_ttl).saturating_duration_since(now);
+        fresh_left.max(self.ttl.min(allowance_left))
+    }
+}
+
+/// How long before its Redis expiry the keeper re-arms an entry that no
+/// cycle rewrote: a sixth of the TTL (50 s of the default 300 s, so a healthy
+/// 240 s cycle never needs it) — but for short TTLs up to 2 s, so a daemon
+/// starved of CPU for a moment is not late — never more than half the TTL.
+pub fn rearm_margin(ttl: Duration) -> Duration {
+    let half = ttl / 2;
+    (ttl / 6)
+        .clamp(Duration::from_secs(1), Duration::from_secs(60))
+        .max(half.min(Duration::from_secs(2)))
+        .min(half)
+}
+
+/// When, after a guarded store, the entries are checked for late DELs
+/// (milliseconds after the write): dense while the reference's processes
+/// are still DELeting (they do within ~0.2 s, a busy one later), then
+/// sparser, for five seconds.
+pub const GUARD_CHECKS_MS: [u64; 18] =
+    [20, 50, 100, 150, 200, 300, 400, 500, 750, 1000, 1250, 1500, 1750, 2000, 2500, 3000, 4000, 5000];
 
 /// One entry as the status reply lists it.
 #[derive(Debug, Clone)]
@@ -138,6 +206,16 @@ pub struct EntryInfo {
     pub models: usize,
     pub at_risk: Option<usize>,
     pub critical: Option<usize>,
+    /// Unix time the oldest input of the entry was fetched.
+    pub data_as_of_unix: f64,
+    /// Unix time since which cycles could not refresh it, and why; an entry
+    /// merely older than its TTL is stale since `stored_at + ttl`.
+    pub stale_since_unix: Option<f64>,
+    pub stale_reason: Option<String>,
+    /// Seconds until the key expires in Redis as this daemon last set it.
+    pub redis_expires_in_seconds: Option<f64>,
+    /// Seconds left before it is too old for stale-if-error (dropped then).
+    pub stale_allowance_left_seconds: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +239,26 @@ pub enum ReadSource {
 pub struct StoreCategory {
     pub category: Category,
     pub entries: Vec<ComputedEntry>,
+    /// The category's generation when the cycle began it: a store from an
+    /// older generation (an invalidation came since) is dropped.
+    pub generation: u64,
+    /// Re-hydration after an invalidation: watch for late DELs afterwards.
+    pub guard: bool,
+    /// How old the Horde data of the deletion-risk entries is (zero when
+    /// fetched now): their stale TTL runs from when it was fetched.
+    pub risk_inputs_age: Duration,
+}
+
+/// A cycle could not refresh these entries of a category (their sources
+/// failed): keep them readable in Redis within the stale TTL.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct KeepStale {
+    pub category: Category,
+    pub kinds: Vec<EntryKind>,
+    /// The failed sources, for the status reply.
+    pub reason: String,
+    pub generation: u64,
 }
 
 /// Read one entry as the reference's readers would.
@@ -183,14 +281,16 @@ pub struct Clear;
 pub struct Info;
 
 /// The cache's part of a settings reload (SIGHUP). The TTLs apply to the
-/// entries written from now on; the stale TTL and `hydration_enabled` (which
-/// decides whether stale memory entries are served) to every read from now on.
+/// entries written from now on; the stale TTL, `hydration_enabled` (which
+/// decides whether stale memory entries are served) and the interval (which
+/// the keeper bridges) from now on.
 #[derive(Message, Debug, Clone, PartialEq)]
 #[rtype(result = "()")]
 pub struct Reconfigure {
     pub ttls: CacheSettings,
     pub stale_ttl: Duration,
     pub hydration_enabled: bool,
+    pub interval: Duration,
 }
 
 /// Wait (up to the socket timeout) until the Redis state is known.
@@ -213,6 +313,9 @@ pub struct CacheActor {
     ttls: CacheSettings,
     stale_ttl: Duration,
     hydration_enabled: bool,
+    /// `hydration.interval_seconds`: the keeper bridges a late cycle only
+    /// where the schedule meant to refresh an entry within its TTL.
+    interval: Duration,
     redis_url: String,
     health_every: Duration,
     /// The command connection (`None`: Redis disabled).
@@ -234,6 +337,8 @@ pub struct CacheActor {
     refused_retry_at: Option<Instant>,
     refused_retries: u32,
     counters: Arc<Counters>,
+    /// Per category, the latest guarded store (older guards stop).
+    guards: BTreeMap<Category, u64>,
 }
 
 /// Redis could not be set up at all (a URL the client rejects, an unreadable CA file).
@@ -250,6 +355,10 @@ enum Op {
     WriteBack(Category),
     /// A DEL of this many keys.
     Delete(usize),
+    /// Stale-if-error: re-arming the TTL of (or setting again) this many keys.
+    Rearm(usize),
+    /// Late DELs: checking (and repairing) a re-hydrated category's entries.
+    Repair(Category),
     Get,
     Ping,
 }
@@ -260,6 +369,8 @@ impl fmt::Display for Op {
             Op::Store(c) => write!(f, "the {c} entries (MULTI/EXEC of SETEX)"),
             Op::WriteBack(c) => write!(f, "the write-back of the {c} entries"),
             Op::Delete(n) => write!(f, "DEL of {n} keys"),
+            Op::Rearm(n) => write!(f, "the TTL re-arm of {n} entries (stale-if-error)"),
+            Op::Repair(c) => write!(f, "the check of the re-hydrated {c} entries"),
             Op::Get => f.write_str("GET"),
             Op::Ping => f.write_str("the health check PING"),
         }
@@ -285,6 +396,7 @@ impl CacheActor {
             ttls: settings.cache.clone(),
             stale_ttl: settings.hydration.stale_ttl,
             hydration_enabled: settings.hydration.enabled,
+            interval: settings.hydration.interval,
             redis_url: settings.redis.url.redacted(),
             health_every: settings.redis.health_check,
             link,
@@ -299,6 +411,7 @@ impl CacheActor {
             refused_retry_at: None,
             refused_retries: 0,
             counters,
+            guards: BTreeMap::new(),
         })
     }
 
@@ -411,6 +524,7 @@ impl CacheActor {
                         ),
                         Op::Delete(_) => "the keys stay in Redis until overwritten or expired".to_string(),
                         Op::Get | Op::Ping => "answered from memory".to_string(),
+                        Op::Rearm(_) | Op::Repair(_) => "the entries stay in memory; retried".to_string(),
                     };
                     log::warn!(
                         "redis: {} refused {op} ({}: {message}); the connection is fine: {consequence}",
@@ -461,11 +575,15 @@ impl CacheActor {
         let Some((conn, timeout)) = self.conn() else { return };
         let deletes: Vec<String> = std::mem::take(&mut self.pending_deletes).into_iter().collect();
         let mut per_category: BTreeMap<Category, Vec<(String, EntryJson, u64)>> = BTreeMap::new();
-        for (key, e) in &self.memory {
+        let now = Instant::now();
+        let stale_ok = self.hydration_enabled;
+        for (key, e) in self.memory.iter_mut() {
             if self.refused.contains(&key.category) != refused_only {
                 continue;
             }
-            let left = e.ttl.saturating_sub(e.stored_at.elapsed()).as_secs();
+            // Stale-if-error: an entry past its TTL is written back too, within its stale TTL.
+            let left = e.redis_ttl_left(now, self.stale_ttl, stale_ok).as_secs();
+            e.redis_until = (left > 0).then(|| now + Duration::from_secs(left));
             if left > 0 {
                 per_category.entry(key.category).or_default().push((
                     key.redis_key(&self.prefix),
@@ -581,6 +699,257 @@ impl CacheActor {
     }
 }
 
+// ---------------------------------------------------------------- stale-if-error, late DELs
+
+impl CacheActor {
+    /// A store of `keys` made at `stored_at` reached Redis with the full TTL.
+    fn note_written(&mut self, keys: &[EntryKey], stored_at: Instant) {
+        for k in keys {
+            if let Some(e) = self.memory.get_mut(k).filter(|e| e.stored_at == stored_at) {
+                e.redis_until = Some(stored_at + e.ttl);
+            }
+        }
+    }
+
+    /// The keeper: drop entries past the stale TTL (logged once, as they
+    /// go), and re-arm those whose Redis TTL runs out before a cycle
+    /// rewrote them — when their sources are failing, or when the schedule
+    /// meant to rewrite them in time (interval below the TTL) and the cycle
+    /// is late (retrying, or skipped behind a slow one). An interval longer
+    /// than the TTL never meant to keep entries in Redis: they expire.
+    fn keep(&mut self, ctx: &mut Context<Self>) {
+        if !self.hydration_enabled || self.link.is_none() {
+            return;
+        }
+        let now = Instant::now();
+        let stale_ttl = self.stale_ttl;
+        let expired: Vec<EntryKey> = self
+            .memory
+            .iter()
+            .filter(|(_, e)| e.is_past_stale_ttl(now, stale_ttl))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in expired {
+            if let Some(e) = self.memory.remove(&k) {
+                let why = e.stale_since.as_ref().map_or("it was not refreshed", |(_, r)| r.as_str());
+                log::warn!(
+                    "cache: {} is older than hydration.stale_ttl_seconds ({} s) and {why}; it is no longer kept in Redis and readers miss until a cycle computes it",
+                    k.redis_key(&self.prefix),
+                    stale_ttl.as_secs()
+                );
+            }
+        }
+        if self.conn().is_none() {
+            return; // the write-back on reconnect re-arms everything
+        }
+        let due: Vec<EntryKey> = self
+            .memory
+            .iter()
+            .filter(|(_, e)| e.stale_since.is_some() || self.interval < e.ttl)
+            .filter(|(_, e)| {
+                e.redis_until.is_some_and(|until| until.saturating_duration_since(now) < rearm_margin(e.ttl))
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        if !due.is_empty() {
+            self.rearm(due, ctx);
+        }
+    }
+
+    /// Re-arm the Redis TTL of these memory entries (by at most one TTL,
+    /// never past their stale TTL); a key found missing is set again.
+    fn rearm(&mut self, keys: Vec<EntryKey>, ctx: &mut Context<Self>) {
+        let Some((conn, timeout)) = self.conn() else { return };
+        if !self.hydration_enabled {
+            return;
+        }
+        let now = Instant::now();
+        let mut items = Vec::new();
+        for k in keys {
+            let Some(e) = self.memory.get_mut(&k) else { continue };
+            let ttl = e.ttl.min(e.stale_end(self.stale_ttl).saturating_duration_since(now));
+            if ttl < Duration::from_millis(1) {
+                continue;
+            }
+            e.redis_until = Some(now + ttl);
+            items.push(Rearm {
+                key: k,
+                redis_key: k.redis_key(&self.prefix),
+                json: e.json.clone(),
+                ttl,
+                generation: self.counters.generations.current(k.category),
+            });
+        }
+        if items.is_empty() {
+            return;
+        }
+        let counters = self.counters.clone();
+        let generation = conn.generation;
+        let op = Op::Rearm(items.len());
+        let fut = async move {
+            let res = redis_rearm(conn.conn, timeout, &items, &counters).await;
+            (res, items)
+        };
+        ctx.spawn(fut.into_actor(self).map(move |(res, items), act, _ctx| {
+            act.note(generation, &res.as_ref().map(|_| ()).map_err(Clone::clone), op);
+            match res {
+                Ok(restored) => {
+                    if !restored.is_empty() {
+                        log::info!(
+                            "cache: set again from memory (missing in Redis when re-armed): {}",
+                            restored.join(", ")
+                        );
+                    }
+                }
+                Err(_) => {
+                    // Not known to be in Redis: the write-back on reconnect
+                    // (or the next cycle) writes it.
+                    for it in items {
+                        if let Some(m) = act.memory.get_mut(&it.key) {
+                            m.redis_until = None;
+                        }
+                    }
+                }
+            }
+        }));
+    }
+
+    /// After a guarded store: check the category's entries at
+    /// [`GUARD_CHECKS_MS`] and repair what a late DEL removed.
+    fn guard(&mut self, category: Category, generation: u64, ctx: &mut Context<Self>) {
+        let stamp = self.guards.entry(category).or_default();
+        *stamp += 1;
+        let stamp = *stamp;
+        for ms in GUARD_CHECKS_MS {
+            ctx.run_later(Duration::from_millis(ms), move |act, ctx| {
+                act.guard_check(category, generation, stamp, ctx);
+            });
+        }
+    }
+
+    fn guard_check(&mut self, category: Category, generation: u64, stamp: u64, ctx: &mut Context<Self>) {
+        if self.guards.get(&category) != Some(&stamp)
+            || self.counters.generations.current(category) != generation
+        {
+            return;
+        }
+        let Some((conn, timeout)) = self.conn() else { return };
+        let now = Instant::now();
+        let stale_ok = self.hydration_enabled;
+        let items: Vec<Rearm> = self
+            .memory
+            .iter()
+            .filter(|(k, _)| k.category == category)
+            .filter_map(|(k, e)| {
+                let ttl = e.redis_until.map_or_else(
+                    || e.redis_ttl_left(now, self.stale_ttl, stale_ok),
+                    |until| until.saturating_duration_since(now),
+                );
+                (ttl >= Duration::from_millis(1)).then(|| Rearm {
+                    key: *k,
+                    redis_key: k.redis_key(&self.prefix),
+                    json: e.json.clone(),
+                    ttl,
+                    generation,
+                })
+            })
+            .collect();
+        if items.is_empty() {
+            return;
+        }
+        let counters = self.counters.clone();
+        let link_generation = conn.generation;
+        let fut = async move { redis_repair(conn.conn, timeout, &items, &counters).await };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, _ctx| {
+            act.note(link_generation, &res.as_ref().map(|_| ()).map_err(Clone::clone), Op::Repair(category));
+            if let Ok(repaired) = res {
+                if !repaired.is_empty() {
+                    log::info!(
+                        "cache: {category}: restored {} from memory after a late DEL (or a foreign write) following its re-hydration",
+                        repaired.join(", ")
+                    );
+                }
+            }
+        }));
+    }
+}
+
+/// One entry to re-arm or repair in Redis.
+struct Rearm {
+    key: EntryKey,
+    redis_key: String,
+    json: EntryJson,
+    ttl: Duration,
+    /// The category's generation this was decided in: no write once it moved.
+    generation: u64,
+}
+
+/// Re-arm each key's TTL (`PEXPIRE`); a key that is gone is set again from
+/// memory (`SET … PX`), unless its category was invalidated meanwhile.
+/// Answers the keys set again.
+async fn redis_rearm(
+    mut conn: MultiplexedConnection,
+    timeout: Duration,
+    items: &[Rearm],
+    counters: &Counters,
+) -> Result<Vec<String>, Failure> {
+    let mut pipe = redis::pipe();
+    for it in items {
+        pipe.cmd("PEXPIRE").arg(&it.redis_key).arg(millis(it.ttl));
+    }
+    let armed: Vec<i64> = redis_link::run(timeout, pipe.query_async(&mut conn)).await?;
+    counters.add(&counters.stale_rearms, armed.iter().filter(|a| **a == 1).count() as u64);
+    let missing: Vec<&Rearm> = items.iter().zip(&armed).filter(|(_, a)| **a == 0).map(|(it, _)| it).collect();
+    redis_set_again(conn, timeout, &missing, counters).await
+}
+
+/// Compare each key's length with the entry's (`STRLEN`: 0 when missing)
+/// and set again from memory those that differ. Answers the keys set again.
+async fn redis_repair(
+    mut conn: MultiplexedConnection,
+    timeout: Duration,
+    items: &[Rearm],
+    counters: &Counters,
+) -> Result<Vec<String>, Failure> {
+    let mut pipe = redis::pipe();
+    for it in items {
+        pipe.cmd("STRLEN").arg(&it.redis_key);
+    }
+    let lens: Vec<usize> = redis_link::run(timeout, pipe.query_async(&mut conn)).await?;
+    let differ: Vec<&Rearm> =
+        items.iter().zip(&lens).filter(|(it, len)| **len != it.json.len()).map(|(it, _)| it).collect();
+    let repaired = redis_set_again(conn, timeout, &differ, counters).await?;
+    counters.add(&counters.late_deletes_repaired, repaired.len() as u64);
+    Ok(repaired)
+}
+
+/// `SET key value PX ttl` for entries whose category is still in the
+/// generation they were decided in (checked just before the command is
+/// queued, on the actors' one thread: an invalidation's DEL, queued later,
+/// wins).
+async fn redis_set_again(
+    mut conn: MultiplexedConnection,
+    timeout: Duration,
+    items: &[&Rearm],
+    counters: &Counters,
+) -> Result<Vec<String>, Failure> {
+    let current: Vec<&&Rearm> =
+        items.iter().filter(|it| counters.generations.current(it.key.category) == it.generation).collect();
+    if current.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for it in &current {
+        pipe.cmd("SET").arg(&it.redis_key).arg(it.json.as_bytes()).arg("PX").arg(millis(it.ttl)).ignore();
+    }
+    redis_link::run(timeout, pipe.query_async::<()>(&mut conn)).await?;
+    Ok(current.iter().map(|it| it.redis_key.clone()).collect())
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
 fn unix_now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
@@ -595,6 +964,7 @@ impl Actor for CacheActor {
             let first = self.connect_now();
             ctx.wait(first);
             ctx.run_interval(TICK, |act, ctx| act.tick(ctx));
+            ctx.run_interval(TICK, |act, ctx| act.keep(ctx));
         }
     }
 }
@@ -603,8 +973,18 @@ impl Handler<StoreCategory> for CacheActor {
     type Result = ResponseActFuture<Self, RedisWrite>;
 
     fn handle(&mut self, msg: StoreCategory, _ctx: &mut Self::Context) -> Self::Result {
+        if self.counters.generations.current(msg.category) != msg.generation {
+            log::info!(
+                "cache: {} was invalidated while it was computed; those entries are dropped",
+                msg.category
+            );
+            return Box::pin(fut::ready(RedisWrite::Failed(
+                "superseded by an invalidation; not written".to_string(),
+            )));
+        }
         let now = Instant::now();
         let now_unix = unix_now();
+        let risk_as_of = now.checked_sub(msg.risk_inputs_age).unwrap_or(now);
         for e in &msg.entries {
             self.pending_deletes.remove(&e.key.redis_key(&self.prefix));
             self.memory.insert(
@@ -613,6 +993,12 @@ impl Handler<StoreCategory> for CacheActor {
                     json: e.json.clone(),
                     stored_at: now,
                     stored_unix: now_unix,
+                    as_of: match e.key.kind {
+                        EntryKind::DeletionRisk => risk_as_of,
+                        EntryKind::Statistics => now,
+                    },
+                    redis_until: None,
+                    stale_since: None,
                     ttl: self.ttls.ttl(e.key.kind),
                     models: e.models,
                     at_risk: e.at_risk,
@@ -636,15 +1022,21 @@ impl Handler<StoreCategory> for CacheActor {
         }
         let category = msg.category;
         let generation = conn.generation;
+        let (category_generation, guard) = (msg.generation, msg.guard);
+        let stored: Vec<EntryKey> = msg.entries.iter().map(|e| e.key).collect();
         let fut = async move {
             let mut conn = conn.conn;
             redis_link::run(timeout, pipe.query_async::<()>(&mut conn)).await
         };
-        Box::pin(fut.into_actor(self).map(move |res, act, _ctx| {
+        Box::pin(fut.into_actor(self).map(move |res, act, ctx| {
             act.note(generation, &res, Op::Store(category));
             match res {
                 Ok(()) => {
                     act.written(category);
+                    act.note_written(&stored, now);
+                    if guard {
+                        act.guard(category, category_generation, ctx);
+                    }
                     RedisWrite::Written
                 }
                 Err(Failure::Connection(e)) => RedisWrite::Failed(e),
@@ -654,6 +1046,40 @@ impl Handler<StoreCategory> for CacheActor {
                 }
             }
         }))
+    }
+}
+
+impl Handler<KeepStale> for CacheActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: KeepStale, ctx: &mut Self::Context) {
+        if self.counters.generations.current(msg.category) != msg.generation {
+            return;
+        }
+        let now_unix = unix_now();
+        let mut keys = Vec::new();
+        let mut newly = 0;
+        for (k, e) in self.memory.iter_mut() {
+            if k.category == msg.category && msg.kinds.contains(&k.kind) {
+                match &mut e.stale_since {
+                    Some((_, reason)) => *reason = msg.reason.clone(),
+                    None => {
+                        e.stale_since = Some((now_unix, msg.reason.clone()));
+                        newly += 1;
+                    }
+                }
+                keys.push(*k);
+            }
+        }
+        if newly > 0 && self.hydration_enabled {
+            log::warn!(
+                "cache: {} entries of {} kept readable in Redis while their sources fail (up to {} s after their data was fetched)",
+                newly,
+                msg.category,
+                self.stale_ttl.as_secs()
+            );
+        }
+        self.rearm(keys, ctx);
     }
 }
 
@@ -741,7 +1167,25 @@ impl Handler<Info> for CacheActor {
             .iter()
             .map(|(k, e)| {
                 let age = e.stored_at.elapsed();
+                let now = Instant::now();
+                let now_unix = unix_now();
+                let ago = |at: Instant| now_unix - now.saturating_duration_since(at).as_secs_f64();
+                let stale_since_unix = e
+                    .stale_since
+                    .as_ref()
+                    .map(|(at, _)| *at)
+                    .or_else(|| (age >= e.ttl).then_some(e.stored_unix + e.ttl.as_secs_f64()));
                 EntryInfo {
+                    data_as_of_unix: ago(e.as_of),
+                    stale_since_unix,
+                    stale_reason: e.stale_since.as_ref().map(|(_, r)| r.clone()),
+                    redis_expires_in_seconds: e
+                        .redis_until
+                        .map(|until| until.saturating_duration_since(now).as_secs_f64()),
+                    stale_allowance_left_seconds: e
+                        .stale_end(self.stale_ttl)
+                        .saturating_duration_since(now)
+                        .as_secs_f64(),
                     key: k.redis_key(&self.prefix),
                     stored_at_unix: e.stored_unix,
                     age_seconds: age.as_secs_f64(),
@@ -765,6 +1209,7 @@ impl Handler<Reconfigure> for CacheActor {
         self.ttls = msg.ttls;
         self.stale_ttl = msg.stale_ttl;
         self.hydration_enabled = msg.hydration_enabled;
+        self.interval = msg.interval;
     }
 }
 
@@ -802,6 +1247,54 @@ mod tests {
         }
     }
 
+    fn store(category: Category, entries: Vec<ComputedEntry>) -> StoreCategory {
+        StoreCategory { category, entries, generation: 0, guard: false, risk_inputs_age: Duration::ZERO }
+    }
+
+    #[test]
+    fn stale_if_error_ttls_never_pass_the_stale_ttl() {
+        let s = Duration::from_secs;
+        let t0 = Instant::now();
+        let e = MemEntry {
+            json: EntryJson::from("{}".to_string()),
+            stored_at: t0,
+            stored_unix: 0.0,
+            as_of: t0,
+            redis_until: Some(t0 + s(300)),
+            stale_since: None,
+            ttl: s(300),
+            models: 0,
+            at_risk: None,
+            critical: None,
+        };
+        let stale = s(3600);
+        // Fresh: what is left of the TTL, or (stale-if-error) a whole TTL.
+        assert_eq!(e.redis_ttl_left(t0 + s(100), stale, false), s(200));
+        assert_eq!(e.redis_ttl_left(t0 + s(100), stale, true), s(300));
+        // Past the TTL: nothing without stale-if-error; one TTL at most with it...
+        assert_eq!(e.redis_ttl_left(t0 + s(400), stale, false), s(0));
+        assert_eq!(e.redis_ttl_left(t0 + s(400), stale, true), s(300));
+        // ...and never past the stale TTL.
+        assert_eq!(e.redis_ttl_left(t0 + s(3500), stale, true), s(100));
+        assert_eq!(e.redis_ttl_left(t0 + s(3600), stale, true), s(0));
+        assert!(!e.is_past_stale_ttl(t0 + s(3599), stale));
+        assert!(e.is_past_stale_ttl(t0 + s(3600), stale));
+        // Computed from older Horde data: the stale TTL runs from that data.
+        let older = MemEntry { as_of: t0 - s(3000), ..e };
+        assert_eq!(older.redis_ttl_left(t0 + s(400), stale, true), s(200));
+        assert!(older.is_past_stale_ttl(t0 + s(600), stale));
+    }
+
+    #[test]
+    fn rearm_margin_leaves_healthy_cycles_alone() {
+        let s = Duration::from_secs;
+        assert_eq!(rearm_margin(s(300)), s(50), "a 240 s cycle rewrites with 60 s left");
+        assert_eq!(rearm_margin(s(3)), Duration::from_millis(1500));
+        assert_eq!(rearm_margin(s(12)), s(2));
+        assert_eq!(rearm_margin(s(1)), Duration::from_millis(500));
+        assert_eq!(rearm_margin(s(3600)), s(60));
+    }
+
     #[test]
     fn memory_only_store_get_invalidate_clear() {
         let mut settings = Settings::default();
@@ -810,15 +1303,9 @@ mod tests {
             let cache = CacheActor::new(&settings, Arc::new(Counters::default())).unwrap().start();
             let image = EntryKey::risk(Category::ImageGeneration, false, false);
             let text = EntryKey::stats(Category::TextGeneration, true);
-            let w = cache.send(StoreCategory {
-                category: Category::ImageGeneration,
-                entries: vec![entry(image, "{\"a\":1}")],
-            });
+            let w = cache.send(store(Category::ImageGeneration, vec![entry(image, "{\"a\":1}")]));
             assert_eq!(w.await.unwrap(), RedisWrite::Disabled);
-            cache
-                .send(StoreCategory { category: Category::TextGeneration, entries: vec![entry(text, "{}")] })
-                .await
-                .unwrap();
+            cache.send(store(Category::TextGeneration, vec![entry(text, "{}")])).await.unwrap();
 
             let (json, source) = cache.send(Get(image)).await.unwrap().unwrap();
             assert_eq!(&*json, "{\"a\":1}");

@@ -2,9 +2,43 @@
 //!
 //! Plain atomics behind one `Arc` instead of messages: they are monotonic,
 //! read only for display, and must not add round trips to the hot paths.
+//!
+//! Also each category's generation ([`Generations`]): bumped by an
+//! invalidation (or `clear`), read by the cycle and the cache to drop work
+//! begun before it.
 
+use horde_hydrator::category::Category;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Each category's generation: an invalidation bumps it. A cycle notes the
+/// generation when it starts a category; a fetch result or a store from an
+/// older generation is dropped, so entries invalidated while a cycle was
+/// fetching are never re-filled from what it fetched before.
+#[derive(Debug, Default)]
+pub struct Generations {
+    image: AtomicU64,
+    text: AtomicU64,
+}
+
+impl Generations {
+    fn slot(&self, category: Category) -> &AtomicU64 {
+        match category {
+            Category::ImageGeneration => &self.image,
+            Category::TextGeneration => &self.text,
+        }
+    }
+
+    /// The category's current generation.
+    pub fn current(&self, category: Category) -> u64 {
+        self.slot(category).load(Ordering::SeqCst)
+    }
+
+    /// A new generation (an invalidation); returns it.
+    pub fn bump(&self, category: Category) -> u64 {
+        self.slot(category).fetch_add(1, Ordering::SeqCst) + 1
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -22,6 +56,12 @@ pub struct Counters {
     pub admin_commands: AtomicU64,
     pub admin_rejected: AtomicU64,
     pub messages_ignored: AtomicU64,
+    /// Not a counter of events: the categories' generations (see [`Generations`]).
+    pub generations: Generations,
+    /// Entries whose TTL was re-armed in Redis while their sources failed.
+    pub stale_rearms: AtomicU64,
+    /// Entries restored in Redis after a DEL that came after a re-hydration.
+    pub late_deletes_repaired: AtomicU64,
 }
 
 impl Counters {
@@ -49,6 +89,8 @@ impl Counters {
             "admin_commands": g(&self.admin_commands),
             "admin_rejected": g(&self.admin_rejected),
             "messages_ignored": g(&self.messages_ignored),
+            "stale_rearms": g(&self.stale_rearms),
+            "late_deletes_repaired": g(&self.late_deletes_repaired),
         })
     }
 }

@@ -16,8 +16,12 @@
 //!
 //! When a source fails, its last good parsed value is returned instead and
 //! the source is reported [`SourceOutcome::Stale`]; with no last good value
-//! the whole fetch is an error naming the sources. An invalidation drops the
-//! kept model reference of its category ([`DropReference`]).
+//! the whole fetch is an error naming the sources (carrying the model
+//! reference when that one was fetched now, so the statistics, which need
+//! nothing else, can still be computed). An invalidation drops the kept model
+//! reference of its category ([`DropReference`]); a fetch that was under way
+//! when it came does not become the last good value (it would restore the
+//! reference the invalidation dropped).
 
 use crate::counters::Counters;
 use actix::prelude::*;
@@ -184,6 +188,36 @@ pub struct Fetched {
 }
 
 impl Fetched {
+    /// Was the model reference fetched now (not its last good value)?
+    pub fn reference_is_fresh(&self) -> bool {
+        self.is_fresh(|s| matches!(s, SourceId::Reference(_)))
+    }
+
+    /// Were both Horde sources fetched now?
+    pub fn horde_is_fresh(&self) -> bool {
+        self.is_fresh(|s| !matches!(s, SourceId::Reference(_)))
+    }
+
+    fn is_fresh(&self, which: impl Fn(SourceId) -> bool) -> bool {
+        self.sources
+            .iter()
+            .filter(|r| which(r.source))
+            .all(|r| matches!(r.outcome, SourceOutcome::Fresh { .. }))
+    }
+
+    /// How old the oldest Horde input is (zero when both were fetched now).
+    pub fn horde_age(&self) -> Duration {
+        self.sources
+            .iter()
+            .filter(|r| !matches!(r.source, SourceId::Reference(_)))
+            .map(|r| match r.outcome {
+                SourceOutcome::Fresh { .. } => Duration::ZERO,
+                SourceOutcome::Stale { age, .. } => age,
+            })
+            .max()
+            .unwrap_or_default()
+    }
+
     /// Sources that failed now (and fell back to their last good value).
     pub fn stale_sources(&self) -> impl Iterator<Item = (&SourceId, &str)> {
         self.sources.iter().filter_map(|r| match &r.outcome {
@@ -194,10 +228,13 @@ impl Fetched {
 }
 
 /// Some source failed and no last good value exists for it.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{}", .failures.iter().map(|(s, e)| format!("{s}: {e}")).collect::<Vec<_>>().join("; "))]
 pub struct FetchError {
     pub failures: Vec<(SourceId, String)>,
+    /// The model reference, when it was fetched now (only Horde sources
+    /// failed): inputs with empty Horde parts, enough for the statistics.
+    pub fresh_reference: Option<Arc<CategoryInputs>>,
 }
 
 // ---------------------------------------------------------------- messages
@@ -277,6 +314,9 @@ struct State {
     limits: LimitsSettings,
     breakers: HashMap<Service, CircuitBreaker>,
     last_good: HashMap<Category, LastGood>,
+    /// Bumped by each [`DropReference`]: a fetch that began before one does
+    /// not become the last good value.
+    drops: HashMap<Category, u64>,
     counters: Arc<Counters>,
 }
 
@@ -327,6 +367,7 @@ impl HordeFetcherActor {
             max_bytes: usize::try_from(h.max_response_bytes).unwrap_or(usize::MAX),
             breakers: HashMap::from([(Service::Horde, breaker.clone()), (Service::ModelReference, breaker)]),
             last_good: HashMap::new(),
+            drops: HashMap::new(),
             counters,
         };
         HordeFetcherActor { state: Rc::new(RefCell::new(state)) }
@@ -342,7 +383,10 @@ impl Handler<FetchCategory> for HordeFetcherActor {
 
     fn handle(&mut self, msg: FetchCategory, _ctx: &mut Self::Context) -> Self::Result {
         let state = self.state.clone();
-        Box::pin(fetch_category(state, msg.0))
+        // Noted now, not when the future first runs: a drop handled in between
+        // supersedes this fetch.
+        let drops_before = state.borrow().drops.get(&msg.0).copied().unwrap_or(0);
+        Box::pin(fetch_category(state, msg.0, drops_before))
     }
 }
 
@@ -350,7 +394,9 @@ impl Handler<DropReference> for HordeFetcherActor {
     type Result = ();
 
     fn handle(&mut self, msg: DropReference, _ctx: &mut Self::Context) {
-        if let Some(last) = self.state.borrow_mut().last_good.get_mut(&msg.0) {
+        let mut st = self.state.borrow_mut();
+        *st.drops.entry(msg.0).or_default() += 1;
+        if let Some(last) = st.last_good.get_mut(&msg.0) {
             last.reference_at = None;
         }
         log::debug!("fetcher: dropped the kept model reference of {}", msg.0);
@@ -404,7 +450,11 @@ enum Parsed {
     Stats(HordeModelStats),
 }
 
-async fn fetch_category(state: Rc<RefCell<State>>, category: Category) -> Result<Fetched, FetchError> {
+async fn fetch_category(
+    state: Rc<RefCell<State>>,
+    category: Category,
+    drops_before: u64,
+) -> Result<Fetched, FetchError> {
     let ids = [SourceId::Reference(category), SourceId::Status(category), SourceId::Stats(category)];
     let (r, s, t) = futures_util::future::join3(
         fetch_source(state.clone(), ids[0]),
@@ -415,6 +465,7 @@ async fn fetch_category(state: Rc<RefCell<State>>, category: Category) -> Result
 
     let now = Instant::now();
     let mut st = state.borrow_mut();
+    let superseded = st.drops.get(&category).copied().unwrap_or(0) != drops_before;
     let last = st.last_good.entry(category).or_default();
     let mut reports = Vec::with_capacity(3);
     let mut failures = Vec::new();
@@ -450,11 +501,23 @@ async fn fetch_category(state: Rc<RefCell<State>>, category: Category) -> Result
         }
     }
     if !failures.is_empty() {
-        return Err(FetchError { failures });
+        let reference_fetched = !failures.iter().any(|(id, _)| matches!(id, SourceId::Reference(_)))
+            && reports.iter().any(|r| {
+                matches!(r.source, SourceId::Reference(_)) && matches!(r.outcome, SourceOutcome::Fresh { .. })
+            });
+        let fresh_reference = reference_fetched
+            .then(|| Arc::new(CategoryInputs { reference: inputs.reference, ..CategoryInputs::default() }));
+        return Err(FetchError { failures, fresh_reference });
     }
     let inputs = Arc::new(inputs);
     let [reference_at, status_at, stats_at] = fetched_at;
-    *last = LastGood { inputs: inputs.clone(), reference_at, status_at, stats_at };
+    if superseded {
+        // An invalidation came while this fetch ran: its model reference may
+        // predate the change, so it must not replace the dropped one.
+        log::debug!("fetcher: {category} was invalidated during the fetch; its result is not kept");
+    } else {
+        *last = LastGood { inputs: inputs.clone(), reference_at, status_at, stats_at };
+    }
     Ok(Fetched { inputs, sources: reports })
 }
 
@@ -718,6 +781,69 @@ async fn http_get_once(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The example snapshot copied into a directory the test may edit.
+    fn example_copy() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let src = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data");
+        for sub in ["horde", "model_reference"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+            for e in std::fs::read_dir(format!("{src}/{sub}")).unwrap() {
+                let e = e.unwrap();
+                std::fs::copy(e.path(), dir.path().join(sub).join(e.file_name())).unwrap();
+            }
+        }
+        dir
+    }
+
+    #[test]
+    fn a_fetch_under_way_during_an_invalidation_does_not_restore_the_dropped_reference() {
+        let dir = example_copy();
+        let mut settings = Settings::default();
+        settings.horde.api = Source::Dir(dir.path().join("horde"));
+        settings.model_reference.source = Source::Dir(dir.path().join("model_reference"));
+        let reference = dir.path().join("model_reference/text_generation.json");
+        let text = Category::TextGeneration;
+        actix_rt::System::new().block_on(async move {
+            let fetcher = HordeFetcherActor::new(&settings, Arc::new(Counters::default())).start();
+            // Control: a good fetch, then the reference fails: its last good value is used.
+            fetcher.send(FetchCategory(text)).await.unwrap().unwrap();
+            let saved = std::fs::read(&reference).unwrap();
+            std::fs::remove_file(&reference).unwrap();
+            let stale = fetcher.send(FetchCategory(text)).await.unwrap().unwrap();
+            assert!(!stale.reference_is_fresh() && stale.horde_is_fresh());
+            std::fs::write(&reference, &saved).unwrap();
+
+            // A fetch, and an invalidation while it reads (both queued at once).
+            let under_way = fetcher.send(FetchCategory(text));
+            let dropped = fetcher.send(DropReference(text));
+            under_way.await.unwrap().unwrap();
+            dropped.await.unwrap();
+            // The reference now fails: nothing to fall back on, the
+            // invalidation's drop stands.
+            std::fs::remove_file(&reference).unwrap();
+            let err = fetcher.send(FetchCategory(text)).await.unwrap().unwrap_err();
+            assert_eq!(err.failures.len(), 1, "{err}");
+            assert!(matches!(err.failures[0].0, SourceId::Reference(_)), "{err}");
+            assert!(err.fresh_reference.is_none());
+        });
+    }
+
+    #[test]
+    fn only_the_horde_failing_still_hands_over_the_fresh_reference() {
+        let dir = example_copy();
+        let mut settings = Settings::default();
+        settings.horde.api = Source::Dir(dir.path().join("no-such-horde"));
+        settings.model_reference.source = Source::Dir(dir.path().join("model_reference"));
+        actix_rt::System::new().block_on(async move {
+            let fetcher = HordeFetcherActor::new(&settings, Arc::new(Counters::default())).start();
+            let err = fetcher.send(FetchCategory(Category::ImageGeneration)).await.unwrap().unwrap_err();
+            assert_eq!(err.failures.len(), 2, "{err}");
+            let inputs = err.fresh_reference.expect("the reference was fetched");
+            assert!(inputs.reference.records().count() > 0);
+            assert!(inputs.status.is_empty());
+        });
+    }
 
     #[test]
     fn backoff_doubles_caps_and_jitters() {

@@ -9,27 +9,43 @@
 //! queues exactly one follow-up cycle for the union of the requested
 //! categories.
 //!
-//! Failure semantics (SPEC §3): a category whose fetch fails, or whose fetch
-//! had to fall back to a source's last good (stale) data, is **not computed
-//! and not written** — its existing entries stay byte-identical (their TTLs
-//! run on, and readers get stale memory entries up to the stale TTL). We
-//! recompute only from inputs that are all fresh, because an entry computed
-//! partly from old data would be presented with a new `computed_at` as if it
-//! were current. One category failing never stops the other.
+//! Failure semantics (SPEC §3), entry by entry — each depends on what it
+//! reads:
+//! * the statistics read the model reference alone: computed and written
+//!   whenever the reference was fetched now, whatever the Horde does;
+//! * the deletion-risk entries read the reference and the Horde: computed
+//!   only when all three sources were fetched now;
+//! * an entry that could not be computed keeps its last good value, byte for
+//!   byte, and stays readable in Redis (stale-if-error: [`KeepStale`] re-arms
+//!   its TTL, within `hydration.stale_ttl_seconds`).
+//!
+//! We recompute only from fresh inputs, because an entry computed partly
+//! from old data would be presented with a new `computed_at` as if it were
+//! current — with one exception: a category whose entries were invalidated
+//! (the reference changed, [`NoteInvalidated`]) has nothing to keep, so its
+//! deletion risk is computed from the new reference and the last good Horde
+//! data (if younger than the stale TTL, which then runs from that data)
+//! rather than leaving readers to miss. One category failing never stops the
+//! other.
+//!
+//! Generations: a category's generation (bumped by an invalidation, kept in
+//! [`Counters::generations`]) is noted when the cycle begins it; a fetch or a
+//! computation that finishes in a later generation is dropped (`superseded`),
+//! and the cache drops a store from an older one.
 //!
 //! One log line per cycle gives its duration and, per category, the outcome,
 //! counts and the fetch/compute/store times. [`run_cycle`] is also what
 //! `once` runs.
 
-use crate::cache::{CacheActor, RedisWrite, StoreCategory};
+use crate::cache::{CacheActor, KeepStale, RedisWrite, StoreCategory};
 use crate::counters::Counters;
 use crate::horde_fetcher::{FetchCategory, HordeFetcherActor};
-use crate::risk_compute::{Compute, RiskComputeActor};
+use crate::risk_compute::{Compute, ComputeStatistics, Computed, RiskComputeActor};
 use actix::prelude::*;
 use horde_hydrator::category::Category;
 use horde_hydrator::cycle::ComputedEntry;
 use horde_hydrator::input::source::SourceId;
-use horde_hydrator::keys::EntryKey;
+use horde_hydrator::keys::{EntryKey, EntryKind};
 use horde_hydrator::settings::{AnalysisSettings, Settings};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -65,6 +81,12 @@ pub enum CategoryOutcome {
     Written { redis: RedisWrite },
     /// A source failed; its last good data exists, but entries were kept as they were.
     KeptStale,
+    /// The Horde's data failed: the statistics were computed and stored,
+    /// the deletion-risk entries kept as they were.
+    StatisticsOnly { redis: RedisWrite },
+    /// An invalidation came while the category was fetched or computed:
+    /// the result was dropped (the re-hydration it queued writes instead).
+    Superseded,
     /// Nothing computed or written.
     Failed(String),
 }
@@ -72,6 +94,8 @@ pub enum CategoryOutcome {
 #[derive(Debug, Clone)]
 pub struct CategoryReport {
     pub category: Category,
+    /// The category's generation when the cycle began it.
+    pub generation: u64,
     pub outcome: CategoryOutcome,
     /// Sources that failed in this cycle, with the reason.
     pub failed_sources: Vec<(SourceId, String)>,
@@ -87,6 +111,7 @@ impl CategoryReport {
     fn new(category: Category) -> Self {
         CategoryReport {
             category,
+            generation: 0,
             outcome: CategoryOutcome::Failed("not run".to_string()),
             failed_sources: Vec::new(),
             entries: Vec::new(),
@@ -110,6 +135,8 @@ impl CategoryReport {
         match self.outcome {
             CategoryOutcome::Written { .. } => "written",
             CategoryOutcome::KeptStale => "kept_stale",
+            CategoryOutcome::StatisticsOnly { .. } => "statistics_only",
+            CategoryOutcome::Superseded => "superseded",
             CategoryOutcome::Failed(_) => "failed",
         }
     }
@@ -120,6 +147,11 @@ impl CategoryReport {
             CategoryOutcome::Written { redis: RedisWrite::Disabled } => (None, Some("disabled".to_string())),
             CategoryOutcome::Written { redis: RedisWrite::Failed(e) } => (None, Some(format!("failed: {e}"))),
             CategoryOutcome::KeptStale => (Some("a source failed; existing entries kept".to_string()), None),
+            CategoryOutcome::StatisticsOnly { redis } => (
+                Some("the Horde's data failed; deletion-risk entries kept".to_string()),
+                Some(redis_write_str(redis)),
+            ),
+            CategoryOutcome::Superseded => (Some("invalidated meanwhile; result dropped".to_string()), None),
             CategoryOutcome::Failed(e) => (Some(e.clone()), None),
         };
         json!({
@@ -147,14 +179,16 @@ pub struct CycleReport {
 
 impl CycleReport {
     /// `ok` (every category's entries reached every store they were meant
-    /// for), `partial` (some written, or written to memory while Redis did not
-    /// take them) or `failed` (none written).
+    /// for), `partial` (some written, only statistics written, or written to
+    /// memory while Redis did not take them) or `failed` (none written).
     pub fn outcome(&self) -> &'static str {
         let written = self.categories.iter().filter(|c| c.is_written()).count();
         let complete = self.categories.iter().filter(|c| c.is_complete()).count();
+        let some =
+            self.categories.iter().any(|c| matches!(c.outcome, CategoryOutcome::StatisticsOnly { .. }));
         if complete == self.categories.len() {
             "ok"
-        } else if written > 0 {
+        } else if written > 0 || some {
             "partial"
         } else {
             "failed"
@@ -192,6 +226,17 @@ impl CycleReport {
                             c.failed_sources.iter().map(|(s, _)| s.to_string()).collect();
                         format!("entries kept; sources failed: {}", failed.join(", "))
                     }
+                    CategoryOutcome::StatisticsOnly { redis } => {
+                        let failed: Vec<String> =
+                            c.failed_sources.iter().map(|(s, e)| format!("{s}: {e}")).collect();
+                        format!(
+                            "{} statistics entries, redis {}; deletion risk kept ({})",
+                            c.entries.len(),
+                            redis_write_str(redis),
+                            failed.join("; ")
+                        )
+                    }
+                    CategoryOutcome::Superseded => "invalidated meanwhile; result dropped".to_string(),
                     CategoryOutcome::Failed(e) => e.clone(),
                 };
                 format!(
@@ -214,6 +259,14 @@ pub fn utc_clock(unix: f64) -> String {
     format!("{:02}:{:02}:{:02} UTC", s / 3600, s / 60 % 60, s % 60)
 }
 
+fn redis_write_str(w: &RedisWrite) -> String {
+    match w {
+        RedisWrite::Written => "written".to_string(),
+        RedisWrite::Disabled => "disabled".to_string(),
+        RedisWrite::Failed(e) => format!("failed: {e}"),
+    }
+}
+
 pub fn unix_now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
@@ -221,8 +274,24 @@ pub fn unix_now() -> f64 {
 /// The largest value Redis accepts (its `proto-max-bulk-len`, 512 MiB).
 pub const MAX_REDIS_VALUE_BYTES: usize = 512 * 1024 * 1024;
 
+/// What a cycle is asked to do beyond computing what it can.
+#[derive(Debug, Clone, Default)]
+pub struct CyclePlan {
+    /// Categories whose entries were invalidated since they were last
+    /// written: their deletion risk may use the last good Horde data, and
+    /// their store is guarded against late DELs.
+    pub invalidated: BTreeSet<Category>,
+    /// `hydration.stale_ttl_seconds`: Horde data older than this is not used.
+    pub stale_ttl: Duration,
+}
+
 /// Run one cycle over `categories` (concurrently) and report it.
 pub async fn run_cycle(deps: CycleDeps, categories: Vec<Category>) -> CycleReport {
+    run_planned_cycle(deps, categories, CyclePlan::default()).await
+}
+
+/// [`run_cycle`], following a [`CyclePlan`].
+pub async fn run_planned_cycle(deps: CycleDeps, categories: Vec<Category>, plan: CyclePlan) -> CycleReport {
     let started = Instant::now();
     let started_unix = unix_now();
     let computed_at = started_unix as i64;
@@ -231,7 +300,14 @@ pub async fn run_cycle(deps: CycleDeps, categories: Vec<Category>) -> CycleRepor
     // main.rs). The report keeps the configured order.
     let mut started_order = categories.clone();
     started_order.sort_by_key(|c| !c.is_text());
-    let jobs = started_order.into_iter().map(|c| hydrate_category(deps.clone(), c, computed_at));
+    let jobs = started_order.into_iter().map(|c| {
+        let run = CategoryRun {
+            generation: deps.counters.generations.current(c),
+            invalidated: plan.invalidated.contains(&c),
+            stale_ttl: plan.stale_ttl,
+        };
+        hydrate_category(deps.clone(), c, computed_at, run)
+    });
     let mut reports = futures_util::future::join_all(jobs).await;
     reports.sort_by_key(|r| categories.iter().position(|c| *c == r.category));
     let report = CycleReport { started_unix, duration: started.elapsed(), categories: reports };
@@ -242,37 +318,89 @@ pub async fn run_cycle(deps: CycleDeps, categories: Vec<Category>) -> CycleRepor
     report
 }
 
-async fn hydrate_category(deps: CycleDeps, category: Category, computed_at: i64) -> CategoryReport {
+/// One category's part of a cycle, as planned.
+#[derive(Debug, Clone, Copy)]
+struct CategoryRun {
+    generation: u64,
+    invalidated: bool,
+    stale_ttl: Duration,
+}
+
+/// What a category's fetch allows to compute.
+enum Plan {
+    /// Every entry; the deletion risk's Horde data is this old.
+    All { inputs: Arc<horde_hydrator::cycle::CategoryInputs>, horde_age: Duration },
+    /// The statistics only (the reference is fresh, the Horde's data is not).
+    Statistics(Arc<horde_hydrator::cycle::CategoryInputs>),
+    /// Nothing: every entry is kept as it is.
+    Nothing(CategoryOutcome),
+}
+
+async fn hydrate_category(
+    deps: CycleDeps,
+    category: Category,
+    computed_at: i64,
+    run: CategoryRun,
+) -> CategoryReport {
     let mut report = CategoryReport::new(category);
+    report.generation = run.generation;
+    let superseded = || deps.counters.generations.current(category) != run.generation;
     let t = Instant::now();
     let fetched = deps.fetcher.send(FetchCategory(category)).await;
     report.fetch_ms = t.elapsed().as_millis() as u64;
-    let fetched = match fetched {
-        Err(e) => {
-            report.outcome = CategoryOutcome::Failed(format!("fetcher unavailable: {e}"));
-            return report;
-        }
-        Ok(Err(e)) => {
-            report.failed_sources = e.failures.clone();
-            // Each source's cause has its own line (the fetcher's); name them only.
-            let ids: Vec<String> = e.failures.iter().map(|(s, _)| s.to_string()).collect();
-            report.outcome = CategoryOutcome::Failed(format!("sources failed: {}", ids.join(", ")));
-            return report;
-        }
-        Ok(Ok(f)) => f,
-    };
-    report.failed_sources = fetched.stale_sources().map(|(s, e)| (*s, e.to_string())).collect();
-    if !report.failed_sources.is_empty() {
-        report.outcome = CategoryOutcome::KeptStale;
+    if superseded() {
+        report.outcome = CategoryOutcome::Superseded;
         return report;
     }
+    let plan = match fetched {
+        Err(e) => Plan::Nothing(CategoryOutcome::Failed(format!("fetcher unavailable: {e}"))),
+        Ok(Err(e)) => {
+            report.failed_sources = e.failures.clone();
+            match e.fresh_reference {
+                Some(inputs) => Plan::Statistics(inputs),
+                None => {
+                    // Each source's cause has its own line (the fetcher's); name them only.
+                    let ids: Vec<String> = e.failures.iter().map(|(s, _)| s.to_string()).collect();
+                    Plan::Nothing(CategoryOutcome::Failed(format!("sources failed: {}", ids.join(", "))))
+                }
+            }
+        }
+        Ok(Ok(f)) => {
+            report.failed_sources = f.stale_sources().map(|(s, e)| (*s, e.to_string())).collect();
+            let horde_age = f.horde_age();
+            if !f.reference_is_fresh() {
+                Plan::Nothing(CategoryOutcome::KeptStale)
+            } else if f.horde_is_fresh() || (run.invalidated && horde_age < run.stale_ttl) {
+                Plan::All { inputs: f.inputs, horde_age }
+            } else {
+                Plan::Statistics(f.inputs)
+            }
+        }
+    };
 
-    let t = Instant::now();
-    let computed = deps
-        .compute
-        .send(Compute { category, inputs: fetched.inputs, analysis: deps.analysis.clone(), computed_at })
-        .await;
-    report.compute_ms = t.elapsed().as_millis() as u64;
+    let (computed, risk_inputs_age) = match plan {
+        Plan::Nothing(outcome) => {
+            report.outcome = outcome;
+            keep_stale(&deps, &report, &[EntryKind::DeletionRisk, EntryKind::Statistics], run.generation);
+            return report;
+        }
+        Plan::All { inputs, horde_age } => {
+            let t = Instant::now();
+            let computed = deps
+                .compute
+                .send(Compute { category, inputs, analysis: deps.analysis.clone(), computed_at })
+                .await;
+            report.compute_ms = t.elapsed().as_millis() as u64;
+            (computed, horde_age)
+        }
+        Plan::Statistics(inputs) => {
+            keep_stale(&deps, &report, &[EntryKind::DeletionRisk], run.generation);
+            let t = Instant::now();
+            let computed = deps.compute.send(ComputeStatistics { category, inputs, computed_at }).await;
+            report.compute_ms = t.elapsed().as_millis() as u64;
+            (computed, Duration::ZERO)
+        }
+    };
     let entries = match computed {
         Err(e) => {
             report.outcome = CategoryOutcome::Failed(format!("compute pool unavailable: {e}"));
@@ -282,12 +410,16 @@ async fn hydrate_category(deps: CycleDeps, category: Category, computed_at: i64)
             report.outcome = CategoryOutcome::Failed(e);
             return report;
         }
-        Ok(Ok(c)) => {
-            report.compute_ms = c.millis;
-            c.entries
+        Ok(Ok(Computed { entries, millis })) => {
+            report.compute_ms = millis;
+            entries
         }
     };
-    let expected = EntryKey::for_category(category);
+    let statistics_only = entries.iter().all(|e| e.key.kind == EntryKind::Statistics);
+    let expected: Vec<EntryKey> = EntryKey::for_category(category)
+        .into_iter()
+        .filter(|k| !statistics_only || k.kind == EntryKind::Statistics)
+        .collect();
     let got: Vec<EntryKey> = entries.iter().map(|e| e.key).collect();
     if got.len() != expected.len() || expected.iter().any(|k| !got.contains(k)) {
         report.outcome = CategoryOutcome::Failed(format!(
@@ -295,6 +427,10 @@ async fn hydrate_category(deps: CycleDeps, category: Category, computed_at: i64)
             got.len(),
             expected.len()
         ));
+        return report;
+    }
+    if superseded() {
+        report.outcome = CategoryOutcome::Superseded;
         return report;
     }
     // Redis refuses a value over 512 MiB: never send one (the category keeps
@@ -320,17 +456,46 @@ async fn hydrate_category(deps: CycleDeps, category: Category, computed_at: i64)
         .collect();
 
     let t = Instant::now();
-    let stored = deps.cache.send(StoreCategory { category, entries: entries.clone() }).await;
+    let stored = deps
+        .cache
+        .send(StoreCategory {
+            category,
+            entries: entries.clone(),
+            generation: run.generation,
+            guard: run.invalidated,
+            risk_inputs_age,
+        })
+        .await;
     report.store_ms = t.elapsed().as_millis() as u64;
     report.payloads = entries;
     match stored {
+        Ok(_) if superseded() => report.outcome = CategoryOutcome::Superseded,
         Ok(redis) => {
             deps.counters.add(&deps.counters.entries_written, report.entries.len() as u64);
-            report.outcome = CategoryOutcome::Written { redis };
+            report.outcome = if statistics_only {
+                CategoryOutcome::StatisticsOnly { redis }
+            } else {
+                CategoryOutcome::Written { redis }
+            };
         }
         Err(e) => report.outcome = CategoryOutcome::Failed(format!("cache unavailable: {e}")),
     }
     report
+}
+
+/// Tell the cache these kinds of the category's entries could not be
+/// refreshed: it keeps them readable (stale-if-error).
+fn keep_stale(deps: &CycleDeps, report: &CategoryReport, kinds: &[EntryKind], generation: u64) {
+    let reason = if report.failed_sources.is_empty() {
+        match &report.outcome {
+            CategoryOutcome::Failed(e) => e.clone(),
+            _ => "its sources failed".to_string(),
+        }
+    } else {
+        let failed: Vec<String> = report.failed_sources.iter().map(|(s, e)| format!("{s}: {e}")).collect();
+        format!("sources failed: {}", failed.join("; "))
+    };
+    deps.cache.do_send(KeepStale { category: report.category, kinds: kinds.to_vec(), reason, generation });
 }
 
 // ---------------------------------------------------------------- the actor
@@ -352,6 +517,22 @@ pub enum HydrateAck {
     Refused,
 }
 
+/// A category's entries were invalidated (generation `generation`): until a
+/// cycle writes them again, its deletion risk may be computed from the last
+/// good Horde data, and its store is guarded against late DELs.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NoteInvalidated {
+    pub category: Category,
+    pub generation: u64,
+}
+
+/// Drop the queued follow-up cycle (`admin clear`: nothing re-fills the
+/// cleared entries before the next scheduled cycle).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CancelQueued;
+
 /// Stop scheduling; let the running cycle finish within `grace`, else abort it.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -372,6 +553,8 @@ pub struct GetHydratorInfo;
 pub struct Reconfigure {
     pub enabled: bool,
     pub interval: Duration,
+    /// `hydration.stale_ttl_seconds`: Horde data older than this is not used.
+    pub stale_ttl: Duration,
     pub analysis: AnalysisSettings,
 }
 
@@ -389,6 +572,9 @@ pub struct HydratorActor {
     categories: Vec<Category>,
     running: Option<Running>,
     follow_up: BTreeSet<Category>,
+    /// Invalidated categories not written since, with the generation.
+    invalidated: std::collections::BTreeMap<Category, u64>,
+    stale_ttl: Duration,
     last: Option<CycleReport>,
     next_at: Option<Instant>,
     stopping: bool,
@@ -409,6 +595,8 @@ impl HydratorActor {
             categories: settings.hydration.categories.clone(),
             running: None,
             follow_up: BTreeSet::new(),
+            invalidated: std::collections::BTreeMap::new(),
+            stale_ttl: settings.hydration.stale_ttl,
             last: None,
             next_at: None,
             stopping: false,
@@ -451,7 +639,11 @@ impl HydratorActor {
             "hydrator: cycle starts ({reason}): {}",
             categories.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
         );
-        let fut = run_cycle(self.deps.clone(), categories.clone());
+        let plan = CyclePlan {
+            invalidated: categories.iter().copied().filter(|c| self.invalidated.contains_key(c)).collect(),
+            stale_ttl: self.stale_ttl,
+        };
+        let fut = run_planned_cycle(self.deps.clone(), categories.clone(), plan);
         let handle = ctx.spawn(fut.into_actor(self).map(|report, act, ctx| act.finish(report, ctx)));
         self.running = Some(Running { since: Instant::now(), categories, handle });
     }
@@ -474,6 +666,9 @@ impl HydratorActor {
         }
         for c in &mut report.categories {
             c.payloads = Vec::new();
+            if c.is_written() && self.invalidated.get(&c.category).is_some_and(|g| *g <= c.generation) {
+                self.invalidated.remove(&c.category);
+            }
         }
         if self.last.is_none() {
             // Under systemd (Type=notify) the service is up once its first cycle ran.
@@ -547,6 +742,26 @@ impl Handler<HydrateNow> for HydratorActor {
     }
 }
 
+impl Handler<NoteInvalidated> for HydratorActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: NoteInvalidated, _ctx: &mut Self::Context) {
+        let g = self.invalidated.entry(msg.category).or_default();
+        *g = (*g).max(msg.generation);
+    }
+}
+
+impl Handler<CancelQueued> for HydratorActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: CancelQueued, _ctx: &mut Self::Context) {
+        if !self.follow_up.is_empty() {
+            log::info!("hydrator: the queued follow-up cycle is cancelled");
+        }
+        self.follow_up.clear();
+    }
+}
+
 impl Handler<Shutdown> for HydratorActor {
     type Result = ResponseFuture<()>;
 
@@ -583,6 +798,7 @@ impl Handler<Reconfigure> for HydratorActor {
         if *self.deps.analysis != msg.analysis {
             self.deps.analysis = Arc::new(msg.analysis);
         }
+        self.stale_ttl = msg.stale_ttl;
         if msg.enabled == self.enabled && msg.interval == self.interval {
             return;
         }
@@ -743,6 +959,7 @@ mod tests {
             let enable = Reconfigure {
                 enabled: true,
                 interval: Duration::from_secs(1),
+                stale_ttl: settings.hydration.stale_ttl,
                 analysis: settings.analysis.clone(),
             };
             hydrator.send(enable.clone()).await.unwrap();

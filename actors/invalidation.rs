@@ -28,7 +28,11 @@
 //!   Redis, all variants), the fetcher drops its kept model reference, and
 //!   the category is re-hydrated when the burst is over (a quiet period of
 //!   `hydration.invalidation_debounce_ms`, at most 500 ms after its first
-//!   message): a burst causes one re-hydration.
+//!   message): a burst causes one re-hydration. Each invalidation first
+//!   bumps the category's generation, so work a cycle began before it is
+//!   dropped rather than stored.
+//! * `admin clear` bumps every generation, cancels a pending (debounced) or
+//!   queued re-hydration, and drops every entry.
 //! * `P:admin`: JSON commands (`admin.rs`), answered on `reply_to`, which
 //!   must be `P:admin:reply` or a channel under it (`P:admin:reply:…`);
 //!   a command asking for any other channel is refused with a log line and
@@ -46,7 +50,9 @@ use crate::admin::{authorized, parse_admin, AdminCommand, Envelope, MAX_MESSAGE_
 use crate::cache::{self, CacheActor, RedisWrite};
 use crate::counters::Counters;
 use crate::horde_fetcher::{DropReference, GetFetcherInfo, HordeFetcherActor};
-use crate::hydrator::{GetHydratorInfo, HydrateAck, HydrateNow, HydratorActor};
+use crate::hydrator::{
+    CancelQueued, GetHydratorInfo, HydrateAck, HydrateNow, HydratorActor, NoteInvalidated,
+};
 use crate::redis_link::{self, CommandLink, Failure};
 use actix::prelude::*;
 use horde_hydrator::category::Category;
@@ -101,6 +107,13 @@ impl Debouncer {
     pub fn set_quiet(&mut self, quiet: Duration) {
         self.quiet = quiet;
         self.max_wait = self.max_wait.max(quiet);
+    }
+
+    /// Forget the burst (`clear`): the timer then fires with nothing to do.
+    pub fn cancel(&mut self) {
+        self.pending.clear();
+        self.first = None;
+        self.last = None;
     }
 
     /// The timer fired at `now`.
@@ -297,6 +310,8 @@ impl InvalidationActor {
     fn invalidate(&mut self, category: Category, ctx: &mut Context<Self>) -> ResponseFuture<RedisWrite> {
         self.counters.inc(&self.counters.invalidations);
         *self.burst.entry(category).or_default() += 1;
+        let generation = self.counters.generations.bump(category);
+        self.hydrator.do_send(NoteInvalidated { category, generation });
         self.fetcher.do_send(DropReference(category));
         let dropped = self.cache.send(cache::Invalidate(category));
         if let Some(delay) = self.debouncer.note(category, Instant::now()) {
@@ -397,6 +412,18 @@ impl InvalidationActor {
                 self.reply_when(reply_to, fut, ctx);
             }
             AdminCommand::Clear => {
+                for category in Category::ALL {
+                    let generation = self.counters.generations.bump(category);
+                    self.hydrator.do_send(NoteInvalidated { category, generation });
+                }
+                self.debouncer.cancel();
+                for (c, n) in std::mem::take(&mut self.burst) {
+                    log::info!(
+                        "pubsub: invalidated {c} ({n} message(s)); its re-hydration is cancelled by clear"
+                    );
+                }
+                self.burst_redis_failed.clear();
+                self.hydrator.do_send(CancelQueued);
                 let cleared = self.cache.send(cache::Clear);
                 let fut = async move {
                     match cleared.await {
@@ -441,6 +468,11 @@ impl InvalidationActor {
                                 "models": e.models,
                                 "at_risk": e.at_risk,
                                 "critical": e.critical,
+                                "data_as_of": e.data_as_of_unix,
+                                "stale_since": e.stale_since_unix,
+                                "stale_reason": e.stale_reason,
+                                "redis_expires_in_seconds": e.redis_expires_in_seconds,
+                                "stale_allowance_left_seconds": e.stale_allowance_left_seconds,
                             })
                         })
                         .collect::<Vec<_>>(),

@@ -263,6 +263,11 @@ fn problems_of(report: &CycleReport) -> Vec<String> {
             CategoryOutcome::KeptStale => {
                 problems.push(format!("{}: no entries computed (a source failed)", c.category))
             }
+            CategoryOutcome::StatisticsOnly { .. } => problems
+                .push(format!("{}: only the statistics computed (the Horde's data failed)", c.category)),
+            CategoryOutcome::Superseded => {
+                problems.push(format!("{}: invalidated during the cycle; nothing written", c.category))
+            }
             CategoryOutcome::Failed(_) if !c.failed_sources.is_empty() => {
                 problems.push(format!("{}: no entries computed (its sources failed)", c.category))
             }

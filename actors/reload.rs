@@ -174,12 +174,14 @@ impl Targets {
         self.hydrator.do_send(hydrator::Reconfigure {
             enabled: s.hydration.enabled,
             interval: s.hydration.interval,
+            stale_ttl: s.hydration.stale_ttl,
             analysis: s.analysis.clone(),
         });
         self.cache.do_send(cache::Reconfigure {
             ttls: s.cache.clone(),
             stale_ttl: s.hydration.stale_ttl,
             hydration_enabled: s.hydration.enabled,
+            interval: s.hydration.interval,
         });
         self.fetcher.do_send(horde_fetcher::Reconfigure {
             horde: s.horde.clone(),

@@ -13,7 +13,9 @@
 //! start, everything runs on the actor's thread; the entries and their order
 //! are the same either way ([`cycle::compute_category`]'s). A panic in the
 //! core is caught and returned as an error, so one bad category cannot take
-//! the daemon (or the other category) down.
+//! the daemon (or the other category) down. While the Horde's data is
+//! unavailable, [`ComputeStatistics`] runs [`cycle::compute_statistics_entries`]
+//! alone.
 
 use actix::prelude::*;
 use horde_hydrator::category::Category;
@@ -78,6 +80,40 @@ impl Handler<Compute> for RiskComputeActor {
                     .unwrap_or_else(|| "unknown panic".to_string());
                 log::error!("compute: {} panicked: {what}", msg.category);
                 Err(format!("{}: the analytics crashed: {what}", msg.category))
+            }
+        }
+    }
+}
+
+/// Compute only the statistics entries of a category (they read the model
+/// reference alone): what a cycle refreshes while the Horde fails.
+#[derive(Message)]
+#[rtype(result = "Result<Computed, String>")]
+pub struct ComputeStatistics {
+    pub category: Category,
+    pub inputs: Arc<CategoryInputs>,
+    /// Unix seconds stamped into the entries.
+    pub computed_at: i64,
+}
+
+impl Handler<ComputeStatistics> for RiskComputeActor {
+    type Result = Result<Computed, String>;
+
+    fn handle(&mut self, msg: ComputeStatistics, _ctx: &mut Self::Context) -> Self::Result {
+        let started = Instant::now();
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            cycle::compute_statistics_entries(msg.category, &msg.inputs.reference, msg.computed_at)
+        }));
+        match run {
+            Ok(entries) => Ok(Computed { entries, millis: started.elapsed().as_millis() as u64 }),
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_string());
+                log::error!("compute: {} statistics panicked: {what}", msg.category);
+                Err(format!("{}: the statistics crashed: {what}", msg.category))
             }
         }
     }
