@@ -228,9 +228,9 @@ impl CycleReport {
                     }
                     CategoryOutcome::StatisticsOnly { redis } => {
                         let failed: Vec<String> =
-                            c.failed_sources.iter().map(|(s, e)| format!("{s}: {e}")).collect();
+                            c.failed_sources.iter().map(|(s, _)| s.to_string()).collect();
                         format!(
-                            "{} statistics entries, redis {}; deletion risk kept ({})",
+                            "{} statistics entries, redis {}; deletion risk kept; sources failed: {}",
                             c.entries.len(),
                             redis_write_str(redis),
                             failed.join("; ")
@@ -253,12 +253,6 @@ impl CycleReport {
     }
 }
 
-/// `HH:MM:SS UTC` of a Unix time, for log lines.
-pub fn utc_clock(unix: f64) -> String {
-    let s = unix.max(0.0) as u64 % 86_400;
-    format!("{:02}:{:02}:{:02} UTC", s / 3600, s / 60 % 60, s % 60)
-}
-
 fn redis_write_str(w: &RedisWrite) -> String {
     match w {
         RedisWrite::Written => "written".to_string(),
@@ -267,12 +261,18 @@ fn redis_write_str(w: &RedisWrite) -> String {
     }
 }
 
-pub fn unix_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+/// `HH:MM:SS UTC` of a Unix time, for log lines.
+pub fn utc_clock(unix: f64) -> String {
+    let s = unix.max(0.0) as u64 % 86_400;
+    format!("{:02}:{:02}:{:02} UTC", s / 3600, s / 60 % 60, s % 60)
 }
 
 /// The largest value Redis accepts (its `proto-max-bulk-len`, 512 MiB).
 pub const MAX_REDIS_VALUE_BYTES: usize = 512 * 1024 * 1024;
+
+pub fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
 
 /// What a cycle is asked to do beyond computing what it can.
 #[derive(Debug, Clone, Default)]
@@ -429,10 +429,6 @@ async fn hydrate_category(
         ));
         return report;
     }
-    if superseded() {
-        report.outcome = CategoryOutcome::Superseded;
-        return report;
-    }
     // Redis refuses a value over 512 MiB: never send one (the category keeps
     // its entries, as for any failure).
     if let Some(e) = entries.iter().find(|e| e.json.len() > MAX_REDIS_VALUE_BYTES) {
@@ -442,6 +438,10 @@ async fn hydrate_category(
             e.key,
             e.json.len()
         ));
+        return report;
+    }
+    if superseded() {
+        report.outcome = CategoryOutcome::Superseded;
         return report;
     }
     report.entries = entries
