@@ -140,13 +140,17 @@ pub enum AdminClientError {
     BadReply(String),
 }
 
+/// After the first reply, how long to wait for more (replicas each answer `status`).
+pub const MORE_REPLIES_WINDOW: Duration = Duration::from_millis(500);
+
 /// Publish `command` (a JSON object; token and reply channel are added) and
-/// wait for the daemon's reply on a channel of our own.
+/// wait for the daemons' replies on a channel of our own: the first within
+/// `timeout`, then every one that arrives within [`MORE_REPLIES_WINDOW`] after it.
 pub async fn send_command(
     settings: &Settings,
     mut command: Map<String, Value>,
     timeout: Duration,
-) -> Result<Value, AdminClientError> {
+) -> Result<Vec<Value>, AdminClientError> {
     use futures_util::StreamExt;
     if !settings.redis.enabled {
         return Err(AdminClientError::RedisDisabled);
@@ -172,6 +176,11 @@ pub async fn send_command(
         .await
         .map_err(|_| err(format!("no connection within {connect_timeout:?}")))?
         .map_err(|e| err(e.to_string()))?;
+    let _ = redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg(horde_hydrator::leader::connection_name(&settings.leader.instance_id, "admin-client"))
+        .query_async::<()>(&mut conn)
+        .await;
     let channel = admin_channel(prefix);
     let receivers: i64 = redis::cmd("PUBLISH")
         .arg(&channel)
@@ -183,12 +192,20 @@ pub async fn send_command(
         return Err(AdminClientError::NoListener(channel));
     }
     let mut stream = pubsub.on_message();
-    match tokio::time::timeout(timeout, stream.next()).await {
-        Ok(Some(msg)) => serde_json::from_slice(msg.get_payload_bytes())
-            .map_err(|e| AdminClientError::BadReply(e.to_string())),
-        Ok(None) => Err(err("connection closed while waiting for the reply".to_string())),
-        Err(_) => Err(AdminClientError::Timeout { channel: reply_channel, timeout }),
+    let parse = |msg: redis::Msg| -> Result<Value, AdminClientError> {
+        serde_json::from_slice(msg.get_payload_bytes()).map_err(|e| AdminClientError::BadReply(e.to_string()))
+    };
+    let first = match tokio::time::timeout(timeout, stream.next()).await {
+        Ok(Some(msg)) => parse(msg)?,
+        Ok(None) => return Err(err("connection closed while waiting for the reply".to_string())),
+        Err(_) => return Err(AdminClientError::Timeout { channel: reply_channel, timeout }),
+    };
+    let mut replies = vec![first];
+    let until = tokio::time::Instant::now() + MORE_REPLIES_WINDOW;
+    while let Ok(Some(msg)) = tokio::time::timeout_at(until, stream.next()).await {
+        replies.push(parse(msg)?);
     }
+    Ok(replies)
 }
 
 #[cfg(test)]

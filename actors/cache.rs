@@ -2,7 +2,7 @@
 //!
 //! Owns the in-memory entries (always written: the fallback) and the Redis
 //! command connection (a [`CommandLink`], `redis_link.rs`). A category's
-//! entries from one cycle are written in one MULTI/EXEC of SETEX commands, so
+//! entries from one cycle are written by one fenced-store script (`fenced.rs`), so
 //! a reader never sees two cycles mixed. Reads follow the reference's
 //! `RedisCache.get`: Redis first, then memory — fresh within the TTL, and
 //! while hydration is enabled stale up to `hydration.stale_ttl_seconds`;
@@ -21,7 +21,7 @@
 //!
 //! An error reply (`OOM`, `NOPERM`, `READONLY`, `MISCONF`, `WRONGTYPE`, a
 //! value too large, …) is not an outage: the connection stays, Redis keeps
-//! its previous entries (a refused MULTI/EXEC changes nothing), the error is
+//! its previous entries (a refused store script changes nothing), the error is
 //! counted and logged once per kind per episode, and the refused categories
 //! are written again from memory 5 s later, then every 8 s until Redis takes
 //! them (or a cycle's write succeeds). A refused DEL is logged and not
@@ -45,11 +45,14 @@
 //! the small functions after the actor's code.
 
 use crate::counters::Counters;
+use crate::fenced::{self, Applied, FenceKeys, StoreItem};
+use crate::leader::RoleChanged;
 use crate::redis_link::{self, CommandLink, Conn, Failure, RefusalKind};
 use actix::prelude::*;
 use horde_hydrator::category::Category;
 use horde_hydrator::cycle::{ComputedEntry, EntryJson};
 use horde_hydrator::keys::{EntryKey, EntryKind};
+use horde_hydrator::leader::{connection_name, Role};
 use horde_hydrator::settings::{CacheSettings, Settings};
 use redis::aio::MultiplexedConnection;
 use std::collections::{BTreeMap, BTreeSet};
@@ -131,10 +134,48 @@ pub enum RedisWrite {
     Disabled,
     /// Redis is down or the command failed; memory was still updated.
     Failed(String),
+    /// Not written: another replica holds the leader lease (memory was updated).
+    NotLeader,
+    /// Not written: Redis holds entries of a cycle that started later.
+    Superseded,
+}
+
+impl RedisWrite {
+    fn from_applied(applied: Applied) -> Self {
+        match applied {
+            Applied::Yes => RedisWrite::Written,
+            Applied::NotLeader => RedisWrite::NotLeader,
+            Applied::Superseded => RedisWrite::Superseded,
+        }
+    }
+}
+
+/// Which writes this daemon may make in Redis (replicas: see `leader.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fence {
+    /// No replicas: write unfenced (never backwards still holds).
+    Unfenced,
+    /// The leader: writes are applied only while this token holds the lease.
+    Holder(String),
+    /// A follower: memory only.
+    Follower,
+}
+
+impl Fence {
+    /// The token the scripts check (`""`: unfenced); `None` for a follower.
+    fn token(&self) -> Option<&str> {
+        match self {
+            Fence::Unfenced => Some(""),
+            Fence::Holder(t) => Some(t),
+            Fence::Follower => None,
+        }
+    }
 }
 
 struct MemEntry {
     json: EntryJson,
+    /// The start of the cycle that computed it (Unix ms; never-backwards).
+    started_ms: u64,
     stored_at: Instant,
     stored_unix: f64,
     /// When the oldest input it was computed from was fetched (its stale TTL
@@ -233,12 +274,14 @@ pub enum ReadSource {
 
 // ---------------------------------------------------------------- messages
 
-/// Store one category's entries of one cycle (memory, then one MULTI/EXEC).
+/// Store one category's entries of one cycle (memory, then one fenced-store script).
 #[derive(Message)]
 #[rtype(result = "RedisWrite")]
 pub struct StoreCategory {
     pub category: Category,
     pub entries: Vec<ComputedEntry>,
+    /// When the cycle that computed them started (Unix ms): an older write never replaces a newer one.
+    pub started_ms: u64,
     /// The category's generation when the cycle began it: a store from an
     /// older generation (an invalidation came since) is dropped.
     pub generation: u64,
@@ -337,6 +380,8 @@ pub struct CacheActor {
     refused_retry_at: Option<Instant>,
     refused_retries: u32,
     counters: Arc<Counters>,
+    fence_keys: FenceKeys,
+    fence: Fence,
     /// Per category, the latest guarded store (older guards stop).
     guards: BTreeMap<Category, u64>,
 }
@@ -349,7 +394,7 @@ pub struct CacheSetupError(#[from] crate::redis_client::RedisClientError);
 /// A Redis command of the cache, for its log lines.
 #[derive(Debug, Clone, Copy)]
 enum Op {
-    /// A cycle's MULTI/EXEC of a category's entries.
+    /// A cycle's store script of a category's entries.
     Store(Category),
     /// The write-back of a category's memory entries.
     WriteBack(Category),
@@ -366,7 +411,7 @@ enum Op {
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Op::Store(c) => write!(f, "the {c} entries (MULTI/EXEC of SETEX)"),
+            Op::Store(c) => write!(f, "the {c} entries (fenced store)"),
             Op::WriteBack(c) => write!(f, "the write-back of the {c} entries"),
             Op::Delete(n) => write!(f, "DEL of {n} keys"),
             Op::Rearm(n) => write!(f, "the TTL re-arm of {n} entries (stale-if-error)"),
@@ -387,7 +432,11 @@ impl CacheActor {
     pub fn new(settings: &Settings, counters: Arc<Counters>) -> Result<Self, CacheSetupError> {
         let timeout = settings.redis.socket_timeout;
         let link = if settings.redis.enabled {
-            Some(CommandLink::new(crate::redis_client::client(&settings.redis)?, timeout))
+            let client = crate::redis_client::client(&settings.redis)?;
+            Some(
+                CommandLink::new(client, timeout)
+                    .named(connection_name(&settings.leader.instance_id, "cache")),
+            )
         } else {
             None
         };
@@ -411,6 +460,9 @@ impl CacheActor {
             refused_retry_at: None,
             refused_retries: 0,
             counters,
+            fence_keys: FenceKeys::new(&settings.redis.key_prefix),
+            // With replicas, nothing is written until the leader actor says this daemon leads.
+            fence: if settings.leader.active(&settings.redis) { Fence::Follower } else { Fence::Unfenced },
             guards: BTreeMap::new(),
         })
     }
@@ -566,15 +618,18 @@ impl CacheActor {
     }
 
     /// Replay deletions that failed, then write the memory entries back with
-    /// their remaining TTLs, one MULTI/EXEC per category. `refused_only`:
+    /// their remaining TTLs, one fenced store per category (a follower writes
+    /// nothing back: see `fenced.rs`). `refused_only`:
     /// only the categories whose last write Redis refused (the retry timer);
     /// else every category except those (after a reconnect), so an entry
     /// Redis refuses never loops through reconnects. A refused DEL does not
     /// stop the writes.
     fn write_back(&mut self, refused_only: bool, ctx: &mut Context<Self>) {
+        let Some(token) = self.fence.token().map(str::to_string) else { return };
+        let keys = self.fence_keys.clone();
         let Some((conn, timeout)) = self.conn() else { return };
         let deletes: Vec<String> = std::mem::take(&mut self.pending_deletes).into_iter().collect();
-        let mut per_category: BTreeMap<Category, Vec<(String, EntryJson, u64)>> = BTreeMap::new();
+        let mut per_category: BTreeMap<Category, Vec<(String, EntryJson, u64, u64)>> = BTreeMap::new();
         let now = Instant::now();
         let stale_ok = self.hydration_enabled;
         for (key, e) in self.memory.iter_mut() {
@@ -589,6 +644,7 @@ impl CacheActor {
                     key.redis_key(&self.prefix),
                     e.json.clone(),
                     left,
+                    e.started_ms,
                 ));
             }
         }
@@ -604,16 +660,30 @@ impl CacheActor {
             return;
         }
         let generation = conn.generation;
+        // An invalidation from here on drops the category's write-back.
+        let counters = self.counters.clone();
+        let generations: BTreeMap<Category, u64> =
+            per_category.keys().map(|c| (*c, counters.generations.current(*c))).collect();
         let fut = async move {
             let mut conn = conn.conn;
             let mut steps = Vec::new();
             for (category, items) in per_category {
-                let mut pipe = redis::pipe();
-                pipe.atomic();
-                for (key, json, left) in &items {
-                    pipe.cmd("SETEX").arg(key).arg(*left).arg(json.as_bytes()).ignore();
-                }
-                let res = redis_link::run(timeout, pipe.query_async::<()>(&mut conn)).await;
+                let category_generation = generations.get(&category).copied().unwrap_or_default();
+                let still_current = || counters.generations.current(category) == category_generation;
+                // A category's entries come from one cycle; the oldest start is the safe one.
+                let started = items.iter().map(|i| i.3).min().unwrap_or(0);
+                let store: Vec<StoreItem<'_>> = items
+                    .iter()
+                    .map(|(key, json, left, _)| StoreItem { key, ttl_seconds: *left, value: json.as_bytes() })
+                    .collect();
+                let res =
+                    fenced::store_sized(&mut conn, timeout, &keys, &token, started, &store, still_current)
+                        .await
+                        .map(|applied| {
+                            if applied != Applied::Yes {
+                                log::debug!("redis: write-back of {category} not applied: {applied:?}");
+                            }
+                        });
                 let broken = matches!(res, Err(Failure::Connection(_)));
                 steps.push(WriteBackStep::Category(category, res));
                 if broken {
@@ -621,9 +691,9 @@ impl CacheActor {
                 }
             }
             if !deletes.is_empty() {
-                let res =
-                    redis_link::run(timeout, redis::cmd("DEL").arg(&deletes).query_async::<()>(&mut conn))
-                        .await;
+                let res = redis_link::run(timeout, fenced::delete(&mut conn, &keys, &token, &deletes))
+                    .await
+                    .map(|_| ());
                 steps.push(WriteBackStep::Delete(deletes, res));
             }
             steps
@@ -672,6 +742,10 @@ impl CacheActor {
         if self.link.is_none() {
             return Box::pin(fut::ready(RedisWrite::Disabled));
         }
+        let Some(token) = self.fence.token().map(str::to_string) else {
+            // A follower drops its memory copies only; the leader deletes in Redis.
+            return Box::pin(fut::ready(RedisWrite::NotLeader));
+        };
         let Some((conn, timeout)) = self.conn() else {
             self.pending_deletes.extend(keys);
             return Box::pin(fut::ready(RedisWrite::Failed(
@@ -681,14 +755,15 @@ impl CacheActor {
         let generation = conn.generation;
         let op = Op::Delete(keys.len());
         let pending = keys.clone();
+        let fence_keys = self.fence_keys.clone();
         let fut = async move {
             let mut conn = conn.conn;
-            redis_link::run(timeout, redis::cmd("DEL").arg(&keys).query_async::<()>(&mut conn)).await
+            redis_link::run(timeout, fenced::delete(&mut conn, &fence_keys, &token, &keys)).await
         };
         Box::pin(fut.into_actor(self).map(move |res, act, _ctx| {
-            act.note(generation, &res, op);
+            act.note(generation, &res.as_ref().map(|_| ()).map_err(Clone::clone), op);
             match res {
-                Ok(()) => RedisWrite::Written,
+                Ok(applied) => RedisWrite::from_applied(applied),
                 Err(Failure::Connection(e)) => {
                     act.pending_deletes.extend(pending);
                     RedisWrite::Failed(e)
@@ -760,6 +835,9 @@ impl CacheActor {
     /// never past their stale TTL); a key found missing is set again.
     fn rearm(&mut self, keys: Vec<EntryKey>, ctx: &mut Context<Self>) {
         let Some((conn, timeout)) = self.conn() else { return };
+        // Replicas: only the leader re-arms (fenced in Redis too).
+        let Some(token) = self.fence.token().map(str::to_string) else { return };
+        let fence_keys = self.fence_keys.clone();
         if !self.hydration_enabled {
             return;
         }
@@ -774,6 +852,7 @@ impl CacheActor {
             e.redis_until = Some(now + ttl);
             items.push(Rearm {
                 key: k,
+                started_ms: e.started_ms,
                 redis_key: k.redis_key(&self.prefix),
                 json: e.json.clone(),
                 ttl,
@@ -787,7 +866,7 @@ impl CacheActor {
         let generation = conn.generation;
         let op = Op::Rearm(items.len());
         let fut = async move {
-            let res = redis_rearm(conn.conn, timeout, &items, &counters).await;
+            let res = redis_rearm(conn.conn, timeout, (&fence_keys, &token), &items, &counters).await;
             (res, items)
         };
         ctx.spawn(fut.into_actor(self).map(move |(res, items), act, _ctx| {
@@ -834,6 +913,8 @@ impl CacheActor {
             return;
         }
         let Some((conn, timeout)) = self.conn() else { return };
+        let Some(token) = self.fence.token().map(str::to_string) else { return };
+        let fence_keys = self.fence_keys.clone();
         let now = Instant::now();
         let stale_ok = self.hydration_enabled;
         let items: Vec<Rearm> = self
@@ -847,6 +928,7 @@ impl CacheActor {
                 );
                 (ttl >= Duration::from_millis(1)).then(|| Rearm {
                     key: *k,
+                    started_ms: e.started_ms,
                     redis_key: k.redis_key(&self.prefix),
                     json: e.json.clone(),
                     ttl,
@@ -859,7 +941,8 @@ impl CacheActor {
         }
         let counters = self.counters.clone();
         let link_generation = conn.generation;
-        let fut = async move { redis_repair(conn.conn, timeout, &items, &counters).await };
+        let fut =
+            async move { redis_repair(conn.conn, timeout, (&fence_keys, &token), &items, &counters).await };
         ctx.spawn(fut.into_actor(self).map(move |res, act, _ctx| {
             act.note(link_generation, &res.as_ref().map(|_| ()).map_err(Clone::clone), Op::Repair(category));
             if let Ok(repaired) = res {
@@ -877,6 +960,8 @@ impl CacheActor {
 /// One entry to re-arm or repair in Redis.
 struct Rearm {
     key: EntryKey,
+    /// The start of the cycle that computed it (never backwards).
+    started_ms: u64,
     redis_key: String,
     json: EntryJson,
     ttl: Duration,
@@ -890,17 +975,18 @@ struct Rearm {
 async fn redis_rearm(
     mut conn: MultiplexedConnection,
     timeout: Duration,
+    fence: (&FenceKeys, &str),
     items: &[Rearm],
     counters: &Counters,
 ) -> Result<Vec<String>, Failure> {
-    let mut pipe = redis::pipe();
-    for it in items {
-        pipe.cmd("PEXPIRE").arg(&it.redis_key).arg(millis(it.ttl));
-    }
-    let armed: Vec<i64> = redis_link::run(timeout, pipe.query_async(&mut conn)).await?;
+    let pairs: Vec<(&str, u64)> = items.iter().map(|it| (it.redis_key.as_str(), millis(it.ttl))).collect();
+    let Some(armed) = redis_link::run(timeout, fenced::rearm(&mut conn, fence.0, fence.1, &pairs)).await?
+    else {
+        return Ok(Vec::new()); // the lease is gone: the new leader keeps the entries
+    };
     counters.add(&counters.stale_rearms, armed.iter().filter(|a| **a == 1).count() as u64);
     let missing: Vec<&Rearm> = items.iter().zip(&armed).filter(|(_, a)| **a == 0).map(|(it, _)| it).collect();
-    redis_set_again(conn, timeout, &missing, counters).await
+    redis_set_again(conn, timeout, fence, &missing, counters).await
 }
 
 /// Compare each key's length with the entry's (`STRLEN`: 0 when missing)
@@ -908,6 +994,7 @@ async fn redis_rearm(
 async fn redis_repair(
     mut conn: MultiplexedConnection,
     timeout: Duration,
+    fence: (&FenceKeys, &str),
     items: &[Rearm],
     counters: &Counters,
 ) -> Result<Vec<String>, Failure> {
@@ -918,18 +1005,20 @@ async fn redis_repair(
     let lens: Vec<usize> = redis_link::run(timeout, pipe.query_async(&mut conn)).await?;
     let differ: Vec<&Rearm> =
         items.iter().zip(&lens).filter(|(it, len)| **len != it.json.len()).map(|(it, _)| it).collect();
-    let repaired = redis_set_again(conn, timeout, &differ, counters).await?;
+    let repaired = redis_set_again(conn, timeout, fence, &differ, counters).await?;
     counters.add(&counters.late_deletes_repaired, repaired.len() as u64);
     Ok(repaired)
 }
 
-/// `SET key value PX ttl` for entries whose category is still in the
-/// generation they were decided in (checked just before the command is
-/// queued, on the actors' one thread: an invalidation's DEL, queued later,
-/// wins).
+/// Set entries again, each by a fenced store (TTL in whole seconds, at
+/// least one), when their category is still in the generation they were
+/// decided in. That is checked just before the commands are queued, all at
+/// once, on the actors' one thread: an invalidation's DEL, queued later,
+/// wins. Answers the keys set again.
 async fn redis_set_again(
     mut conn: MultiplexedConnection,
     timeout: Duration,
+    fence: (&FenceKeys, &str),
     items: &[&Rearm],
     counters: &Counters,
 ) -> Result<Vec<String>, Failure> {
@@ -938,12 +1027,21 @@ async fn redis_set_again(
     if current.is_empty() {
         return Ok(Vec::new());
     }
-    let mut pipe = redis::pipe();
-    for it in &current {
-        pipe.cmd("SET").arg(&it.redis_key).arg(it.json.as_bytes()).arg("PX").arg(millis(it.ttl)).ignore();
-    }
-    redis_link::run(timeout, pipe.query_async::<()>(&mut conn)).await?;
-    Ok(current.iter().map(|it| it.redis_key.clone()).collect())
+    let cmds = current
+        .iter()
+        .map(|it| {
+            let item =
+                StoreItem { key: &it.redis_key, ttl_seconds: it.ttl.as_secs(), value: it.json.as_bytes() };
+            fenced::store_cmd(fence.0, fence.1, it.started_ms, &[item])
+        })
+        .collect();
+    let applied = redis_link::run(timeout, fenced::apply_all(&mut conn, cmds)).await?;
+    Ok(current
+        .iter()
+        .zip(applied)
+        .filter(|(_, a)| *a == Applied::Yes)
+        .map(|(it, _)| it.redis_key.clone())
+        .collect())
 }
 
 fn millis(d: Duration) -> u64 {
@@ -991,6 +1089,7 @@ impl Handler<StoreCategory> for CacheActor {
                 e.key,
                 MemEntry {
                     json: e.json.clone(),
+                    started_ms: msg.started_ms,
                     stored_at: now,
                     stored_unix: now_unix,
                     as_of: match e.key.kind {
@@ -1014,30 +1113,53 @@ impl Handler<StoreCategory> for CacheActor {
                 "redis is down; kept in memory, written back on reconnect".to_string(),
             )));
         };
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for e in &msg.entries {
-            let ttl = self.ttls.ttl(e.key.kind).as_secs();
-            pipe.cmd("SETEX").arg(e.key.redis_key(&self.prefix)).arg(ttl).arg(e.json.as_bytes()).ignore();
-        }
+        let Some(token) = self.fence.token().map(str::to_string) else {
+            return Box::pin(fut::ready(RedisWrite::NotLeader));
+        };
+        // The values are shared with the memory entries (no copy is made
+        // here); `store_sized` sends a large category in pieces.
+        let owned: Vec<(String, u64, EntryJson)> = msg
+            .entries
+            .iter()
+            .map(|e| (e.key.redis_key(&self.prefix), self.ttls.ttl(e.key.kind).as_secs(), e.json.clone()))
+            .collect();
+        let fence_keys = self.fence_keys.clone();
+        let started_ms = msg.started_ms;
         let category = msg.category;
         let generation = conn.generation;
         let (category_generation, guard) = (msg.generation, msg.guard);
         let stored: Vec<EntryKey> = msg.entries.iter().map(|e| e.key).collect();
+        let counters = self.counters.clone();
+        drop(msg);
         let fut = async move {
             let mut conn = conn.conn;
-            redis_link::run(timeout, pipe.query_async::<()>(&mut conn)).await
+            let items: Vec<StoreItem<'_>> = owned
+                .iter()
+                .map(|(key, ttl_seconds, json)| StoreItem {
+                    key,
+                    ttl_seconds: *ttl_seconds,
+                    value: json.as_bytes(),
+                })
+                .collect();
+            let still_current = || counters.generations.current(category) == category_generation;
+            fenced::store_sized(&mut conn, timeout, &fence_keys, &token, started_ms, &items, still_current)
+                .await
         };
         Box::pin(fut.into_actor(self).map(move |res, act, ctx| {
-            act.note(generation, &res, Op::Store(category));
+            act.note(generation, &res.as_ref().map(|_| ()).map_err(Clone::clone), Op::Store(category));
             match res {
-                Ok(()) => {
-                    act.written(category);
-                    act.note_written(&stored, now);
-                    if guard {
-                        act.guard(category, category_generation, ctx);
+                Ok(applied) => {
+                    if applied != Applied::Yes {
+                        log::debug!("redis: {category} not written: {applied:?}");
                     }
-                    RedisWrite::Written
+                    act.written(category);
+                    if applied == Applied::Yes {
+                        act.note_written(&stored, now);
+                        if guard {
+                            act.guard(category, category_generation, ctx);
+                        }
+                    }
+                    RedisWrite::from_applied(applied)
                 }
                 Err(Failure::Connection(e)) => RedisWrite::Failed(e),
                 Err(refused) => {
@@ -1046,6 +1168,24 @@ impl Handler<StoreCategory> for CacheActor {
                 }
             }
         }))
+    }
+}
+
+impl Handler<RoleChanged> for CacheActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RoleChanged, ctx: &mut Self::Context) {
+        let was_follower = self.fence == Fence::Follower;
+        self.fence = match (msg.role, msg.token) {
+            (Role::Standalone, _) => Fence::Unfenced,
+            (Role::Leader, Some(token)) => Fence::Holder(token),
+            _ => Fence::Follower,
+        };
+        // Entries computed while detached (Redis unreachable) reach Redis now
+        // (never backwards: older ones are dropped by the script).
+        if was_follower && self.fence != Fence::Follower && self.state() == RedisState::Up {
+            self.write_back(false, ctx);
+        }
     }
 }
 
@@ -1248,7 +1388,14 @@ mod tests {
     }
 
     fn store(category: Category, entries: Vec<ComputedEntry>) -> StoreCategory {
-        StoreCategory { category, entries, generation: 0, guard: false, risk_inputs_age: Duration::ZERO }
+        StoreCategory {
+            category,
+            entries,
+            generation: 0,
+            guard: false,
+            risk_inputs_age: Duration::ZERO,
+            started_ms: 0,
+        }
     }
 
     #[test]
@@ -1257,6 +1404,7 @@ mod tests {
         let t0 = Instant::now();
         let e = MemEntry {
             json: EntryJson::from("{}".to_string()),
+            started_ms: 0,
             stored_at: t0,
             stored_unix: 0.0,
             as_of: t0,

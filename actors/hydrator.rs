@@ -3,7 +3,7 @@
 //! Sends itself timed ticks: the first after `hydration.startup_delay_seconds`,
 //! then every `hydration.interval_seconds`. A cycle runs the categories
 //! concurrently, each on its own: fetch its three sources (fetcher), compute
-//! its entries (compute pool), store them in one MULTI/EXEC (cache). Never two
+//! its entries (compute pool), store them with one atomic script (cache, fenced.rs). Never two
 //! cycles at once: a tick during a cycle is skipped, and a "hydrate now"
 //! ([`HydrateNow`], from an invalidation or an admin command) during a cycle
 //! queues exactly one follow-up cycle for the union of the requested
@@ -40,12 +40,14 @@
 use crate::cache::{CacheActor, KeepStale, RedisWrite, StoreCategory};
 use crate::counters::Counters;
 use crate::horde_fetcher::{FetchCategory, HordeFetcherActor};
+use crate::leader::RoleChanged;
 use crate::risk_compute::{Compute, ComputeStatistics, Computed, RiskComputeActor};
 use actix::prelude::*;
 use horde_hydrator::category::Category;
 use horde_hydrator::cycle::ComputedEntry;
 use horde_hydrator::input::source::SourceId;
 use horde_hydrator::keys::{EntryKey, EntryKind};
+use horde_hydrator::leader::{first_cycle_in, Role};
 use horde_hydrator::settings::{AnalysisSettings, Settings};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -128,7 +130,13 @@ impl CategoryReport {
 
     /// Written to every store it was meant for (memory, and Redis when enabled).
     pub fn is_complete(&self) -> bool {
-        matches!(self.outcome, CategoryOutcome::Written { redis: RedisWrite::Written | RedisWrite::Disabled })
+        // Superseded: Redis already holds what a later cycle computed.
+        matches!(
+            self.outcome,
+            CategoryOutcome::Written {
+                redis: RedisWrite::Written | RedisWrite::Disabled | RedisWrite::Superseded
+            }
+        )
     }
 
     fn outcome_str(&self) -> &'static str {
@@ -146,6 +154,12 @@ impl CategoryReport {
             CategoryOutcome::Written { redis: RedisWrite::Written } => (None, Some("written".to_string())),
             CategoryOutcome::Written { redis: RedisWrite::Disabled } => (None, Some("disabled".to_string())),
             CategoryOutcome::Written { redis: RedisWrite::Failed(e) } => (None, Some(format!("failed: {e}"))),
+            CategoryOutcome::Written { redis: RedisWrite::NotLeader } => {
+                (None, Some("not_leader".to_string()))
+            }
+            CategoryOutcome::Written { redis: RedisWrite::Superseded } => {
+                (None, Some("superseded".to_string()))
+            }
             CategoryOutcome::KeptStale => (Some("a source failed; existing entries kept".to_string()), None),
             CategoryOutcome::StatisticsOnly { redis } => (
                 Some("the Horde's data failed; deletion-risk entries kept".to_string()),
@@ -218,6 +232,12 @@ impl CycleReport {
                             RedisWrite::Written => "redis ok".to_string(),
                             RedisWrite::Disabled => "memory only".to_string(),
                             RedisWrite::Failed(e) => format!("redis failed: {e}"),
+                            RedisWrite::NotLeader => {
+                                "redis not written: this instance does not hold the lease".to_string()
+                            }
+                            RedisWrite::Superseded => {
+                                "redis not written: it holds entries of a later cycle".to_string()
+                            }
                         };
                         format!("{} entries, {models} models, {redis}", c.entries.len())
                     }
@@ -258,6 +278,8 @@ fn redis_write_str(w: &RedisWrite) -> String {
         RedisWrite::Written => "written".to_string(),
         RedisWrite::Disabled => "disabled".to_string(),
         RedisWrite::Failed(e) => format!("failed: {e}"),
+        RedisWrite::NotLeader => "not_leader".to_string(),
+        RedisWrite::Superseded => "superseded".to_string(),
     }
 }
 
@@ -295,6 +317,7 @@ pub async fn run_planned_cycle(deps: CycleDeps, categories: Vec<Category>, plan:
     let started = Instant::now();
     let started_unix = unix_now();
     let computed_at = started_unix as i64;
+    let started_ms = (started_unix * 1000.0) as u64;
     // Text first: it is the larger category (the cycle's critical path), so its
     // sources are the first to reach the blocking threads (see `runtime` in
     // main.rs). The report keeps the configured order.
@@ -306,7 +329,7 @@ pub async fn run_planned_cycle(deps: CycleDeps, categories: Vec<Category>, plan:
             invalidated: plan.invalidated.contains(&c),
             stale_ttl: plan.stale_ttl,
         };
-        hydrate_category(deps.clone(), c, computed_at, run)
+        hydrate_category(deps.clone(), c, computed_at, started_ms, run)
     });
     let mut reports = futures_util::future::join_all(jobs).await;
     reports.sort_by_key(|r| categories.iter().position(|c| *c == r.category));
@@ -340,6 +363,7 @@ async fn hydrate_category(
     deps: CycleDeps,
     category: Category,
     computed_at: i64,
+    started_ms: u64,
     run: CategoryRun,
 ) -> CategoryReport {
     let mut report = CategoryReport::new(category);
@@ -464,6 +488,7 @@ async fn hydrate_category(
             generation: run.generation,
             guard: run.invalidated,
             risk_inputs_age,
+            started_ms,
         })
         .await;
     report.store_ms = t.elapsed().as_millis() as u64;
@@ -515,6 +540,8 @@ pub enum HydrateAck {
     Queued,
     /// The daemon is shutting down.
     Refused,
+    /// Another replica leads; it hydrates (replicas: `leader.rs`).
+    NotLeader,
 }
 
 /// A category's entries were invalidated (generation `generation`): until a
@@ -579,8 +606,12 @@ pub struct HydratorActor {
     next_at: Option<Instant>,
     stopping: bool,
     stop_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
-    /// The timer of the next scheduled tick (replaced when the interval changes).
-    timer: Option<SpawnHandle>,
+    /// Replicas: only a leader (or a standalone daemon) runs cycles.
+    role: Role,
+    /// The pending schedule timer (the next tick; replaced when the schedule changes).
+    schedule: Option<SpawnHandle>,
+    /// When the startup delay is over.
+    first_tick_at: Instant,
     /// When the last scheduled tick fired.
     last_tick: Option<Instant>,
 }
@@ -601,30 +632,36 @@ impl HydratorActor {
             next_at: None,
             stopping: false,
             stop_waiters: Vec::new(),
-            timer: None,
+            role: if settings.leader.active(&settings.redis) { Role::Follower } else { Role::Standalone },
+            schedule: None,
+            first_tick_at: Instant::now() + settings.hydration.startup_delay,
             last_tick: None,
         }
     }
 
-    /// Arm the schedule: a tick after `delay`, then one every `self.interval`
-    /// (read at each tick, so a reload changes it).
-    fn schedule(&mut self, delay: Duration, ctx: &mut Context<Self>) {
-        if let Some(timer) = self.timer.take() {
-            ctx.cancel_future(timer);
+    /// (Re)start the schedule: a tick after `first_in`, then one every
+    /// `self.interval` (read at each tick, so a reload changes it).
+    fn reschedule(&mut self, first_in: Duration, ctx: &mut Context<Self>) {
+        if let Some(h) = self.schedule.take() {
+            ctx.cancel_future(h);
         }
-        self.next_at = Some(Instant::now() + delay);
-        self.timer = Some(ctx.run_later(delay, |act, ctx| {
-            act.timer = None;
+        self.next_at = Some(Instant::now() + first_in);
+        self.schedule = Some(ctx.run_later(first_in, |act, ctx| {
+            act.schedule = None;
             act.last_tick = Some(Instant::now());
             act.tick(ctx);
             let interval = act.interval;
-            act.schedule(interval, ctx);
+            act.reschedule(interval, ctx);
         }));
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
         self.next_at = Some(Instant::now() + self.interval);
         if self.stopping {
+            return;
+        }
+        if !self.role.hydrates() {
+            log::debug!("hydrator: scheduled cycle skipped: another replica leads");
             return;
         }
         if self.running.is_some() {
@@ -705,6 +742,24 @@ fn release_free_memory() {
     }
 }
 
+/// For the daemon (`run`): every allocation of 128 KiB or more gets its own
+/// mapping, returned to the OS the moment it is freed.
+///
+/// glibc's threshold is 128 KiB at start but rises to the size of each large
+/// block freed (up to 32 MiB): from the second cycle on, the entries and the
+/// parse buffers (up to 65 MB each at x100) came from the arenas, where
+/// growing a buffer copies it and freed space is kept. Measured at x100 with
+/// Redis (docs/PERFORMANCE.md), a fixed threshold took the peak of later
+/// cycles from 493-510 MB to 430 MB. `once` keeps glibc's default (one
+/// cycle, where the two hardly differ and fewer mappings start faster).
+pub fn bound_large_allocations() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets the allocator's own tuning parameter.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
 impl Actor for HydratorActor {
     type Context = Context<Self>;
 
@@ -714,7 +769,7 @@ impl Actor for HydratorActor {
             crate::sd_notify::ready();
             return;
         }
-        self.schedule(self.startup_delay, ctx);
+        self.reschedule(self.startup_delay, ctx);
     }
 }
 
@@ -724,6 +779,10 @@ impl Handler<HydrateNow> for HydratorActor {
     fn handle(&mut self, msg: HydrateNow, ctx: &mut Self::Context) -> Self::Result {
         if self.stopping {
             return MessageResult(HydrateAck::Refused);
+        }
+        if !self.role.hydrates() {
+            log::debug!("hydrator: hydrate requested ({}) on a follower: the leader hydrates", msg.reason);
+            return MessageResult(HydrateAck::NotLeader);
         }
         let mut cats: Vec<Category> = msg.categories;
         if cats.is_empty() {
@@ -739,6 +798,37 @@ impl Handler<HydrateNow> for HydratorActor {
         log::info!("hydrator: hydrating now ({})", msg.reason);
         self.start_cycle(cats, &msg.reason, ctx);
         MessageResult(HydrateAck::Started)
+    }
+}
+
+impl Handler<RoleChanged> for HydratorActor {
+    type Result = ();
+
+    /// A new leader runs its first cycle at once when the entries in Redis are
+    /// older than the interval, else when they become that old (never before
+    /// the startup delay); the schedule runs on from there. A daemon that
+    /// becomes detached (Redis silent) goes by its own last cycle instead.
+    fn handle(&mut self, msg: RoleChanged, ctx: &mut Self::Context) {
+        let became_leader = msg.role == Role::Leader && self.role != Role::Leader;
+        let became_detached = msg.role == Role::Detached && !self.role.hydrates();
+        self.role = msg.role;
+        if !(became_leader || became_detached) || !self.enabled || self.stopping {
+            return;
+        }
+        let newest_ms = if became_leader {
+            msg.newest_written_ms
+        } else {
+            self.last.as_ref().map(|r| (r.started_unix * 1000.0) as u64)
+        };
+        let now_ms = (unix_now() * 1000.0) as u64;
+        let first_in = first_cycle_in(newest_ms, now_ms, self.interval)
+            .max(self.first_tick_at.saturating_duration_since(Instant::now()));
+        log::info!(
+            "hydrator: {}; first cycle in {} ms",
+            if became_leader { "leading" } else { "detached" },
+            first_in.as_millis()
+        );
+        self.reschedule(first_in, ctx);
     }
 }
 
@@ -775,7 +865,7 @@ impl Handler<Shutdown> for HydratorActor {
         let handle = running.handle;
         ctx.run_later(msg.grace, move |act, ctx| {
             if act.running.is_some() {
-                // Each category's store is one MULTI/EXEC: aborting here
+                // Each category's store is one atomic script: aborting here
                 // leaves every category either fully old or fully new.
                 ctx.cancel_future(handle);
                 act.running = None;
@@ -808,7 +898,7 @@ impl Handler<Reconfigure> for HydratorActor {
             return;
         }
         if !self.enabled {
-            if let Some(timer) = self.timer.take() {
+            if let Some(timer) = self.schedule.take() {
                 ctx.cancel_future(timer);
             }
             self.next_at = None;
@@ -822,12 +912,16 @@ impl Handler<Reconfigure> for HydratorActor {
             (None, None) => Instant::now(),
         };
         let delay = next.saturating_duration_since(Instant::now());
-        self.schedule(delay, ctx);
-        log::info!(
-            "hydrator: a cycle every {} s; the next in {:.0} s",
-            self.interval.as_secs(),
-            delay.as_secs_f64()
-        );
+        self.reschedule(delay, ctx);
+        if self.role.hydrates() {
+            log::info!(
+                "hydrator: a cycle every {} s; the next in {:.0} s",
+                self.interval.as_secs(),
+                delay.as_secs_f64()
+            );
+        } else {
+            log::info!("hydrator: a cycle every {} s while this instance leads", self.interval.as_secs());
+        }
     }
 }
 
@@ -837,12 +931,14 @@ impl Handler<GetHydratorInfo> for HydratorActor {
     fn handle(&mut self, _msg: GetHydratorInfo, _ctx: &mut Self::Context) -> Self::Result {
         let now = Instant::now();
         let now_unix = unix_now();
-        let next = self.next_at.filter(|_| self.enabled && !self.stopping).map(|at| {
-            let left = at.saturating_duration_since(now).as_secs_f64();
-            json!({"at": now_unix + left, "in_seconds": left})
-        });
+        let next =
+            self.next_at.filter(|_| self.enabled && !self.stopping && self.role.hydrates()).map(|at| {
+                let left = at.saturating_duration_since(now).as_secs_f64();
+                json!({"at": now_unix + left, "in_seconds": left})
+            });
         MessageResult(json!({
             "enabled": self.enabled,
+            "role": self.role.as_str(),
             "interval_seconds": self.interval.as_secs(),
             "categories": self.categories.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
             "cycle_running": self.running.as_ref().map(|r| json!({

@@ -53,10 +53,12 @@ use crate::horde_fetcher::{DropReference, GetFetcherInfo, HordeFetcherActor};
 use crate::hydrator::{
     CancelQueued, GetHydratorInfo, HydrateAck, HydrateNow, HydratorActor, NoteInvalidated,
 };
+use crate::leader::{GetLeaderInfo, LeaderActor, RoleChanged};
 use crate::redis_link::{self, CommandLink, Failure};
 use actix::prelude::*;
 use horde_hydrator::category::Category;
 use horde_hydrator::keys::{admin_channel, admin_reply_channel, invalidate_channel};
+use horde_hydrator::leader::{connection_name, Role};
 use horde_hydrator::settings::Settings;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -250,6 +252,10 @@ pub struct InvalidationActor {
     limiter: LogLimiter,
     subscribed: bool,
     started: Instant,
+    /// Replicas: only the leader carries out (and answers) hydrate, invalidate and clear.
+    role: Role,
+    leader: Option<Addr<LeaderActor>>,
+    instance_id: String,
 }
 
 impl InvalidationActor {
@@ -269,7 +275,9 @@ impl InvalidationActor {
                 None
             }
         };
-        let publisher = client.clone().map(|c| CommandLink::new(c, timeout));
+        let publisher = client.clone().map(|c| {
+            CommandLink::new(c, timeout).named(connection_name(&settings.leader.instance_id, "publisher"))
+        });
         InvalidationActor {
             client,
             redis_url_shown: settings.redis.url.redacted(),
@@ -291,7 +299,16 @@ impl InvalidationActor {
             limiter: LogLimiter::new(Duration::from_secs(10), 5),
             subscribed: false,
             started: Instant::now(),
+            role: if settings.leader.active(&settings.redis) { Role::Follower } else { Role::Standalone },
+            leader: None,
+            instance_id: settings.leader.instance_id.clone(),
         }
+    }
+
+    /// The leader actor to ask for `status` (replicas).
+    pub fn with_leader(mut self, leader: Option<Addr<LeaderActor>>) -> Self {
+        self.leader = leader;
+        self
     }
 
     /// Log an ignored message, rate-limited.
@@ -379,7 +396,18 @@ impl InvalidationActor {
         };
         self.counters.inc(&self.counters.admin_commands);
         log::info!("admin: {} command", command.name());
+        // A follower leaves commands that change entries to the leader, which
+        // answers them; it drops its own memory copies all the same.
+        let follower = !self.role.hydrates();
         match command {
+            AdminCommand::Hydrate(_) if follower => {}
+            AdminCommand::Invalidate(category) if follower => {
+                let dropped = self.invalidate(category, ctx);
+                ctx.spawn(async move { drop(dropped.await) }.into_actor(self));
+            }
+            AdminCommand::Clear if follower => {
+                self.cache.do_send(cache::Clear);
+            }
             AdminCommand::Hydrate(mut categories) => {
                 if categories.is_empty() {
                     categories = self.configured.clone();
@@ -397,6 +425,9 @@ impl InvalidationActor {
                         }
                         Ok(HydrateAck::Refused) => {
                             json!({"ok": false, "command": "hydrate", "error": "shutting down"})
+                        }
+                        Ok(HydrateAck::NotLeader) => {
+                            json!({"ok": false, "command": "hydrate", "error": "this replica just lost the lead; send it again"})
                         }
                         Err(e) => json!({"ok": false, "command": "hydrate", "error": e.to_string()}),
                     }
@@ -445,12 +476,26 @@ impl InvalidationActor {
         let hydrator = self.hydrator.send(GetHydratorInfo);
         let cache = self.cache.send(cache::Info);
         let fetcher = self.fetcher.send(GetFetcherInfo);
+        let leader = self.leader.as_ref().map(|l| l.send(GetLeaderInfo));
+        let (role, instance_id) = (self.role, self.instance_id.clone());
         let uptime = self.started.elapsed().as_secs_f64();
         let subscribed = self.subscribed;
         let url = self.redis_url_shown.clone();
         let counters = self.counters.clone();
         async move {
             let (h, c, f) = futures_util::future::join3(hydrator, cache, fetcher).await;
+            let leader = match leader {
+                Some(l) => match l.await {
+                    Ok(i) => json!({
+                        "role": i.role.as_str(),
+                        "instance_id": i.instance_id,
+                        "leader": i.leader,
+                        "lease_seconds": i.lease_seconds,
+                    }),
+                    Err(_) => json!({"role": role.as_str(), "instance_id": instance_id, "leader": null}),
+                },
+                None => json!({"role": role.as_str(), "instance_id": instance_id, "leader": instance_id}),
+            };
             let h = h.unwrap_or(Value::Null);
             let (redis_state, entries) = match c {
                 Ok(info) => (
@@ -502,6 +547,7 @@ impl InvalidationActor {
                 "horde_circuit": horde,
                 "model_reference_circuit": reference,
                 "counters": counters.to_json(),
+                "replica": leader,
             })
         }
     }
@@ -578,6 +624,8 @@ fn redis_write_str(w: &RedisWrite) -> String {
         RedisWrite::Written => "written".to_string(),
         RedisWrite::Disabled => "disabled".to_string(),
         RedisWrite::Failed(e) => format!("failed: {e}"),
+        RedisWrite::NotLeader => "not_leader".to_string(),
+        RedisWrite::Superseded => "superseded".to_string(),
     }
 }
 
@@ -727,6 +775,14 @@ impl Handler<Incoming> for InvalidationActor {
         } else {
             self.ignored(format!("message on unexpected channel {:?}", msg.channel));
         }
+    }
+}
+
+impl Handler<RoleChanged> for InvalidationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RoleChanged, _ctx: &mut Self::Context) {
+        self.role = msg.role;
     }
 }
 

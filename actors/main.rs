@@ -1,10 +1,11 @@
 //! horde-hydrator: the daemon's entry point and its three commands.
 //!
 //! * `run` starts the actors (SPEC §1) — CacheActor, HordeFetcherActor, the
-//!   RiskComputeActor pool, HydratorActor and (with Redis) InvalidationActor —
+//!   RiskComputeActor pool, HydratorActor and (with Redis) InvalidationActor
+//!   and LeaderActor (replicas: only the lease holder hydrates) —
 //!   and waits for SIGINT/SIGTERM; then it stops scheduling, lets a running
 //!   cycle finish for up to 3 s (else aborts it; each category's write is one
-//!   MULTI/EXEC either way) and exits 0 within 5 s. SIGHUP reloads the
+//!   atomic script either way) and exits 0 within 5 s. SIGHUP reloads the
 //!   settings (`reload.rs`); SIGUSR1/SIGUSR2 are logged and ignored.
 //! * `once` runs one cycle through the same actors, prints a table and exits
 //!   non-zero when any source or entry failed.
@@ -20,9 +21,11 @@ mod cache;
 mod cli;
 mod config;
 mod counters;
+mod fenced;
 mod horde_fetcher;
 mod hydrator;
 mod invalidation;
+mod leader;
 mod log_filter;
 mod redis_client;
 mod redis_link;
@@ -63,6 +66,10 @@ fn main() {
         std::process::exit(0);
     }
     init_logging(&settings.log);
+    let mut settings = settings;
+    if settings.leader.instance_id.is_empty() {
+        settings.leader.instance_id = default_instance_id();
+    }
     match &settings.provenance.file {
         Some(f) => log::debug!("settings from {} and the environment: {settings:?}", f.display()),
         None => log::debug!("settings: defaults and the environment: {settings:?}"),
@@ -126,6 +133,7 @@ fn start_parts(settings: &Settings) -> Result<Parts, String> {
 async fn run(settings: Settings, config_file: Option<&Path>) -> i32 {
     // Before the actors start, so that a SIGHUP or SIGUSR1 during their start-up
     // does not end the daemon.
+    hydrator::bound_large_allocations();
     let mut signals = match signals::Signals::new() {
         Ok(s) => s,
         Err(e) => {
@@ -150,6 +158,13 @@ async fn run(settings: Settings, config_file: Option<&Path>) -> i32 {
         settings.model_reference.source,
         if settings.redis.enabled { settings.redis.url.redacted() } else { "disabled".to_string() },
     );
+    let leader = match leader::LeaderActor::new(&settings) {
+        Ok(l) => l.map(Actor::start),
+        Err(e) => {
+            eprintln!("horde-hydrator: {e}");
+            return 2;
+        }
+    };
     let hydrator = hydrator::HydratorActor::new(&settings, parts.deps.clone()).start();
     let invalidation = settings.redis.enabled.then(|| {
         invalidation::InvalidationActor::new(
@@ -159,8 +174,21 @@ async fn run(settings: Settings, config_file: Option<&Path>) -> i32 {
             hydrator.clone(),
             parts.counters.clone(),
         )
+        .with_leader(leader.clone())
         .start()
     });
+    if let Some(leader) = &leader {
+        log::info!(
+            "replicas: instance {} takes part in the leader election (lease {} s); only the leader hydrates",
+            settings.leader.instance_id,
+            settings.leader.lease.as_secs()
+        );
+        leader.do_send(leader::Subscribe(parts.deps.cache.clone().recipient()));
+        leader.do_send(leader::Subscribe(hydrator.clone().recipient()));
+        if let Some(invalidation) = &invalidation {
+            leader.do_send(leader::Subscribe(invalidation.clone().recipient()));
+        }
+    }
 
     let targets = reload::Targets {
         hydrator: hydrator.clone(),
@@ -189,9 +217,27 @@ async fn run(settings: Settings, config_file: Option<&Path>) -> i32 {
     if stopped.is_err() {
         log::warn!("shutdown: the hydrator did not stop in time; exiting anyway");
     }
+    if let Some(leader) = &leader {
+        // After the last cycle's writes: hand over at once.
+        let _ = tokio::time::timeout(Duration::from_secs(1), leader.send(leader::Release)).await;
+    }
     log::info!("stopped");
     System::current().stop();
     0
+}
+
+/// `<hostname>:<pid>`: this daemon's name among replicas when
+/// `leader.instance_id` is not set.
+fn default_instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| "localhost".to_string());
+    let host: String =
+        host.chars().map(|c| if c.is_whitespace() || c.is_control() { '_' } else { c }).collect();
+    format!("{host}:{}", std::process::id())
 }
 
 async fn once(settings: Settings, dump: Option<&Path>) -> i32 {
@@ -203,6 +249,13 @@ async fn once(settings: Settings, dump: Option<&Path>) -> i32 {
         }
     };
     if settings.redis.enabled {
+        // `once` is a manual run: its writes are not fenced by the lease
+        // (never backwards still holds).
+        parts.deps.cache.do_send(leader::RoleChanged {
+            role: horde_hydrator::leader::Role::Standalone,
+            token: None,
+            newest_written_ms: None,
+        });
         let state = parts.deps.cache.send(cache::ProbeRedis).await;
         if !matches!(state, Ok(cache::RedisState::Up)) {
             log::warn!("redis {} is not reachable: entries will stay in memory", settings.redis.url);
@@ -438,12 +491,17 @@ fn overwrite(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 async fn admin_command(settings: Settings, cmd: AdminCli) -> i32 {
     let timeout = Duration::from_secs_f64(cmd.wait().timeout.clamp(0.1, 3600.0));
     match admin::send_command(&settings, cmd.to_json(), timeout).await {
-        Ok(reply) => {
-            emit(&format!(
-                "{}\n",
-                serde_json::to_string_pretty(&reply).unwrap_or_else(|_| reply.to_string())
-            ));
-            if reply.get("ok").and_then(|v| v.as_bool()) == Some(true) {
+        Ok(replies) => {
+            // With replicas, every daemon answers `status`: one JSON document per reply.
+            let mut ok = true;
+            for reply in &replies {
+                emit(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(reply).unwrap_or_else(|_| reply.to_string())
+                ));
+                ok &= reply.get("ok").and_then(|v| v.as_bool()) == Some(true);
+            }
+            if ok {
                 0
             } else {
                 1

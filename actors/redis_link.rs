@@ -80,6 +80,8 @@ impl RefusalKind {
             "WRONGTYPE" => RefusalKind::WrongType,
             "LOADING" => RefusalKind::Loading,
             "NOAUTH" | "WRONGPASS" => RefusalKind::Authentication,
+            // A command inside a script (the fenced writes) that the ACL user may not run.
+            _ if detail.contains("can't run this command") => RefusalKind::NoPermission,
             _ if detail.contains("bulk length")
                 || detail.contains("maximum allowed size")
                 || detail.contains("too large")
@@ -162,6 +164,8 @@ pub struct CommandLink {
     /// Connection attempts that failed since the last command that succeeded.
     failures: u32,
     retry_at: Instant,
+    /// `CLIENT SETNAME` of every connection it opens (replicas: `leader.rs`).
+    name: Option<String>,
 }
 
 impl CommandLink {
@@ -175,7 +179,14 @@ impl CommandLink {
             connecting: false,
             failures: 0,
             retry_at: Instant::now(),
+            name: None,
         }
+    }
+
+    /// Name every connection (`CLIENT SETNAME`), so `CLIENT LIST` shows whose it is.
+    pub fn named(mut self, name: String) -> CommandLink {
+        self.name = Some(name);
+        self
     }
 
     pub fn timeout(&self) -> Duration {
@@ -204,6 +215,7 @@ impl CommandLink {
     pub fn fresh(&self) -> impl Future<Output = Result<MultiplexedConnection, Failure>> + 'static {
         let client = self.client.clone();
         let timeout = self.timeout;
+        let name = self.name.clone();
         async move {
             // One timeout for every command, `run`'s (redis-rs's own response
             // timeout, 500 ms by default, is off): one cause in the logs.
@@ -212,7 +224,13 @@ impl CommandLink {
                 .set_response_timeout(None);
             let attempt = async {
                 let mut conn = client.get_multiplexed_async_connection_with_config(&config).await?;
-                redis::cmd("PING").query_async::<()>(&mut conn).await?;
+                match &name {
+                    // Answered like a PING: it checks the connection too.
+                    Some(name) => {
+                        redis::cmd("CLIENT").arg("SETNAME").arg(name).query_async::<()>(&mut conn).await?
+                    }
+                    None => redis::cmd("PING").query_async::<()>(&mut conn).await?,
+                }
                 Ok::<_, redis::RedisError>(conn)
             };
             run(timeout, attempt).await
@@ -283,6 +301,13 @@ mod tests {
         assert_eq!(RefusalKind::of("ERR", "Protocol error: invalid bulk length"), RefusalKind::TooLarge);
         assert_eq!(RefusalKind::of("ERR", "string exceeds maximum allowed size"), RefusalKind::TooLarge);
         assert_eq!(RefusalKind::of("ERR", "unknown command"), RefusalKind::Other);
+        assert_eq!(
+            RefusalKind::of(
+                "ERR",
+                "The user executing the script can't run this command or subcommand script: 96"
+            ),
+            RefusalKind::NoPermission
+        );
     }
 
     #[test]

@@ -13,9 +13,10 @@
 //! (`cache.*`, `hydration.stale_ttl_seconds`), the debounce, the deletion-risk
 //! thresholds (`analysis.*`), the HTTP policy and circuit breaker limits
 //! (`horde.*` but `api_url`, `model_reference.timeout_seconds`), the work
-//! limits (`limits.*`), the log filter (`log.level`) and the admin token. Everything else — the sources,
-//! Redis, the categories, the startup delay, any key not listed in
-//! [`changes`] — needs a restart.
+//! limits (`limits.*`), the log filter (`log.level`) and the admin token.
+//! Everything else — the sources, Redis, the categories, the startup delay,
+//! the replicas' lease (`leader.*`), any key not listed in [`changes`] —
+//! needs a restart.
 
 use crate::cache::{self, CacheActor};
 use crate::config;
@@ -136,6 +137,10 @@ pub fn changes(running: &Settings, new: &Settings) -> (Vec<Change>, Settings) {
         Some(_) => "<redacted>".to_string(),
         None => "(none)".to_string(),
     });
+    // The lease's holder, length and name are fixed for the LeaderActor's life.
+    key!("leader.enabled", leader.enabled, Restart);
+    key!("leader.lease_seconds", leader.lease, Restart, secs);
+    key!("leader.instance_id", leader.instance_id, Restart);
     // Keys not listed above: compared as the loader shows them; a restart applies them.
     let before = &running.provenance.values;
     for (key, to, _) in &new.provenance.values {
@@ -207,7 +212,11 @@ pub fn reload(file: Option<&Path>, running: &Settings, targets: &Targets) -> Set
             log::error!("reload rejected, the running settings stay in effect: {e}");
             running.clone()
         }
-        Ok(new) => {
+        Ok(mut new) => {
+            // As at start-up (`main.rs`): an unset instance id is `<hostname>:<pid>`.
+            if new.leader.instance_id.is_empty() {
+                new.leader.instance_id = crate::default_instance_id();
+            }
             let (changed, effective) = changes(running, &new);
             if changed.is_empty() {
                 log::info!("reload: the settings are unchanged");

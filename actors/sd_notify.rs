@@ -2,7 +2,8 @@
 //!
 //! When systemd starts the daemon it sets `$NOTIFY_SOCKET` (a unix datagram
 //! socket, a path or `@abstract`); the daemon sends `READY=1` once its first
-//! cycle has run (or at once when scheduled hydration is off),
+//! cycle has run (or at once when scheduled hydration is off; with replicas,
+//! a follower, which runs no cycle, once it knows it follows),
 //! `RELOADING=1` / `READY=1` around a SIGHUP reload and `STOPPING=1` on
 //! shutdown. Without `$NOTIFY_SOCKET` (not under systemd) nothing is sent.
 //! A failed send is logged at debug level and otherwise ignored: readiness
@@ -22,8 +23,13 @@ pub fn notify(state: &str) {
 
 /// `READY=1`, once per process (later calls do nothing).
 pub fn ready() {
+    ready_with("hydrating");
+}
+
+/// `READY=1` with `STATUS=status`, once per process (with [`ready`]).
+pub fn ready_with(status: &str) {
     if !READY_SENT.swap(true, Ordering::Relaxed) {
-        notify("READY=1\nSTATUS=hydrating");
+        notify(&format!("READY=1\nSTATUS={status}"));
     }
 }
 

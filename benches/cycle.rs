@@ -12,7 +12,14 @@
 //! * `--latency` — the daemon (`run`) against a real redis-server, x1: the
 //!   time from publishing `text_generation` on `P:invalidate` to the fresh
 //!   entry in Redis (p50, p99 over `--invalidations` 50), and the daemon's
-//!   idle CPU and RSS between cycles.
+//!   idle CPU and RSS between cycles;
+//! * `--memory` — the daemon (`run`) against a real redis-server on the
+//!   datasets of `--scales` (default 100), `--cycles` scheduled cycles
+//!   (default 3) `--interval` seconds apart (default 10): its RSS sampled
+//!   from /proc every 5 ms, the peak (VmHWM) and the RSS between cycles
+//!   (1.5 s after each cycle's log line), against the entries' own size (the
+//!   sum of the values' lengths in Redis). `HORDE_BENCH_BIN` runs another
+//!   build of the daemon instead (e.g. the one before a change).
 //!
 //! Datasets come from `gen_dataset.py --seed 7 --scale N`, made once under
 //! `target/bench-data/xN` unless `HORDE_BENCH_DATA` names a directory that
@@ -63,12 +70,20 @@ struct Options {
     idle_seconds: u64,
     /// `hydration.invalidation_debounce_ms` for the latency run; `None`: the default.
     debounce_ms: Option<u64>,
+    memory: bool,
+    /// Scales were given on the command line (the memory mode's default is x100 only).
+    scales_given: bool,
+    /// Scheduled cycles the memory run watches.
+    cycles: usize,
+    /// `hydration.interval_seconds` of the memory run.
+    interval_seconds: u64,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: cargo bench --bench cycle -- [--scales 1,10,100] [--runs N] [--reference-runs N] [--reference-x100] [--no-reference]\n\
-         \x20      cargo bench --bench cycle -- --latency [--invalidations 50] [--idle-seconds 10] [--debounce-ms MS]"
+         \x20      cargo bench --bench cycle -- --latency [--invalidations 50] [--idle-seconds 10] [--debounce-ms MS]\n\
+         \x20      cargo bench --bench cycle -- --memory [--scales 100] [--cycles 3] [--interval 10]"
     );
     std::process::exit(2)
 }
@@ -84,6 +99,10 @@ fn options() -> Options {
         invalidations: 50,
         idle_seconds: 10,
         debounce_ms: None,
+        memory: false,
+        scales_given: false,
+        cycles: 3,
+        interval_seconds: 10,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -92,6 +111,7 @@ fn options() -> Options {
             "--scales" => {
                 o.scales = value().split(',').map(|s| s.trim().parse().unwrap_or_else(|_| usage())).collect();
                 o.scales.sort_unstable();
+                o.scales_given = true;
             }
             "--runs" => o.runs = Some(value().parse().unwrap_or_else(|_| usage())),
             "--reference-x100" => o.reference_x100 = true,
@@ -101,6 +121,9 @@ fn options() -> Options {
             "--invalidations" => o.invalidations = value().parse().unwrap_or_else(|_| usage()),
             "--idle-seconds" => o.idle_seconds = value().parse().unwrap_or_else(|_| usage()),
             "--debounce-ms" => o.debounce_ms = Some(value().parse().unwrap_or_else(|_| usage())),
+            "--memory" => o.memory = true,
+            "--cycles" => o.cycles = value().parse().unwrap_or_else(|_| usage()),
+            "--interval" => o.interval_seconds = value().parse().unwrap_or_else(|_| usage()),
             "--bench" => {} // what `cargo bench` passes to every target
             "-h" | "--help" => usage(),
             other if other.starts_with('-') => usage(),
@@ -112,7 +135,13 @@ fn options() -> Options {
 
 fn main() {
     let options = options();
-    let result = if options.latency { latency(&options) } else { stages_and_cycles(&options) };
+    let result = if options.latency {
+        latency(&options)
+    } else if options.memory {
+        memory(&options)
+    } else {
+        stages_and_cycles(&options)
+    };
     if let Err(e) = result {
         eprintln!("benchmark failed: {e}");
         std::process::exit(1);
@@ -806,5 +835,140 @@ fn latency(options: &Options) -> Result<(), Error> {
         rss_after as f64 / 1024.0,
         hwm as f64 / 1024.0
     );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Mode 3: the daemon's memory over cycles, with Redis.
+// ---------------------------------------------------------------------------
+
+/// What one memory run saw.
+struct MemoryRun {
+    /// VmHWM at the end: the peak over the whole run.
+    peak_kb: u64,
+    /// The highest RSS sampled during each cycle (from its start to its log line).
+    cycle_peaks_kb: Vec<u64>,
+    /// RSS 1.5 s after each cycle's log line.
+    between_kb: Vec<u64>,
+    /// The sum of the entries' lengths in Redis, and how many there are.
+    entries_bytes: u64,
+    entries: usize,
+    cycle_lines: Vec<String>,
+}
+
+fn memory_run(scale: u32, options: &Options) -> Result<MemoryRun, Error> {
+    let Some(redis) = RedisServer::start()? else {
+        return Err("the memory mode needs redis-server on the PATH".into());
+    };
+    let data = dataset(scale)?;
+    let work = tempfile::tempdir()?;
+    let config = work.path().join("daemon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[hydration]\nstartup_delay_seconds = 0\ninterval_seconds = {}\n\n\
+             [redis]\nenabled = true\nurl = \"{}\"\nkey_prefix = \"{PREFIX}\"\n\n\
+             [horde]\napi_url = \"file://{}\"\n\n[model_reference]\nurl = \"file://{}\"\n",
+            options.interval_seconds,
+            redis.url(),
+            data.join("horde").display(),
+            data.join("model_reference").display()
+        ),
+    )?;
+    let log_path = work.path().join("daemon.log");
+    let log = std::fs::File::create(&log_path)?;
+    // HORDE_BENCH_BIN: another build of the daemon (e.g. the one before a change).
+    let bin = std::env::var_os("HORDE_BENCH_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(BIN));
+    let mut daemon = Daemon(
+        Command::new(&bin)
+            .arg("--config")
+            .arg(&config)
+            .arg("run")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?,
+    );
+    let pid = daemon.0.id();
+    // The cycles' log lines ("… cycle ok in N ms: …"), as they appear.
+    let cycle_lines = || -> Vec<String> {
+        std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("] cycle "))
+            .map(str::to_string)
+            .collect()
+    };
+    let mut cycle_peaks_kb = Vec::new();
+    let mut between_kb = Vec::new();
+    let limit = Duration::from_secs(options.interval_seconds.max(1) * 3 + 120);
+    for cycle in 0..options.cycles {
+        let deadline = Instant::now() + limit;
+        let mut peak = 0;
+        while cycle_lines().len() <= cycle {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "no log line for cycle {} within {limit:?}: {}",
+                    cycle + 1,
+                    log_path.display()
+                )
+                .into());
+            }
+            if let Ok(Some(status)) = daemon.0.try_wait() {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                return Err(format!("the daemon exited ({status}):\n{log}").into());
+            }
+            peak = peak.max(status_kb(pid, "VmRSS")?);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+        between_kb.push(status_kb(pid, "VmRSS")?);
+        cycle_peaks_kb.push(peak.max(*between_kb.last().unwrap_or(&0)));
+    }
+    let peak_kb = status_kb(pid, "VmHWM")?;
+    let mut conn = redis.connect()?;
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{PREFIX}:*")).query(&mut conn)?;
+    let mut entries_bytes = 0;
+    let mut entries = 0;
+    // Every key but the daemon's own bookkeeping (`P:hydrator:…`: the lease, write times).
+    let own = format!("{PREFIX}:hydrator:");
+    for key in keys.iter().filter(|k| !k.starts_with(&own)) {
+        let len: u64 = redis::cmd("STRLEN").arg(key).query(&mut conn)?;
+        entries_bytes += len;
+        entries += 1;
+    }
+    drop(daemon);
+    Ok(MemoryRun { peak_kb, cycle_peaks_kb, between_kb, entries_bytes, entries, cycle_lines: cycle_lines() })
+}
+
+fn memory(options: &Options) -> Result<(), Error> {
+    let scales = if options.scales_given { options.scales.clone() } else { vec![100] };
+    let mb = |kb: u64| format!("{:.0} MB", kb as f64 / 1024.0);
+    println!("| dataset | entries (total size) | peak RSS (VmHWM) | peak per cycle | RSS between cycles | between − entries |");
+    println!("|---|---:|---:|---|---|---:|");
+    let mut lines = Vec::new();
+    for scale in scales {
+        let run = memory_run(scale, options)?;
+        let max_between = run.between_kb.iter().copied().max().unwrap_or(0);
+        let list = |xs: &[u64]| xs.iter().map(|&k| mb(k)).collect::<Vec<_>>().join(", ");
+        println!(
+            "| x{scale} | {} ({:.1} MB) | {} | {} | {} | {:.0} MB |",
+            run.entries,
+            run.entries_bytes as f64 / 1048576.0,
+            mb(run.peak_kb),
+            list(&run.cycle_peaks_kb),
+            list(&run.between_kb),
+            (max_between as f64 * 1024.0 - run.entries_bytes as f64) / 1048576.0
+        );
+        lines.extend(run.cycle_lines.into_iter().map(|l| format!("x{scale}: {l}")));
+    }
+    println!();
+    println!(
+        "(MB = MiB; interval {} s, {} cycles; the daemon's cycle lines:)",
+        options.interval_seconds, options.cycles
+    );
+    for l in lines {
+        println!("- {l}");
+    }
     Ok(())
 }

@@ -27,6 +27,7 @@ pub mod category;
 pub mod cycle;
 pub mod input;
 pub mod keys;
+pub mod leader;
 pub mod output;
 pub mod python;
 pub mod settings;

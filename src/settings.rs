@@ -71,6 +71,7 @@ pub struct RawSettings {
     pub admin: RawAdmin,
     pub limits: RawLimits,
     pub log: RawLog,
+    pub leader: RawLeader,
 }
 
 /// `[hydration]`: the schedule (the reference's `cache_hydration_*`).
@@ -247,6 +248,21 @@ impl Default for RawLog {
     }
 }
 
+/// `[leader]`: replicas — which of several daemons on one Redis hydrates.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawLeader {
+    pub enabled: bool,
+    pub lease_seconds: Number,
+    pub instance_id: String,
+}
+
+impl Default for RawLeader {
+    fn default() -> Self {
+        RawLeader { enabled: true, lease_seconds: Number::Int(10), instance_id: String::new() }
+    }
+}
+
 // ---------------------------------------------------------------- typed form
 
 /// Every setting of the daemon, validated and typed, one field per section.
@@ -261,6 +277,7 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub limits: LimitsSettings,
     pub log: LogSettings,
+    pub leader: LeaderSettings,
     /// Where each value came from (for `check-config` and the start-up line).
     pub provenance: Provenance,
 }
@@ -394,6 +411,27 @@ pub struct LimitsSettings {
     pub max_models_per_category: usize,
     /// Entries of one Horde document: status models, or names in the stats (≥ 1).
     pub max_horde_entries: usize,
+}
+
+/// `[leader]`: replicas — which of several daemons on one Redis hydrates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaderSettings {
+    /// Take part in the leader election (a lease in Redis); only the holder
+    /// hydrates and writes. Has no effect while `redis.enabled` is false.
+    pub enabled: bool,
+    /// How long the lease lasts without renewal (renewed every third of it; ≥ 3 s).
+    pub lease: Duration,
+    /// This daemon's name in the lease, `status` and `CLIENT LIST`; empty:
+    /// `<hostname>:<pid>` (filled in by the shell). At most 200 characters,
+    /// no spaces or control characters.
+    pub instance_id: String,
+}
+
+impl LeaderSettings {
+    /// The lease is in use: enabled, and there is a Redis to hold it in.
+    pub fn active(&self, redis: &RedisSettings) -> bool {
+        self.enabled && redis.enabled
+    }
 }
 
 /// `[log]`.
@@ -933,6 +971,20 @@ impl Settings {
             ));
         }
         let log = LogSettings { format, level: raw.log.level.clone() };
+        let ld = &raw.leader;
+        if ld.instance_id.chars().count() > 200
+            || ld.instance_id.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(v.fail(
+                "leader.instance_id",
+                "must be at most 200 characters, without spaces or control characters (it names Redis connections)",
+            ));
+        }
+        let leader = LeaderSettings {
+            enabled: ld.enabled,
+            lease: v.seconds("leader.lease_seconds", &ld.lease_seconds, 3)?,
+            instance_id: ld.instance_id.clone(),
+        };
         let l = &raw.limits;
         let limits = LimitsSettings {
             max_models_per_category: v.count(
@@ -952,6 +1004,7 @@ impl Settings {
             admin,
             limits,
             log,
+            leader,
             provenance: Provenance::default(),
         })
     }
@@ -1299,6 +1352,26 @@ mod tests {
         assert!(e.contains("`log.format` (c.toml line 2, column 10): must be \"text\" or \"json\""), "{e}");
         let e = err("", &[("HORDE_HYDRATOR__LOG__LEVEL", "verbose")]);
         assert!(e.contains("HORDE_HYDRATOR__LOG__LEVEL): \"verbose\" is not a level"), "{e}");
+    }
+
+    #[test]
+    fn leader_defaults_and_validation() {
+        let s = Settings::default();
+        assert!(s.leader.enabled);
+        assert_eq!(s.leader.lease, Duration::from_secs(10));
+        assert!(s.leader.active(&s.redis), "replicas on whenever Redis is");
+        let s = load("[redis]\nenabled = false\n", &[]).unwrap();
+        assert!(!s.leader.active(&s.redis), "no lease without Redis");
+        let e = err("[leader]\nlease_seconds = 2\n", &[]);
+        assert!(
+            e.contains(
+                "`leader.lease_seconds` (c.toml line 2, column 17): must be a whole number of seconds ≥ 3"
+            ),
+            "{e}"
+        );
+        let e = err("[leader]\ninstance_id = \"host a\"\n", &[]);
+        assert!(e.contains("`leader.instance_id`"), "{e}");
+        assert!(load("[leader]\ninstance_id = \"host-a:42\"\n", &[]).is_ok());
     }
 
     #[test]

@@ -46,13 +46,13 @@ fn a_cycle_writes_the_nine_entries_with_ttls_equal_to_the_reference() {
 
     let entries = wait_for_entries(&redis, DEFAULT_PREFIX, Duration::from_secs(60));
     // MONITOR's copy of the (large) writes may lag behind their effect.
-    let seen = wait_until(Duration::from_secs(10), "MONITOR to show the nine writes and EXEC", || {
+    let seen = wait_until(Duration::from_secs(10), "MONITOR to show the nine writes", || {
         let seen = monitor.seen();
-        let last_write = seen.iter().rposition(|m| {
-            m.args.len() >= 2 && m.args[0].starts_with("SET") && m.args[1].starts_with(DEFAULT_PREFIX)
-        })?;
-        let writes = seen.iter().filter(|m| m.args.len() >= 2 && m.args[0].starts_with("SET")).count();
-        (writes >= 9 && seen[last_write..].iter().any(|m| m.args[0] == "EXEC")).then_some(seen)
+        let writes = seen
+            .iter()
+            .filter(|m| m.args.len() >= 2 && m.args[0] == "SETEX" && m.args[1].starts_with(DEFAULT_PREFIX))
+            .count();
+        (writes >= 9).then_some(seen)
     });
     assert_each_category_in_one_transaction(&seen, DEFAULT_PREFIX);
     let mut client = redis.client();
@@ -257,7 +257,9 @@ fn reference_reads(corpus: &Path, redis_url: &str, expected: &Path) {
     assert!(ok && text.contains("9 passed, 0 failed"), "compare.py --redis: {text}");
 }
 
-/// Each category's entries were written by one MULTI … EXEC of one client.
+/// Each category's entries were written by one fenced-store script: one
+/// EVAL of one client, whose SETEX commands Redis runs atomically (MONITOR
+/// shows them as the client `lua`, right after the EVAL).
 fn assert_each_category_in_one_transaction(seen: &[common::redis_server::Monitored], prefix: &str) {
     for category in ["image_generation", "text_generation"] {
         let keys: Vec<String> = category_entries(category).iter().map(|n| format!("{prefix}:{n}")).collect();
@@ -273,24 +275,22 @@ fn assert_each_category_in_one_transaction(seen: &[common::redis_server::Monitor
             "{category}: expected one write per entry, saw {:?}",
             writes.iter().map(|i| &seen[*i]).collect::<Vec<_>>()
         );
-        let client = &seen[writes[0]].client;
-        assert!(writes.iter().all(|i| &seen[*i].client == client), "{category} written by several clients");
-        // The same client's commands around the writes: MULTI before, EXEC after, nothing else between.
-        let mine: Vec<(usize, &str)> = seen
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| &m.client == client)
-            .map(|(i, m)| (i, m.args[0].as_str()))
-            .collect();
-        let pos = |i: usize| mine.iter().position(|(j, _)| *j == i).unwrap();
-        let (first, last) = (pos(writes[0]), pos(*writes.last().unwrap()));
         assert!(
-            first > 0 && mine[first - 1].1 == "MULTI",
-            "{category}: writes not preceded by MULTI: {:?}",
-            &mine[first.saturating_sub(3)..=last]
+            writes.iter().all(|i| seen[*i].client == "lua" && seen[*i].args[0] == "SETEX"),
+            "{category}: written outside the store script: {:?}",
+            writes.iter().map(|i| &seen[*i]).collect::<Vec<_>>()
         );
-        assert!(mine.get(last + 1).map(|m| m.1) == Some("EXEC"), "{category}: writes not followed by EXEC");
-        assert_eq!(last - first + 1, keys.len(), "{category}: other commands inside the transaction");
+        let script = seen[..writes[0]].iter().rposition(|m| m.client != "lua").unwrap();
+        let eval = &seen[script];
+        assert!(
+            eval.args[0] == "EVAL" && eval.args[1].contains("horde-hydrator: fenced store"),
+            "{category}: writes not inside the fenced store script: {eval:?}"
+        );
+        let last = *writes.last().unwrap();
+        assert!(
+            seen[script + 1..=last].iter().all(|m| m.client == "lua"),
+            "{category}: other commands inside the script's run"
+        );
     }
 }
 

@@ -258,6 +258,22 @@ impl RedisClient {
         redis::cmd("PUBLISH").arg(channel).arg(payload).query(&mut self.conn).unwrap()
     }
 
+    /// `CLIENT LIST` as (address, name) pairs (name empty when unset).
+    pub fn client_list(&mut self) -> Vec<(String, String)> {
+        let text: String = redis::cmd("CLIENT").arg("LIST").query(&mut self.conn).unwrap();
+        text.lines()
+            .map(|line| {
+                let field = |name: &str| {
+                    line.split_whitespace()
+                        .find_map(|f| f.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+                        .unwrap_or("")
+                        .to_string()
+                };
+                (field("addr"), field("name"))
+            })
+            .collect()
+    }
+
     /// Any command, e.g. `["CONFIG", "SET", "maxmemory", "0"]`; an error reply as text.
     pub fn command(&mut self, args: &[&str]) -> Result<redis::Value, String> {
         let mut cmd = redis::cmd(args[0]);
@@ -277,6 +293,20 @@ impl RedisClient {
             .split(',')
             .filter_map(|kv| kv.split_once('='))
             .filter(|(k, _)| matches!(*k, "calls" | "rejected_calls" | "failed_calls"))
+            .map(|(_, v)| v.parse::<u64>().unwrap_or(0))
+            .sum()
+    }
+
+    /// How often the server refused or failed `command` (lower case, e.g.
+    /// `eval`): rejected + failed calls, from INFO commandstats.
+    pub fn command_refusals(&mut self, command: &str) -> u64 {
+        let info: String = redis::cmd("INFO").arg("commandstats").query(&mut self.conn).unwrap();
+        let prefix = format!("cmdstat_{command}:");
+        let Some(line) = info.lines().find(|l| l.starts_with(&prefix)) else { return 0 };
+        line[prefix.len()..]
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .filter(|(k, _)| matches!(*k, "rejected_calls" | "failed_calls"))
             .map(|(_, v)| v.parse::<u64>().unwrap_or(0))
             .sum()
     }
@@ -350,10 +380,12 @@ impl Drop for Subscriber {
 
 /// One command as `MONITOR` shows it: the client's address and the first
 /// arguments (command name upper-cased, then up to two more).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Monitored {
     pub client: String,
     pub args: Vec<String>,
+    /// The server's time stamp of the command (Unix seconds).
+    pub at: f64,
 }
 
 /// A `MONITOR` connection recording every command the server runs.
@@ -410,11 +442,12 @@ impl Monitor {
                 let text = String::from_utf8_lossy(&line);
                 if let (Some(open), Some(close)) = (text.find('['), text.find(']')) {
                     let client = text[open + 1..close].split_whitespace().last().unwrap_or("").to_string();
+                    let at = text[..open].trim().parse().unwrap_or(0.0);
                     let mut args = quoted_tokens(&text[close..], 3);
                     if let Some(cmd) = args.first_mut() {
                         *cmd = cmd.to_uppercase();
                     }
-                    seen2.lock().unwrap().push(Monitored { client, args });
+                    seen2.lock().unwrap().push(Monitored { client, args, at });
                 }
                 line.clear();
             }
