@@ -3,7 +3,8 @@
 //! rejected and the running settings stay; a key that needs a restart is
 //! reported, not applied), SIGUSR1/SIGUSR2 are ignored, and the systemd
 //! readiness protocol (`$NOTIFY_SOCKET`): READY=1 once the first cycle has
-//! written its entries, RELOADING=1/READY=1 around a reload, STOPPING=1.
+//! written its entries (a follower, which runs no cycle: once it follows),
+//! RELOADING=1/READY=1 around a reload, STOPPING=1.
 //!
 //! The sources are the example snapshot (`examples/data`, `file://`), so these
 //! tests need neither the conformance corpus nor the network.
@@ -181,6 +182,47 @@ fn systemd_notify_ready_after_the_first_cycle_reloading_and_stopping() {
     recv_all("STOPPING=1", "STOPPING=1");
     let exit = daemon.wait_exit(Duration::from_secs(10)).expect("no exit after SIGTERM");
     assert!(exit.success(), "{exit}");
+}
+
+#[test]
+fn systemd_notify_ready_from_a_follower_that_runs_no_cycle() {
+    use std::os::unix::net::UnixDatagram;
+    let redis = RedisServer::start();
+    let mut setup = example_setup(&redis);
+    setup.interval(3600);
+    setup.set_str("leader", "instance_id", "replica-a");
+    let leader = Daemon::start(&setup);
+    wait_for_entries(&redis, &leader.prefix, ENTRIES);
+
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    setup.set_str("leader", "instance_id", "replica-b");
+    setup.env.push(("NOTIFY_SOCKET".to_string(), socket_path.display().to_string()));
+    let follower = Daemon::start(&setup);
+    // The follower never runs a cycle (the leader's schedule is an hour): it is
+    // ready once it knows it follows.
+    let ready = wait_until(ENTRIES, "READY=1 from the follower", || {
+        let mut buf = [0u8; 512];
+        let n = socket.recv(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    });
+    assert_eq!(ready, "READY=1\nSTATUS=following the leader", "{}", follower.log());
+    let role = status_of(&follower, "replica-b");
+    assert_eq!(role["replica"]["role"], json!("follower"), "{role}");
+    assert_eq!(role["counters"]["cycles"], json!(0), "{role}");
+}
+
+/// The `status` reply of the replica `instance` (every replica answers `admin status`).
+fn status_of(daemon: &Daemon, instance: &str) -> Value {
+    wait_until(Duration::from_secs(30), &format!("a status reply from {instance}"), || {
+        let out = daemon.cli(&["admin", "status"], Duration::from_secs(20));
+        serde_json::Deserializer::from_str(&out.stdout)
+            .into_iter::<Value>()
+            .filter_map(Result::ok)
+            .find(|r| r["replica"]["instance_id"] == json!(instance))
+    })
 }
 
 #[test]
