@@ -8,22 +8,33 @@
 //! rejected and changes nothing. The daemon side (executing, replying) is in
 //! `invalidation.rs`; [`send_command`] is the `admin` subcommand's client.
 
+use crate::cache::RedisWrite;
+use crate::status::StatusReply;
 use horde_hydrator::category::Category;
 use horde_hydrator::keys::{admin_channel, admin_reply_channel};
 use horde_hydrator::settings::Settings;
-use serde_json::{Map, Value};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 
 /// Messages larger than this on either channel are ignored unread.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
-/// What an admin command asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What an admin command asks for: the `"command"` field and its arguments,
+/// as they travel on `P:admin` (`{"command": "hydrate", "categories": [..]}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "lowercase")]
 pub enum AdminCommand {
-    /// Empty: every configured category.
-    Hydrate(Vec<Category>),
-    Invalidate(Category),
+    Hydrate {
+        /// Empty (or absent, or null): every configured category.
+        #[serde(default, with = "category_list")]
+        categories: Vec<Category>,
+    },
+    Invalidate {
+        #[serde(with = "category_name")]
+        category: Category,
+    },
     Clear,
     Status,
 }
@@ -31,21 +42,36 @@ pub enum AdminCommand {
 impl AdminCommand {
     pub fn name(&self) -> &'static str {
         match self {
-            AdminCommand::Hydrate(_) => "hydrate",
-            AdminCommand::Invalidate(_) => "invalidate",
+            AdminCommand::Hydrate { .. } => "hydrate",
+            AdminCommand::Invalidate { .. } => "invalidate",
             AdminCommand::Clear => "clear",
             AdminCommand::Status => "status",
         }
     }
 }
 
-/// The envelope of a command: what every command may carry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Envelope {
-    /// The `"command"` field as sent (for the reply), if it was a string.
-    pub command_name: Option<String>,
-    pub reply_to: Option<String>,
+/// A command with what every command may carry: the sender's `token` and
+/// the channel to answer on (`reply_to`, default `P:admin:reply`). The
+/// client sends `Envelope<AdminCommand>`; the daemon reads an
+/// `Envelope<CommandName>` first (it always parses, so even an invalid
+/// command can be answered) and the [`AdminCommand`] from the same object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope<C> {
+    #[serde(flatten)]
+    pub command: C,
+    /// A non-string token counts as none.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
     pub token: Option<String>,
+    /// Empty, non-string or over 1024 bytes: the default channel.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "reply_channel")]
+    pub reply_to: Option<String>,
+}
+
+/// The `"command"` field as sent, whatever it names (for the reply).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandName {
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub command: Option<String>,
 }
 
 /// Why a message on the admin channel is not a command.
@@ -63,49 +89,113 @@ pub enum AdminParseError {
 /// returned even when the command is invalid, so the error can be answered.
 pub fn parse_admin(
     payload: &[u8],
-) -> Result<(Envelope, Result<AdminCommand, AdminParseError>), AdminParseError> {
+) -> Result<(Envelope<CommandName>, Result<AdminCommand, AdminParseError>), AdminParseError> {
     let value: Value = serde_json::from_slice(payload).map_err(|_| AdminParseError::Garbage)?;
-    let Value::Object(obj) = value else { return Err(AdminParseError::Garbage) };
-    let string = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_string);
-    let reply_to = string("reply_to").filter(|r| !r.is_empty() && r.len() <= 1024);
-    let envelope = Envelope { command_name: string("command"), reply_to, token: string("token") };
-    Ok((envelope, parse_command(&obj)))
+    if !value.is_object() {
+        return Err(AdminParseError::Garbage);
+    }
+    let envelope = Envelope::<CommandName>::deserialize(&value).map_err(|_| AdminParseError::Garbage)?;
+    let command = match envelope.command.command {
+        None => Err(AdminParseError::Invalid(format!("missing \"command\" (expected {EXPECTED})"))),
+        Some(_) => AdminCommand::deserialize(&value).map_err(|e| AdminParseError::Invalid(e.to_string())),
+    };
+    Ok((envelope, command))
 }
 
-fn parse_command(obj: &Map<String, Value>) -> Result<AdminCommand, AdminParseError> {
-    let invalid = |m: String| Err(AdminParseError::Invalid(m));
-    let Some(command) = obj.get("command").and_then(Value::as_str) else {
-        return invalid("missing \"command\" (expected hydrate, invalidate, clear or status)".to_string());
-    };
-    match command {
-        "hydrate" => match obj.get("categories") {
-            None | Some(Value::Null) => Ok(AdminCommand::Hydrate(Vec::new())),
-            Some(Value::Array(items)) => {
-                let mut cats = Vec::with_capacity(items.len());
-                for item in items {
-                    let Some(name) = item.as_str() else {
-                        return invalid("\"categories\" must be a list of category names".to_string());
-                    };
-                    match name.parse::<Category>() {
-                        Ok(c) => cats.push(c),
-                        Err(e) => return invalid(e.to_string()),
-                    }
-                }
-                Ok(AdminCommand::Hydrate(cats))
-            }
-            Some(_) => invalid("\"categories\" must be a list of category names".to_string()),
-        },
-        "invalidate" => match obj.get("category").and_then(Value::as_str) {
-            Some(name) => {
-                name.parse::<Category>().map(AdminCommand::Invalidate).or_else(|e| invalid(e.to_string()))
-            }
-            None => invalid("invalidate needs \"category\"".to_string()),
-        },
-        "clear" => Ok(AdminCommand::Clear),
-        "status" => Ok(AdminCommand::Status),
-        other => {
-            invalid(format!("unknown command {other:?} (expected hydrate, invalidate, clear or status)"))
-        }
+const EXPECTED: &str = "hydrate, invalidate, clear or status";
+
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => Some(s),
+        _ => None,
+    })
+}
+
+fn reply_channel<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(lenient_string(d)?.filter(|r| !r.is_empty() && r.len() <= 1024))
+}
+
+/// A category as its name.
+mod category_name {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(c: &Category, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(c.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Category, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A list of category names; `null` is the empty list.
+mod category_list {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(cats: &[Category], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(cats.iter().map(|c| c.as_str()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Category>, D::Error> {
+        let names = Option::<Vec<String>>::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("\"categories\" must be a list of category names"))?;
+        names.unwrap_or_default().iter().map(|n| n.parse().map_err(serde::de::Error::custom)).collect()
+    }
+}
+
+// ---------------------------------------------------------------- replies
+
+/// Every reply: `{"ok": …, "command": …, …the command's fields}`.
+#[derive(Debug, Serialize)]
+pub struct Reply {
+    pub ok: bool,
+    /// The command's name as sent (`null` when it had none).
+    pub command: Option<String>,
+    #[serde(flatten)]
+    pub body: ReplyBody,
+}
+
+/// What a reply says besides `ok` and `command`.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ReplyBody {
+    Hydrate {
+        #[serde(with = "category_list")]
+        categories: Vec<Category>,
+        /// A cycle was running: this one runs right after it.
+        queued: bool,
+    },
+    Invalidate {
+        #[serde(with = "category_name")]
+        category: Category,
+        redis: RedisWrite,
+    },
+    Clear {
+        redis: RedisWrite,
+    },
+    Status(Box<StatusReply>),
+    Error {
+        error: String,
+    },
+}
+
+impl Reply {
+    /// A command that was carried out.
+    pub fn ok(command: &AdminCommand, body: ReplyBody) -> Reply {
+        Reply { ok: true, command: Some(command.name().to_string()), body }
+    }
+
+    /// A command that failed or was refused, answered under the name it was sent with.
+    pub fn error(command: Option<String>, error: impl Into<String>) -> Reply {
+        Reply { ok: false, command, body: ReplyBody::Error { error: error.into() } }
+    }
+
+    /// The JSON text published on the reply channel.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            format!("{{\"ok\":false,\"command\":null,\"error\":\"cannot serialise the reply: {e}\"}}")
+        })
     }
 }
 
@@ -148,7 +238,7 @@ pub const MORE_REPLIES_WINDOW: Duration = Duration::from_millis(500);
 /// `timeout`, then every one that arrives within [`MORE_REPLIES_WINDOW`] after it.
 pub async fn send_command(
     settings: &Settings,
-    mut command: Map<String, Value>,
+    command: AdminCommand,
     timeout: Duration,
 ) -> Result<Vec<Value>, AdminClientError> {
     use futures_util::StreamExt;
@@ -159,11 +249,13 @@ pub async fn send_command(
     let err = |message: String| AdminClientError::Redis { url: url.clone(), message };
     let prefix = &settings.redis.key_prefix;
     let reply_channel = format!("{}:{:016x}", admin_reply_channel(prefix), rand::random::<u64>());
-    if let Some(token) = settings.admin.required_token() {
-        command.insert("token".to_string(), Value::String(token.to_string()));
-    }
-    command.insert("reply_to".to_string(), Value::String(reply_channel.clone()));
-    let payload = Value::Object(command).to_string();
+    let envelope = Envelope {
+        command,
+        token: settings.admin.required_token().map(str::to_string),
+        reply_to: Some(reply_channel.clone()),
+    };
+    let payload =
+        serde_json::to_string(&envelope).map_err(|e| err(format!("cannot encode the command: {e}")))?;
 
     let client = crate::redis_client::client(&settings.redis).map_err(|e| err(e.to_string()))?;
     let connect_timeout = settings.redis.socket_timeout;
@@ -212,7 +304,7 @@ pub async fn send_command(
 mod tests {
     use super::*;
 
-    fn parse(s: &str) -> (Envelope, Result<AdminCommand, AdminParseError>) {
+    fn parse(s: &str) -> (Envelope<CommandName>, Result<AdminCommand, AdminParseError>) {
         parse_admin(s.as_bytes()).unwrap()
     }
 
@@ -220,14 +312,18 @@ mod tests {
     fn parses_the_four_commands() {
         assert_eq!(parse(r#"{"command":"status"}"#).1, Ok(AdminCommand::Status));
         assert_eq!(parse(r#"{"command":"clear"}"#).1, Ok(AdminCommand::Clear));
-        assert_eq!(parse(r#"{"command":"hydrate"}"#).1, Ok(AdminCommand::Hydrate(vec![])));
+        assert_eq!(parse(r#"{"command":"hydrate"}"#).1, Ok(AdminCommand::Hydrate { categories: vec![] }));
+        assert_eq!(
+            parse(r#"{"command":"hydrate","categories":null}"#).1,
+            Ok(AdminCommand::Hydrate { categories: vec![] })
+        );
         assert_eq!(
             parse(r#"{"command":"hydrate","categories":["text_generation"]}"#).1,
-            Ok(AdminCommand::Hydrate(vec![Category::TextGeneration]))
+            Ok(AdminCommand::Hydrate { categories: vec![Category::TextGeneration] })
         );
         assert_eq!(
             parse(r#"{"command":"invalidate","category":"image_generation"}"#).1,
-            Ok(AdminCommand::Invalidate(Category::ImageGeneration))
+            Ok(AdminCommand::Invalidate { category: Category::ImageGeneration })
         );
     }
 
@@ -237,7 +333,9 @@ mod tests {
         assert_eq!(cmd, Ok(AdminCommand::Clear));
         assert_eq!(env.reply_to.as_deref(), Some("x:y"));
         assert_eq!(env.token.as_deref(), Some("t"));
-        assert_eq!(env.command_name.as_deref(), Some("clear"));
+        assert_eq!(env.command.command.as_deref(), Some("clear"));
+        let (env, _) = parse(r#"{"command":"clear","reply_to":7,"token":12345}"#);
+        assert_eq!((env.reply_to, env.token), (None, None), "non-string fields count as absent");
         let (env, _) = parse(r#"{"command":"clear","reply_to":""}"#);
         assert_eq!(env.reply_to, None, "an empty reply_to means the default channel");
     }
@@ -254,6 +352,62 @@ mod tests {
         assert!(bad(r#"{"command":"invalidate","category":"clip"}"#).contains("clip"));
         assert!(bad(r#"{"command":"hydrate","categories":"text_generation"}"#).contains("list"));
         assert!(bad(r#"{"command":"hydrate","categories":[1]}"#).contains("list"));
+    }
+
+    #[test]
+    fn the_client_sends_what_the_daemon_parses() {
+        let sent = Envelope {
+            command: AdminCommand::Hydrate { categories: vec![Category::TextGeneration] },
+            token: Some("t".to_string()),
+            reply_to: Some("p:admin:reply:1".to_string()),
+        };
+        let text = serde_json::to_string(&sent).unwrap();
+        assert_eq!(
+            text,
+            r#"{"command":"hydrate","categories":["text_generation"],"token":"t","reply_to":"p:admin:reply:1"}"#
+        );
+        let (env, cmd) = parse(&text);
+        assert_eq!(cmd, Ok(sent.command.clone()));
+        assert_eq!((env.token, env.reply_to), (sent.token, sent.reply_to));
+        for command in [AdminCommand::Clear, AdminCommand::Status] {
+            let text =
+                serde_json::to_string(&Envelope { command: command.clone(), token: None, reply_to: None })
+                    .unwrap();
+            assert_eq!(text, format!(r#"{{"command":"{}"}}"#, command.name()));
+            assert_eq!(parse(&text).1, Ok(command));
+        }
+    }
+
+    #[test]
+    fn replies_keep_the_documented_shape() {
+        let hydrate = AdminCommand::Hydrate { categories: vec![] };
+        let reply = Reply::ok(
+            &hydrate,
+            ReplyBody::Hydrate { categories: vec![Category::ImageGeneration], queued: true },
+        );
+        assert_eq!(
+            reply.to_json(),
+            r#"{"ok":true,"command":"hydrate","categories":["image_generation"],"queued":true}"#
+        );
+        let inv = AdminCommand::Invalidate { category: Category::TextGeneration };
+        let reply = Reply::ok(
+            &inv,
+            ReplyBody::Invalidate {
+                category: Category::TextGeneration,
+                redis: RedisWrite::Failed("down".into()),
+            },
+        );
+        assert_eq!(
+            reply.to_json(),
+            r#"{"ok":true,"command":"invalidate","category":"text_generation","redis":"failed: down"}"#
+        );
+        let reply = Reply::ok(&AdminCommand::Clear, ReplyBody::Clear { redis: RedisWrite::Written });
+        assert_eq!(reply.to_json(), r#"{"ok":true,"command":"clear","redis":"written"}"#);
+        let reply = Reply::error(None, "unauthorized: missing or wrong token");
+        assert_eq!(
+            reply.to_json(),
+            r#"{"ok":false,"command":null,"error":"unauthorized: missing or wrong token"}"#
+        );
     }
 
     #[test]

@@ -44,9 +44,9 @@
 //! memory, unless a newer invalidation came. The Redis commands of both are
 //! the small functions after the actor's code.
 
-use crate::counters::Counters;
 use crate::fenced::{self, Applied, FenceKeys, StoreItem};
 use crate::leader::RoleChanged;
+use crate::metrics::Metrics;
 use crate::redis_link::{self, CommandLink, Conn, Failure, RefusalKind};
 use actix::prelude::*;
 use horde_hydrator::category::Category;
@@ -77,6 +77,12 @@ impl Freshness {
             Freshness::Stale => "stale",
             Freshness::Expired => "expired",
         }
+    }
+}
+
+impl serde::Serialize for Freshness {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -127,6 +133,12 @@ impl RedisState {
     }
 }
 
+impl serde::Serialize for RedisState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// Whether a write reached Redis.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RedisWrite {
@@ -169,6 +181,26 @@ impl Fence {
             Fence::Holder(t) => Some(t),
             Fence::Follower => None,
         }
+    }
+}
+
+/// The one text of a write's result (replies, status, log lines):
+/// `written`, `disabled` or `failed: <why>`.
+impl fmt::Display for RedisWrite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RedisWrite::Written => f.write_str("written"),
+            RedisWrite::Disabled => f.write_str("disabled"),
+            RedisWrite::Failed(e) => write!(f, "failed: {e}"),
+            RedisWrite::NotLeader => f.write_str("not_leader"),
+            RedisWrite::Superseded => f.write_str("superseded"),
+        }
+    }
+}
+
+impl serde::Serialize for RedisWrite {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
@@ -236,9 +268,10 @@ pub const GUARD_CHECKS_MS: [u64; 18] =
     [20, 50, 100, 150, 200, 300, 400, 500, 750, 1000, 1250, 1500, 1750, 2000, 2500, 3000, 4000, 5000];
 
 /// One entry as the status reply lists it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct EntryInfo {
     pub key: String,
+    #[serde(rename = "stored_at")]
     pub stored_at_unix: f64,
     pub age_seconds: f64,
     pub ttl_seconds: u64,
@@ -248,9 +281,11 @@ pub struct EntryInfo {
     pub at_risk: Option<usize>,
     pub critical: Option<usize>,
     /// Unix time the oldest input of the entry was fetched.
+    #[serde(rename = "data_as_of")]
     pub data_as_of_unix: f64,
     /// Unix time since which cycles could not refresh it, and why; an entry
     /// merely older than its TTL is stale since `stored_at + ttl`.
+    #[serde(rename = "stale_since")]
     pub stale_since_unix: Option<f64>,
     pub stale_reason: Option<String>,
     /// Seconds until the key expires in Redis as this daemon last set it.
@@ -379,7 +414,7 @@ pub struct CacheActor {
     episode_refused_writes: bool,
     refused_retry_at: Option<Instant>,
     refused_retries: u32,
-    counters: Arc<Counters>,
+    metrics: Arc<Metrics>,
     fence_keys: FenceKeys,
     fence: Fence,
     /// Per category, the latest guarded store (older guards stop).
@@ -429,7 +464,7 @@ enum WriteBackStep {
 }
 
 impl CacheActor {
-    pub fn new(settings: &Settings, counters: Arc<Counters>) -> Result<Self, CacheSetupError> {
+    pub fn new(settings: &Settings, metrics: Arc<Metrics>) -> Result<Self, CacheSetupError> {
         let timeout = settings.redis.socket_timeout;
         let link = if settings.redis.enabled {
             let client = crate::redis_client::client(&settings.redis)?;
@@ -459,7 +494,7 @@ impl CacheActor {
             episode_refused_writes: false,
             refused_retry_at: None,
             refused_retries: 0,
-            counters,
+            metrics,
             fence_keys: FenceKeys::new(&settings.redis.key_prefix),
             // With replicas, nothing is written until the leader actor says this daemon leads.
             fence: if settings.leader.active(&settings.redis) { Fence::Follower } else { Fence::Unfenced },
@@ -514,21 +549,24 @@ impl CacheActor {
                     link.connected(conn);
                     act.last_ping = Instant::now();
                     match act.outage_since.take() {
-                        Some(since) => log::info!(
-                            "redis: reconnected to {} after {:.1} s; writing back memory entries",
-                            act.redis_url,
-                            since.elapsed().as_secs_f64()
-                        ),
+                        Some(since) => {
+                            act.metrics.redis_reconnected();
+                            log::info!(
+                                "redis: reconnected to {} after {:.1} s; writing back memory entries",
+                                act.redis_url,
+                                since.elapsed().as_secs_f64()
+                            )
+                        }
                         None => log::info!("redis: connected to {}", act.redis_url),
                     }
                     act.write_back(false, ctx);
                 }
                 Err(failure) => {
                     link.connect_failed();
-                    act.counters.inc(&act.counters.redis_errors);
+                    act.metrics.redis_connection_failure();
                     if act.outage_since.is_none() {
                         act.outage_since = Some(Instant::now());
-                        act.counters.inc(&act.counters.redis_outages);
+                        act.metrics.redis_outage();
                         log::warn!(
                             "redis: {} unavailable ({failure}); serving from memory and reconnecting",
                             act.redis_url
@@ -552,11 +590,11 @@ impl CacheActor {
                 }
             }
             Err(Failure::Connection(cause)) => {
-                self.counters.inc(&self.counters.redis_errors);
+                self.metrics.redis_connection_failure();
                 let dropped = self.link.as_mut().is_some_and(|l| l.drop_connection(generation));
                 if dropped && self.outage_since.is_none() {
                     self.outage_since = Some(Instant::now());
-                    self.counters.inc(&self.counters.redis_outages);
+                    self.metrics.redis_outage();
                     log::warn!(
                         "redis: connection to {} lost ({op}: {cause}); serving from memory and reconnecting",
                         self.redis_url
@@ -564,7 +602,7 @@ impl CacheActor {
                 }
             }
             Err(Failure::Refused { kind, message }) => {
-                self.counters.inc(&self.counters.redis_refusals);
+                self.metrics.redis_refusal(*kind);
                 if matches!(op, Op::Store(_) | Op::WriteBack(_)) {
                     self.episode_refused_writes = true;
                 }
@@ -661,15 +699,15 @@ impl CacheActor {
         }
         let generation = conn.generation;
         // An invalidation from here on drops the category's write-back.
-        let counters = self.counters.clone();
+        let metrics = self.metrics.clone();
         let generations: BTreeMap<Category, u64> =
-            per_category.keys().map(|c| (*c, counters.generations.current(*c))).collect();
+            per_category.keys().map(|c| (*c, metrics.generations.current(*c))).collect();
         let fut = async move {
             let mut conn = conn.conn;
             let mut steps = Vec::new();
             for (category, items) in per_category {
                 let category_generation = generations.get(&category).copied().unwrap_or_default();
-                let still_current = || counters.generations.current(category) == category_generation;
+                let still_current = || metrics.generations.current(category) == category_generation;
                 // A category's entries come from one cycle; the oldest start is the safe one.
                 let started = items.iter().map(|i| i.3).min().unwrap_or(0);
                 let store: Vec<StoreItem<'_>> = items
@@ -856,17 +894,17 @@ impl CacheActor {
                 redis_key: k.redis_key(&self.prefix),
                 json: e.json.clone(),
                 ttl,
-                generation: self.counters.generations.current(k.category),
+                generation: self.metrics.generations.current(k.category),
             });
         }
         if items.is_empty() {
             return;
         }
-        let counters = self.counters.clone();
+        let metrics = self.metrics.clone();
         let generation = conn.generation;
         let op = Op::Rearm(items.len());
         let fut = async move {
-            let res = redis_rearm(conn.conn, timeout, (&fence_keys, &token), &items, &counters).await;
+            let res = redis_rearm(conn.conn, timeout, (&fence_keys, &token), &items, &metrics).await;
             (res, items)
         };
         ctx.spawn(fut.into_actor(self).map(move |(res, items), act, _ctx| {
@@ -908,7 +946,7 @@ impl CacheActor {
 
     fn guard_check(&mut self, category: Category, generation: u64, stamp: u64, ctx: &mut Context<Self>) {
         if self.guards.get(&category) != Some(&stamp)
-            || self.counters.generations.current(category) != generation
+            || self.metrics.generations.current(category) != generation
         {
             return;
         }
@@ -939,10 +977,10 @@ impl CacheActor {
         if items.is_empty() {
             return;
         }
-        let counters = self.counters.clone();
+        let metrics = self.metrics.clone();
         let link_generation = conn.generation;
         let fut =
-            async move { redis_repair(conn.conn, timeout, (&fence_keys, &token), &items, &counters).await };
+            async move { redis_repair(conn.conn, timeout, (&fence_keys, &token), &items, &metrics).await };
         ctx.spawn(fut.into_actor(self).map(move |res, act, _ctx| {
             act.note(link_generation, &res.as_ref().map(|_| ()).map_err(Clone::clone), Op::Repair(category));
             if let Ok(repaired) = res {
@@ -977,16 +1015,16 @@ async fn redis_rearm(
     timeout: Duration,
     fence: (&FenceKeys, &str),
     items: &[Rearm],
-    counters: &Counters,
+    metrics: &Metrics,
 ) -> Result<Vec<String>, Failure> {
     let pairs: Vec<(&str, u64)> = items.iter().map(|it| (it.redis_key.as_str(), millis(it.ttl))).collect();
     let Some(armed) = redis_link::run(timeout, fenced::rearm(&mut conn, fence.0, fence.1, &pairs)).await?
     else {
         return Ok(Vec::new()); // the lease is gone: the new leader keeps the entries
     };
-    counters.add(&counters.stale_rearms, armed.iter().filter(|a| **a == 1).count() as u64);
+    metrics.stale_rearms(armed.iter().filter(|a| **a == 1).count());
     let missing: Vec<&Rearm> = items.iter().zip(&armed).filter(|(_, a)| **a == 0).map(|(it, _)| it).collect();
-    redis_set_again(conn, timeout, fence, &missing, counters).await
+    redis_set_again(conn, timeout, fence, &missing, metrics).await
 }
 
 /// Compare each key's length with the entry's (`STRLEN`: 0 when missing)
@@ -996,7 +1034,7 @@ async fn redis_repair(
     timeout: Duration,
     fence: (&FenceKeys, &str),
     items: &[Rearm],
-    counters: &Counters,
+    metrics: &Metrics,
 ) -> Result<Vec<String>, Failure> {
     let mut pipe = redis::pipe();
     for it in items {
@@ -1005,8 +1043,8 @@ async fn redis_repair(
     let lens: Vec<usize> = redis_link::run(timeout, pipe.query_async(&mut conn)).await?;
     let differ: Vec<&Rearm> =
         items.iter().zip(&lens).filter(|(it, len)| **len != it.json.len()).map(|(it, _)| it).collect();
-    let repaired = redis_set_again(conn, timeout, fence, &differ, counters).await?;
-    counters.add(&counters.late_deletes_repaired, repaired.len() as u64);
+    let repaired = redis_set_again(conn, timeout, fence, &differ, metrics).await?;
+    metrics.late_deletes_repaired(repaired.len());
     Ok(repaired)
 }
 
@@ -1020,10 +1058,10 @@ async fn redis_set_again(
     timeout: Duration,
     fence: (&FenceKeys, &str),
     items: &[&Rearm],
-    counters: &Counters,
+    metrics: &Metrics,
 ) -> Result<Vec<String>, Failure> {
     let current: Vec<&&Rearm> =
-        items.iter().filter(|it| counters.generations.current(it.key.category) == it.generation).collect();
+        items.iter().filter(|it| metrics.generations.current(it.key.category) == it.generation).collect();
     if current.is_empty() {
         return Ok(Vec::new());
     }
@@ -1071,7 +1109,7 @@ impl Handler<StoreCategory> for CacheActor {
     type Result = ResponseActFuture<Self, RedisWrite>;
 
     fn handle(&mut self, msg: StoreCategory, _ctx: &mut Self::Context) -> Self::Result {
-        if self.counters.generations.current(msg.category) != msg.generation {
+        if self.metrics.generations.current(msg.category) != msg.generation {
             log::info!(
                 "cache: {} was invalidated while it was computed; those entries are dropped",
                 msg.category
@@ -1129,7 +1167,7 @@ impl Handler<StoreCategory> for CacheActor {
         let generation = conn.generation;
         let (category_generation, guard) = (msg.generation, msg.guard);
         let stored: Vec<EntryKey> = msg.entries.iter().map(|e| e.key).collect();
-        let counters = self.counters.clone();
+        let metrics = self.metrics.clone();
         drop(msg);
         let fut = async move {
             let mut conn = conn.conn;
@@ -1141,9 +1179,22 @@ impl Handler<StoreCategory> for CacheActor {
                     value: json.as_bytes(),
                 })
                 .collect();
-            let still_current = || counters.generations.current(category) == category_generation;
-            fenced::store_sized(&mut conn, timeout, &fence_keys, &token, started_ms, &items, still_current)
-                .await
+            let still_current = || metrics.generations.current(category) == category_generation;
+            let started = Instant::now();
+            let written = fenced::store_sized(
+                &mut conn,
+                timeout,
+                &fence_keys,
+                &token,
+                started_ms,
+                &items,
+                still_current,
+            )
+            .await;
+            if written.is_ok() {
+                metrics.redis_write(started.elapsed());
+            }
+            written
         };
         Box::pin(fut.into_actor(self).map(move |res, act, ctx| {
             act.note(generation, &res.as_ref().map(|_| ()).map_err(Clone::clone), Op::Store(category));
@@ -1193,7 +1244,7 @@ impl Handler<KeepStale> for CacheActor {
     type Result = ();
 
     fn handle(&mut self, msg: KeepStale, ctx: &mut Self::Context) {
-        if self.counters.generations.current(msg.category) != msg.generation {
+        if self.metrics.generations.current(msg.category) != msg.generation {
             return;
         }
         let now_unix = unix_now();
@@ -1448,7 +1499,7 @@ mod tests {
         let mut settings = Settings::default();
         settings.redis.enabled = false;
         actix_rt::System::new().block_on(async move {
-            let cache = CacheActor::new(&settings, Arc::new(Counters::default())).unwrap().start();
+            let cache = CacheActor::new(&settings, Arc::new(Metrics::new())).unwrap().start();
             let image = EntryKey::risk(Category::ImageGeneration, false, false);
             let text = EntryKey::stats(Category::TextGeneration, true);
             let w = cache.send(store(Category::ImageGeneration, vec![entry(image, "{\"a\":1}")]));

@@ -1,6 +1,7 @@
 //! The command line (SPEC §2): `horde-hydrator [--config FILE] run | once
 //! [--dump DIR] | admin hydrate [CATEGORY…] | invalidate CATEGORY | clear | status`.
 
+use crate::admin::AdminCommand;
 use clap::{Parser, Subcommand};
 use horde_hydrator::category::Category;
 use std::path::PathBuf;
@@ -85,22 +86,13 @@ impl AdminCli {
         }
     }
 
-    /// The command as the JSON object published on `P:admin`.
-    pub fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
-        use serde_json::{json, Value};
-        let value = match self {
-            AdminCli::Hydrate { categories, .. } => {
-                json!({"command": "hydrate", "categories": categories.iter().map(|c| c.as_str()).collect::<Vec<_>>()})
-            }
-            AdminCli::Invalidate { category, .. } => {
-                json!({"command": "invalidate", "category": category.as_str()})
-            }
-            AdminCli::Clear { .. } => json!({"command": "clear"}),
-            AdminCli::Status { .. } => json!({"command": "status"}),
-        };
-        match value {
-            Value::Object(m) => m,
-            _ => serde_json::Map::new(),
+    /// The command published on `P:admin`.
+    pub fn to_command(&self) -> AdminCommand {
+        match self {
+            AdminCli::Hydrate { categories, .. } => AdminCommand::Hydrate { categories: categories.clone() },
+            AdminCli::Invalidate { category, .. } => AdminCommand::Invalidate { category: *category },
+            AdminCli::Clear { .. } => AdminCommand::Clear,
+            AdminCli::Status { .. } => AdminCommand::Status,
         }
     }
 }
@@ -130,14 +122,14 @@ mod tests {
         .unwrap();
         let Command::Admin(a) = cli.command else { panic!() };
         assert_eq!(
-            serde_json::Value::Object(a.to_json()).to_string(),
+            serde_json::to_string(&a.to_command()).unwrap(),
             r#"{"command":"hydrate","categories":["text_generation","image_generation"]}"#
         );
 
         let cli = Cli::try_parse_from(["horde-hydrator", "admin", "invalidate", "image_generation"]).unwrap();
         let Command::Admin(a) = cli.command else { panic!() };
         assert_eq!(
-            serde_json::Value::Object(a.to_json()).to_string(),
+            serde_json::to_string(&a.to_command()).unwrap(),
             r#"{"command":"invalidate","category":"image_generation"}"#
         );
         assert!(Cli::try_parse_from(["horde-hydrator", "admin", "invalidate", "clip"]).is_err());

@@ -23,7 +23,7 @@
 //! when it came does not become the last good value (it would restore the
 //! reference the invalidation dropped).
 
-use crate::counters::Counters;
+use crate::metrics::{FetchFailureKind, Metrics};
 use actix::prelude::*;
 use horde_hydrator::category::Category;
 use horde_hydrator::cycle::CategoryInputs;
@@ -85,6 +85,16 @@ impl CircuitState {
             CircuitState::Open => "open",
             CircuitState::HalfOpen => "half_open",
         }
+    }
+}
+
+impl CircuitState {
+    pub const ALL: [CircuitState; 3] = [CircuitState::Closed, CircuitState::Open, CircuitState::HalfOpen];
+}
+
+impl serde::Serialize for CircuitState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -266,7 +276,7 @@ pub struct Reconfigure {
 #[rtype(result = "FetcherInfo")]
 pub struct GetFetcherInfo;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct FetcherInfo {
     pub horde_circuit: CircuitState,
     pub model_reference_circuit: CircuitState,
@@ -317,7 +327,7 @@ struct State {
     /// Bumped by each [`DropReference`]: a fetch that began before one does
     /// not become the last good value.
     drops: HashMap<Category, u64>,
-    counters: Arc<Counters>,
+    metrics: Arc<Metrics>,
 }
 
 impl State {
@@ -349,7 +359,7 @@ fn client_agent(h: &HordeSettings) -> String {
 
 impl HordeFetcherActor {
     /// Must be created on the thread (arbiter) it runs on: awc's client is not `Send`.
-    pub fn new(settings: &Settings, counters: Arc<Counters>) -> Self {
+    pub fn new(settings: &Settings, metrics: Arc<Metrics>) -> Self {
         let h = &settings.horde;
         let breaker = CircuitBreaker::new(h.circuit_failure_threshold, h.circuit_open);
         let state = State {
@@ -368,7 +378,7 @@ impl HordeFetcherActor {
             breakers: HashMap::from([(Service::Horde, breaker.clone()), (Service::ModelReference, breaker)]),
             last_good: HashMap::new(),
             drops: HashMap::new(),
-            counters,
+            metrics,
         };
         HordeFetcherActor { state: Rc::new(RefCell::new(state)) }
     }
@@ -525,13 +535,13 @@ async fn fetch_category(
 async fn fetch_source(state: Rc<RefCell<State>>, id: SourceId) -> Result<(Parsed, u64, usize), String> {
     let started = Instant::now();
     let service = id.service();
-    let (location, counters) = {
+    let (location, metrics) = {
         let st = state.borrow();
         let loc = match service {
             Service::Horde => st.horde.clone(),
             Service::ModelReference => st.model_reference.clone(),
         };
-        (loc, st.counters.clone())
+        (loc, st.metrics.clone())
     };
     let is_http = matches!(location, Source::Http(_));
     let raw = match location {
@@ -544,7 +554,7 @@ async fn fetch_source(state: Rc<RefCell<State>>, id: SourceId) -> Result<(Parsed
             let allowed =
                 state.borrow_mut().breakers.get_mut(&service).is_none_or(|b| b.allow(Instant::now()));
             if !allowed {
-                counters.inc(&counters.fetch_failures);
+                metrics.fetch_failed(id.to_string(), FetchFailureKind::CircuitOpen);
                 return Err(format!("circuit open for {}", service_name(service)));
             }
             http_get_with_retries(
@@ -582,9 +592,12 @@ async fn fetch_source(state: Rc<RefCell<State>>, id: SourceId) -> Result<(Parsed
         }
     }
     match outcome {
-        Ok((parsed, len)) => Ok((parsed, started.elapsed().as_millis() as u64, len)),
-        Err(e) => {
-            counters.inc(&counters.fetch_failures);
+        Ok((parsed, len)) => {
+            metrics.fetch_succeeded(id.to_string(), crate::hydrator::unix_now());
+            Ok((parsed, started.elapsed().as_millis() as u64, len))
+        }
+        Err((kind, e)) => {
+            metrics.fetch_failed(id.to_string(), kind);
             log::warn!("fetcher: {id} failed: {e}");
             Err(e)
         }
@@ -619,12 +632,20 @@ fn service_name(s: Service) -> &'static str {
     }
 }
 
-fn read_file(path: PathBuf, max_bytes: usize) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+/// A failed fetch: its kind (for the metrics) and what to tell the operator.
+type Failure = (FetchFailureKind, String);
+
+fn read_file(path: PathBuf, max_bytes: usize) -> Result<Vec<u8>, Failure> {
+    let unreadable =
+        |e: std::io::Error| (FetchFailureKind::Read, format!("cannot read {}: {e}", path.display()));
+    let meta = std::fs::metadata(&path).map_err(unreadable)?;
     if meta.len() > max_bytes as u64 {
-        return Err(format!("{} is larger than {max_bytes} bytes", path.display()));
+        return Err((
+            FetchFailureKind::TooLarge,
+            format!("{} is larger than {max_bytes} bytes", path.display()),
+        ));
     }
-    std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    std::fs::read(&path).map_err(unreadable)
 }
 
 /// A source's bytes, or the snapshot file that holds them.
@@ -635,8 +656,12 @@ enum Raw {
 
 /// Read (snapshot files) and parse on a blocking thread: a large reference
 /// must not stall the actors. Answers the value and the size of its bytes.
-async fn parse_off_thread(id: SourceId, raw: Raw, limits: LimitsSettings) -> Result<(Parsed, usize), String> {
-    let job = tokio::task::spawn_blocking(move || -> Result<(Parsed, usize), String> {
+async fn parse_off_thread(
+    id: SourceId,
+    raw: Raw,
+    limits: LimitsSettings,
+) -> Result<(Parsed, usize), Failure> {
+    let job = tokio::task::spawn_blocking(move || -> Result<(Parsed, usize), Failure> {
         let bytes = match raw {
             Raw::Bytes(bytes) => bytes,
             Raw::File { path, max_bytes } => read_file(path, max_bytes)?,
@@ -651,13 +676,13 @@ async fn parse_off_thread(id: SourceId, raw: Raw, limits: LimitsSettings) -> Res
             SourceId::Status(_) => horde::parse_status(doc).map(Parsed::Status).map_err(|e| e.to_string()),
             SourceId::Stats(_) => horde::parse_stats(doc).map(Parsed::Stats).map_err(|e| e.to_string()),
         };
-        let parsed = parsed?;
-        within_limits(id, &parsed, &limits)?;
+        let parsed = parsed.map_err(|e| (FetchFailureKind::Parse, e))?;
+        within_limits(id, &parsed, &limits).map_err(|e| (FetchFailureKind::OverLimit, e))?;
         Ok((parsed, bytes.len()))
     });
     match job.await {
         Ok(r) => r,
-        Err(e) => Err(format!("parser crashed: {e}")),
+        Err(e) => Err((FetchFailureKind::Parse, format!("parser crashed: {e}"))),
     }
 }
 
@@ -683,6 +708,7 @@ fn within_limits(id: SourceId, parsed: &Parsed, limits: &LimitsSettings) -> Resu
 
 /// Why one HTTP attempt failed, and whether another attempt may help.
 struct AttemptError {
+    kind: FetchFailureKind,
     message: String,
     retryable: bool,
     retry_after: Option<Duration>,
@@ -692,7 +718,7 @@ async fn http_get_with_retries(
     state: &Rc<RefCell<State>>,
     url: &str,
     service: Service,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, Failure> {
     let (client, agent, timeout, max_retries, base, cap, max_bytes) = {
         let st = state.borrow();
         let timeout = match service {
@@ -723,7 +749,7 @@ async fn http_get_with_retries(
                 actix_rt::time::sleep(delay).await;
                 retry += 1;
             }
-            Err(e) => return Err(format!("GET {url}: {}", e.message)),
+            Err(e) => return Err((e.kind, format!("GET {url}: {}", e.message))),
         }
     }
 }
@@ -748,14 +774,23 @@ async fn http_get_once(
                     e,
                     awc::error::SendRequestError::Connect(_) | awc::error::SendRequestError::Send(_)
                 );
-                AttemptError { message: plain_cause(url, &e.to_string()), retryable, retry_after: None }
+                let kind = match e {
+                    awc::error::SendRequestError::Timeout => FetchFailureKind::Timeout,
+                    _ => FetchFailureKind::Connect,
+                };
+                AttemptError { kind, message: plain_cause(url, &e.to_string()), retryable, retry_after: None }
             })?;
         let status = resp.status();
         if !status.is_success() {
             let retry_after =
                 resp.headers().get("Retry-After").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
             let retryable = status.as_u16() == 429 || status.is_server_error();
-            return Err(AttemptError { message: format!("HTTP {status}"), retryable, retry_after });
+            return Err(AttemptError {
+                kind: FetchFailureKind::Status,
+                message: format!("HTTP {status}"),
+                retryable,
+                retry_after,
+            });
         }
         let body = resp.body().limit(max_bytes).await.map_err(|e| {
             let overflow = matches!(e, awc::error::PayloadError::Overflow);
@@ -764,13 +799,15 @@ async fn http_get_once(
             } else {
                 format!("body: {e}")
             };
-            AttemptError { message, retryable: !overflow, retry_after: None }
+            let kind = if overflow { FetchFailureKind::TooLarge } else { FetchFailureKind::Read };
+            AttemptError { kind, message, retryable: !overflow, retry_after: None }
         })?;
         Ok(Vec::<u8>::from(body))
     };
     match actix_rt::time::timeout(timeout, attempt).await {
         Ok(r) => r,
         Err(_) => Err(AttemptError {
+            kind: FetchFailureKind::Timeout,
             message: format!("timed out after {timeout:?}"),
             retryable: false,
             retry_after: None,
@@ -805,7 +842,7 @@ mod tests {
         let reference = dir.path().join("model_reference/text_generation.json");
         let text = Category::TextGeneration;
         actix_rt::System::new().block_on(async move {
-            let fetcher = HordeFetcherActor::new(&settings, Arc::new(Counters::default())).start();
+            let fetcher = HordeFetcherActor::new(&settings, Arc::new(Metrics::new())).start();
             // Control: a good fetch, then the reference fails: its last good value is used.
             fetcher.send(FetchCategory(text)).await.unwrap().unwrap();
             let saved = std::fs::read(&reference).unwrap();
@@ -836,7 +873,7 @@ mod tests {
         settings.horde.api = Source::Dir(dir.path().join("no-such-horde"));
         settings.model_reference.source = Source::Dir(dir.path().join("model_reference"));
         actix_rt::System::new().block_on(async move {
-            let fetcher = HordeFetcherActor::new(&settings, Arc::new(Counters::default())).start();
+            let fetcher = HordeFetcherActor::new(&settings, Arc::new(Metrics::new())).start();
             let err = fetcher.send(FetchCategory(Category::ImageGeneration)).await.unwrap().unwrap_err();
             assert_eq!(err.failures.len(), 2, "{err}");
             let inputs = err.fresh_reference.expect("the reference was fetched");
@@ -943,7 +980,8 @@ mod tests {
                 } else {
                     "limits.max_models_per_category"
                 };
-                assert!(e.contains(&format!("more than the limit of 1 (setting {setting})")), "{e}");
+                assert_eq!(e.0, FetchFailureKind::OverLimit, "{e:?}");
+                assert!(e.1.contains(&format!("more than the limit of 1 (setting {setting})")), "{e:?}");
             }
         });
     }

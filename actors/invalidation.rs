@@ -46,21 +46,19 @@
 //! Garbage, oversized (> 64 KiB) and unknown messages are ignored and logged,
 //! rate-limited (at most 5 lines per 10 s, then a count of the suppressed).
 
-use crate::admin::{authorized, parse_admin, AdminCommand, Envelope, MAX_MESSAGE_BYTES};
+use crate::admin::{authorized, parse_admin, AdminCommand, Reply, ReplyBody, MAX_MESSAGE_BYTES};
 use crate::cache::{self, CacheActor, RedisWrite};
-use crate::counters::Counters;
-use crate::horde_fetcher::{DropReference, GetFetcherInfo, HordeFetcherActor};
-use crate::hydrator::{
-    CancelQueued, GetHydratorInfo, HydrateAck, HydrateNow, HydratorActor, NoteInvalidated,
-};
-use crate::leader::{GetLeaderInfo, LeaderActor, RoleChanged};
+use crate::horde_fetcher::{DropReference, HordeFetcherActor};
+use crate::hydrator::{CancelQueued, HydrateAck, HydrateNow, HydratorActor, NoteInvalidated};
+use crate::leader::{LeaderActor, RoleChanged};
+use crate::metrics::{AdminOutcome, Channel, MessageOutcome, Metrics};
 use crate::redis_link::{self, CommandLink, Failure};
+use crate::status::StatusSources;
 use actix::prelude::*;
 use horde_hydrator::category::Category;
 use horde_hydrator::keys::{admin_channel, admin_reply_channel, invalidate_channel};
 use horde_hydrator::leader::{connection_name, Role};
 use horde_hydrator::settings::Settings;
-use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -217,6 +215,11 @@ pub struct Reconfigure {
     pub debounce: Duration,
 }
 
+/// Is the subscription up? (for the status reply)
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct GetSubscribed;
+
 /// Messages over the size limit, counted by the loop without copying them.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -242,7 +245,8 @@ pub struct InvalidationActor {
     cache: Addr<CacheActor>,
     fetcher: Addr<HordeFetcherActor>,
     hydrator: Addr<HydratorActor>,
-    counters: Arc<Counters>,
+    metrics: Arc<Metrics>,
+    status: StatusSources,
     publisher: Option<CommandLink>,
     debouncer: Debouncer,
     /// The current burst's messages per category, logged when it ends.
@@ -251,11 +255,9 @@ pub struct InvalidationActor {
     burst_redis_failed: BTreeSet<Category>,
     limiter: LogLimiter,
     subscribed: bool,
-    started: Instant,
     /// Replicas: only the leader carries out (and answers) hydrate, invalidate and clear.
     role: Role,
     leader: Option<Addr<LeaderActor>>,
-    instance_id: String,
 }
 
 impl InvalidationActor {
@@ -264,7 +266,7 @@ impl InvalidationActor {
         cache: Addr<CacheActor>,
         fetcher: Addr<HordeFetcherActor>,
         hydrator: Addr<HydratorActor>,
-        counters: Arc<Counters>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let prefix = &settings.redis.key_prefix;
         let timeout = settings.redis.socket_timeout;
@@ -288,32 +290,40 @@ impl InvalidationActor {
             default_reply: admin_reply_channel(prefix),
             token: settings.admin.required_token().map(str::to_string),
             configured: settings.hydration.categories.clone(),
-            cache,
+            cache: cache.clone(),
+            status: StatusSources {
+                cache,
+                hydrator: hydrator.clone(),
+                fetcher: fetcher.clone(),
+                invalidation: None,
+                leader: None,
+                metrics: metrics.clone(),
+                settings: Arc::new(settings.clone()),
+                started: Instant::now(),
+            },
             fetcher,
             hydrator,
-            counters,
+            metrics,
             publisher,
             debouncer: Debouncer::new(settings.hydration.invalidation_debounce, DEBOUNCE_MAX_WAIT),
             burst: BTreeMap::new(),
             burst_redis_failed: BTreeSet::new(),
             limiter: LogLimiter::new(Duration::from_secs(10), 5),
             subscribed: false,
-            started: Instant::now(),
             role: if settings.leader.active(&settings.redis) { Role::Follower } else { Role::Standalone },
             leader: None,
-            instance_id: settings.leader.instance_id.clone(),
         }
     }
 
     /// The leader actor to ask for `status` (replicas).
     pub fn with_leader(mut self, leader: Option<Addr<LeaderActor>>) -> Self {
+        self.status.leader = leader.clone();
         self.leader = leader;
         self
     }
 
-    /// Log an ignored message, rate-limited.
+    /// Log an ignored message, rate-limited (the caller counts it).
     fn ignored(&mut self, what: String) {
-        self.counters.inc(&self.counters.messages_ignored);
         if let Some(suppressed) = self.limiter.allow(Instant::now()) {
             if suppressed > 0 {
                 log::warn!("pubsub: ignored {what} ({suppressed} similar messages not logged)");
@@ -325,9 +335,9 @@ impl InvalidationActor {
 
     /// Drop the category everywhere now; re-hydrate it after the debounce.
     fn invalidate(&mut self, category: Category, ctx: &mut Context<Self>) -> ResponseFuture<RedisWrite> {
-        self.counters.inc(&self.counters.invalidations);
+        self.metrics.invalidation(category);
         *self.burst.entry(category).or_default() += 1;
-        let generation = self.counters.generations.bump(category);
+        let generation = self.metrics.generations.bump(category);
         self.hydrator.do_send(NoteInvalidated { category, generation });
         self.fetcher.do_send(DropReference(category));
         let dropped = self.cache.send(cache::Invalidate(category));
@@ -345,6 +355,7 @@ impl InvalidationActor {
             }
             DebounceTick::Fire(categories) if categories.is_empty() => {}
             DebounceTick::Fire(categories) => {
+                self.metrics.debounced_burst();
                 for c in &categories {
                     let n = self.burst.remove(c).unwrap_or(0);
                     let redis = if self.burst_redis_failed.remove(c) {
@@ -365,86 +376,94 @@ impl InvalidationActor {
     fn on_admin(&mut self, payload: &[u8], ctx: &mut Context<Self>) {
         let (envelope, command) = match parse_admin(payload) {
             Ok(parsed) => parsed,
-            Err(e) => return self.ignored(format!("admin message: {e}")),
+            Err(e) => {
+                self.metrics.pubsub_message(Channel::Admin, MessageOutcome::Ignored);
+                return self.ignored(format!("admin message: {e}"));
+            }
         };
-        let reply_to = envelope.reply_to.clone().unwrap_or_else(|| self.default_reply.clone());
+        self.metrics.pubsub_message(Channel::Admin, MessageOutcome::Handled);
+        let sent_as = envelope.command.command;
+        let label = command.as_ref().map_or("unknown", AdminCommand::name);
+        let reply_to = envelope.reply_to.unwrap_or_else(|| self.default_reply.clone());
         if !reply_channel_allowed(&reply_to, &self.default_reply) {
-            self.counters.inc(&self.counters.admin_rejected);
+            self.metrics.admin_command(label, AdminOutcome::Unauthorized);
             let shown: String = reply_to.chars().take(80).collect();
             log::warn!(
                 "admin: refused {:?} command: reply_to {shown:?} is not {} or a channel under it; not answered",
-                envelope.command_name.as_deref().unwrap_or("?"),
+                sent_as.as_deref().unwrap_or("?"),
                 self.default_reply
             );
             return;
         }
         if !authorized(self.token.as_deref(), envelope.token.as_deref()) {
-            self.counters.inc(&self.counters.admin_rejected);
+            self.metrics.admin_command(label, AdminOutcome::Unauthorized);
             log::warn!(
                 "admin: rejected {:?} command: {} token",
-                envelope.command_name.as_deref().unwrap_or("?"),
+                sent_as.as_deref().unwrap_or("?"),
                 if envelope.token.is_some() { "wrong" } else { "missing" }
             );
-            return self.reply(reply_to, error_reply(&envelope, "unauthorized: missing or wrong token"), ctx);
+            return self.reply(reply_to, Reply::error(sent_as, "unauthorized: missing or wrong token"), ctx);
         }
         let command = match command {
             Ok(c) => c,
             Err(e) => {
+                self.metrics.admin_command(label, AdminOutcome::Invalid);
                 self.ignored(format!("admin command: {e}"));
-                return self.reply(reply_to, error_reply(&envelope, &e.to_string()), ctx);
+                return self.reply(reply_to, Reply::error(sent_as, e.to_string()), ctx);
             }
         };
-        self.counters.inc(&self.counters.admin_commands);
+        self.metrics.admin_command(label, AdminOutcome::Ok);
         log::info!("admin: {} command", command.name());
         // A follower leaves commands that change entries to the leader, which
         // answers them; it drops its own memory copies all the same.
         let follower = !self.role.hydrates();
-        match command {
-            AdminCommand::Hydrate(_) if follower => {}
-            AdminCommand::Invalidate(category) if follower => {
-                let dropped = self.invalidate(category, ctx);
+        match &command {
+            AdminCommand::Hydrate { .. } if follower => {}
+            AdminCommand::Invalidate { category } if follower => {
+                let dropped = self.invalidate(*category, ctx);
                 ctx.spawn(async move { drop(dropped.await) }.into_actor(self));
             }
             AdminCommand::Clear if follower => {
                 self.cache.do_send(cache::Clear);
             }
-            AdminCommand::Hydrate(mut categories) => {
-                if categories.is_empty() {
-                    categories = self.configured.clone();
-                }
-                let names: Vec<&str> = categories.iter().map(|c| c.as_str()).collect();
-                let names: Vec<String> = names.into_iter().map(str::to_string).collect();
-                let ack = self.hydrator.send(HydrateNow { categories, reason: "admin hydrate".to_string() });
+            AdminCommand::Hydrate { categories } => {
+                let categories =
+                    if categories.is_empty() { self.configured.clone() } else { categories.clone() };
+                let ack = self
+                    .hydrator
+                    .send(HydrateNow { categories: categories.clone(), reason: "admin hydrate".to_string() });
                 let fut = async move {
                     match ack.await {
                         Ok(HydrateAck::Started) => {
-                            json!({"ok": true, "command": "hydrate", "categories": names, "queued": false})
+                            Reply::ok(&command, ReplyBody::Hydrate { categories, queued: false })
                         }
                         Ok(HydrateAck::Queued) => {
-                            json!({"ok": true, "command": "hydrate", "categories": names, "queued": true})
+                            Reply::ok(&command, ReplyBody::Hydrate { categories, queued: true })
                         }
                         Ok(HydrateAck::Refused) => {
-                            json!({"ok": false, "command": "hydrate", "error": "shutting down"})
+                            Reply::error(Some(command.name().to_string()), "shutting down")
                         }
-                        Ok(HydrateAck::NotLeader) => {
-                            json!({"ok": false, "command": "hydrate", "error": "this replica just lost the lead; send it again"})
-                        }
-                        Err(e) => json!({"ok": false, "command": "hydrate", "error": e.to_string()}),
+                        Ok(HydrateAck::NotLeader) => Reply::error(
+                            Some(command.name().to_string()),
+                            "this replica just lost the lead; send it again",
+                        ),
+                        Err(e) => Reply::error(Some(command.name().to_string()), e.to_string()),
                     }
                 };
                 self.reply_when(reply_to, fut, ctx);
             }
-            AdminCommand::Invalidate(category) => {
+            AdminCommand::Invalidate { category } => {
+                let category = *category;
                 let dropped = self.invalidate(category, ctx);
                 let fut = async move {
-                    let redis = redis_write_str(&dropped.await);
-                    json!({"ok": true, "command": "invalidate", "category": category.as_str(), "redis": redis})
+                    let redis = dropped.await;
+                    Reply::ok(&command, ReplyBody::Invalidate { category, redis })
                 };
                 self.reply_when(reply_to, fut, ctx);
             }
             AdminCommand::Clear => {
                 for category in Category::ALL {
-                    let generation = self.counters.generations.bump(category);
+                    let generation = self.metrics.generations.bump(category);
                     self.hydrator.do_send(NoteInvalidated { category, generation });
                 }
                 self.debouncer.cancel();
@@ -458,104 +477,33 @@ impl InvalidationActor {
                 let cleared = self.cache.send(cache::Clear);
                 let fut = async move {
                     match cleared.await {
-                        Ok(w) => json!({"ok": true, "command": "clear", "redis": redis_write_str(&w)}),
-                        Err(e) => json!({"ok": false, "command": "clear", "error": e.to_string()}),
+                        Ok(redis) => Reply::ok(&command, ReplyBody::Clear { redis }),
+                        Err(e) => Reply::error(Some(command.name().to_string()), e.to_string()),
                     }
                 };
                 self.reply_when(reply_to, fut, ctx);
             }
             AdminCommand::Status => {
-                let fut = self.status(ctx);
+                let sources = self.status.clone();
+                let subscribed = self.subscribed;
+                let fut = async move {
+                    match sources.gather().await {
+                        Ok(mut status) => {
+                            status.redis.subscribed = subscribed;
+                            Reply::ok(&command, ReplyBody::Status(Box::new(status)))
+                        }
+                        Err(e) => Reply::error(Some(command.name().to_string()), e),
+                    }
+                };
                 self.reply_when(reply_to, fut, ctx);
             }
-        }
-    }
-
-    /// Gather the daemon's state from every actor.
-    fn status(&mut self, _ctx: &mut Context<Self>) -> impl std::future::Future<Output = Value> + 'static {
-        let hydrator = self.hydrator.send(GetHydratorInfo);
-        let cache = self.cache.send(cache::Info);
-        let fetcher = self.fetcher.send(GetFetcherInfo);
-        let leader = self.leader.as_ref().map(|l| l.send(GetLeaderInfo));
-        let (role, instance_id) = (self.role, self.instance_id.clone());
-        let uptime = self.started.elapsed().as_secs_f64();
-        let subscribed = self.subscribed;
-        let url = self.redis_url_shown.clone();
-        let counters = self.counters.clone();
-        async move {
-            let (h, c, f) = futures_util::future::join3(hydrator, cache, fetcher).await;
-            let leader = match leader {
-                Some(l) => match l.await {
-                    Ok(i) => json!({
-                        "role": i.role.as_str(),
-                        "instance_id": i.instance_id,
-                        "leader": i.leader,
-                        "lease_seconds": i.lease_seconds,
-                    }),
-                    Err(_) => json!({"role": role.as_str(), "instance_id": instance_id, "leader": null}),
-                },
-                None => json!({"role": role.as_str(), "instance_id": instance_id, "leader": instance_id}),
-            };
-            let h = h.unwrap_or(Value::Null);
-            let (redis_state, entries) = match c {
-                Ok(info) => (
-                    info.redis.as_str(),
-                    info.entries
-                        .iter()
-                        .map(|e| {
-                            json!({
-                                "key": e.key,
-                                "stored_at": e.stored_at_unix,
-                                "age_seconds": e.age_seconds,
-                                "ttl_seconds": e.ttl_seconds,
-                                "freshness": e.freshness.as_str(),
-                                "bytes": e.bytes,
-                                "models": e.models,
-                                "at_risk": e.at_risk,
-                                "critical": e.critical,
-                                "data_as_of": e.data_as_of_unix,
-                                "stale_since": e.stale_since_unix,
-                                "stale_reason": e.stale_reason,
-                                "redis_expires_in_seconds": e.redis_expires_in_seconds,
-                                "stale_allowance_left_seconds": e.stale_allowance_left_seconds,
-                            })
-                        })
-                        .collect::<Vec<_>>(),
-                ),
-                Err(_) => ("unknown", Vec::new()),
-            };
-            let (horde, reference) = match f {
-                Ok(i) => (i.horde_circuit.as_str(), i.model_reference_circuit.as_str()),
-                Err(_) => ("unknown", "unknown"),
-            };
-            json!({
-                "ok": true,
-                "command": "status",
-                "version": env!("CARGO_PKG_VERSION"),
-                "uptime_seconds": uptime,
-                "hydration": {
-                    "enabled": h.get("enabled"),
-                    "interval_seconds": h.get("interval_seconds"),
-                    "categories": h.get("categories"),
-                },
-                "cycle_running": h.get("cycle_running"),
-                "follow_up_queued": h.get("follow_up_queued"),
-                "last_cycle": h.get("last_cycle"),
-                "next_cycle": h.get("next_cycle"),
-                "entries": entries,
-                "redis": {"state": redis_state, "connected": redis_state == "up", "url": url, "subscribed": subscribed},
-                "horde_circuit": horde,
-                "model_reference_circuit": reference,
-                "counters": counters.to_json(),
-                "replica": leader,
-            })
         }
     }
 
     fn reply_when(
         &mut self,
         channel: String,
-        reply: impl std::future::Future<Output = Value> + 'static,
+        reply: impl std::future::Future<Output = Reply> + 'static,
         ctx: &mut Context<Self>,
     ) {
         ctx.spawn(reply.into_actor(self).map(move |value, act, ctx| act.reply(channel, value, ctx)));
@@ -564,12 +512,12 @@ impl InvalidationActor {
     /// Publish a reply: on the publisher connection, and when that fails at
     /// the connection level, once more on a fresh connection (which then
     /// becomes the publisher connection).
-    fn reply(&mut self, channel: String, reply: Value, ctx: &mut Context<Self>) {
+    fn reply(&mut self, channel: String, reply: Reply, ctx: &mut Context<Self>) {
         let Some(link) = self.publisher.as_ref() else { return };
         let existing = link.current();
         let fresh = link.fresh();
         let timeout = self.socket_timeout;
-        let body = reply.to_string();
+        let body = reply.to_json();
         let fut = async move {
             let publish = |mut conn: redis::aio::MultiplexedConnection| {
                 let cmd = redis::cmd("PUBLISH").arg(&channel).arg(&body).clone();
@@ -612,20 +560,6 @@ impl InvalidationActor {
                 (None, Err(e)) => log::warn!("admin: reply on {channel} lost: {e}"),
             }
         }));
-    }
-}
-
-fn error_reply(envelope: &Envelope, error: &str) -> Value {
-    json!({"ok": false, "command": envelope.command_name, "error": error})
-}
-
-fn redis_write_str(w: &RedisWrite) -> String {
-    match w {
-        RedisWrite::Written => "written".to_string(),
-        RedisWrite::Disabled => "disabled".to_string(),
-        RedisWrite::Failed(e) => format!("failed: {e}"),
-        RedisWrite::NotLeader => "not_leader".to_string(),
-        RedisWrite::Superseded => "superseded".to_string(),
     }
 }
 
@@ -754,7 +688,10 @@ impl Handler<Incoming> for InvalidationActor {
 
     fn handle(&mut self, msg: Incoming, ctx: &mut Self::Context) {
         if msg.channel == self.invalidate_channel {
-            match parse_invalidation(&msg.payload) {
+            let parsed = parse_invalidation(&msg.payload);
+            let outcome = if parsed.is_some() { MessageOutcome::Handled } else { MessageOutcome::Ignored };
+            self.metrics.pubsub_message(Channel::Invalidate, outcome);
+            match parsed {
                 Some(category) => {
                     let dropped = self.invalidate(category, ctx);
                     ctx.spawn(dropped.into_actor(self).map(move |w, act, _ctx| {
@@ -773,6 +710,7 @@ impl Handler<Incoming> for InvalidationActor {
         } else if msg.channel == self.admin_channel {
             self.on_admin(&msg.payload, ctx);
         } else {
+            self.metrics.pubsub_message(Channel::Other, MessageOutcome::Ignored);
             self.ignored(format!("message on unexpected channel {:?}", msg.channel));
         }
     }
@@ -790,6 +728,14 @@ impl Handler<Oversized> for InvalidationActor {
     type Result = ();
 
     fn handle(&mut self, msg: Oversized, _ctx: &mut Self::Context) {
+        let channel = if msg.channel == self.invalidate_channel {
+            Channel::Invalidate
+        } else if msg.channel == self.admin_channel {
+            Channel::Admin
+        } else {
+            Channel::Other
+        };
+        self.metrics.pubsub_message(channel, MessageOutcome::Oversized);
         self.ignored(format!("{} byte message on {} (limit {MAX_MESSAGE_BYTES})", msg.len, msg.channel));
     }
 }
@@ -803,6 +749,14 @@ impl Handler<Reconfigure> for InvalidationActor {
     }
 }
 
+impl Handler<GetSubscribed> for InvalidationActor {
+    type Result = bool;
+
+    fn handle(&mut self, _msg: GetSubscribed, _ctx: &mut Self::Context) -> bool {
+        self.subscribed
+    }
+}
+
 impl Handler<Subscribed> for InvalidationActor {
     type Result = ();
 
@@ -811,7 +765,7 @@ impl Handler<Subscribed> for InvalidationActor {
             Subscribed::Up { again } => {
                 self.subscribed = true;
                 if again {
-                    self.counters.inc(&self.counters.pubsub_resubscribes);
+                    self.metrics.pubsub_resubscribed();
                     // The publisher most likely shares the subscriber's fate
                     // (a restart, a dropped NAT mapping): start afresh.
                     if let Some(p) = self.publisher.as_mut() {

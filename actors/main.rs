@@ -1,9 +1,10 @@
 //! horde-hydrator: the daemon's entry point and its three commands.
 //!
 //! * `run` starts the actors (SPEC §1) — CacheActor, HordeFetcherActor, the
-//!   RiskComputeActor pool, HydratorActor and (with Redis) InvalidationActor
-//!   and LeaderActor (replicas: only the lease holder hydrates) —
-//!   and waits for SIGINT/SIGTERM; then it stops scheduling, lets a running
+//!   RiskComputeActor pool, HydratorActor, (with Redis) InvalidationActor
+//!   and LeaderActor (replicas: only the lease holder hydrates) and (with
+//!   `http.enabled`) the operations HTTP server (`http.rs`) — and waits for
+//!   SIGINT/SIGTERM; then it stops the HTTP server and scheduling, lets a running
 //!   cycle finish for up to 3 s (else aborts it; each category's write is one
 //!   atomic script either way) and exits 0 within 5 s. SIGHUP reloads the
 //!   settings (`reload.rs`); SIGUSR1/SIGUSR2 are logged and ignored.
@@ -20,28 +21,32 @@ mod admin;
 mod cache;
 mod cli;
 mod config;
-mod counters;
 mod fenced;
+mod generations;
 mod horde_fetcher;
+mod http;
 mod hydrator;
 mod invalidation;
 mod leader;
 mod log_filter;
+mod metrics;
 mod redis_client;
 mod redis_link;
 mod reload;
 mod risk_compute;
 mod sd_notify;
 mod signals;
+mod status;
 
 use actix::prelude::*;
 use clap::Parser;
 use cli::{AdminCli, Cli, Command};
-use counters::Counters;
 use horde_hydrator::category::Category;
+use horde_hydrator::input::source::SourceId;
 use horde_hydrator::keys::EntryKey;
 use horde_hydrator::settings::Settings;
 use hydrator::{CategoryOutcome, CycleDeps, CycleReport};
+use metrics::Metrics;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -112,22 +117,31 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// The actors of a cycle, started on this system.
 struct Parts {
     deps: CycleDeps,
-    counters: Arc<Counters>,
+    metrics: Arc<Metrics>,
 }
 
 fn start_parts(settings: &Settings) -> Result<Parts, String> {
-    let counters = Arc::new(Counters::default());
-    let cache = cache::CacheActor::new(settings, counters.clone()).map_err(|e| e.to_string())?.start();
-    let fetcher = horde_fetcher::HordeFetcherActor::new(settings, counters.clone()).start();
+    let metrics = Arc::new(Metrics::new());
+    let categories = settings.hydration.categories.clone();
+    let sources: Vec<String> = categories
+        .iter()
+        .flat_map(|c| [SourceId::Reference(*c), SourceId::Status(*c), SourceId::Stats(*c)])
+        .map(|s| s.to_string())
+        .collect();
+    let entries: Vec<String> =
+        categories.iter().flat_map(|c| EntryKey::for_category(*c)).map(|k| k.name()).collect();
+    metrics.preset(&categories, &sources, &entries);
+    let cache = cache::CacheActor::new(settings, metrics.clone()).map_err(|e| e.to_string())?.start();
+    let fetcher = horde_fetcher::HordeFetcherActor::new(settings, metrics.clone()).start();
     let compute = risk_compute::RiskComputeActor::start_pool();
     let deps = CycleDeps {
         fetcher,
         compute,
         cache,
         analysis: Arc::new(settings.analysis.clone()),
-        counters: counters.clone(),
+        metrics: metrics.clone(),
     };
-    Ok(Parts { deps, counters })
+    Ok(Parts { deps, metrics })
 }
 
 async fn run(settings: Settings, config_file: Option<&Path>) -> i32 {
@@ -141,6 +155,7 @@ async fn run(settings: Settings, config_file: Option<&Path>) -> i32 {
             return 2;
         }
     };
+    let started = std::time::Instant::now();
     let parts = match start_parts(&settings) {
         Ok(p) => p,
         Err(e) => {
@@ -172,7 +187,7 @@ async fn run(settings: Settings, config_file: Option<&Path>) -> i32 {
             parts.deps.cache.clone(),
             parts.deps.fetcher.clone(),
             hydrator.clone(),
-            parts.counters.clone(),
+            parts.metrics.clone(),
         )
         .with_leader(leader.clone())
         .start()
@@ -189,6 +204,30 @@ async fn run(settings: Settings, config_file: Option<&Path>) -> i32 {
             leader.do_send(leader::Subscribe(invalidation.clone().recipient()));
         }
     }
+
+    let http_server = if settings.http.enabled {
+        let state = http::AppState {
+            status: status::StatusSources {
+                cache: parts.deps.cache.clone(),
+                hydrator: hydrator.clone(),
+                fetcher: parts.deps.fetcher.clone(),
+                invalidation: invalidation.clone(),
+                leader: leader.clone(),
+                metrics: parts.metrics.clone(),
+                settings: Arc::new(settings.clone()),
+                started,
+            },
+        };
+        match http::start(state) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                eprintln!("horde-hydrator: {e}");
+                return 2;
+            }
+        }
+    } else {
+        None
+    };
 
     let targets = reload::Targets {
         hydrator: hydrator.clone(),
@@ -211,9 +250,15 @@ async fn run(settings: Settings, config_file: Option<&Path>) -> i32 {
     };
     log::info!("received {signal}: shutting down");
     sd_notify::notify("STOPPING=1");
-    let stopped =
-        tokio::time::timeout(SHUTDOWN_LIMIT, hydrator.send(hydrator::Shutdown { grace: SHUTDOWN_GRACE }))
-            .await;
+    let stop_http = async {
+        if let Some(h) = &http_server {
+            h.stop().await;
+        }
+    };
+    let (stopped, ()) = tokio::join!(
+        tokio::time::timeout(SHUTDOWN_LIMIT, hydrator.send(hydrator::Shutdown { grace: SHUTDOWN_GRACE })),
+        stop_http
+    );
     if stopped.is_err() {
         log::warn!("shutdown: the hydrator did not stop in time; exiting anyway");
     }
@@ -490,7 +535,7 @@ fn overwrite(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 async fn admin_command(settings: Settings, cmd: AdminCli) -> i32 {
     let timeout = Duration::from_secs_f64(cmd.wait().timeout.clamp(0.1, 3600.0));
-    match admin::send_command(&settings, cmd.to_json(), timeout).await {
+    match admin::send_command(&settings, cmd.to_command(), timeout).await {
         Ok(replies) => {
             // With replicas, every daemon answers `status`: one JSON document per reply.
             let mut ok = true;

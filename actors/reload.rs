@@ -15,7 +15,7 @@
 //! (`horde.*` but `api_url`, `model_reference.timeout_seconds`), the work
 //! limits (`limits.*`), the log filter (`log.level`) and the admin token.
 //! Everything else — the sources, Redis, the categories, the startup delay,
-//! the replicas' lease (`leader.*`), any key not listed in [`changes`] —
+//! the HTTP server (`http.*`), the replicas' lease (`leader.*`), any key not listed in [`changes`] —
 //! needs a restart.
 
 use crate::cache::{self, CacheActor};
@@ -137,6 +137,9 @@ pub fn changes(running: &Settings, new: &Settings) -> (Vec<Change>, Settings) {
         Some(_) => "<redacted>".to_string(),
         None => "(none)".to_string(),
     });
+    // The HTTP server listens where it was started.
+    key!("http.enabled", http.enabled, Restart);
+    key!("http.bind", http.bind, Restart, |v: &std::net::SocketAddr| v.to_string());
     // The lease's holder, length and name are fixed for the LeaderActor's life.
     key!("leader.enabled", leader.enabled, Restart);
     key!("leader.lease_seconds", leader.lease, Restart, secs);

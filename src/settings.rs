@@ -72,6 +72,7 @@ pub struct RawSettings {
     pub limits: RawLimits,
     pub log: RawLog,
     pub leader: RawLeader,
+    pub http: RawHttp,
 }
 
 /// `[hydration]`: the schedule (the reference's `cache_hydration_*`).
@@ -248,6 +249,20 @@ impl Default for RawLog {
     }
 }
 
+/// `[http]`: the operations HTTP server.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawHttp {
+    pub enabled: bool,
+    pub bind: String,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        RawHttp { enabled: true, bind: "127.0.0.1:9360".to_string() }
+    }
+}
+
 /// `[leader]`: replicas — which of several daemons on one Redis hydrates.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -278,6 +293,7 @@ pub struct Settings {
     pub limits: LimitsSettings,
     pub log: LogSettings,
     pub leader: LeaderSettings,
+    pub http: HttpSettings,
     /// Where each value came from (for `check-config` and the start-up line).
     pub provenance: Provenance,
 }
@@ -411,6 +427,16 @@ pub struct LimitsSettings {
     pub max_models_per_category: usize,
     /// Entries of one Horde document: status models, or names in the stats (≥ 1).
     pub max_horde_entries: usize,
+}
+
+/// `[http]`: the operations HTTP server (`/healthz`, `/readyz`, `/metrics`,
+/// `/status`, and the read routes), started by `run` only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSettings {
+    pub enabled: bool,
+    /// Where to listen (`127.0.0.1:9360` by default: this host only; port 0
+    /// picks a free port, logged at start-up).
+    pub bind: core::net::SocketAddr,
 }
 
 /// `[leader]`: replicas — which of several daemons on one Redis hydrates.
@@ -985,6 +1011,16 @@ impl Settings {
             lease: v.seconds("leader.lease_seconds", &ld.lease_seconds, 3)?,
             instance_id: ld.instance_id.clone(),
         };
+        let bind = raw.http.bind.parse().map_err(|_| {
+            v.fail(
+                "http.bind",
+                format!(
+                    "must be IP:port, e.g. \"127.0.0.1:9360\" or \"[::1]:9360\" (got {:?})",
+                    raw.http.bind
+                ),
+            )
+        })?;
+        let http = HttpSettings { enabled: raw.http.enabled, bind };
         let l = &raw.limits;
         let limits = LimitsSettings {
             max_models_per_category: v.count(
@@ -1005,6 +1041,7 @@ impl Settings {
             limits,
             log,
             leader,
+            http,
             provenance: Provenance::default(),
         })
     }

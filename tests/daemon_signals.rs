@@ -1,5 +1,5 @@
 //! Signals to the real daemon: SIGHUP reloads the settings (a new interval is
-//! applied and shown by `status`; a broken file or an invalid value is
+//! applied and shown by `admin status` and `GET /status`; a broken file or an invalid value is
 //! rejected and the running settings stay; a key that needs a restart is
 //! reported, not applied), SIGUSR1/SIGUSR2 are ignored, and the systemd
 //! readiness protocol (`$NOTIFY_SOCKET`): READY=1 once the first cycle has
@@ -56,6 +56,9 @@ fn sighup_applies_a_new_interval_and_keeps_running() {
     let before = status(&daemon, &redis);
     assert_eq!(before["hydration"]["interval_seconds"], json!(3600), "{before}");
     assert_eq!(before["counters"]["cycles"], json!(1), "{before}");
+    let http = daemon.http_get("/status");
+    assert_eq!(http.status, 200, "{}", http.text());
+    assert_eq!(http.json()["hydration"]["interval_seconds"], json!(3600), "{}", http.text());
 
     // A new interval, and a key that needs a restart.
     setup.interval(1).set("redis", "socket_timeout_seconds", "7");
@@ -72,6 +75,10 @@ fn sighup_applies_a_new_interval_and_keeps_running() {
         (s["counters"]["cycles"].as_u64().unwrap_or(0) >= 3).then_some(s)
     });
     assert_eq!(after["hydration"]["interval_seconds"], json!(1), "{after}");
+    // GET /status says the same as `admin status`.
+    let http = daemon.http_get("/status");
+    assert_eq!(http.status, 200, "{}", http.text());
+    assert_eq!(http.json()["hydration"]["interval_seconds"], json!(1), "{}", http.text());
     daemon.assert_alive();
 
     daemon.sigterm();

@@ -95,6 +95,8 @@ impl Setup {
         s.set("horde", "api_url", &toml_string(api_url));
         s.set("horde", "timeout_seconds", "2");
         s.set("model_reference", "url", &toml_string(reference_url));
+        // A free port per daemon (tests run in parallel); [`Daemon::http_addr`] reads it from the log.
+        s.set("http", "bind", &toml_string("127.0.0.1:0"));
         match redis_url {
             Some(url) => {
                 s.set("redis", "enabled", "true");
@@ -282,6 +284,21 @@ impl Daemon {
     pub fn log(&self) -> String {
         String::from_utf8_lossy(&std::fs::read(self.dir.path().join("stderr")).unwrap_or_default())
             .into_owned()
+    }
+
+    /// The address of the daemon's HTTP server (`IP:port`), from its start-up
+    /// log line; waits up to 10 s for it.
+    pub fn http_addr(&self) -> String {
+        wait_until(Duration::from_secs(10), "the daemon's `http: listening on` log line", || {
+            let log = self.log();
+            let rest = log.split("http: listening on ").nth(1)?;
+            rest.split_whitespace().next().map(str::to_string)
+        })
+    }
+
+    /// `GET path` on the daemon's HTTP server.
+    pub fn http_get(&self, path: &str) -> super::http::HttpReply {
+        super::http::request(&self.http_addr(), "GET", path)
     }
 
     /// Everything the daemon printed on stdout so far.

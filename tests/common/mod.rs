@@ -103,5 +103,6 @@ pub fn datasets(root: &std::path::Path) -> Vec<PathBuf> {
 }
 pub mod daemon;
 pub mod horde_server;
+pub mod http;
 pub mod proxy;
 pub mod redis_server;

@@ -1,0 +1,785 @@
+//! The daemon's metrics: one Prometheus registry (`prometheus-client`), the
+//! small functions the actors call to count, and the text exposition of
+//! `GET /metrics`.
+//!
+//! Every actor holds the same `Arc<Metrics>` (made in `main.rs`) and calls
+//! the functions below (`cycle_finished`, `fetch_failed`, …); nobody touches
+//! a metric handle directly. The `counters` section of the status reply is
+//! read back from these metrics ([`Metrics::counters`]), so `/metrics` and
+//! `/status` show the same numbers.
+//!
+//! Names start with `horde_hydrator_`, use base units named in the metric's
+//! name (`_seconds`, `_bytes`; no `# UNIT` lines, which some OpenMetrics
+//! parsers refuse on histograms), and counters end in `_total` (the encoder
+//! adds it). Label values come from
+//! fixed sets ([`AdminOutcome`], [`FetchFailureKind`], …), each pre-set to 0
+//! so a series exists before its first event. Gauges that describe state
+//! (entries, circuits, Redis up) are set from the status reply just before
+//! each scrape ([`Metrics::observe_status`]).
+//!
+//! The text is OpenMetrics 1.0 (`application/openmetrics-text`), which
+//! Prometheus scrapes natively; it ends with `# EOF`.
+
+use crate::cache::Freshness;
+use crate::generations::Generations;
+use crate::redis_link::RefusalKind;
+use crate::status::StatusReply;
+use horde_hydrator::category::Category;
+use horde_hydrator::keys::EntryKey;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+/// The `Content-Type` of [`Metrics::encode`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// How a whole cycle ended (as `CycleReport::outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CycleOutcome {
+    Ok,
+    Partial,
+    Failed,
+}
+
+impl CycleOutcome {
+    pub const ALL: [CycleOutcome; 3] = [CycleOutcome::Ok, CycleOutcome::Partial, CycleOutcome::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CycleOutcome::Ok => "ok",
+            CycleOutcome::Partial => "partial",
+            CycleOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// A stage of a category's part of a cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    Fetch,
+    Compute,
+    Store,
+}
+
+impl Stage {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stage::Fetch => "fetch",
+            Stage::Compute => "compute",
+            Stage::Store => "store",
+        }
+    }
+}
+
+/// Why a source's fetch failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FetchFailureKind {
+    /// The service's circuit is open: no request was made.
+    CircuitOpen,
+    /// No answer in time.
+    Timeout,
+    /// Connecting or sending failed (DNS, refused, TLS, reset).
+    Connect,
+    /// An HTTP status other than 200.
+    Status,
+    /// The body exceeded `horde.max_response_bytes`.
+    TooLarge,
+    /// The body (or snapshot file) could not be read.
+    Read,
+    /// The body is not what the source should return.
+    Parse,
+    /// More records than `limits.*` allow.
+    OverLimit,
+}
+
+impl FetchFailureKind {
+    pub const ALL: [FetchFailureKind; 8] = [
+        FetchFailureKind::CircuitOpen,
+        FetchFailureKind::Timeout,
+        FetchFailureKind::Connect,
+        FetchFailureKind::Status,
+        FetchFailureKind::TooLarge,
+        FetchFailureKind::Read,
+        FetchFailureKind::Parse,
+        FetchFailureKind::OverLimit,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FetchFailureKind::CircuitOpen => "circuit_open",
+            FetchFailureKind::Timeout => "timeout",
+            FetchFailureKind::Connect => "connect",
+            FetchFailureKind::Status => "status",
+            FetchFailureKind::TooLarge => "too_large",
+            FetchFailureKind::Read => "read",
+            FetchFailureKind::Parse => "parse",
+            FetchFailureKind::OverLimit => "over_limit",
+        }
+    }
+}
+
+/// The pub/sub channel a message came on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    Invalidate,
+    Admin,
+    Other,
+}
+
+impl Channel {
+    fn as_str(self) -> &'static str {
+        match self {
+            Channel::Invalidate => "invalidate",
+            Channel::Admin => "admin",
+            Channel::Other => "other",
+        }
+    }
+}
+
+/// What became of a pub/sub message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageOutcome {
+    /// Acted on (an invalidation, or an admin command that was answered).
+    Handled,
+    /// Not understood (garbage, unknown category, unexpected channel).
+    Ignored,
+    /// Over the 64 KiB limit, not read.
+    Oversized,
+}
+
+impl MessageOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            MessageOutcome::Handled => "handled",
+            MessageOutcome::Ignored => "ignored",
+            MessageOutcome::Oversized => "oversized",
+        }
+    }
+}
+
+/// How an admin command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AdminOutcome {
+    Ok,
+    /// A JSON object that is not a valid command.
+    Invalid,
+    /// Missing or wrong token: rejected, nothing changed.
+    Unauthorized,
+}
+
+impl AdminOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            AdminOutcome::Ok => "ok",
+            AdminOutcome::Invalid => "invalid",
+            AdminOutcome::Unauthorized => "unauthorized",
+        }
+    }
+}
+
+/// The admin commands as labels (`unknown` for an invalid one).
+pub const ADMIN_COMMANDS: [&str; 5] = ["hydrate", "invalidate", "clear", "status", "unknown"];
+
+/// An entry's freshness states, as the status reply names them.
+pub const FRESHNESS_STATES: [&str; 3] = ["fresh", "stale-if-error", "missing"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    category: &'static str,
+    stage: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EntryLabels {
+    entry: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EntryStateLabels {
+    entry: String,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceKindLabels {
+    source: String,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceStateLabels {
+    service: &'static str,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+/// Every kind of error reply, for the labels.
+const REFUSAL_KINDS: [RefusalKind; 9] = [
+    RefusalKind::OutOfMemory,
+    RefusalKind::NoPermission,
+    RefusalKind::ReadOnly,
+    RefusalKind::Misconfigured,
+    RefusalKind::TooLarge,
+    RefusalKind::WrongType,
+    RefusalKind::Loading,
+    RefusalKind::Authentication,
+    RefusalKind::Other,
+];
+
+/// An error reply's kind as a label: the server's error code, lower-cased.
+fn refusal_label(kind: RefusalKind) -> &'static str {
+    match kind {
+        RefusalKind::OutOfMemory => "oom",
+        RefusalKind::NoPermission => "noperm",
+        RefusalKind::ReadOnly => "readonly",
+        RefusalKind::Misconfigured => "misconf",
+        RefusalKind::TooLarge => "too_large",
+        RefusalKind::WrongType => "wrongtype",
+        RefusalKind::Loading => "loading",
+        RefusalKind::Authentication => "auth",
+        RefusalKind::Other => "other",
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChannelLabels {
+    channel: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AdminLabels {
+    command: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CategoryLabels {
+    category: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RoleLabels {
+    role: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+fn stage_histogram() -> Histogram {
+    // 1 ms … ~65 s, ×4
+    Histogram::new(exponential_buckets(0.001, 4.0, 9))
+}
+
+fn write_histogram() -> Histogram {
+    // 0.1 ms … ~6.5 s, ×4
+    Histogram::new(exponential_buckets(0.0001, 4.0, 9))
+}
+
+/// The registry and every metric in it.
+pub struct Metrics {
+    registry: Registry,
+    cycles: Family<OutcomeLabels, Counter>,
+    cycle_duration: Histogram,
+    stage_duration: Family<StageLabels, Histogram, fn() -> Histogram>,
+    entries_written: Counter,
+    entry_age: Family<EntryLabels, FloatGauge>,
+    entry_size: Family<EntryLabels, Gauge>,
+    entry_models: Family<EntryLabels, Gauge>,
+    entry_freshness: Family<EntryStateLabels, Gauge>,
+    fetch_failures: Family<SourceKindLabels, Counter>,
+    source_last_success: Family<SourceLabels, FloatGauge>,
+    circuit_state: Family<ServiceStateLabels, Gauge>,
+    redis_up: Gauge,
+    redis_outages: Counter,
+    redis_reconnects: Counter,
+    redis_connection_failures: Counter,
+    redis_error_replies: Family<KindLabels, Counter>,
+    redis_write_duration: Histogram,
+    pubsub_messages: Family<ChannelLabels, Counter>,
+    invalidations: Family<CategoryLabels, Counter>,
+    debounced_bursts: Counter,
+    admin_commands: Family<AdminLabels, Counter>,
+    uptime: FloatGauge,
+    replica_role: Family<RoleLabels, Gauge>,
+    pubsub_resubscribes: Counter,
+    stale_rearms: Counter,
+    late_deletes_repaired: Counter,
+    /// Not a metric: each category's generation (see `generations.rs`),
+    /// shared here because every actor holds this `Arc`.
+    pub generations: Generations,
+    /// The total of the family whose label values are open-ended (not
+    /// registered: the status reply's `counters` only).
+    fetch_failure_sum: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("horde_hydrator");
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
+        registry.register("build_info", "The running version (always 1)", build_info);
+
+        let m = Metrics {
+            registry: Registry::default(),
+            cycles: Family::default(),
+            cycle_duration: stage_histogram(),
+            stage_duration: Family::new_with_constructor(stage_histogram),
+            entries_written: Counter::default(),
+            entry_age: Family::default(),
+            entry_size: Family::default(),
+            entry_models: Family::default(),
+            entry_freshness: Family::default(),
+            fetch_failures: Family::default(),
+            source_last_success: Family::default(),
+            circuit_state: Family::default(),
+            redis_up: Gauge::default(),
+            redis_outages: Counter::default(),
+            redis_reconnects: Counter::default(),
+            redis_connection_failures: Counter::default(),
+            redis_error_replies: Family::default(),
+            redis_write_duration: write_histogram(),
+            pubsub_messages: Family::default(),
+            invalidations: Family::default(),
+            debounced_bursts: Counter::default(),
+            admin_commands: Family::default(),
+            uptime: FloatGauge::default(),
+            replica_role: Family::default(),
+            pubsub_resubscribes: Counter::default(),
+            stale_rearms: Counter::default(),
+            late_deletes_repaired: Counter::default(),
+            generations: Generations::default(),
+            fetch_failure_sum: Counter::default(),
+        };
+        let r = &mut registry;
+        r.register("cycles", "Hydration cycles by outcome (ok, partial, failed)", m.cycles.clone());
+        r.register("cycle_duration_seconds", "Duration of whole cycles", m.cycle_duration.clone());
+        r.register(
+            "stage_duration_seconds",
+            "Duration of a category's fetch, compute and store stages",
+            m.stage_duration.clone(),
+        );
+        r.register(
+            "entries_written",
+            "Entries computed and stored (memory, and Redis when up)",
+            m.entries_written.clone(),
+        );
+        r.register(
+            "entry_age_seconds",
+            "Age of each entry held (since it was computed and stored)",
+            m.entry_age.clone(),
+        );
+        r.register("entry_size_bytes", "Size of each entry's JSON", m.entry_size.clone());
+        r.register("entry_models", "Models in each entry", m.entry_models.clone());
+        r.register(
+            "entry_freshness",
+            "Each configured entry's state: 1 for its current one of fresh, stale-if-error, missing",
+            m.entry_freshness.clone(),
+        );
+        r.register("source_fetch_failures", "Failed fetches by source and kind", m.fetch_failures.clone());
+        r.register(
+            "source_last_success_timestamp_seconds",
+            "Unix time of each source's last good fetch",
+            m.source_last_success.clone(),
+        );
+        r.register(
+            "source_circuit_state",
+            "Each service's circuit: 1 for its current one of closed, open, half_open",
+            m.circuit_state.clone(),
+        );
+        r.register("redis_up", "1 while Redis answers, else 0", m.redis_up.clone());
+        r.register("redis_outages", "Times Redis became unreachable", m.redis_outages.clone());
+        r.register(
+            "redis_reconnects",
+            "Times Redis became reachable again after an outage",
+            m.redis_reconnects.clone(),
+        );
+        r.register(
+            "redis_connection_failures",
+            "Redis commands and connection attempts that failed at the connection level (I/O error, no answer in time)",
+            m.redis_connection_failures.clone(),
+        );
+        r.register(
+            "redis_error_replies",
+            "Error replies from a live Redis by kind (oom, noperm, readonly, misconf, too_large, wrongtype, loading, auth, other)",
+            m.redis_error_replies.clone(),
+        );
+        r.register(
+            "stale_rearms",
+            "Entries whose Redis TTL was re-armed while their sources failed (stale-if-error)",
+            m.stale_rearms.clone(),
+        );
+        r.register(
+            "late_deletes_repaired",
+            "Entries restored in Redis after a DEL that came after their re-hydration",
+            m.late_deletes_repaired.clone(),
+        );
+        r.register("pubsub_resubscribes", "Subscriptions lost and made again", m.pubsub_resubscribes.clone());
+        r.register(
+            "redis_write_duration_seconds",
+            "Duration of a category's MULTI/EXEC write",
+            m.redis_write_duration.clone(),
+        );
+        r.register("pubsub_messages", "Pub/sub messages by channel and outcome", m.pubsub_messages.clone());
+        r.register("invalidations", "Invalidations applied, by category", m.invalidations.clone());
+        r.register(
+            "invalidation_bursts",
+            "Re-hydrations started after a debounced burst of invalidations",
+            m.debounced_bursts.clone(),
+        );
+        r.register("admin_commands", "Admin commands by command and outcome", m.admin_commands.clone());
+        r.register("uptime_seconds", "Time since the daemon started", m.uptime.clone());
+        r.register(
+            "replica_role",
+            "This daemon's role: 1 for its current one of leader, follower, standalone",
+            m.replica_role.clone(),
+        );
+
+        for o in CycleOutcome::ALL {
+            let _ = m.cycles.get_or_create(&OutcomeLabels { outcome: o.as_str() });
+        }
+        for command in ADMIN_COMMANDS {
+            for outcome in [AdminOutcome::Ok, AdminOutcome::Invalid, AdminOutcome::Unauthorized] {
+                let _ = m.admin_commands.get_or_create(&AdminLabels { command, outcome: outcome.as_str() });
+            }
+        }
+        for channel in [Channel::Invalidate, Channel::Admin, Channel::Other] {
+            for outcome in [MessageOutcome::Handled, MessageOutcome::Ignored, MessageOutcome::Oversized] {
+                let _ = m
+                    .pubsub_messages
+                    .get_or_create(&ChannelLabels { channel: channel.as_str(), outcome: outcome.as_str() });
+            }
+        }
+        for k in REFUSAL_KINDS {
+            let _ = m.redis_error_replies.get_or_create(&KindLabels { kind: refusal_label(k) });
+        }
+        for c in Category::ALL {
+            let _ = m.invalidations.get_or_create(&CategoryLabels { category: c.as_str() });
+        }
+        Metrics { registry, ..m }
+    }
+
+    /// Make sure the per-source and per-entry series of the configured
+    /// categories exist (at 0) before their first event.
+    pub fn preset(&self, categories: &[Category], sources: &[String], entries: &[String]) {
+        for c in categories {
+            for stage in [Stage::Fetch, Stage::Compute, Stage::Store] {
+                let _ = self
+                    .stage_duration
+                    .get_or_create(&StageLabels { category: c.as_str(), stage: stage.as_str() });
+            }
+        }
+        for s in sources {
+            for kind in FetchFailureKind::ALL {
+                let _ = self
+                    .fetch_failures
+                    .get_or_create(&SourceKindLabels { source: s.clone(), kind: kind.as_str() });
+            }
+        }
+        for e in entries {
+            for state in FRESHNESS_STATES {
+                let _ = self.entry_freshness.get_or_create(&EntryStateLabels { entry: e.clone(), state });
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ events
+
+    /// A cycle ended.
+    pub fn cycle_finished(&self, outcome: CycleOutcome, duration: Duration) {
+        self.cycles.get_or_create(&OutcomeLabels { outcome: outcome.as_str() }).inc();
+        self.cycle_duration.observe(duration.as_secs_f64());
+    }
+
+    /// A stage of a category's part of a cycle took `duration`.
+    pub fn stage(&self, category: Category, stage: Stage, duration: Duration) {
+        self.stage_duration
+            .get_or_create(&StageLabels { category: category.as_str(), stage: stage.as_str() })
+            .observe(duration.as_secs_f64());
+    }
+
+    pub fn entries_written(&self, n: usize) {
+        self.entries_written.inc_by(n as u64);
+    }
+
+    /// A source's fetch failed (`source` as `SourceId` displays it).
+    pub fn fetch_failed(&self, source: String, kind: FetchFailureKind) {
+        self.fetch_failures.get_or_create(&SourceKindLabels { source, kind: kind.as_str() }).inc();
+        self.fetch_failure_sum.inc();
+    }
+
+    /// A source was fetched and parsed.
+    pub fn fetch_succeeded(&self, source: String, unix_time: f64) {
+        self.source_last_success.get_or_create(&SourceLabels { source }).set(unix_time);
+    }
+
+    /// A Redis command or connection attempt failed at the connection level
+    /// (an I/O error, no answer in time).
+    pub fn redis_connection_failure(&self) {
+        self.redis_connection_failures.inc();
+    }
+
+    /// Redis answered a command with an error reply.
+    pub fn redis_refusal(&self, kind: RefusalKind) {
+        self.redis_error_replies.get_or_create(&KindLabels { kind: refusal_label(kind) }).inc();
+    }
+
+    /// `n` entries' TTLs were re-armed in Redis (stale-if-error).
+    pub fn stale_rearms(&self, n: usize) {
+        self.stale_rearms.inc_by(n as u64);
+    }
+
+    /// `n` entries were restored after a late DEL.
+    pub fn late_deletes_repaired(&self, n: usize) {
+        self.late_deletes_repaired.inc_by(n as u64);
+    }
+
+    /// The subscription was lost and made again.
+    pub fn pubsub_resubscribed(&self) {
+        self.pubsub_resubscribes.inc();
+    }
+
+    /// Redis became unreachable.
+    pub fn redis_outage(&self) {
+        self.redis_outages.inc();
+    }
+
+    /// Redis answers again after an outage.
+    pub fn redis_reconnected(&self) {
+        self.redis_reconnects.inc();
+    }
+
+    /// A category's MULTI/EXEC write to Redis took `duration`.
+    pub fn redis_write(&self, duration: Duration) {
+        self.redis_write_duration.observe(duration.as_secs_f64());
+    }
+
+    pub fn pubsub_message(&self, channel: Channel, outcome: MessageOutcome) {
+        self.pubsub_messages
+            .get_or_create(&ChannelLabels { channel: channel.as_str(), outcome: outcome.as_str() })
+            .inc();
+    }
+
+    pub fn invalidation(&self, category: Category) {
+        self.invalidations.get_or_create(&CategoryLabels { category: category.as_str() }).inc();
+    }
+
+    /// A burst of invalidations ended in one re-hydration.
+    pub fn debounced_burst(&self) {
+        self.debounced_bursts.inc();
+    }
+
+    /// An admin command was handled (`command` one of [`ADMIN_COMMANDS`]).
+    pub fn admin_command(&self, command: &'static str, outcome: AdminOutcome) {
+        self.admin_commands.get_or_create(&AdminLabels { command, outcome: outcome.as_str() }).inc();
+    }
+
+    // ------------------------------------------------------------ reading
+
+    /// The counters of the status reply, read from the metrics.
+    pub fn counters(&self) -> Counters {
+        let cycles =
+            |o: CycleOutcome| self.cycles.get(&OutcomeLabels { outcome: o.as_str() }).map_or(0, |c| c.get());
+        let admin = |outcome: AdminOutcome| {
+            ADMIN_COMMANDS
+                .iter()
+                .map(|&command| {
+                    self.admin_commands
+                        .get(&AdminLabels { command, outcome: outcome.as_str() })
+                        .map_or(0, |c| c.get())
+                })
+                .sum::<u64>()
+        };
+        let messages = |outcome: MessageOutcome| {
+            [Channel::Invalidate, Channel::Admin, Channel::Other]
+                .iter()
+                .map(|ch| {
+                    self.pubsub_messages
+                        .get(&ChannelLabels { channel: ch.as_str(), outcome: outcome.as_str() })
+                        .map_or(0, |c| c.get())
+                })
+                .sum::<u64>()
+        };
+        Counters {
+            cycles: CycleOutcome::ALL.iter().map(|o| cycles(*o)).sum(),
+            cycles_failed: cycles(CycleOutcome::Partial) + cycles(CycleOutcome::Failed),
+            entries_written: self.entries_written.get(),
+            fetch_failures: self.fetch_failure_sum.get(),
+            redis_errors: self.redis_connection_failures.get(),
+            redis_refusals: REFUSAL_KINDS
+                .iter()
+                .map(|k| {
+                    self.redis_error_replies
+                        .get(&KindLabels { kind: refusal_label(*k) })
+                        .map_or(0, |c| c.get())
+                })
+                .sum(),
+            pubsub_resubscribes: self.pubsub_resubscribes.get(),
+            stale_rearms: self.stale_rearms.get(),
+            late_deletes_repaired: self.late_deletes_repaired.get(),
+            redis_outages: self.redis_outages.get(),
+            invalidations: Category::ALL
+                .iter()
+                .map(|c| {
+                    self.invalidations.get(&CategoryLabels { category: c.as_str() }).map_or(0, |v| v.get())
+                })
+                .sum(),
+            admin_commands: admin(AdminOutcome::Ok),
+            admin_rejected: admin(AdminOutcome::Unauthorized),
+            messages_ignored: messages(MessageOutcome::Ignored)
+                + messages(MessageOutcome::Oversized)
+                + admin(AdminOutcome::Invalid),
+        }
+    }
+
+    /// Set the state gauges from a status reply (just before a scrape).
+    pub fn observe_status(&self, status: &StatusReply, configured: &[EntryKey], prefix: &str) {
+        self.uptime.set(status.uptime_seconds);
+        if let Some(replica) = &status.replica {
+            for role in ["leader", "follower", "standalone"] {
+                self.replica_role.get_or_create(&RoleLabels { role }).set(i64::from(replica.role == role));
+            }
+        }
+        self.redis_up.set(i64::from(status.redis.connected));
+        for (service, state) in [
+            ("horde", status.fetcher.horde_circuit),
+            ("model_reference", status.fetcher.model_reference_circuit),
+        ] {
+            for s in crate::horde_fetcher::CircuitState::ALL {
+                self.circuit_state
+                    .get_or_create(&ServiceStateLabels { service, state: s.as_str() })
+                    .set(i64::from(s == state));
+            }
+        }
+        for key in configured {
+            let name = key.name();
+            let redis_key = key.redis_key(prefix);
+            let held = status.entries.iter().find(|e| e.key == redis_key);
+            let state = match held.map(|e| e.freshness) {
+                Some(Freshness::Fresh) => "fresh",
+                Some(Freshness::Stale) => "stale-if-error",
+                Some(Freshness::Expired) | None => "missing",
+            };
+            for s in FRESHNESS_STATES {
+                self.entry_freshness
+                    .get_or_create(&EntryStateLabels { entry: name.clone(), state: s })
+                    .set(i64::from(s == state));
+            }
+            let labels = EntryLabels { entry: name };
+            match held {
+                Some(e) => {
+                    self.entry_age.get_or_create(&labels).set(e.age_seconds);
+                    self.entry_size.get_or_create(&labels).set(e.bytes as i64);
+                    self.entry_models.get_or_create(&labels).set(e.models as i64);
+                }
+                None => {
+                    self.entry_age.remove(&labels);
+                    self.entry_size.remove(&labels);
+                    self.entry_models.remove(&labels);
+                }
+            }
+        }
+    }
+
+    /// The whole registry as OpenMetrics text.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::with_capacity(16 * 1024);
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+/// The counters of the status reply (`counters`), totals over the labelled metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Counters {
+    pub cycles: u64,
+    /// Cycles that were `partial` or `failed`.
+    pub cycles_failed: u64,
+    pub entries_written: u64,
+    pub fetch_failures: u64,
+    /// Commands and connection attempts that failed at the connection level.
+    pub redis_errors: u64,
+    pub redis_outages: u64,
+    /// Error replies from a live Redis (OOM, NOPERM, READONLY, …).
+    pub redis_refusals: u64,
+    /// Subscriptions lost and made again.
+    pub pubsub_resubscribes: u64,
+    /// Entries whose TTL was re-armed in Redis while their sources failed.
+    pub stale_rearms: u64,
+    /// Entries restored in Redis after a DEL that came after a re-hydration.
+    pub late_deletes_repaired: u64,
+    pub invalidations: u64,
+    /// Admin commands carried out (`ok`).
+    pub admin_commands: u64,
+    /// Admin commands rejected for a missing or wrong token.
+    pub admin_rejected: u64,
+    /// Pub/sub messages ignored (not understood, oversized, invalid commands).
+    pub messages_ignored: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_counters_are_totals_of_the_metrics() {
+        let m = Metrics::new();
+        m.cycle_finished(CycleOutcome::Ok, Duration::from_millis(5));
+        m.cycle_finished(CycleOutcome::Partial, Duration::from_millis(5));
+        m.cycle_finished(CycleOutcome::Failed, Duration::from_millis(5));
+        m.entries_written(9);
+        m.fetch_failed("horde/stats_img_models".into(), FetchFailureKind::Timeout);
+        m.fetch_failed("model_reference/text_generation".into(), FetchFailureKind::Parse);
+        m.redis_connection_failure();
+        m.redis_refusal(RefusalKind::OutOfMemory);
+        m.redis_refusal(RefusalKind::NoPermission);
+        m.redis_refusal(RefusalKind::NoPermission);
+        m.pubsub_message(Channel::Invalidate, MessageOutcome::Ignored);
+        m.pubsub_message(Channel::Admin, MessageOutcome::Oversized);
+        m.admin_command("unknown", AdminOutcome::Invalid);
+        m.admin_command("status", AdminOutcome::Ok);
+        m.admin_command("clear", AdminOutcome::Unauthorized);
+        m.invalidation(Category::TextGeneration);
+        m.pubsub_resubscribed();
+        let c = m.counters();
+        assert_eq!((c.cycles, c.cycles_failed, c.entries_written), (3, 2, 9));
+        assert_eq!((c.fetch_failures, c.redis_errors, c.redis_refusals), (2, 1, 3));
+        assert_eq!((c.messages_ignored, c.admin_commands, c.admin_rejected), (3, 1, 1));
+        assert_eq!((c.invalidations, c.pubsub_resubscribes), (1, 1));
+
+        let text = m.encode().unwrap();
+        assert!(text.contains("horde_hydrator_cycles_total{outcome=\"partial\"} 1"), "{text}");
+        assert!(text.contains("horde_hydrator_redis_error_replies_total{kind=\"noperm\"} 2"), "{text}");
+        assert!(text.contains("horde_hydrator_redis_error_replies_total{kind=\"readonly\"} 0"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}
