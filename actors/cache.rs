@@ -47,6 +47,7 @@
 use crate::fenced::{self, Applied, FenceKeys, StoreItem};
 use crate::leader::RoleChanged;
 use crate::metrics::Metrics;
+use crate::read_api::ReadStore;
 use crate::redis_link::{self, CommandLink, Conn, Failure, RefusalKind};
 use actix::prelude::*;
 use horde_hydrator::category::Category;
@@ -371,6 +372,14 @@ pub struct Reconfigure {
     pub interval: Duration,
 }
 
+/// Load every entry from Redis into the read API's store (entries this
+/// daemon's own cycle stored are kept): how a daemon without entries of its
+/// own — a follower replica — serves the read API. Answers when done (at
+/// most the socket timeout).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct LoadReadsFromRedis;
+
 /// Wait (up to the socket timeout) until the Redis state is known.
 #[derive(Message)]
 #[rtype(result = "RedisState")]
@@ -415,6 +424,9 @@ pub struct CacheActor {
     refused_retry_at: Option<Instant>,
     refused_retries: u32,
     metrics: Arc<Metrics>,
+    /// The read API's snapshot of the entries (`read_api.rs`): every store,
+    /// invalidation and clear is published there.
+    reads: ReadStore,
     fence_keys: FenceKeys,
     fence: Fence,
     /// Per category, the latest guarded store (older guards stop).
@@ -495,11 +507,17 @@ impl CacheActor {
             refused_retry_at: None,
             refused_retries: 0,
             metrics,
+            reads: ReadStore::new(settings),
             fence_keys: FenceKeys::new(&settings.redis.key_prefix),
             // With replicas, nothing is written until the leader actor says this daemon leads.
             fence: if settings.leader.active(&settings.redis) { Fence::Follower } else { Fence::Unfenced },
             guards: BTreeMap::new(),
         })
+    }
+
+    /// The read API's view of this cache's entries (take it before `start`).
+    pub fn reads(&self) -> ReadStore {
+        self.reads.clone()
     }
 
     fn state(&self) -> RedisState {
@@ -1142,6 +1160,11 @@ impl Handler<StoreCategory> for CacheActor {
                     critical: e.critical,
                 },
             );
+            let as_of = match e.key.kind {
+                EntryKind::DeletionRisk => risk_as_of,
+                EntryKind::Statistics => now,
+            };
+            self.reads.publish(e.key, e.json.clone(), now, as_of);
         }
         if self.link.is_none() {
             return Box::pin(fut::ready(RedisWrite::Disabled));
@@ -1232,6 +1255,10 @@ impl Handler<RoleChanged> for CacheActor {
             (Role::Leader, Some(token)) => Fence::Holder(token),
             _ => Fence::Follower,
         };
+        if self.fence == Fence::Follower && !was_follower {
+            // The read API serves the leader's entries from Redis from now on.
+            self.reads.follow_redis();
+        }
         // Entries computed while detached (Redis unreachable) reach Redis now
         // (never backwards: older ones are dropped by the script).
         if was_follower && self.fence != Fence::Follower && self.state() == RedisState::Up {
@@ -1329,6 +1356,7 @@ impl Handler<Invalidate> for CacheActor {
         let keys = all_variant_keys(msg.0);
         for k in &keys {
             self.memory.remove(k);
+            self.reads.remove(k);
         }
         let redis_keys = keys.iter().map(|k| k.redis_key(&self.prefix)).collect();
         log::debug!("cache: invalidated {}", msg.0);
@@ -1341,6 +1369,7 @@ impl Handler<Clear> for CacheActor {
 
     fn handle(&mut self, _msg: Clear, _ctx: &mut Self::Context) -> Self::Result {
         self.memory.clear();
+        self.reads.clear();
         self.refused.clear();
         let redis_keys =
             Category::ALL.into_iter().flat_map(all_variant_keys).map(|k| k.redis_key(&self.prefix)).collect();
@@ -1401,6 +1430,46 @@ impl Handler<Reconfigure> for CacheActor {
         self.stale_ttl = msg.stale_ttl;
         self.hydration_enabled = msg.hydration_enabled;
         self.interval = msg.interval;
+    }
+}
+
+impl Handler<LoadReadsFromRedis> for CacheActor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _msg: LoadReadsFromRedis, _ctx: &mut Self::Context) -> Self::Result {
+        let Some((conn, timeout)) = self.conn() else {
+            self.reads.loaded();
+            return Box::pin(fut::ready(()));
+        };
+        let keys: Vec<EntryKey> = Category::ALL.into_iter().flat_map(EntryKey::for_category).collect();
+        let mut pipe = redis::pipe();
+        for k in &keys {
+            let name = k.redis_key(&self.prefix);
+            pipe.cmd("GET").arg(&name).cmd("PTTL").arg(&name);
+        }
+        let generation = conn.generation;
+        let fut = async move {
+            let mut conn = conn.conn;
+            redis_link::run(timeout, pipe.query_async::<Vec<(Option<Vec<u8>>, i64)>>(&mut conn)).await
+        };
+        Box::pin(fut.into_actor(self).map(move |res, act, _ctx| {
+            match res {
+                Ok(values) => {
+                    act.note(generation, &Ok(()), Op::Get);
+                    for (key, (value, pttl)) in keys.iter().zip(values) {
+                        match value.map(String::from_utf8) {
+                            Some(Ok(json)) => {
+                                let left = Duration::from_millis(u64::try_from(pttl).unwrap_or(0));
+                                act.reads.publish_from_redis(*key, EntryJson::from(json), left);
+                            }
+                            _ => act.reads.forget_redis(key),
+                        }
+                    }
+                }
+                Err(e) => act.note(generation, &Err(e), Op::Get),
+            }
+            act.reads.loaded();
+        }))
     }
 }
 

@@ -36,7 +36,8 @@ pub struct AppState {
     /// (`Arc<Settings>`) and the start time: what the status is built from.
     /// Reachable directly too (`state.cache`, `state.settings`) through `Deref`.
     pub status: StatusSources,
-    // ---- shared state of other route sets goes here (e.g. the read API's store)
+    /// The read API's snapshot of the entries, written by the cache (`read_api.rs`).
+    pub reads: crate::read_api::ReadStore,
 }
 
 impl std::ops::Deref for AppState {
@@ -89,7 +90,7 @@ pub fn start(state: AppState) -> Result<HttpHandle, String> {
 pub fn app_routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(ops_routes);
     // ---- more route sets go here, e.g. the read API (issue 15):
-    // cfg.configure(crate::read_api::routes);
+    cfg.configure(crate::read_api::routes);
     // ----
     cfg.default_service(web::to(not_found));
 }

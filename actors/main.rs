@@ -30,6 +30,7 @@ mod invalidation;
 mod leader;
 mod log_filter;
 mod metrics;
+mod read_api;
 mod redis_client;
 mod redis_link;
 mod reload;
@@ -118,6 +119,8 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 struct Parts {
     deps: CycleDeps,
     metrics: Arc<Metrics>,
+    /// The read API's snapshot of the cache's entries.
+    reads: read_api::ReadStore,
 }
 
 fn start_parts(settings: &Settings) -> Result<Parts, String> {
@@ -131,7 +134,9 @@ fn start_parts(settings: &Settings) -> Result<Parts, String> {
     let entries: Vec<String> =
         categories.iter().flat_map(|c| EntryKey::for_category(*c)).map(|k| k.name()).collect();
     metrics.preset(&categories, &sources, &entries);
-    let cache = cache::CacheActor::new(settings, metrics.clone()).map_err(|e| e.to_string())?.start();
+    let cache = cache::CacheActor::new(settings, metrics.clone()).map_err(|e| e.to_string())?;
+    let reads = cache.reads();
+    let cache = cache.start();
     let fetcher = horde_fetcher::HordeFetcherActor::new(settings, metrics.clone()).start();
     let compute = risk_compute::RiskComputeActor::start_pool();
     let deps = CycleDeps {
@@ -141,7 +146,7 @@ fn start_parts(settings: &Settings) -> Result<Parts, String> {
         analysis: Arc::new(settings.analysis.clone()),
         metrics: metrics.clone(),
     };
-    Ok(Parts { deps, metrics })
+    Ok(Parts { deps, metrics, reads })
 }
 
 async fn run(settings: Settings, config_file: Option<&Path>) -> i32 {
@@ -217,6 +222,7 @@ async fn run(settings: Settings, config_file: Option<&Path>) -> i32 {
                 settings: Arc::new(settings.clone()),
                 started,
             },
+            reads: parts.reads.clone(),
         };
         match http::start(state) {
             Ok(h) => Some(h),

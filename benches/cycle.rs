@@ -19,7 +19,15 @@
 //!   from /proc every 5 ms, the peak (VmHWM) and the RSS between cycles
 //!   (1.5 s after each cycle's log line), against the entries' own size (the
 //!   sum of the values' lengths in Redis). `HORDE_BENCH_BIN` runs another
-//!   build of the daemon instead (e.g. the one before a change).
+//!   build of the daemon instead (e.g. the one before a change);
+//! * `--read` — the read API (issue 15) of the daemon (`run`, x1, real
+//!   redis-server): latency p50/p99 of `GET` of the text deletion-risk entry
+//!   over one keep-alive connection (`--read-requests` 2000), requests per
+//!   second over 16 keep-alive connections (`--read-seconds` 5), gzip off
+//!   and on; and, when the reference's service can run
+//!   (`../shared/tools/reference_service.sh`, on the same Redis), the median
+//!   of 50 keep-alive GETs of the same entry from each, in alternating
+//!   blocks, with the same client, and the ratio.
 //!
 //! Datasets come from `gen_dataset.py --seed 7 --scale N`, made once under
 //! `target/bench-data/xN` unless `HORDE_BENCH_DATA` names a directory that
@@ -77,13 +85,19 @@ struct Options {
     cycles: usize,
     /// `hydration.interval_seconds` of the memory run.
     interval_seconds: u64,
+    read: bool,
+    read_requests: usize,
+    read_seconds: u64,
+    /// GETs of each side in the comparison with the reference service.
+    read_reference_gets: usize,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: cargo bench --bench cycle -- [--scales 1,10,100] [--runs N] [--reference-runs N] [--reference-x100] [--no-reference]\n\
          \x20      cargo bench --bench cycle -- --latency [--invalidations 50] [--idle-seconds 10] [--debounce-ms MS]\n\
-         \x20      cargo bench --bench cycle -- --memory [--scales 100] [--cycles 3] [--interval 10]"
+         \x20      cargo bench --bench cycle -- --memory [--scales 100] [--cycles 3] [--interval 10]\n\
+         \x20      cargo bench --bench cycle -- --read [--read-requests 2000] [--read-seconds 5] [--read-reference-gets 50]"
     );
     std::process::exit(2)
 }
@@ -103,6 +117,10 @@ fn options() -> Options {
         scales_given: false,
         cycles: 3,
         interval_seconds: 10,
+        read: false,
+        read_requests: 2000,
+        read_seconds: 5,
+        read_reference_gets: 50,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -124,6 +142,10 @@ fn options() -> Options {
             "--memory" => o.memory = true,
             "--cycles" => o.cycles = value().parse().unwrap_or_else(|_| usage()),
             "--interval" => o.interval_seconds = value().parse().unwrap_or_else(|_| usage()),
+            "--read" => o.read = true,
+            "--read-requests" => o.read_requests = value().parse().unwrap_or_else(|_| usage()),
+            "--read-seconds" => o.read_seconds = value().parse().unwrap_or_else(|_| usage()),
+            "--read-reference-gets" => o.read_reference_gets = value().parse().unwrap_or_else(|_| usage()),
             "--bench" => {} // what `cargo bench` passes to every target
             "-h" | "--help" => usage(),
             other if other.starts_with('-') => usage(),
@@ -135,7 +157,9 @@ fn options() -> Options {
 
 fn main() {
     let options = options();
-    let result = if options.latency {
+    let result = if options.read {
+        read_api(&options)
+    } else if options.latency {
         latency(&options)
     } else if options.memory {
         memory(&options)
@@ -970,5 +994,263 @@ fn memory(options: &Options) -> Result<(), Error> {
     for l in lines {
         println!("- {l}");
     }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Mode 4: the read API (issue 15).
+// ---------------------------------------------------------------------------
+
+/// A keep-alive HTTP/1.1 client on one connection: enough for GETs whose
+/// answers carry a `Content-Length` (the daemon's and the reference's do).
+struct KeepAlive {
+    stream: std::io::BufReader<std::net::TcpStream>,
+    host: String,
+}
+
+impl KeepAlive {
+    fn connect(addr: &str) -> Result<KeepAlive, Error> {
+        let stream = std::net::TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        Ok(KeepAlive { stream: std::io::BufReader::with_capacity(1 << 16, stream), host: addr.to_string() })
+    }
+
+    /// `GET path`; the status and the body's length (the body is read and dropped).
+    fn get(&mut self, path: &str, gzip: bool) -> Result<(u16, usize), Error> {
+        use std::io::{BufRead, Read, Write};
+        let accept = if gzip { "Accept-Encoding: gzip\r\n" } else { "" };
+        // One write, one segment: the request is never split across wake-ups.
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n{accept}\r\n", self.host);
+        self.stream.get_mut().write_all(request.as_bytes())?;
+        let mut line = String::new();
+        self.stream.read_line(&mut line)?;
+        let status: u16 =
+            line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or("no status line")?;
+        let mut length = None;
+        loop {
+            line.clear();
+            if self.stream.read_line(&mut line)? == 0 {
+                return Err("connection closed".into());
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((n, v)) = l.split_once(':') {
+                if n.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse::<usize>().ok();
+                }
+            }
+        }
+        let length = length.ok_or("no Content-Length")?;
+        let mut left = length;
+        let mut buf = [0u8; 1 << 16];
+        while left > 0 {
+            let n = self.stream.read(&mut buf[..left.min(1 << 16)])?;
+            if n == 0 {
+                return Err("connection closed in the body".into());
+            }
+            left -= n;
+        }
+        Ok((status, length))
+    }
+}
+
+fn free_port() -> Result<u16, Error> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Waits until `GET path` on `addr` answers 200.
+fn wait_200(addr: &str, path: &str, limit: Duration, what: &str) -> Result<(), Error> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok((200, _)) = KeepAlive::connect(addr).and_then(|mut c| c.get(path, false)) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{what} did not answer 200 on {path} within {limit:?}").into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A process group started with `setsid`-like semantics (the reference's
+/// script `exec`s uvicorn); SIGTERM to the group on drop.
+struct Group(Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the process group our own child leads.
+        unsafe { libc::kill(-(self.0.id() as libc::pid_t), libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+/// Milliseconds with three decimals (the read path is sub-millisecond).
+fn ms3(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn read_api(options: &Options) -> Result<(), Error> {
+    use std::os::unix::process::CommandExt;
+    let Some(redis) = RedisServer::start()? else {
+        return Ok(());
+    };
+    let data = dataset(1)?;
+    let work = tempfile::tempdir()?;
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let config = work.path().join("daemon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[hydration]\nstartup_delay_seconds = 0\ninterval_seconds = 3600\n\n\
+             [redis]\nenabled = true\nurl = \"{}\"\n\n[http]\nbind = \"{addr}\"\n\n\
+             [horde]\napi_url = \"file://{}\"\n\n[model_reference]\nurl = \"file://{}\"\n",
+            redis.url(),
+            data.join("horde").display(),
+            data.join("model_reference").display()
+        ),
+    )?;
+    let log = std::fs::File::create(work.path().join("daemon.log"))?;
+    let _daemon = Daemon(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .arg("run")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?,
+    );
+    let path = "/api/model_references/statistics/text_generation/deletion-risk";
+    wait_200(&addr, path, Duration::from_secs(60), "the daemon's read API")?;
+    let (_, size) = KeepAlive::connect(&addr)?.get(path, false)?;
+    let (_, gz_size) = KeepAlive::connect(&addr)?.get(path, true)?;
+
+    println!("| read API, x1 (seed {SEED}), `GET {path}` | gzip off | gzip on |");
+    println!("|---|---:|---:|");
+    println!("| body | {:.0} KB | {:.0} KB |", size as f64 / 1024.0, gz_size as f64 / 1024.0);
+    let mut rows: Vec<[String; 2]> = vec![Default::default(); 3];
+    for (col, gzip) in [false, true].into_iter().enumerate() {
+        let mut client = KeepAlive::connect(&addr)?;
+        for _ in 0..50 {
+            client.get(path, gzip)?; // warm: the gzip form is made on first need
+        }
+        let mut times = Vec::with_capacity(options.read_requests);
+        for _ in 0..options.read_requests {
+            let t = Instant::now();
+            let (status, _) = client.get(path, gzip)?;
+            times.push(t.elapsed());
+            if status != 200 {
+                return Err(format!("the daemon answered {status}").into());
+            }
+        }
+        times.sort();
+        rows[0][col] = ms3(quantile(&times, 0.5));
+        rows[1][col] = ms3(quantile(&times, 0.99));
+        // Throughput: 16 keep-alive connections, each in its own thread.
+        let stop = Instant::now() + Duration::from_secs(options.read_seconds);
+        let started = Instant::now();
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let addr = addr.clone();
+                std::thread::spawn(move || -> Result<usize, String> {
+                    let mut c = KeepAlive::connect(&addr).map_err(|e| e.to_string())?;
+                    let mut n = 0;
+                    while Instant::now() < stop {
+                        match c.get(path, gzip) {
+                            Ok((200, _)) => n += 1,
+                            Ok((s, _)) => return Err(format!("status {s}")),
+                            Err(e) => return Err(e.to_string()),
+                        }
+                    }
+                    Ok(n)
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for t in threads {
+            total += t.join().map_err(|_| "a client thread panicked")??;
+        }
+        rows[2][col] = format!("{:.0}", total as f64 / started.elapsed().as_secs_f64());
+    }
+    println!(
+        "| latency p50, one keep-alive connection ({} GETs) | {} | {} |",
+        options.read_requests, rows[0][0], rows[0][1]
+    );
+    println!("| latency p99 | {} | {} |", rows[1][0], rows[1][1]);
+    println!(
+        "| requests/s, 16 keep-alive connections ({} s) | {} | {} |",
+        options.read_seconds, rows[2][0], rows[2][1]
+    );
+
+    // Against the reference's own service on the same Redis, when it can run.
+    let script = tools_dir().join("reference_service.sh");
+    if !script.exists() {
+        println!("\n(no {}: the comparison with the reference service is skipped)", script.display());
+        return Ok(());
+    }
+    let ref_port = free_port()?;
+    let ref_addr = format!("127.0.0.1:{ref_port}");
+    let ref_log = std::fs::File::create(work.path().join("reference.log"))?;
+    let mut cmd = Command::new(&script);
+    cmd.arg(&data)
+        .arg(redis.url())
+        .arg(ref_port.to_string())
+        .env("LOGURU_LEVEL", "WARNING")
+        .stdout(Stdio::null())
+        .stderr(ref_log)
+        .process_group(0);
+    let _reference = Group(cmd.spawn()?);
+    if let Err(e) = wait_200(&ref_addr, path, Duration::from_secs(180), "the reference service") {
+        println!("\n(the reference service did not start: {e}; see its log; comparison skipped)");
+        return Ok(());
+    }
+    let n = options.read_reference_gets;
+    let mut daemon = KeepAlive::connect(&addr)?;
+    let mut reference = KeepAlive::connect(&ref_addr)?;
+    let (mut d_times, mut r_times) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut r_size = 0;
+    reference.get(path, false)?;
+    // Blocks of 10 GETs from each side in turn, a pause after each block: the
+    // reference's process frees its request's objects after answering, and
+    // on two shared cores that work would otherwise land on the daemon's next
+    // request. Each block starts with one untimed GET (both sides): the
+    // first request after a pause pays for cold caches and a sleeping core.
+    let block = 10;
+    while d_times.len() < n {
+        daemon.get(path, false)?;
+        for _ in 0..block.min(n - d_times.len()) {
+            let t = Instant::now();
+            let (s, _) = daemon.get(path, false)?;
+            d_times.push(t.elapsed());
+            if s != 200 {
+                return Err(format!("the daemon answered {s}").into());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        reference.get(path, false)?;
+        for _ in 0..block.min(n - r_times.len()) {
+            let t = Instant::now();
+            let (s, len) = reference.get(path, false)?;
+            r_times.push(t.elapsed());
+            r_size = len;
+            if s != 200 {
+                return Err(format!("the reference service answered {s}").into());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (d, r) = (median(d_times), median(r_times));
+    println!();
+    println!(
+        "| same entry, median of {n} keep-alive GETs each, in alternating blocks of {block} (+1 untimed), same client | value |"
+    );
+    println!("|---|---:|");
+    println!("| the daemon's read API ({:.0} KB) | {} |", size as f64 / 1024.0, ms3(d));
+    println!("| the reference's service, a Redis cache hit ({:.0} KB) | {} |", r_size as f64 / 1024.0, ms(r));
+    println!("| ratio | {:.0}x |", r.as_secs_f64() / d.as_secs_f64());
     Ok(())
 }
