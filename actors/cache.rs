@@ -1426,6 +1426,7 @@ impl Handler<Reconfigure> for CacheActor {
     type Result = ();
 
     fn handle(&mut self, msg: Reconfigure, _ctx: &mut Self::Context) {
+        self.reads.reconfigure(msg.ttls.clone(), msg.stale_ttl, msg.hydration_enabled);
         self.ttls = msg.ttls;
         self.stale_ttl = msg.stale_ttl;
         self.hydration_enabled = msg.hydration_enabled;
