@@ -257,7 +257,7 @@ pub async fn send_command(
     let payload =
         serde_json::to_string(&envelope).map_err(|e| err(format!("cannot encode the command: {e}")))?;
 
-    let client = redis::Client::open(settings.redis.url.expose()).map_err(|e| err(e.to_string()))?;
+    let client = crate::redis_client::client(&settings.redis).map_err(|e| err(e.to_string()))?;
     let connect_timeout = settings.redis.socket_timeout;
     let mut pubsub = tokio::time::timeout(connect_timeout, client.get_async_pubsub())
         .await

@@ -359,6 +359,19 @@ pub struct Clear;
 #[rtype(result = "CacheInfo")]
 pub struct Info;
 
+/// The cache's part of a settings reload (SIGHUP). The TTLs apply to the
+/// entries written from now on; the stale TTL, `hydration_enabled` (which
+/// decides whether stale memory entries are served) and the interval (which
+/// the keeper bridges) from now on.
+#[derive(Message, Debug, Clone, PartialEq)]
+#[rtype(result = "()")]
+pub struct Reconfigure {
+    pub ttls: CacheSettings,
+    pub stale_ttl: Duration,
+    pub hydration_enabled: bool,
+    pub interval: Duration,
+}
+
 /// Load every entry from Redis into the read API's store (entries this
 /// daemon's own cycle stored are kept): how a daemon without entries of its
 /// own — a follower replica — serves the read API. Answers when done (at
@@ -420,13 +433,10 @@ pub struct CacheActor {
     guards: BTreeMap<Category, u64>,
 }
 
-/// Redis could not be set up at all (a URL the client rejects).
+/// Redis could not be set up at all (a URL the client rejects, an unreadable CA file).
 #[derive(Debug, thiserror::Error)]
-#[error("redis.url {url}: {source}")]
-pub struct CacheSetupError {
-    url: String,
-    source: redis::RedisError,
-}
+#[error(transparent)]
+pub struct CacheSetupError(#[from] crate::redis_client::RedisClientError);
 
 /// A Redis command of the cache, for its log lines.
 #[derive(Debug, Clone, Copy)]
@@ -469,9 +479,11 @@ impl CacheActor {
     pub fn new(settings: &Settings, metrics: Arc<Metrics>) -> Result<Self, CacheSetupError> {
         let timeout = settings.redis.socket_timeout;
         let link = if settings.redis.enabled {
-            let link = CommandLink::open(settings.redis.url.expose(), timeout)
-                .map_err(|source| CacheSetupError { url: settings.redis.url.redacted(), source })?;
-            Some(link.named(connection_name(&settings.leader.instance_id, "cache")))
+            let client = crate::redis_client::client(&settings.redis)?;
+            Some(
+                CommandLink::new(client, timeout)
+                    .named(connection_name(&settings.leader.instance_id, "cache")),
+            )
         } else {
             None
         };
@@ -1407,6 +1419,18 @@ impl Handler<Info> for CacheActor {
             })
             .collect();
         MessageResult(CacheInfo { redis: self.state(), entries })
+    }
+}
+
+impl Handler<Reconfigure> for CacheActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reconfigure, _ctx: &mut Self::Context) {
+        self.reads.reconfigure(msg.ttls.clone(), msg.stale_ttl, msg.hydration_enabled);
+        self.ttls = msg.ttls;
+        self.stale_ttl = msg.stale_ttl;
+        self.hydration_enabled = msg.hydration_enabled;
+        self.interval = msg.interval;
     }
 }
 

@@ -30,15 +30,13 @@ use horde_hydrator::cycle::CategoryInputs;
 use horde_hydrator::input::horde::{self, HordeModelStats, HordeModelStatus};
 use horde_hydrator::input::reference::{self, ParsedReference};
 use horde_hydrator::input::source::{Service, SourceId};
-use horde_hydrator::settings::{LimitsSettings, Settings, Source};
+use horde_hydrator::settings::{HordeSettings, LimitsSettings, Settings, Source};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-// ---------------------------------------------------------------- sources
 
 // ---------------------------------------------------------------- retry policy
 
@@ -129,6 +127,13 @@ impl CircuitBreaker {
             Some(until) if now < until => CircuitState::Open,
             Some(_) => CircuitState::HalfOpen,
         }
+    }
+
+    /// New limits (a settings reload); the count of failures so far and an
+    /// open circuit's current wait are kept.
+    pub fn set_limits(&mut self, threshold: u32, open_for: Duration) {
+        self.threshold = threshold.max(1);
+        self.open_for = open_for;
     }
 
     /// May a request go out now? In half-open state only one at a time.
@@ -254,6 +259,18 @@ pub struct FetchCategory(pub Category);
 #[rtype(result = "()")]
 pub struct DropReference(pub Category);
 
+/// The fetcher's part of a settings reload (SIGHUP): the HTTP policy and the
+/// circuit breakers' limits, and the work limits, applied from the next
+/// request. (The source URLs
+/// need a restart.)
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Reconfigure {
+    pub horde: HordeSettings,
+    pub reference_timeout: Duration,
+    pub limits: LimitsSettings,
+}
+
 /// The circuit states, for the status reply.
 #[derive(Message)]
 #[rtype(result = "FetcherInfo")]
@@ -330,6 +347,16 @@ pub struct HordeFetcherActor {
     state: Rc<RefCell<State>>,
 }
 
+/// The HTTP client's timeouts: (whole request, connect).
+fn client_timeouts(h: &HordeSettings) -> (Duration, Duration) {
+    (h.timeout, h.timeout.min(Duration::from_secs(10)))
+}
+
+/// The `Client-Agent` header.
+fn client_agent(h: &HordeSettings) -> String {
+    format!("horde-hydrator:{}:{}", env!("CARGO_PKG_VERSION"), h.client_agent)
+}
+
 impl HordeFetcherActor {
     /// Must be created on the thread (arbiter) it runs on: awc's client is not `Send`.
     pub fn new(settings: &Settings, metrics: Arc<Metrics>) -> Self {
@@ -337,12 +364,12 @@ impl HordeFetcherActor {
         let breaker = CircuitBreaker::new(h.circuit_failure_threshold, h.circuit_open);
         let state = State {
             client: std::cell::OnceCell::new(),
-            client_timeouts: (h.timeout, h.timeout.min(Duration::from_secs(10))),
+            client_timeouts: client_timeouts(h),
             horde: h.api.clone(),
             model_reference: settings.model_reference.source.clone(),
             horde_timeout: h.timeout,
             reference_timeout: settings.model_reference.timeout,
-            client_agent: format!("horde-hydrator:{}:{}", env!("CARGO_PKG_VERSION"), h.client_agent),
+            client_agent: client_agent(h),
             limits: settings.limits.clone(),
             max_retries: h.max_retries,
             retry_base: h.retry_base_delay,
@@ -383,6 +410,32 @@ impl Handler<DropReference> for HordeFetcherActor {
             last.reference_at = None;
         }
         log::debug!("fetcher: dropped the kept model reference of {}", msg.0);
+    }
+}
+
+impl Handler<Reconfigure> for HordeFetcherActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reconfigure, _ctx: &mut Self::Context) {
+        let h = &msg.horde;
+        let mut st = self.state.borrow_mut();
+        let timeouts = client_timeouts(h);
+        if timeouts != st.client_timeouts {
+            // Built again, with the new timeouts, on the next HTTP fetch.
+            st.client = std::cell::OnceCell::new();
+            st.client_timeouts = timeouts;
+        }
+        st.horde_timeout = h.timeout;
+        st.reference_timeout = msg.reference_timeout;
+        st.client_agent = client_agent(h);
+        st.max_retries = h.max_retries;
+        st.retry_base = h.retry_base_delay;
+        st.retry_cap = h.retry_max_delay;
+        st.max_bytes = usize::try_from(h.max_response_bytes).unwrap_or(usize::MAX);
+        for breaker in st.breakers.values_mut() {
+            breaker.set_limits(h.circuit_failure_threshold, h.circuit_open);
+        }
+        st.limits = msg.limits;
     }
 }
 

@@ -598,6 +598,19 @@ pub struct Shutdown {
 #[rtype(result = "HydratorStatus")]
 pub struct GetHydratorInfo;
 
+/// The hydrator's part of a settings reload (SIGHUP): applied at once. A new
+/// interval counts from the start of the last scheduled cycle (a cycle that
+/// is due by now starts at once); the thresholds apply from the next cycle.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Reconfigure {
+    pub enabled: bool,
+    pub interval: Duration,
+    /// `hydration.stale_ttl_seconds`: Horde data older than this is not used.
+    pub stale_ttl: Duration,
+    pub analysis: AnalysisSettings,
+}
+
 /// The hydrator's part of the status reply.
 #[derive(Debug, Clone, Serialize)]
 pub struct HydratorStatus {
@@ -651,10 +664,12 @@ pub struct HydratorActor {
     stop_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
     /// Replicas: only a leader (or a standalone daemon) runs cycles.
     role: Role,
-    /// The pending schedule timer (the first tick, then the interval).
+    /// The pending schedule timer (the next tick; replaced when the schedule changes).
     schedule: Option<SpawnHandle>,
     /// When the startup delay is over.
     first_tick_at: Instant,
+    /// When the last scheduled tick fired.
+    last_tick: Option<Instant>,
 }
 
 impl HydratorActor {
@@ -676,18 +691,23 @@ impl HydratorActor {
             role: if settings.leader.active(&settings.redis) { Role::Follower } else { Role::Standalone },
             schedule: None,
             first_tick_at: Instant::now() + settings.hydration.startup_delay,
+            last_tick: None,
         }
     }
 
-    /// (Re)start the schedule: a tick after `first_in`, then every interval.
+    /// (Re)start the schedule: a tick after `first_in`, then one every
+    /// `self.interval` (read at each tick, so a reload changes it).
     fn reschedule(&mut self, first_in: Duration, ctx: &mut Context<Self>) {
         if let Some(h) = self.schedule.take() {
             ctx.cancel_future(h);
         }
         self.next_at = Some(Instant::now() + first_in);
         self.schedule = Some(ctx.run_later(first_in, |act, ctx| {
+            act.schedule = None;
+            act.last_tick = Some(Instant::now());
             act.tick(ctx);
-            act.schedule = Some(ctx.run_interval(act.interval, |act, ctx| act.tick(ctx)));
+            let interval = act.interval;
+            act.reschedule(interval, ctx);
         }));
     }
 
@@ -742,6 +762,10 @@ impl HydratorActor {
             if c.is_written() && self.invalidated.get(&c.category).is_some_and(|g| *g <= c.generation) {
                 self.invalidated.remove(&c.category);
             }
+        }
+        if self.last.is_none() {
+            // Under systemd (Type=notify) the service is up once its first cycle ran.
+            crate::sd_notify::ready();
         }
         self.last = Some(report);
         release_free_memory();
@@ -798,6 +822,7 @@ impl Actor for HydratorActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         if !self.enabled {
             log::info!("hydrator: scheduled hydration disabled (hydration.enabled = false); cycles run on demand only");
+            crate::sd_notify::ready();
             return;
         }
         self.reschedule(self.startup_delay, ctx);
@@ -912,6 +937,50 @@ impl Handler<Shutdown> for HydratorActor {
     }
 }
 
+impl Handler<Reconfigure> for HydratorActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reconfigure, ctx: &mut Self::Context) {
+        if *self.deps.analysis != msg.analysis {
+            self.deps.analysis = Arc::new(msg.analysis);
+        }
+        self.stale_ttl = msg.stale_ttl;
+        if msg.enabled == self.enabled && msg.interval == self.interval {
+            return;
+        }
+        self.enabled = msg.enabled;
+        self.interval = msg.interval;
+        if self.stopping {
+            return;
+        }
+        if !self.enabled {
+            if let Some(timer) = self.schedule.take() {
+                ctx.cancel_future(timer);
+            }
+            self.next_at = None;
+            log::info!("hydrator: scheduled cycles stopped (hydration.enabled = false)");
+            return;
+        }
+        // Before the first tick (the startup delay) the first cycle keeps its time.
+        let next = match (self.last_tick, self.next_at) {
+            (Some(last), _) => last + self.interval,
+            (None, Some(at)) => at,
+            (None, None) => Instant::now(),
+        };
+        let delay = next.saturating_duration_since(Instant::now());
+        self.reschedule(delay, ctx);
+        if self.role.hydrates() {
+            log::info!(
+                "hydrator: a cycle every {} s; the next in {:.0} s",
+                self.interval.as_secs(),
+                delay.as_secs_f64()
+            );
+        } else {
+            log::info!("hydrator: a cycle every {} s while this instance leads", self.interval.as_secs());
+        }
+    }
+}
+
 impl Handler<GetHydratorInfo> for HydratorActor {
     type Result = MessageResult<GetHydratorInfo>;
 
@@ -1010,6 +1079,61 @@ mod tests {
 
             hydrator.send(Shutdown { grace: Duration::from_millis(100) }).await.unwrap();
             assert_eq!(hydrator.send(now(vec![])).await.unwrap(), HydrateAck::Refused);
+        });
+    }
+
+    #[test]
+    fn reconfigure_starts_stops_and_reschedules_the_schedule() {
+        use crate::cache::CacheActor;
+        use crate::horde_fetcher::HordeFetcherActor;
+        use crate::risk_compute::RiskComputeActor;
+        let settings = offline_settings();
+        actix_rt::System::new().block_on(async move {
+            let metrics = Arc::new(Metrics::new());
+            let deps = CycleDeps {
+                fetcher: HordeFetcherActor::new(&settings, metrics.clone()).start(),
+                compute: RiskComputeActor::start_pool(),
+                cache: CacheActor::new(&settings, metrics.clone()).unwrap().start(),
+                analysis: Arc::new(settings.analysis.clone()),
+                metrics: metrics.clone(),
+            };
+            let hydrator = HydratorActor::new(&settings, deps).start();
+            let cycles = || metrics.counters().cycles;
+            let info = serde_json::to_value(hydrator.send(GetHydratorInfo).await.unwrap()).unwrap();
+            assert_eq!(info["next_cycle"], serde_json::Value::Null, "disabled: no schedule");
+
+            // Enabled by a reload, with a 1 s interval: the first cycle is due at once.
+            let enable = Reconfigure {
+                enabled: true,
+                interval: Duration::from_secs(1),
+                stale_ttl: settings.hydration.stale_ttl,
+                analysis: settings.analysis.clone(),
+            };
+            hydrator.send(enable.clone()).await.unwrap();
+            let info = serde_json::to_value(hydrator.send(GetHydratorInfo).await.unwrap()).unwrap();
+            assert_eq!(info["hydration"]["interval_seconds"], 1, "{info}");
+            assert!(info["next_cycle"]["in_seconds"].as_f64().unwrap() < 0.1, "{info}");
+            for _ in 0..100 {
+                if cycles() >= 2 {
+                    break;
+                }
+                actix_rt::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert!(cycles() >= 2, "a cycle at once and one a second later: {}", cycles());
+
+            // Disabled again: no further scheduled cycle.
+            hydrator.send(Reconfigure { enabled: false, ..enable }).await.unwrap();
+            let info = serde_json::to_value(hydrator.send(GetHydratorInfo).await.unwrap()).unwrap();
+            assert_eq!(info["next_cycle"], serde_json::Value::Null, "{info}");
+            for _ in 0..100 {
+                if hydrator.send(GetHydratorInfo).await.unwrap().cycle_running.is_none() {
+                    break;
+                }
+                actix_rt::time::sleep(Duration::from_millis(20)).await;
+            }
+            let after = cycles();
+            actix_rt::time::sleep(Duration::from_millis(1500)).await;
+            assert_eq!(cycles(), after, "a disabled schedule ran a cycle");
         });
     }
 

@@ -103,6 +103,12 @@ impl Debouncer {
         None
     }
 
+    /// A new quiet period (a settings reload); a burst in progress ends by the new one.
+    pub fn set_quiet(&mut self, quiet: Duration) {
+        self.quiet = quiet;
+        self.max_wait = self.max_wait.max(quiet);
+    }
+
     /// Forget the burst (`clear`): the timer then fires with nothing to do.
     pub fn cancel(&mut self) {
         self.pending.clear();
@@ -199,6 +205,16 @@ enum Subscribed {
     Lost,
 }
 
+/// The pub/sub side's part of a settings reload (SIGHUP): the admin token
+/// (`None`: commands need none) and the invalidation debounce, both applied
+/// to the next message.
+#[derive(Message, Clone, PartialEq)]
+#[rtype(result = "()")]
+pub struct Reconfigure {
+    pub token: Option<horde_hydrator::settings::Secret>,
+    pub debounce: Duration,
+}
+
 /// Is the subscription up? (for the status reply)
 #[derive(Message)]
 #[rtype(result = "bool")]
@@ -215,7 +231,9 @@ struct Oversized {
 // ---------------------------------------------------------------- the actor
 
 pub struct InvalidationActor {
-    redis_url: String,
+    /// Built once by `redis_client::client` (`None`: it could not be built,
+    /// which already stopped start-up in the cache); the subscriber connects with it.
+    client: Option<redis::Client>,
     redis_url_shown: String,
     socket_timeout: Duration,
     health_every: Duration,
@@ -252,11 +270,18 @@ impl InvalidationActor {
     ) -> Self {
         let prefix = &settings.redis.key_prefix;
         let timeout = settings.redis.socket_timeout;
-        let publisher = CommandLink::open(settings.redis.url.expose(), timeout)
-            .ok()
-            .map(|l| l.named(connection_name(&settings.leader.instance_id, "publisher")));
+        let client = match crate::redis_client::client(&settings.redis) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                log::error!("pubsub: {e}");
+                None
+            }
+        };
+        let publisher = client.clone().map(|c| {
+            CommandLink::new(c, timeout).named(connection_name(&settings.leader.instance_id, "publisher"))
+        });
         InvalidationActor {
-            redis_url: settings.redis.url.expose().to_string(),
+            client,
             redis_url_shown: settings.redis.url.redacted(),
             socket_timeout: timeout,
             health_every: settings.redis.health_check,
@@ -542,8 +567,9 @@ impl Actor for InvalidationActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        let Some(client) = self.client.clone() else { return };
         let link = SubscriberLink {
-            url: self.redis_url.clone(),
+            client,
             shown: self.redis_url_shown.clone(),
             channels: [self.invalidate_channel.clone(), self.admin_channel.clone()],
             timeout: self.socket_timeout,
@@ -555,7 +581,7 @@ impl Actor for InvalidationActor {
 
 /// What the subscriber loop needs to know.
 struct SubscriberLink {
-    url: String,
+    client: redis::Client,
     /// The URL with its password masked, for logs.
     shown: String,
     channels: [String; 2],
@@ -567,8 +593,7 @@ impl SubscriberLink {
     /// A new connection subscribed to both channels, within the timeout.
     async fn subscribe(&self) -> Result<redis::aio::PubSub, String> {
         let timeout = self.timeout;
-        let client = redis::Client::open(self.url.as_str()).map_err(|e| e.to_string())?;
-        let mut pubsub = tokio::time::timeout(timeout, client.get_async_pubsub())
+        let mut pubsub = tokio::time::timeout(timeout, self.client.get_async_pubsub())
             .await
             .map_err(|_| format!("no connection within {} s", timeout.as_secs_f64()))?
             .map_err(|e| e.to_string())?;
@@ -712,6 +737,15 @@ impl Handler<Oversized> for InvalidationActor {
         };
         self.metrics.pubsub_message(channel, MessageOutcome::Oversized);
         self.ignored(format!("{} byte message on {} (limit {MAX_MESSAGE_BYTES})", msg.len, msg.channel));
+    }
+}
+
+impl Handler<Reconfigure> for InvalidationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reconfigure, _ctx: &mut Self::Context) {
+        self.token = msg.token.map(|t| t.expose().to_string()).filter(|t| !t.is_empty());
+        self.debouncer.set_quiet(msg.debounce);
     }
 }
 

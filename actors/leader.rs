@@ -84,8 +84,7 @@ impl LeaderActor {
         if !settings.leader.active(&settings.redis) {
             return Ok(None);
         }
-        let client = redis::Client::open(settings.redis.url.expose())
-            .map_err(|e| format!("redis.url {}: {e}", settings.redis.url))?;
+        let client = crate::redis_client::client(&settings.redis).map_err(|e| e.to_string())?;
         let instance_id = settings.leader.instance_id.clone();
         let lease_len = settings.leader.lease;
         Ok(Some(LeaderActor {
@@ -190,6 +189,8 @@ impl LeaderActor {
             if !act.announced && reply != LeaseReply::Unknown {
                 act.announced = true;
                 if act.role() == Role::Follower {
+                    // Under systemd (Type=notify): a follower runs no cycle, it is up once it follows.
+                    crate::sd_notify::ready_with("following the leader");
                     log::info!(
                         "leader: instance {} is a follower; {} leads (lease {})",
                         act.instance_id,
@@ -234,6 +235,7 @@ impl LeaderActor {
                     "leader: Redis answers again; {} leads, this instance follows",
                     self.holder_seen.as_deref().map_or("nobody", token_instance)
                 );
+                crate::sd_notify::ready_with("following the leader");
                 self.notify(None);
             }
             Some(Transition::BecameLeader) => {
@@ -253,6 +255,8 @@ impl LeaderActor {
                     self.instance_id,
                     reason.as_str()
                 );
+                // A follower now (it may have lost the lease before its first cycle).
+                crate::sd_notify::ready_with("following the leader");
                 self.notify(None);
             }
         }

@@ -6,7 +6,8 @@
 //!   `http.enabled`) the operations HTTP server (`http.rs`) — and waits for
 //!   SIGINT/SIGTERM; then it stops the HTTP server and scheduling, lets a running
 //!   cycle finish for up to 3 s (else aborts it; each category's write is one
-//!   atomic script either way) and exits 0 within 5 s.
+//!   atomic script either way) and exits 0 within 5 s. SIGHUP reloads the
+//!   settings (`reload.rs`); SIGUSR1/SIGUSR2 are logged and ignored.
 //! * `once` runs one cycle through the same actors, prints a table and exits
 //!   non-zero when any source or entry failed.
 //! * `admin` publishes a command on `P:admin` and prints the reply.
@@ -27,10 +28,15 @@ mod http;
 mod hydrator;
 mod invalidation;
 mod leader;
+mod log_filter;
 mod metrics;
 mod read_api;
+mod redis_client;
 mod redis_link;
+mod reload;
 mod risk_compute;
+mod sd_notify;
+mod signals;
 mod status;
 
 use actix::prelude::*;
@@ -87,7 +93,7 @@ fn main() {
     let system = actix_rt::System::with_tokio_rt(move || runtime);
     let code = system.block_on(async move {
         match cli.command {
-            Command::Run => run(settings).await,
+            Command::Run => run(settings, cli.config.as_deref()).await,
             Command::Once { dump } => once(settings, dump.as_deref()).await,
             Command::Admin(cmd) => admin_command(settings, cmd).await,
             Command::CheckConfig => 0,
@@ -143,8 +149,17 @@ fn start_parts(settings: &Settings) -> Result<Parts, String> {
     Ok(Parts { deps, metrics, reads })
 }
 
-async fn run(settings: Settings) -> i32 {
+async fn run(settings: Settings, config_file: Option<&Path>) -> i32 {
+    // Before the actors start, so that a SIGHUP or SIGUSR1 during their start-up
+    // does not end the daemon.
     hydrator::bound_large_allocations();
+    let mut signals = match signals::Signals::new() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("horde-hydrator: cannot install the signal handlers: {e}");
+            return 2;
+        }
+    };
     let started = std::time::Instant::now();
     let parts = match start_parts(&settings) {
         Ok(p) => p,
@@ -220,8 +235,27 @@ async fn run(settings: Settings) -> i32 {
         None
     };
 
-    let signal = wait_for_signal().await;
+    let targets = reload::Targets {
+        hydrator: hydrator.clone(),
+        cache: parts.deps.cache.clone(),
+        fetcher: parts.deps.fetcher.clone(),
+        invalidation,
+    };
+    let mut running = settings;
+    let signal = loop {
+        match signals.next().await {
+            signals::Received::Stop(name) => break name,
+            signals::Received::Reload => {
+                log::info!("received SIGHUP: reloading the settings");
+                running = reload::reload(config_file, &running, &targets);
+            }
+            signals::Received::Ignored(name) => {
+                log::info!("received {name}: ignored (SIGHUP reloads the settings; SIGTERM or SIGINT stops)")
+            }
+        }
+    };
     log::info!("received {signal}: shutting down");
+    sd_notify::notify("STOPPING=1");
     let stop_http = async {
         if let Some(h) = &http_server {
             h.stop().await;
@@ -255,29 +289,6 @@ fn default_instance_id() -> String {
     let host: String =
         host.chars().map(|c| if c.is_whitespace() || c.is_control() { '_' } else { c }).collect();
     format!("{host}:{}", std::process::id())
-}
-
-/// Wait for SIGINT or SIGTERM; the signal's name.
-async fn wait_for_signal() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-            (Ok(mut term), Ok(mut int)) => tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = int.recv() => "SIGINT",
-            },
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-                "SIGINT"
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "SIGINT"
-    }
 }
 
 async fn once(settings: Settings, dump: Option<&Path>) -> i32 {
@@ -418,12 +429,11 @@ fn print_table(report: &CycleReport, settings: &Settings) {
     emit(&out);
 }
 
-/// The logger: `log.level` as the filter (a non-empty `RUST_LOG` wins), lines
-/// as text for people or JSON for machines (`log.format`).
+/// The logger: `log.level` as the filter (a non-empty `RUST_LOG` wins; a
+/// reload can change it: `log_filter.rs`), lines as text for people or JSON
+/// for machines (`log.format`).
 fn init_logging(log: &horde_hydrator::settings::LogSettings) {
-    let filter = std::env::var("RUST_LOG").ok().filter(|f| !f.trim().is_empty());
     let mut builder = env_logger::Builder::new();
-    builder.parse_filters(filter.as_deref().unwrap_or(&log.level));
     if let Ok(style) = std::env::var("RUST_LOG_STYLE") {
         builder.parse_write_style(&style);
     }
@@ -446,7 +456,7 @@ fn init_logging(log: &horde_hydrator::settings::LogSettings) {
             });
         }
     }
-    builder.init();
+    log_filter::install(builder, &log.level);
 }
 
 /// Collects a log record's key-values as JSON.

@@ -185,14 +185,22 @@ impl Version {
     }
 }
 
+/// What decides an entry's TTL and whether it is served stale.
+#[derive(Debug, Clone)]
+struct ReadPolicy {
+    ttls: CacheSettings,
+    stale_ttl: Duration,
+    hydration_enabled: bool,
+}
+
 /// The entries as the read API serves them: one writer (the `CacheActor`),
 /// many readers (the HTTP workers). Cheap to clone.
 #[derive(Clone)]
 pub struct ReadStore {
     entries: Arc<RwLock<HashMap<EntryKey, Arc<Published>>>>,
-    ttls: CacheSettings,
-    stale_ttl: Duration,
-    hydration_enabled: bool,
+    /// The TTLs and the stale-if-error rule, shared by every clone (a settings
+    /// reload changes them: [`ReadStore::reconfigure`]).
+    policy: Arc<RwLock<ReadPolicy>>,
     redis_enabled: bool,
     /// Milliseconds since `epoch` of the last load from Redis asked for (throttle).
     last_load_ms: Arc<AtomicU64>,
@@ -207,9 +215,11 @@ impl ReadStore {
     pub fn new(settings: &Settings) -> Self {
         ReadStore {
             entries: Arc::default(),
-            ttls: settings.cache.clone(),
-            stale_ttl: settings.hydration.stale_ttl,
-            hydration_enabled: settings.hydration.enabled,
+            policy: Arc::new(RwLock::new(ReadPolicy {
+                ttls: settings.cache.clone(),
+                stale_ttl: settings.hydration.stale_ttl,
+                hydration_enabled: settings.hydration.enabled,
+            })),
             redis_enabled: settings.redis.enabled,
             last_load_ms: Arc::new(AtomicU64::new(0)),
             epoch: Instant::now(),
@@ -225,7 +235,21 @@ impl ReadStore {
     }
 
     pub fn ttl(&self, kind: EntryKind) -> Duration {
-        self.ttls.ttl(kind)
+        self.policy().ttls.ttl(kind)
+    }
+
+    fn policy(&self) -> ReadPolicy {
+        self.policy.read().map_or_else(|e| e.into_inner().clone(), |p| p.clone())
+    }
+
+    /// A settings reload (SIGHUP): the TTLs of entries published from now on,
+    /// and the stale-if-error rule from now on (the cache's own rule).
+    pub fn reconfigure(&self, ttls: CacheSettings, stale_ttl: Duration, hydration_enabled: bool) {
+        let policy = ReadPolicy { ttls, stale_ttl, hydration_enabled };
+        match self.policy.write() {
+            Ok(mut p) => *p = policy,
+            Err(e) => *e.into_inner() = policy,
+        }
     }
 
     /// The cache stored `json` under `key` at `stored_at` (this daemon's
@@ -332,9 +356,10 @@ impl ReadStore {
     /// TTL after the data's `as_of`.
     fn freshness(&self, p: &Published) -> Freshness {
         let now = Instant::now();
+        let policy = self.policy();
         if now < p.stored_at + p.ttl {
             Freshness::Fresh
-        } else if self.hydration_enabled && now < p.as_of + self.stale_ttl {
+        } else if policy.hydration_enabled && now < p.as_of + policy.stale_ttl {
             Freshness::Stale
         } else {
             Freshness::Expired

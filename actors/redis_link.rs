@@ -169,10 +169,10 @@ pub struct CommandLink {
 }
 
 impl CommandLink {
-    /// A link to `url` (not connected yet); errors when the client rejects the URL.
-    pub fn open(url: &str, timeout: Duration) -> redis::RedisResult<CommandLink> {
-        Ok(CommandLink {
-            client: redis::Client::open(url)?,
+    /// A link through `client` (built by `redis_client::client`), not connected yet.
+    pub fn new(client: redis::Client, timeout: Duration) -> CommandLink {
+        CommandLink {
+            client,
             timeout,
             current: None,
             generation: 0,
@@ -180,7 +180,7 @@ impl CommandLink {
             failures: 0,
             retry_at: Instant::now(),
             name: None,
-        })
+        }
     }
 
     /// Name every connection (`CLIENT SETNAME`), so `CLIENT LIST` shows whose it is.

@@ -123,6 +123,8 @@ pub struct RawRedis {
     pub key_prefix: String,
     pub socket_timeout_seconds: Number,
     pub health_check_seconds: Number,
+    /// Empty: none.
+    pub tls_ca_file: String,
 }
 
 impl Default for RawRedis {
@@ -133,6 +135,7 @@ impl Default for RawRedis {
             key_prefix: "horde:model_ref".to_string(),
             socket_timeout_seconds: Number::Int(5),
             health_check_seconds: Number::Int(5),
+            tls_ca_file: String::new(),
         }
     }
 }
@@ -343,6 +346,11 @@ pub struct RedisSettings {
     /// Both Redis connections (commands, subscriber) send a PING this often;
     /// no answer within `socket_timeout` replaces the connection.
     pub health_check: Duration,
+    /// A PEM file of the CA certificate(s) a `rediss://` server's certificate
+    /// must chain to (a private CA); `None`: the compiled-in webpki roots.
+    /// Only with a `rediss://` URL; a relative path is resolved against the
+    /// config file's directory.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 /// `[horde]`.
@@ -893,12 +901,23 @@ impl Settings {
         if r.key_prefix.is_empty() {
             return Err(v.fail("redis.key_prefix", "must not be empty"));
         }
+        let tls_ca_file = Some(Path::new(&r.tls_ca_file)).filter(|p| !p.as_os_str().is_empty());
+        if let (true, Some(_)) = (r.enabled, tls_ca_file) {
+            let scheme = r.url.split_once("://").map_or("", |(scheme, _)| scheme);
+            if scheme != "rediss" {
+                return Err(v.fail(
+                    "redis.tls_ca_file",
+                    format!("is set, but redis.url is {scheme}://, not rediss:// (TLS): use rediss:// or remove tls_ca_file"),
+                ));
+            }
+        }
         let redis = RedisSettings {
             enabled: r.enabled,
             url: RedisUrl::new(r.url.clone()),
             key_prefix: r.key_prefix.clone(),
             socket_timeout: v.seconds("redis.socket_timeout_seconds", &r.socket_timeout_seconds, 1)?,
             health_check: v.seconds("redis.health_check_seconds", &r.health_check_seconds, 1)?,
+            tls_ca_file: tls_ca_file.map(|p| if p.is_absolute() { p.to_path_buf() } else { base.join(p) }),
         };
         let hs = &raw.horde;
         if hs.client_agent.is_empty() || hs.client_agent.chars().any(char::is_control) {
@@ -1424,6 +1443,18 @@ mod tests {
         assert!(shown.contains("redis://:***@example.com:6379/0"), "{shown}");
         assert_eq!(s.admin.required_token(), Some("hunter2"));
         assert_eq!(s.redis.url.expose(), "redis://:SECRET@example.com:6379/0");
+    }
+
+    #[test]
+    fn a_tls_ca_file_needs_a_rediss_url_and_resolves_against_the_config_directory() {
+        let e = load("[redis]\ntls_ca_file = \"ca.pem\"\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("redis.tls_ca_file") && e.contains("rediss://"), "{e}");
+        let s = load("[redis]\nurl = \"rediss://h:6380/0\"\ntls_ca_file = \"tls/ca.pem\"\n", &[]).unwrap();
+        assert_eq!(s.redis.tls_ca_file, Some(PathBuf::from("/base/tls/ca.pem")));
+        let env = [("HORDE_HYDRATOR__REDIS__TLS_CA_FILE", "/etc/ca.pem")];
+        let s = load("[redis]\nurl = \"rediss://h:6380/0\"\n", &env).unwrap();
+        assert_eq!(s.redis.tls_ca_file, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(load("", &[]).unwrap().redis.tls_ca_file, None);
     }
 
     #[test]
