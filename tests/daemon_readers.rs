@@ -48,7 +48,11 @@ fn start(ttl: u64, interval: u64, stale_ttl: u64) -> Fixture {
         .set("cache", "statistics_ttl_seconds", &ttl.to_string())
         .set("hydration", "stale_ttl_seconds", &stale_ttl.to_string())
         // The daemon's own key: its default (60 s) would slow the recovery.
-        .set("horde", "circuit_open_seconds", "2");
+        .set("horde", "circuit_open_seconds", "2")
+        // Failing cycles end quickly (retries 50-400 ms apart instead of
+        // 0.5-4 s): with the default, a failing cycle under load outlasts the
+        // 3 s TTL and the statistics' own refresh, which these tests time.
+        .set("horde", "retry_base_delay_ms", "50");
     let daemon = Daemon::start(&setup);
     wait_for_entries(&redis, &daemon.prefix, Duration::from_secs(60));
     wait_subscribed(&redis, &daemon.invalidate_channel(), Duration::from_secs(10));
