@@ -152,7 +152,8 @@ fn content_hash(bytes: &[u8]) -> u64 {
 impl Version {
     fn new(json: EntryJson) -> Self {
         let hash = content_hash(json.as_bytes());
-        let body = Body::new(Bytes::copy_from_slice(json.as_bytes()), &format!("{hash:016x}"));
+        // The body shares the cache's buffer (no copy of the entry).
+        let body = Body::new(Bytes::from_owner(json.clone()), &format!("{hash:016x}"));
         Version { body, json, hash, views: Mutex::new(ViewCache::default()) }
     }
 

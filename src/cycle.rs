@@ -76,6 +76,14 @@ impl AsRef<str> for EntryJson {
     }
 }
 
+/// The bytes, for owners that hold an entry without copying it (the read
+/// API's bodies share the cache's buffer).
+impl AsRef<[u8]> for EntryJson {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
 impl std::fmt::Debug for EntryJson {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Debug::fmt(self.as_str(), f)
