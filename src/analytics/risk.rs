@@ -169,8 +169,9 @@ pub fn is_critical(
     }
 }
 
-/// The category summary (`CategoryDeletionRiskSummary`).
-#[derive(Debug, Clone, PartialEq)]
+/// The category summary (`CategoryDeletionRiskSummary`); `Default` is the
+/// empty tally every count starts from.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct CategoryDeletionRiskSummary {
     pub total_models: usize,
     pub models_at_risk: usize,
@@ -190,37 +191,12 @@ pub struct CategoryDeletionRiskSummary {
 
 /// A summary counted while its models go by (the views are written model by
 /// model, the summary after them, as in the JSON).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SummaryTally {
     /// The counts; the average and the category total are set at the end.
     counts: CategoryDeletionRiskSummary,
     total_score: u64,
     month_usage: UsageCount,
-}
-
-impl Default for SummaryTally {
-    fn default() -> Self {
-        SummaryTally {
-            counts: CategoryDeletionRiskSummary {
-                total_models: 0,
-                models_at_risk: 0,
-                models_critical: 0,
-                models_with_warnings: 0,
-                models_with_zero_day_usage: 0,
-                models_with_zero_month_usage: 0,
-                models_with_zero_total_usage: 0,
-                models_with_no_active_workers: 0,
-                models_with_no_downloads: 0,
-                models_with_non_preferred_hosts: 0,
-                models_with_multiple_hosts: 0,
-                models_with_low_usage: 0,
-                average_risk_score: 0.0,
-                category_total_month_usage: 0,
-            },
-            total_score: 0,
-            month_usage: 0,
-        }
-    }
 }
 
 impl SummaryTally {

@@ -538,22 +538,7 @@ fn risk_page(entry: &str, page: Page) -> Result<String, BadEntry> {
 fn risk_preset(entry: &str, preset: Preset, page: Page) -> Result<String, BadEntry> {
     let e = parse_risk(entry)?;
     let mut kept: Vec<&RawValue> = Vec::new();
-    let mut summary = CategoryDeletionRiskSummary {
-        total_models: 0,
-        models_at_risk: 0,
-        models_critical: 0,
-        models_with_warnings: 0,
-        models_with_zero_day_usage: 0,
-        models_with_zero_month_usage: 0,
-        models_with_zero_total_usage: 0,
-        models_with_no_active_workers: 0,
-        models_with_no_downloads: 0,
-        models_with_non_preferred_hosts: 0,
-        models_with_multiple_hosts: 0,
-        models_with_low_usage: 0,
-        average_risk_score: 0.0,
-        category_total_month_usage: 0,
-    };
+    let mut summary = CategoryDeletionRiskSummary::default();
     let mut total_score: u64 = 0;
     for raw in &e.models {
         let m: ModelFacts = serde_json::from_str(raw.get())
