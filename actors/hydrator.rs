@@ -1031,21 +1031,28 @@ mod tests {
         s
     }
 
-    #[test]
-    fn hydrate_now_during_a_cycle_queues_exactly_one_follow_up() {
+    /// The actors of a cycle over `settings` (started in the running system),
+    /// and the metrics they share.
+    fn offline_deps(settings: &Settings) -> (CycleDeps, Arc<Metrics>) {
         use crate::cache::CacheActor;
         use crate::horde_fetcher::HordeFetcherActor;
         use crate::risk_compute::RiskComputeActor;
+        let metrics = Arc::new(Metrics::new());
+        let deps = CycleDeps {
+            fetcher: HordeFetcherActor::new(settings, metrics.clone()).start(),
+            compute: RiskComputeActor::start_pool(),
+            cache: CacheActor::new(settings, metrics.clone()).unwrap().start(),
+            analysis: Arc::new(settings.analysis.clone()),
+            metrics: metrics.clone(),
+        };
+        (deps, metrics)
+    }
+
+    #[test]
+    fn hydrate_now_during_a_cycle_queues_exactly_one_follow_up() {
         let settings = offline_settings();
         actix_rt::System::new().block_on(async move {
-            let metrics = Arc::new(Metrics::new());
-            let deps = CycleDeps {
-                fetcher: HordeFetcherActor::new(&settings, metrics.clone()).start(),
-                compute: RiskComputeActor::start_pool(),
-                cache: CacheActor::new(&settings, metrics.clone()).unwrap().start(),
-                analysis: Arc::new(settings.analysis.clone()),
-                metrics: metrics.clone(),
-            };
+            let (deps, metrics) = offline_deps(&settings);
             let hydrator = HydratorActor::new(&settings, deps).start();
             let now = |cats: Vec<Category>| HydrateNow { categories: cats, reason: "test".into() };
             // Queued together (`send` enqueues at once): the 2nd and 3rd arrive during the 1st cycle.
@@ -1084,19 +1091,9 @@ mod tests {
 
     #[test]
     fn reconfigure_starts_stops_and_reschedules_the_schedule() {
-        use crate::cache::CacheActor;
-        use crate::horde_fetcher::HordeFetcherActor;
-        use crate::risk_compute::RiskComputeActor;
         let settings = offline_settings();
         actix_rt::System::new().block_on(async move {
-            let metrics = Arc::new(Metrics::new());
-            let deps = CycleDeps {
-                fetcher: HordeFetcherActor::new(&settings, metrics.clone()).start(),
-                compute: RiskComputeActor::start_pool(),
-                cache: CacheActor::new(&settings, metrics.clone()).unwrap().start(),
-                analysis: Arc::new(settings.analysis.clone()),
-                metrics: metrics.clone(),
-            };
+            let (deps, metrics) = offline_deps(&settings);
             let hydrator = HydratorActor::new(&settings, deps).start();
             let cycles = || metrics.counters().cycles;
             let info = serde_json::to_value(hydrator.send(GetHydratorInfo).await.unwrap()).unwrap();
