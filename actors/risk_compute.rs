@@ -63,24 +63,36 @@ impl Handler<Compute> for RiskComputeActor {
     type Result = Result<Computed, String>;
 
     fn handle(&mut self, msg: Compute, _ctx: &mut Self::Context) -> Self::Result {
-        let started = Instant::now();
-        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let category = msg.category;
+        let computed = guarded(category, "analytics", || {
             compute_in_parallel(msg.category, &msg.inputs, &msg.analysis, msg.computed_at)
-        }));
-        match run {
-            Ok(entries) if entries.is_empty() => {
-                Err(format!("{}: the analytics produced no entries", msg.category))
-            }
-            Ok(entries) => Ok(Computed { entries, millis: started.elapsed().as_millis() as u64 }),
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".to_string());
-                log::error!("compute: {} panicked: {what}", msg.category);
-                Err(format!("{}: the analytics crashed: {what}", msg.category))
-            }
+        })?;
+        if computed.entries.is_empty() {
+            return Err(format!("{category}: the analytics produced no entries"));
+        }
+        Ok(computed)
+    }
+}
+
+/// Runs one computation, timed; a panic in it becomes an error naming the
+/// category and `what` ran (logged once), so one bad record never takes the
+/// compute thread down.
+fn guarded(
+    category: Category,
+    what: &str,
+    run: impl FnOnce() -> Vec<ComputedEntry>,
+) -> Result<Computed, String> {
+    let started = Instant::now();
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(entries) => Ok(Computed { entries, millis: started.elapsed().as_millis() as u64 }),
+        Err(panic) => {
+            let cause = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            log::error!("compute: {category} {what} panicked: {cause}");
+            Err(format!("{category}: the {what} crashed: {cause}"))
         }
     }
 }
@@ -100,22 +112,9 @@ impl Handler<ComputeStatistics> for RiskComputeActor {
     type Result = Result<Computed, String>;
 
     fn handle(&mut self, msg: ComputeStatistics, _ctx: &mut Self::Context) -> Self::Result {
-        let started = Instant::now();
-        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        guarded(msg.category, "statistics", || {
             cycle::compute_statistics_entries(msg.category, &msg.inputs.reference, msg.computed_at)
-        }));
-        match run {
-            Ok(entries) => Ok(Computed { entries, millis: started.elapsed().as_millis() as u64 }),
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".to_string());
-                log::error!("compute: {} statistics panicked: {what}", msg.category);
-                Err(format!("{}: the statistics crashed: {what}", msg.category))
-            }
-        }
+        })
     }
 }
 
