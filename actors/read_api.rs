@@ -118,11 +118,13 @@ impl Body {
     }
 }
 
-/// One version of one entry: its bytes and what is derived from them.
+/// One version of one entry: its bytes and what is derived from them, each
+/// made on first need (a cycle publishes every entry; most are never read
+/// between two cycles, and hashing them all would cost the cycle).
 struct Version {
-    body: Body,
     json: EntryJson,
-    hash: u64,
+    hash: OnceLock<u64>,
+    body: OnceLock<Body>,
     views: Mutex<ViewCache>,
 }
 
@@ -151,10 +153,22 @@ fn content_hash(bytes: &[u8]) -> u64 {
 
 impl Version {
     fn new(json: EntryJson) -> Self {
-        let hash = content_hash(json.as_bytes());
-        // The body shares the cache's buffer (no copy of the entry).
-        let body = Body::new(Bytes::from_owner(json.clone()), &format!("{hash:016x}"));
-        Version { body, json, hash, views: Mutex::new(ViewCache::default()) }
+        Version {
+            json,
+            hash: OnceLock::new(),
+            body: OnceLock::new(),
+            views: Mutex::new(ViewCache::default()),
+        }
+    }
+
+    fn hash(&self) -> u64 {
+        *self.hash.get_or_init(|| content_hash(self.json.as_bytes()))
+    }
+
+    /// The stored bytes as served; they share the cache's buffer (no copy of the entry).
+    fn body(&self) -> &Body {
+        self.body
+            .get_or_init(|| Body::new(Bytes::from_owner(self.json.clone()), &format!("{:016x}", self.hash())))
     }
 
     /// The body of a view other than the stored bytes, rendered once (memoised).
@@ -164,9 +178,9 @@ impl Version {
                 return hit.clone();
             }
         }
-        let tag = format!("{}-{:016x}", self.body.tag(), content_hash(format!("{view:?}").as_bytes()));
+        let tag = format!("{}-{:016x}", self.body().tag(), content_hash(format!("{view:?}").as_bytes()));
         let rendered = Arc::new(match read_api::render(view, &self.json) {
-            Ok(Rendered::Stored) => Ok(Body::new(self.body.bytes.clone(), &tag)),
+            Ok(Rendered::Stored) => Ok(Body::new(self.body().bytes.clone(), &tag)),
             Ok(Rendered::Body(b)) => Ok(Body::new(Bytes::from(b), &tag)),
             Err(e) => Err(e),
         });
@@ -285,13 +299,13 @@ impl ReadStore {
             // became the leader; this one keeps serving, from Redis).
             Some(p)
                 if p.origin == Origin::Cycle
-                    && (p.version.hash == content_hash(json.as_bytes())
+                    && (p.version.hash() == content_hash(json.as_bytes())
                         || stored_at <= p.stored_at + Duration::from_secs(1)) =>
             {
                 return
             }
             // Same version: keep its memos; only the clock is refreshed.
-            Some(p) if p.version.hash == content_hash(json.as_bytes()) => p.version.clone(),
+            Some(p) if p.version.hash() == content_hash(json.as_bytes()) => p.version.clone(),
             _ => Arc::new(Version::new(json)),
         };
         map.insert(
@@ -463,7 +477,7 @@ async fn answer(route: Route, req: &HttpRequest, state: &AppState) -> HttpRespon
 fn respond(req: &HttpRequest, request: &ReadRequest, entry: &Published) -> HttpResponse {
     let rendered;
     let body: &Body = match &request.view {
-        View::Stored => &entry.version.body,
+        View::Stored => entry.version.body(),
         view => {
             rendered = entry.version.view(view);
             match &*rendered {
