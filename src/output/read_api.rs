@@ -38,12 +38,11 @@
 //! Without slicing or a preset the stored bytes are the answer, unchanged
 //! ([`Rendered::Stored`]).
 
-use crate::analytics::risk::CategoryDeletionRiskSummary;
+use crate::analytics::risk::{DeletionRiskFlags, SummaryTally, TalliedModel};
 use crate::category::Category;
 use crate::input::horde::UsageCount;
 use crate::keys::EntryKey;
 use crate::output::risk;
-use crate::python::float as pyfloat;
 use crate::python::lax::{lax_bool_str, lax_wide_int_str};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -407,7 +406,7 @@ struct RiskEntry<'a> {
 /// What the presets and the summary read of a model.
 #[derive(Deserialize)]
 struct ModelFacts {
-    deletion_risk_flags: Flags,
+    deletion_risk_flags: DeletionRiskFlags,
     at_risk: bool,
     risk_score: u64,
     #[serde(default)]
@@ -418,22 +417,6 @@ struct ModelFacts {
     usage_percentage_of_category: f64,
     is_critical: bool,
     has_warning: bool,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct Flags {
-    zero_usage_day: bool,
-    zero_usage_month: bool,
-    zero_usage_total: bool,
-    no_active_workers: bool,
-    has_multiple_hosts: bool,
-    has_non_preferred_host: bool,
-    has_unknown_host: bool,
-    no_download_urls: bool,
-    missing_description: bool,
-    missing_baseline: bool,
-    low_usage: bool,
 }
 
 /// The entry could not be read as the kind of entry its key says (a value
@@ -538,8 +521,7 @@ fn risk_page(entry: &str, page: Page) -> Result<String, BadEntry> {
 fn risk_preset(entry: &str, preset: Preset, page: Page) -> Result<String, BadEntry> {
     let e = parse_risk(entry)?;
     let mut kept: Vec<&RawValue> = Vec::new();
-    let mut summary = CategoryDeletionRiskSummary::default();
-    let mut total_score: u64 = 0;
+    let mut tally = SummaryTally::default();
     for raw in &e.models {
         let m: ModelFacts = serde_json::from_str(raw.get())
             .map_err(|source| BadEntry { what: "deletion-risk model", source })?;
@@ -547,26 +529,16 @@ fn risk_preset(entry: &str, preset: Preset, page: Page) -> Result<String, BadEnt
             continue;
         }
         kept.push(raw);
-        let f = &m.deletion_risk_flags;
-        let s = &mut summary;
-        s.total_models += 1;
-        s.models_at_risk += usize::from(m.at_risk);
-        s.models_critical += usize::from(m.is_critical);
-        s.models_with_warnings += usize::from(m.has_warning);
-        s.models_with_zero_day_usage += usize::from(f.zero_usage_day);
-        s.models_with_zero_month_usage += usize::from(f.zero_usage_month);
-        s.models_with_zero_total_usage += usize::from(f.zero_usage_total);
-        s.models_with_no_active_workers += usize::from(f.no_active_workers);
-        s.models_with_no_downloads += usize::from(f.no_download_urls);
-        s.models_with_non_preferred_hosts += usize::from(f.has_non_preferred_host);
-        s.models_with_multiple_hosts += usize::from(f.has_multiple_hosts);
-        s.models_with_low_usage += usize::from(f.low_usage);
-        s.category_total_month_usage = s.category_total_month_usage.saturating_add(m.usage_month);
-        total_score = total_score.saturating_add(m.risk_score);
+        tally.count(TalliedModel {
+            at_risk: m.at_risk,
+            is_critical: m.is_critical,
+            has_warning: m.has_warning,
+            flags: &m.deletion_risk_flags,
+            risk_score: m.risk_score,
+            usage_month: m.usage_month,
+        });
     }
-    if summary.total_models > 0 {
-        summary.average_risk_score = pyfloat::round(total_score as f64 / summary.total_models as f64, 2);
-    }
+    let summary = tally.ungrouped();
     // The preset's response: total_count the entry's, offset 0, limit None;
     // pagination (if asked) then counts the filtered models.
     let (total_count, shown, page) = if page.is_requested() {
