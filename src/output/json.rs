@@ -1,20 +1,35 @@
 //! The JSON writer every entry is written with: serde_json's compact format
 //! byte for byte (its integer formatter `itoa`, its float formatter `zmij`,
-//! its string escapes), into a buffer the caller sized once. Field names are
-//! written by the callers as literals together with their punctuation
-//! (`,"key":`), so a field costs one copy and one formatted value.
+//! its string escapes), into a buffer the caller sized once. The callers
+//! list an object's fields with `fields!`, which writes each field's name
+//! as one literal together with its punctuation (`,"key":`), so a field
+//! costs one copy and one formatted value.
 //!
 //! Why a writer and not `#[derive(Serialize)]`: docs/PERFORMANCE.md ("One
 //! serialiser") has the measurement.
 
-/// A boolean field with the punctuation and key before it (`,"key":`), as
-/// one write of one literal.
-macro_rules! bool_field {
-    ($out:expr, $key:literal, $value:expr) => {
-        $out.push_str(if $value { concat!($key, "true") } else { concat!($key, "false") })
+/// An object's fields in their order, each `"key" => writer(args…)`: the
+/// punctuation and the key go out as one literal (`$lead` before the first
+/// key: `"{"` opens the object, `","` goes on with one), then
+/// `writer(out, args…)` writes the value; a `push_bool` field is one literal
+/// with its value. The caller closes the object.
+macro_rules! fields {
+    ($out:expr, $lead:literal $(,)?) => {};
+    ($out:expr, $lead:literal, $key:literal => push_bool($value:expr) $(, $($rest:tt)*)?) => {
+        $out.push_str(if $value {
+            concat!($lead, "\"", $key, "\":true")
+        } else {
+            concat!($lead, "\"", $key, "\":false")
+        });
+        $crate::output::json::fields!($out, "," $(, $($rest)*)?);
+    };
+    ($out:expr, $lead:literal, $key:literal => $write:ident($($arg:expr),* $(,)?) $(, $($rest:tt)*)?) => {
+        $out.push_str(concat!($lead, "\"", $key, "\":"));
+        $write($out, $($arg),*);
+        $crate::output::json::fields!($out, "," $(, $($rest)*)?);
     };
 }
-pub(crate) use bool_field;
+pub(crate) use fields;
 
 /// A string known to need no escape (names of enum values), quoted.
 pub fn push_plain(out: &mut String, s: &str) {
@@ -39,14 +54,6 @@ pub fn push_opt_int(out: &mut String, value: Option<impl itoa::Integer>) {
     }
 }
 
-/// Integer fields, each written with its punctuation and key (`,"key":`).
-pub fn push_int_fields(out: &mut String, fields: &[(&str, usize)]) {
-    for (key, value) in fields {
-        out.push_str(key);
-        push_int(out, *value);
-    }
-}
-
 /// A float as serde_json writes it: shortest round-trip form, `null` when
 /// not finite.
 pub fn push_float(out: &mut String, value: f64) {
@@ -54,6 +61,13 @@ pub fn push_float(out: &mut String, value: f64) {
         out.push_str(zmij::Buffer::new().format_finite(value));
     } else {
         out.push_str("null");
+    }
+}
+
+pub fn push_opt_bool(out: &mut String, value: Option<bool>) {
+    match value {
+        Some(b) => push_bool(out, b),
+        None => out.push_str("null"),
     }
 }
 
