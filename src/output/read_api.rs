@@ -252,16 +252,22 @@ fn enum_error(category: &str) -> FieldError {
     }
 }
 
+/// The error of the query parameter `name`, given as `raw`.
+fn query_error(
+    name: &'static str,
+    raw: &str,
+    kind: &'static str,
+    msg: String,
+    ctx: Option<Value>,
+) -> Box<FieldError> {
+    Box::new(FieldError { kind, loc: ["query", name], msg, input: raw.to_string(), ctx })
+}
+
 /// pydantic's lax `bool` from a string (`python::lax`).
 fn parse_bool(name: &'static str, raw: &str) -> Result<bool, Box<FieldError>> {
     lax_bool_str(raw).ok_or_else(|| {
-        Box::new(FieldError {
-            kind: "bool_parsing",
-            loc: ["query", name],
-            msg: "Input should be a valid boolean, unable to interpret input".to_string(),
-            input: raw.to_string(),
-            ctx: None,
-        })
+        let msg = "Input should be a valid boolean, unable to interpret input".to_string();
+        query_error(name, raw, "bool_parsing", msg, None)
     })
 }
 
@@ -269,25 +275,15 @@ fn parse_bool(name: &'static str, raw: &str) -> Result<bool, Box<FieldError>> {
 /// whitespace, a sign, digits with single underscores, a fraction of zeros).
 fn parse_int(name: &'static str, raw: &str) -> Result<i128, Box<FieldError>> {
     lax_wide_int_str(raw).ok_or_else(|| {
-        Box::new(FieldError {
-            kind: "int_parsing",
-            loc: ["query", name],
-            msg: "Input should be a valid integer, unable to parse string as an integer".to_string(),
-            input: raw.to_string(),
-            ctx: None,
-        })
+        let msg = "Input should be a valid integer, unable to parse string as an integer".to_string();
+        query_error(name, raw, "int_parsing", msg, None)
     })
 }
 
 fn check_ge(name: &'static str, raw: &str, value: i128, ge: i128) -> Result<u64, Box<FieldError>> {
     if value < ge {
-        return Err(Box::new(FieldError {
-            kind: "greater_than_equal",
-            loc: ["query", name],
-            msg: format!("Input should be greater than or equal to {ge}"),
-            input: raw.to_string(),
-            ctx: Some(json!({ "ge": ge as i64 })),
-        }));
+        let msg = format!("Input should be greater than or equal to {ge}");
+        return Err(query_error(name, raw, "greater_than_equal", msg, Some(json!({ "ge": ge as i64 }))));
     }
     Ok(u64::try_from(value).unwrap_or(u64::MAX))
 }
