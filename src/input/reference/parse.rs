@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::arena::*;
 use super::{ParsedReference, ReferenceError};
-use crate::input::skip::{Shape, Skip};
+use crate::input::skip::{KeyWith, Shape, Skip};
 use crate::python::lax::{py_strip, JsonType};
 
 /// Parse one category's model reference.
@@ -187,21 +187,6 @@ impl<'de> Visitor<'de> for TextSeed<'_> {
     }
 }
 
-/// An object key: whether it is `self.0`.
-struct KeyIs(&'static str);
-
-seed_is_visitor!(KeyIs => bool, deserialize_str);
-
-impl<'de> Visitor<'de> for KeyIs {
-    type Value = bool;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string")
-    }
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<bool, E> {
-        Ok(s == self.0)
-    }
-}
-
 /// One of the [`READ_FIELDS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Field {
@@ -243,25 +228,6 @@ impl Field {
     }
 }
 
-/// A record key: the field it names, if it is read.
-struct FieldKey(Option<Field>);
-
-impl<'de> de::Deserialize<'de> for FieldKey {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = FieldKey;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<FieldKey, E> {
-                Ok(FieldKey(Field::of(s)))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
 /// One record (a value of the document), named `name`.
 struct RecordSeed<'b> {
     b: &'b mut Builder,
@@ -278,7 +244,7 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let b = self.b;
         let mut f = Fields { name: self.name, ..Fields::default() };
-        while let Some(FieldKey(field)) = map.next_key()? {
+        while let Some(field) = map.next_key_seed(KeyWith(Field::of))? {
             let Some(field) = field else {
                 map.next_value::<IgnoredAny>()?;
                 continue;
@@ -470,7 +436,7 @@ impl<'de> Visitor<'de> for ConfigSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Config, A::Error> {
         let b = self.0;
         let mut download = DownloadField::Missing;
-        while let Some(is_download) = map.next_key_seed(KeyIs("download"))? {
+        while let Some(is_download) = map.next_key_seed(KeyWith(|key: &str| key == "download"))? {
             if is_download {
                 download = map.next_value_seed(DownloadSeed(&mut *b))?;
             } else {
@@ -542,7 +508,7 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
         let b = self.0;
         let mut file_url = FileUrl::Missing;
-        while let Some(is_url) = map.next_key_seed(KeyIs("file_url"))? {
+        while let Some(is_url) = map.next_key_seed(KeyWith(|key: &str| key == "file_url"))? {
             if is_url {
                 file_url = map.next_value_seed(FileUrlSeed(&mut *b))?;
             } else {
