@@ -365,14 +365,7 @@ impl<'a> RawRecord<'a> {
             }
             return default;
         };
-        let coerced = match v {
-            Val::Str(s) => lax_bool_str(self.str(s)),
-            other => lax_bool(&other.scalar()),
-        };
-        coerced.or_else(|| {
-            self.warn_type("nsfw", "a boolean", v.json_type());
-            default
-        })
+        self.lax("nsfw", "a boolean", v, lax_bool_str, lax_bool).or(default)
     }
 
     /// `size_on_disk_bytes` (`int | None`, lax integer coercion).
@@ -381,14 +374,28 @@ impl<'a> RawRecord<'a> {
             None | Some(Val::Null) => return None,
             Some(v) => v,
         };
+        self.lax("size_on_disk_bytes", "an integer or null", v, lax_wide_int_str, lax_wide_int)
+    }
+
+    /// `v` through one of pydantic's lax coercions (`of_str` reads a string,
+    /// `of_scalar` any other value); where it is rejected, a warning names
+    /// the field and the answer is `None`.
+    fn lax<T>(
+        &self,
+        field: &str,
+        expected: &str,
+        v: Val,
+        of_str: impl FnOnce(&str) -> Option<T>,
+        of_scalar: impl FnOnce(&serde_json::Value) -> Option<T>,
+    ) -> Option<T> {
         let coerced = match v {
-            Val::Str(s) => lax_wide_int_str(self.str(s)),
-            other => lax_wide_int(&other.scalar()),
+            Val::Str(s) => of_str(self.str(s)),
+            other => of_scalar(&other.scalar()),
         };
-        coerced.or_else(|| {
-            self.warn_type("size_on_disk_bytes", "an integer or null", v.json_type());
-            None
-        })
+        if coerced.is_none() {
+            self.warn_type(field, expected, v.json_type());
+        }
+        coerced
     }
 
     /// `config.download`: missing `config` or `download` is an empty list;
