@@ -251,7 +251,7 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
             };
             match field {
                 Field::Name => f.name_field = Some(map.next_value::<Shape>()?.ty),
-                Field::Description => f.description = map.next_value()?,
+                Field::Description => f.description = map.next_value_seed(DescriptionSeed)?,
                 Field::Baseline => {
                     f.baseline = Some(map.next_value_seed(ValSeed { b: &mut *b, repr: true })?)
                 }
@@ -368,21 +368,20 @@ impl Builder {
     }
 }
 
-impl<'de> de::Deserialize<'de> for Description {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Description;
-            expecting_any!();
-            shapes!(Skip; shape => Description::Other(shape.ty); bool number array object);
-            fn visit_unit<E: de::Error>(self) -> Result<Description, E> {
-                Ok(Description::Null)
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Description, E> {
-                Ok(Description::Text { blank: py_strip(s).is_empty() })
-            }
-        }
-        d.deserialize_any(V)
+/// `description`.
+struct DescriptionSeed;
+
+seed_is_visitor!(DescriptionSeed => Description, deserialize_any);
+
+impl<'de> Visitor<'de> for DescriptionSeed {
+    type Value = Description;
+    expecting_any!();
+    shapes!(Skip; shape => Description::Other(shape.ty); bool number array object);
+    fn visit_unit<E: de::Error>(self) -> Result<Description, E> {
+        Ok(Description::Null)
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Description, E> {
+        Ok(Description::Text { blank: py_strip(s).is_empty() })
     }
 }
 
@@ -428,7 +427,7 @@ impl<'de> Visitor<'de> for ConfigSeed<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Config, A::Error> {
         let mut found = false;
-        while let Some(DownloadWord(is)) = seq.next_element()? {
+        while let Some(is) = seq.next_element_seed(DownloadWordSeed)? {
             found |= is;
         }
         Ok(Config::Other { ty: JsonType::Array, download_in: Some(found) })
@@ -448,20 +447,16 @@ impl<'de> Visitor<'de> for ConfigSeed<'_> {
 }
 
 /// An item of an array `config`: whether it is the string `"download"`.
-struct DownloadWord(bool);
+struct DownloadWordSeed;
 
-impl<'de> de::Deserialize<'de> for DownloadWord {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = DownloadWord;
-            expecting_any!();
-            shapes!(Skip; _shape => DownloadWord(false); bool number null array object);
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<DownloadWord, E> {
-                Ok(DownloadWord(s == "download"))
-            }
-        }
-        d.deserialize_any(V)
+seed_is_visitor!(DownloadWordSeed => bool, deserialize_any);
+
+impl<'de> Visitor<'de> for DownloadWordSeed {
+    type Value = bool;
+    expecting_any!();
+    shapes!(Skip; _shape => false; bool number null array object);
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<bool, E> {
+        Ok(s == "download")
     }
 }
 
