@@ -8,25 +8,46 @@
 //! Why a writer and not `#[derive(Serialize)]`: docs/PERFORMANCE.md ("One
 //! serialiser") has the measurement.
 
-/// An object's fields in their order, each `"key" => writer(args…)`: the
-/// punctuation and the key go out as one literal (`$lead` before the first
-/// key: `"{"` opens the object, `","` goes on with one), then
-/// `writer(out, args…)` writes the value; a `push_bool` field is one literal
-/// with its value. The caller closes the object.
+/// An object's fields in their order, each `"key" => writer(args…)` (the
+/// value written by `writer(out, args…)`) or `"key" => { fields… }` (a nested
+/// object). `$lead` is what goes before the first key: `"{"` opens the
+/// object, `","` goes on with one; the caller closes it. The punctuation
+/// and the keys between two values go out as one literal (a nested object's
+/// braces with the keys next to them, a `push_bool` field with its value),
+/// so a field costs one copy and one formatted value.
 macro_rules! fields {
-    ($out:expr, $lead:literal $(,)?) => {};
-    ($out:expr, $lead:literal, $key:literal => push_bool($value:expr) $(, $($rest:tt)*)?) => {
-        $out.push_str(if $value {
-            concat!($lead, "\"", $key, "\":true")
-        } else {
-            concat!($lead, "\"", $key, "\":false")
-        });
-        $crate::output::json::fields!($out, "," $(, $($rest)*)?);
+    // The state: the literals not yet written, and the separator the next
+    // key needs.
+    (@go $out:expr, [], $sep:literal;) => {};
+    (@go $out:expr, [$($pending:literal),+], $sep:literal;) => {
+        $out.push_str(concat!($($pending),+))
     };
-    ($out:expr, $lead:literal, $key:literal => $write:ident($($arg:expr),* $(,)?) $(, $($rest:tt)*)?) => {
-        $out.push_str(concat!($lead, "\"", $key, "\":"));
+    (@go $out:expr, $pending:tt, $sep:literal; , $($rest:tt)*) => {
+        $crate::output::json::fields!(@go $out, $pending, $sep; $($rest)*)
+    };
+    (@go $out:expr, [$($pending:literal),*], $sep:literal; $key:literal => { $($inner:tt)* } $($rest:tt)*) => {
+        $crate::output::json::fields!(
+            @go $out, [$($pending,)* $sep, "\"", $key, "\":{"], ""; $($inner)* @close $($rest)*
+        )
+    };
+    (@go $out:expr, [$($pending:literal),*], $sep:literal; @close $($rest:tt)*) => {
+        $crate::output::json::fields!(@go $out, [$($pending,)* "}"], ","; $($rest)*)
+    };
+    (@go $out:expr, [$($pending:literal),*], $sep:literal; $key:literal => push_bool($value:expr) $($rest:tt)*) => {
+        $out.push_str(if $value {
+            concat!($($pending,)* $sep, "\"", $key, "\":true")
+        } else {
+            concat!($($pending,)* $sep, "\"", $key, "\":false")
+        });
+        $crate::output::json::fields!(@go $out, [], ","; $($rest)*)
+    };
+    (@go $out:expr, [$($pending:literal),*], $sep:literal; $key:literal => $write:ident($($arg:expr),* $(,)?) $($rest:tt)*) => {
+        $out.push_str(concat!($($pending,)* $sep, "\"", $key, "\":"));
         $write($out, $($arg),*);
-        $crate::output::json::fields!($out, "," $(, $($rest)*)?);
+        $crate::output::json::fields!(@go $out, [], ","; $($rest)*)
+    };
+    ($out:expr, $lead:literal $(, $($fields:tt)*)?) => {
+        $crate::output::json::fields!(@go $out, [$lead], ""; $($($fields)*)?)
     };
 }
 pub(crate) use fields;

@@ -7,7 +7,7 @@
 
 use crate::analytics::merge::{BackendVariation, MergedModel};
 use crate::analytics::risk::{
-    CategoryDeletionRiskSummary, DeletionRiskFlags, ModelDeletionRiskInfo, RecordFacts, UsageTrend,
+    CategoryDeletionRiskSummary, DeletionRiskFlags, ModelDeletionRiskInfo, RecordFacts,
 };
 use crate::category::Category;
 use crate::input::horde::UsageCount;
@@ -105,13 +105,17 @@ pub fn write_model(m: &ModelDeletionRiskInfo<'_>, out: &mut String) {
     );
     if m.usage_hour.is_none() && m.usage_minute.is_none() {
         // Always so outside the grouping of hourly data the cycle never has.
-        out.push_str(",\"usage_hour\":null,\"usage_minute\":null");
+        out.push_str(",\"usage_hour\":null,\"usage_minute\":null,\"usage_percentage_of_category\":");
     } else {
         fields!(out, ",", "usage_hour" => push_opt_int(m.usage_hour), "usage_minute" => push_opt_int(m.usage_minute));
+        out.push_str(",\"usage_percentage_of_category\":");
     }
+    push_float(out, m.usage_percentage_of_category);
     fields!(out, ",",
-        "usage_percentage_of_category" => push_float(m.usage_percentage_of_category),
-        "usage_trend" => write_usage_trend(&m.usage_trend),
+        "usage_trend" => {
+            "day_to_month_ratio" => push_opt_float(m.usage_trend.day_to_month_ratio),
+            "month_to_total_ratio" => push_opt_float(m.usage_trend.month_to_total_ratio),
+        },
         "cost_benefit_score" => push_opt_float(m.cost_benefit_score),
         "size_gb" => push_opt_float(m.size_gb),
         "baseline" => push_opt_str(m.baseline),
@@ -122,14 +126,6 @@ pub fn write_model(m: &ModelDeletionRiskInfo<'_>, out: &mut String) {
         "backend_variations" => write_backend_variations(m.backend_variations),
         "is_critical" => push_bool(m.is_critical),
         "has_warning" => push_bool(m.has_warning),
-    );
-    out.push('}');
-}
-
-fn write_usage_trend(out: &mut String, t: &UsageTrend) {
-    fields!(out, "{",
-        "day_to_month_ratio" => push_opt_float(t.day_to_month_ratio),
-        "month_to_total_ratio" => push_opt_float(t.month_to_total_ratio),
     );
     out.push('}');
 }

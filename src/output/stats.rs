@@ -1,9 +1,7 @@
 //! A statistics entry's JSON (`CategoryStatistics.model_dump_json()`):
 //! fields in the pydantic declaration order, maps in their insertion order.
 
-use crate::analytics::stats::{
-    BaselineStats, CategoryStatistics, DownloadStats, ParameterBucketStats, TagStats,
-};
+use crate::analytics::stats::{BaselineStats, CategoryStatistics, ParameterBucketStats, TagStats};
 use crate::output::json::{fields, push_array, push_float, push_int, push_object, push_opt_int, push_str};
 
 /// Bytes of an entry besides its strings, and per listed item (both a
@@ -30,6 +28,7 @@ pub fn to_json(stats: &CategoryStatistics) -> String {
 
 fn write_statistics(s: &CategoryStatistics, out: &mut String) {
     let baselines = s.baseline_distribution.iter().map(|(k, b)| (k.as_str(), b));
+    let d = &s.download_stats;
     fields!(out, "{",
         "category" => push_str(s.category),
         "total_models" => push_int(s.total_models),
@@ -38,7 +37,14 @@ fn write_statistics(s: &CategoryStatistics, out: &mut String) {
         "limit" => push_opt_int(s.limit),
         "nsfw_count" => push_int(s.nsfw_count),
         "baseline_distribution" => push_object(baselines, write_baseline),
-        "download_stats" => write_download_stats(&s.download_stats),
+        "download_stats" => {
+            "total_models_with_downloads" => push_int(d.total_models_with_downloads),
+            "total_download_entries" => push_int(d.total_download_entries),
+            "total_size_bytes" => push_int(d.total_size_bytes),
+            "models_with_size_info" => push_int(d.models_with_size_info),
+            "average_size_bytes" => push_float(d.average_size_bytes),
+            "hosts" => push_object(d.hosts.iter().map(|(k, n)| (k.as_str(), *n)), push_int),
+        },
         "top_tags" => push_array(&s.top_tags, write_tag),
         "top_styles" => push_array(&s.top_styles, write_tag),
         "parameter_buckets" => push_array(&s.parameter_buckets, write_bucket),
@@ -48,18 +54,6 @@ fn write_statistics(s: &CategoryStatistics, out: &mut String) {
         "models_with_requirements" => push_int(s.models_with_requirements),
         "models_with_showcases" => push_int(s.models_with_showcases),
         "computed_at" => push_int(s.computed_at),
-    );
-    out.push('}');
-}
-
-fn write_download_stats(out: &mut String, d: &DownloadStats) {
-    fields!(out, "{",
-        "total_models_with_downloads" => push_int(d.total_models_with_downloads),
-        "total_download_entries" => push_int(d.total_download_entries),
-        "total_size_bytes" => push_int(d.total_size_bytes),
-        "models_with_size_info" => push_int(d.models_with_size_info),
-        "average_size_bytes" => push_float(d.average_size_bytes),
-        "hosts" => push_object(d.hosts.iter().map(|(k, n)| (k.as_str(), *n)), push_int),
     );
     out.push('}');
 }
