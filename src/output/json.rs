@@ -189,6 +189,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn fields_write_an_object_as_serde_json_does() {
+        let out = &mut String::new();
+        fields!(out, "{",
+            "a" => push_int(1),
+            "b" => { "c" => push_bool(true), "d" => push_opt_float(None), "e" => {} },
+            "f" => push_str("x\"y"),
+            "g" => { "h" => push_array([1, 2], push_int) },
+        );
+        out.push('}');
+        let expected = serde_json::json!({"a": 1, "b": {"c": true, "d": null, "e": {}}, "f": "x\"y", "g": {"h": [1, 2]}});
+        assert_eq!(*out, serde_json::to_string(&expected).unwrap());
+        let out = &mut String::from("{\"z\":0");
+        fields!(out, ",", "y" => push_bool(false));
+        assert_eq!(out, "{\"z\":0,\"y\":false");
+    }
+
+    #[test]
     fn strings_and_numbers_are_written_as_serde_json_writes_them() {
         for text in [
             "plain",
