@@ -435,15 +435,24 @@ impl<'de> Visitor<'de> for ConfigSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Config, A::Error> {
         let b = self.0;
         let mut download = DownloadField::Missing;
-        while let Some(is_download) = map.next_key_seed(KeyWith(|key: &str| key == "download"))? {
-            if is_download {
-                download = map.next_value_seed(DownloadSeed(&mut *b))?;
-            } else {
-                map.next_value::<Skip>()?;
-            }
+        while next_member(&mut map, "download")? {
+            download = map.next_value_seed(DownloadSeed(&mut *b))?;
         }
         Ok(Config::Object(download))
     }
+}
+
+/// Move on to the next member of an object named `key` (its value is read
+/// next), validating and skipping the others; `false` at the object's end.
+/// Of two members named `key`, the caller keeps the later (Python's dict).
+fn next_member<'de, A: MapAccess<'de>>(map: &mut A, key: &str) -> Result<bool, A::Error> {
+    while let Some(is_key) = map.next_key_seed(KeyWith(|k: &str| k == key))? {
+        if is_key {
+            return Ok(true);
+        }
+        map.next_value::<Skip>()?;
+    }
+    Ok(false)
 }
 
 /// An item of an array `config`: whether it is the string `"download"`.
@@ -503,12 +512,8 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
         let b = self.0;
         let mut file_url = FileUrl::Missing;
-        while let Some(is_url) = map.next_key_seed(KeyWith(|key: &str| key == "file_url"))? {
-            if is_url {
-                file_url = map.next_value_seed(FileUrlSeed(&mut *b))?;
-            } else {
-                map.next_value::<Skip>()?;
-            }
+        while next_member(&mut map, "file_url")? {
+            file_url = map.next_value_seed(FileUrlSeed(&mut *b))?;
         }
         Ok(Entry::Object(file_url))
     }
