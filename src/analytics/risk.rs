@@ -31,8 +31,10 @@ pub struct UsageTrend {
     pub month_to_total_ratio: Option<f64>,
 }
 
-/// The reasons a model might be deleted (`DeletionRiskFlags`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The reasons a model might be deleted (`DeletionRiskFlags`). Read back
+/// from a written entry by the read API (a flag it lacks is `false`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
 pub struct DeletionRiskFlags {
     pub zero_usage_day: bool,
     pub zero_usage_month: bool,
@@ -199,10 +201,35 @@ pub struct SummaryTally {
     month_usage: UsageCount,
 }
 
+/// What a summary counts of one model: the deletion-risk views read it from
+/// the [`ModelDeletionRiskInfo`] they write, the read API's presets from a
+/// written entry's model.
+#[derive(Debug, Clone, Copy)]
+pub struct TalliedModel<'f> {
+    pub at_risk: bool,
+    pub is_critical: bool,
+    pub has_warning: bool,
+    pub flags: &'f DeletionRiskFlags,
+    pub risk_score: u64,
+    pub usage_month: UsageCount,
+}
+
 impl SummaryTally {
     pub fn add(&mut self, m: &ModelDeletionRiskInfo<'_>) {
+        self.count(TalliedModel {
+            at_risk: m.at_risk,
+            is_critical: m.is_critical,
+            has_warning: m.has_warning,
+            flags: &m.deletion_risk_flags,
+            risk_score: u64::from(m.risk_score),
+            usage_month: m.usage_month,
+        });
+    }
+
+    /// Count one model; the score and the month usage add up saturating.
+    pub fn count(&mut self, m: TalliedModel<'_>) {
         let s = &mut self.counts;
-        let f = &m.deletion_risk_flags;
+        let f = m.flags;
         s.total_models += 1;
         s.models_at_risk += usize::from(m.at_risk);
         s.models_critical += usize::from(m.is_critical);
@@ -215,7 +242,7 @@ impl SummaryTally {
         s.models_with_non_preferred_hosts += usize::from(f.has_non_preferred_host);
         s.models_with_multiple_hosts += usize::from(f.has_multiple_hosts);
         s.models_with_low_usage += usize::from(f.low_usage);
-        self.total_score += u64::from(m.risk_score);
+        self.total_score = self.total_score.saturating_add(m.risk_score);
         self.month_usage = self.month_usage.saturating_add(m.usage_month);
     }
 
@@ -226,8 +253,9 @@ impl SummaryTally {
         }
     }
 
-    /// `from_risk_models`: the average rounded to 2 places, the category
-    /// total as the sum of the models' month usage.
+    /// `from_risk_models` (and the read API's preset summary): the average
+    /// rounded to 2 places (0 for no models), the category total as the sum
+    /// of the models' month usage.
     pub fn ungrouped(self) -> CategoryDeletionRiskSummary {
         CategoryDeletionRiskSummary {
             average_risk_score: python::float::round(self.average(), 2),
@@ -513,6 +541,41 @@ mod tests {
     use super::*;
     use crate::input::horde::{Backend, Usage};
     use serde_json::json;
+
+    #[test]
+    fn the_summary_tally_saturates_and_rounds_its_average() {
+        let flags = DeletionRiskFlags { zero_usage_day: true, low_usage: true, ..Default::default() };
+        let model = |risk_score, usage_month| TalliedModel {
+            at_risk: true,
+            is_critical: false,
+            has_warning: true,
+            flags: &flags,
+            risk_score,
+            usage_month,
+        };
+        assert_eq!(SummaryTally::default().ungrouped(), CategoryDeletionRiskSummary::default());
+        let mut tally = SummaryTally::default();
+        for (score, usage) in [(1, 5), (1, 6), (0, 7)] {
+            tally.count(model(score, usage));
+        }
+        let s = tally.ungrouped();
+        assert_eq!(
+            (s.total_models, s.models_at_risk, s.models_critical, s.models_with_warnings),
+            (3, 3, 0, 3)
+        );
+        assert_eq!(
+            (s.models_with_zero_day_usage, s.models_with_low_usage, s.models_with_no_downloads),
+            (3, 3, 0)
+        );
+        assert_eq!(s.average_risk_score, 0.67); // 2 / 3 rounded to 2 places
+        assert_eq!(s.category_total_month_usage, 18);
+        let mut huge = SummaryTally::default();
+        huge.count(model(u64::MAX, UsageCount::MAX));
+        huge.count(model(u64::MAX, UsageCount::MAX));
+        let s = huge.ungrouped();
+        assert_eq!(s.average_risk_score, u64::MAX as f64 / 2.0);
+        assert_eq!(s.category_total_month_usage, UsageCount::MAX);
+    }
 
     fn model_json(info: &ModelDeletionRiskInfo<'_>) -> String {
         let mut out = String::new();

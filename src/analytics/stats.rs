@@ -31,8 +31,7 @@ use indexmap::IndexMap;
 
 use crate::analytics::names;
 use crate::category::Category;
-use crate::input::reference::arena::{Config, DownloadField, Entry, FileUrl};
-use crate::input::reference::{ParsedReference, RawRecord};
+use crate::input::reference::{ConfigDownload, DownloadItems, ParsedReference, RawFileUrl, RawRecord};
 use crate::python;
 
 /// How many tags (and styles) the statistics list.
@@ -176,11 +175,11 @@ enum Downloads<'a> {
 /// A download list, possibly assembled from several records.
 #[derive(Debug, Clone, Default)]
 struct DownloadList<'a> {
-    /// The model's own list items.
-    own: &'a [Entry],
-    /// The items of later group members' lists (no allocation unless a
-    /// member contributes a list).
-    folded: Vec<&'a [Entry]>,
+    /// The model's own list (none when a fold created the list).
+    own: Option<DownloadItems<'a>>,
+    /// The lists of later group members (no allocation unless a member
+    /// contributes a list).
+    folded: Vec<DownloadItems<'a>>,
     /// Items that are never objects: Python's `list.extend` of a string (its
     /// characters) or of an object (its keys).
     opaque_items: usize,
@@ -188,26 +187,26 @@ struct DownloadList<'a> {
 
 impl<'a> DownloadList<'a> {
     fn len(&self) -> usize {
-        self.own.len() + self.folded.iter().map(|s| s.len()).sum::<usize>() + self.opaque_items
+        self.own.map_or(0, |own| own.len())
+            + self.folded.iter().map(|l| l.len()).sum::<usize>()
+            + self.opaque_items
     }
 
     /// The `file_url` of the items that are objects (the only ones whose
     /// URL is read), in order.
-    fn urls(&self) -> impl Iterator<Item = FileUrl> + '_ {
-        std::iter::once(self.own).chain(self.folded.iter().copied()).flatten().filter_map(|e| match e {
-            Entry::Object(url) => Some(*url),
-            Entry::Other(_) => None,
-        })
+    fn urls(&self) -> impl Iterator<Item = RawFileUrl<'a>> + '_ {
+        self.own.into_iter().chain(self.folded.iter().copied()).flat_map(DownloadItems::file_urls)
     }
 
-    /// Python's `list.extend(value)` with `member`'s `config.download`;
+    /// Python's `list.extend(value)` with a member's `config.download`;
     /// `false` when Python would raise.
-    fn extend(&mut self, member: RawRecord<'a>, value: DownloadField) -> bool {
+    fn extend(&mut self, value: ConfigDownload<'a>) -> bool {
         match value {
-            DownloadField::List(run) => self.folded.push(member.entries(run)),
-            DownloadField::Str { chars } => self.opaque_items += chars,
-            DownloadField::Object { keys } => self.opaque_items += keys,
-            DownloadField::Scalar(_) | DownloadField::Missing => return false,
+            ConfigDownload::List(items) => self.folded.push(items),
+            ConfigDownload::Extends { items } => self.opaque_items += items,
+            ConfigDownload::Scalar(_) | ConfigDownload::Missing | ConfigDownload::ConfigNotObject { .. } => {
+                return false
+            }
         }
         true
     }
@@ -215,12 +214,14 @@ impl<'a> DownloadList<'a> {
 
 impl<'a> StatsModel<'a> {
     fn of(record: RawRecord<'a>) -> Self {
-        let downloads = match record.fields().config {
-            Config::Missing | Config::Object(DownloadField::Missing) => Downloads::Missing,
-            Config::Object(DownloadField::List(run)) => {
-                Downloads::List(DownloadList { own: record.entries(run), ..DownloadList::default() })
+        let downloads = match record.config_download() {
+            ConfigDownload::Missing => Downloads::Missing,
+            ConfigDownload::List(own) => {
+                Downloads::List(DownloadList { own: Some(own), ..DownloadList::default() })
             }
-            Config::Object(_) | Config::Other { .. } => Downloads::Unusable,
+            ConfigDownload::Extends { .. }
+            | ConfigDownload::Scalar(_)
+            | ConfigDownload::ConfigNotObject { .. } => Downloads::Unusable,
         };
         StatsModel { record, downloads }
     }
@@ -250,19 +251,19 @@ fn text_groups(reference: &ParsedReference) -> Vec<StatsModel<'_>> {
 /// .setdefault("download", []).extend(...)`, guarded by
 /// `"config" in data and "download" in data["config"]`).
 fn fold_downloads<'a>(group: &mut StatsModel<'a>, member: RawRecord<'a>) {
-    let incoming = match member.fields().config {
-        Config::Missing | Config::Object(DownloadField::Missing) => return,
-        Config::Object(download) => download,
+    let incoming = match member.config_download() {
+        ConfigDownload::Missing => return,
         // `"download" in config` is a substring / element test on strings and
         // arrays, which Python answers without error when it is false.
-        Config::Other { download_in: Some(false), .. } => return,
-        Config::Other { .. } => {
+        ConfigDownload::ConfigNotObject { download_in: Some(false), .. } => return,
+        ConfigDownload::ConfigNotObject { .. } => {
             log::warn!(
                 "statistics: text model {:?}: config is not an object; its downloads are not added to its group",
                 member.name
             );
             return;
         }
+        download => download,
     };
     if matches!(group.downloads, Downloads::Missing) {
         // `setdefault("download", [])`
@@ -276,9 +277,9 @@ fn fold_downloads<'a>(group: &mut StatsModel<'a>, member: RawRecord<'a>) {
         );
         return;
     };
-    if !list.extend(member, incoming) {
+    if !list.extend(incoming) {
         let found = match incoming {
-            DownloadField::Scalar(ty) => ty.name(),
+            ConfigDownload::Scalar(ty) => ty.name(),
             _ => "not a list",
         };
         log::warn!(
@@ -390,27 +391,24 @@ impl<'a> Tally<'a> {
         }
         self.models_with_downloads += 1;
         self.download_entries += entries;
-        let r = model.record;
+        let name = model.record.name;
         for file_url in list.urls() {
             match file_url {
-                FileUrl::Str { url, netloc } if !url.is_empty() => match netloc {
-                    Some(host) if !host.is_empty() => count(&mut self.hosts, Cow::Borrowed(r.str(host))),
+                RawFileUrl::Str { url, netloc } if !url.is_empty() => match netloc {
+                    Some(host) if !host.is_empty() => count(&mut self.hosts, Cow::Borrowed(host)),
                     Some(_) => {}
                     None => {
-                        let url = r.str(url);
                         let error = crate::python::url::urlsplit(url)
                             .err()
                             .map(|e| e.to_string())
                             .unwrap_or_default();
                         log::warn!(
-                            "statistics: model {:?}: download URL {url:?} is not a valid URL ({error}); its host is not counted",
-                            r.name
+                            "statistics: model {name:?}: download URL {url:?} is not a valid URL ({error}); its host is not counted"
                         )
                     }
                 },
-                FileUrl::Other { ty, truthy: true } => log::warn!(
-                    "statistics: model {:?}: download file_url is {}, not a string; its host is not counted",
-                    r.name,
+                RawFileUrl::Other { ty, truthy: true } => log::warn!(
+                    "statistics: model {name:?}: download file_url is {}, not a string; its host is not counted",
                     ty.name()
                 ),
                 _ => {}
@@ -503,68 +501,15 @@ fn top_list(counter: Counter<'_>, total: usize) -> Vec<TagStats> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::reference::arena::{Fields, Val};
-    use crate::input::reference::{parameters_field, positive_int};
     use serde_json::{json, Value};
 
     fn reference(value: Value) -> ParsedReference {
         crate::input::reference::parse_reference(value.to_string().as_bytes()).unwrap()
     }
 
-    /// The fields of the record `{"m": fields}`.
-    fn fields_of(fields: Value) -> Fields {
-        reference(json!({ "m": fields })).records().next().unwrap().fields().clone()
-    }
-
-    /// A JSON value as a record field holds it (its text, if any, is not kept).
-    fn val(value: &Value) -> Val {
-        fields_of(json!({ "baseline": value })).baseline.unwrap()
-    }
-
-    /// Python truthiness of a JSON value.
-    fn truthy(value: &Value) -> bool {
-        val(value).truthy()
-    }
-
     fn stats_of(category: Category, value: Value) -> CategoryStatistics {
         let parsed = reference(value);
         calculate(category, parsed.records().map(StatsModel::of), 7)
-    }
-
-    #[test]
-    fn python_truthiness() {
-        for v in
-            [json!(null), json!(false), json!(0), json!(0.0), json!(-0.0), json!(""), json!([]), json!({})]
-        {
-            assert!(!truthy(&v), "{v} is falsy");
-        }
-        for v in [json!(true), json!(-1), json!(0.5), json!("0"), json!([0]), json!({"a": null})] {
-            assert!(truthy(&v), "{v} is truthy");
-        }
-    }
-
-    #[test]
-    fn sizes_and_parameters_as_python_reads_them() {
-        assert_eq!(positive_int(Some(val(&json!(5214865159u64)))), Some(5214865159));
-        assert_eq!(positive_int(Some(val(&json!(2.9)))), Some(2));
-        assert_eq!(positive_int(Some(val(&json!(0.5)))), Some(0));
-        assert_eq!(positive_int(Some(val(&json!(true)))), Some(1));
-        for odd in [json!("123"), json!(0), json!(-7), json!(-0.5), json!(null), json!(false), json!([1])] {
-            assert_eq!(positive_int(Some(val(&odd))), None, "{odd}");
-        }
-        assert_eq!(positive_int(None), None);
-
-        let m = fields_of;
-        assert_eq!(parameters_field(&m(json!({"parameters": 7}))), Some(val(&json!(7))));
-        assert_eq!(
-            parameters_field(&m(json!({"parameters": 7, "parameters_count": null}))),
-            Some(val(&json!(null)))
-        );
-        assert_eq!(
-            parameters_field(&m(json!({"parameters": null, "parameters_count": 9}))),
-            Some(val(&json!(9)))
-        );
-        assert_eq!(parameters_field(&m(json!({}))), None);
     }
 
     #[test]
@@ -687,8 +632,7 @@ mod tests {
         }));
         fn extend<'a>(parsed: &'a ParsedReference, list: &mut DownloadList<'a>, name: &str) -> bool {
             let record = parsed.records().find(|r| r.name == name).unwrap();
-            let Config::Object(download) = record.fields().config else { panic!("{name}") };
-            list.extend(record, download)
+            list.extend(record.config_download())
         }
         let mut list = DownloadList::default();
         assert!(extend(&parsed, &mut list, "items"));

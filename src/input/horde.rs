@@ -24,7 +24,7 @@ mod interner;
 
 pub use index::{BaseNames, HordeIndex, LookupScratch, Variations};
 
-use crate::input::skip::Skip;
+use crate::input::skip::{KeyWith, Skip};
 use crate::python::lax::{json_type_name, lax_float, lax_int, lax_wide_int};
 use interner::Interner;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -350,28 +350,18 @@ enum StatusKey {
     Unknown,
 }
 
-impl<'de> Deserialize<'de> for StatusKey {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl Visitor<'_> for KeyVisitor {
-            type Value = StatusKey;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a field name")
-            }
-            fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
-                Ok(match key {
-                    "performance" => StatusKey::Performance,
-                    "queued" => StatusKey::Queued,
-                    "jobs" => StatusKey::Jobs,
-                    "eta" => StatusKey::Eta,
-                    "type" => StatusKey::Type,
-                    "name" => StatusKey::Name,
-                    "count" => StatusKey::Count,
-                    _ => StatusKey::Unknown,
-                })
-            }
+impl StatusKey {
+    fn of(key: &str) -> StatusKey {
+        match key {
+            "performance" => StatusKey::Performance,
+            "queued" => StatusKey::Queued,
+            "jobs" => StatusKey::Jobs,
+            "eta" => StatusKey::Eta,
+            "type" => StatusKey::Type,
+            "name" => StatusKey::Name,
+            "count" => StatusKey::Count,
+            _ => StatusKey::Unknown,
         }
-        deserializer.deserialize_identifier(KeyVisitor)
     }
 }
 
@@ -385,7 +375,7 @@ impl<'de> Deserialize<'de> for Found<RawStatus<'de>> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut raw = RawStatus::default();
-                while let Some(key) = map.next_key::<StatusKey>()? {
+                while let Some(key) = map.next_key_seed(KeyWith(StatusKey::of))? {
                     let slot = match key {
                         StatusKey::Performance => &mut raw.performance,
                         StatusKey::Queued => &mut raw.queued,
@@ -483,24 +473,14 @@ enum StatsKey {
     Unknown,
 }
 
-impl<'de> Deserialize<'de> for StatsKey {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl Visitor<'_> for KeyVisitor {
-            type Value = StatsKey;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a period name")
-            }
-            fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
-                Ok(match key {
-                    "day" => StatsKey::Period(Period::Day),
-                    "month" => StatsKey::Period(Period::Month),
-                    "total" => StatsKey::Period(Period::Total),
-                    _ => StatsKey::Unknown,
-                })
-            }
+impl StatsKey {
+    fn of(key: &str) -> StatsKey {
+        match key {
+            "day" => StatsKey::Period(Period::Day),
+            "month" => StatsKey::Period(Period::Month),
+            "total" => StatsKey::Period(Period::Total),
+            _ => StatsKey::Unknown,
         }
-        deserializer.deserialize_identifier(KeyVisitor)
     }
 }
 
@@ -518,7 +498,7 @@ impl<'de> Deserialize<'de> for Found<StatsDocument> {
                 let mut slots = Vec::new();
                 let mut read: [Option<Found<PeriodCounts>>; 3] = [None, None, None];
                 let mut warnings = Vec::new();
-                while let Some(key) = map.next_key::<StatsKey>()? {
+                while let Some(key) = map.next_key_seed(KeyWith(StatsKey::of))? {
                     match key {
                         StatsKey::Period(period) => {
                             let seed = PeriodSeed {

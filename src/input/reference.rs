@@ -11,7 +11,11 @@
 //! hold after validation: pydantic's lax coercions (`"123"` → 123, `1.0` → 1,
 //! `"yes"` → true) and its defaults for missing fields. Where pydantic would
 //! reject the record (and the reference crash), the field is treated as
-//! absent and a warning names the record and the field.
+//! absent and a warning names the record and the field. The statistics read
+//! the raw dict instead, as Python does, through typed views of their own:
+//! [`RawRecord::stats_fields`], [`RawRecord::tags`] and
+//! `RawRecord::config_download` (the download list a text group's fold
+//! extends).
 //!
 //! # Shaped for speed
 //!
@@ -134,6 +138,70 @@ pub struct StatsFields<'a> {
     pub showcases: bool,
 }
 
+/// A record's `config.download` as the statistics read the raw dict: what
+/// counting its items and Python's `list.extend` of it (a text group's fold)
+/// need to know.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ConfigDownload<'a> {
+    /// No `config`, or a `config` object without `download`.
+    Missing,
+    /// `config.download` is a list.
+    List(DownloadItems<'a>),
+    /// `config.download` is a string or an object: `list.extend` adds this
+    /// many items (its characters, its keys), none of them an object.
+    Extends { items: usize },
+    /// `config.download` is null, a boolean or a number (`list.extend`
+    /// raises).
+    Scalar(JsonType),
+    /// `config` is not an object: for a string or an array Python's
+    /// `"download" in config`, `None` for the types on which `in` raises.
+    ConfigNotObject { download_in: Option<bool> },
+}
+
+/// The items of one record's `config.download` list.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DownloadItems<'a> {
+    doc: &'a Doc,
+    entries: &'a [Entry],
+}
+
+impl<'a> DownloadItems<'a> {
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The `file_url` of each item that is an object (the others have none
+    /// to read), in order.
+    pub(crate) fn file_urls(self) -> impl Iterator<Item = RawFileUrl<'a>> {
+        let doc = self.doc;
+        self.entries.iter().filter_map(move |entry| match *entry {
+            Entry::Object(FileUrl::Missing) => Some(RawFileUrl::Missing),
+            Entry::Object(FileUrl::Str { url, netloc }) => {
+                Some(RawFileUrl::Str { url: doc.str(url), netloc: netloc.map(|n| doc.str(n)) })
+            }
+            Entry::Object(FileUrl::Other { ty, truthy }) => Some(RawFileUrl::Other { ty, truthy }),
+            Entry::Other(_) => None,
+        })
+    }
+}
+
+/// A download item's `file_url` as the raw dict holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RawFileUrl<'a> {
+    Missing,
+    /// A string, and the `netloc` of Python's `urlsplit` of it (`None`
+    /// where `urlsplit` raises).
+    Str {
+        url: &'a str,
+        netloc: Option<&'a str>,
+    },
+    /// Anything else: its type and Python truthiness.
+    Other {
+        ty: JsonType,
+        truthy: bool,
+    },
+}
+
 /// `isinstance(v, (int, float)) and v > 0`, then `int(v)` (bools are ints;
 /// floats truncate). `None` when the value does not count.
 pub(crate) fn positive_int(value: Option<Val>) -> Option<i128> {
@@ -185,11 +253,6 @@ impl<'a> RawRecord<'a> {
         );
     }
 
-    /// The reduced fields (for the statistics).
-    pub(crate) fn fields(&self) -> &'a Fields {
-        self.fields
-    }
-
     /// The fields the statistics read, in one typed value.
     pub fn stats_fields(&self) -> StatsFields<'a> {
         let f = self.fields;
@@ -206,6 +269,21 @@ impl<'a> RawRecord<'a> {
         }
     }
 
+    /// `config.download` as the statistics read it ([`ConfigDownload`]).
+    pub(crate) fn config_download(&self) -> ConfigDownload<'a> {
+        match self.fields.config {
+            Config::Missing | Config::Object(DownloadField::Missing) => ConfigDownload::Missing,
+            Config::Object(DownloadField::List(run)) => {
+                ConfigDownload::List(DownloadItems { doc: self.doc, entries: self.entries(run) })
+            }
+            Config::Object(DownloadField::Str { chars: items } | DownloadField::Object { keys: items }) => {
+                ConfigDownload::Extends { items }
+            }
+            Config::Object(DownloadField::Scalar(ty)) => ConfigDownload::Scalar(ty),
+            Config::Other { download_in, .. } => ConfigDownload::ConfigNotObject { download_in },
+        }
+    }
+
     /// Python's `str(value)` of one of this record's field values.
     fn py_str(&self, value: Val) -> Cow<'a, str> {
         match value {
@@ -216,18 +294,18 @@ impl<'a> RawRecord<'a> {
     }
 
     /// The text of a span of this record.
-    pub(crate) fn str(&self, span: Span) -> &'a str {
+    fn str(&self, span: Span) -> &'a str {
         self.doc.str(span)
     }
 
     /// The entries of a `config.download` list.
-    pub(crate) fn entries(&self, run: Run) -> &'a [Entry] {
+    fn entries(&self, run: Run) -> &'a [Entry] {
         let start = run.start as usize;
         self.doc.entries.get(start..start + run.len as usize).unwrap_or_default()
     }
 
     /// Python's `str()` of each truthy item of `tags` (when it is a list).
-    pub(crate) fn tags(&self) -> impl Iterator<Item = &'a str> + 'a {
+    pub fn tags(&self) -> impl Iterator<Item = &'a str> + 'a {
         let (doc, run) = (self.doc, self.fields.tags);
         let start = run.start as usize;
         let spans = doc.tags.get(start..start + run.len as usize).unwrap_or_default();
@@ -287,14 +365,7 @@ impl<'a> RawRecord<'a> {
             }
             return default;
         };
-        let coerced = match v {
-            Val::Str(s) => lax_bool_str(self.str(s)),
-            other => lax_bool(&other.scalar()),
-        };
-        coerced.or_else(|| {
-            self.warn_type("nsfw", "a boolean", v.json_type());
-            default
-        })
+        self.lax("nsfw", "a boolean", v, lax_bool_str, lax_bool).or(default)
     }
 
     /// `size_on_disk_bytes` (`int | None`, lax integer coercion).
@@ -303,14 +374,28 @@ impl<'a> RawRecord<'a> {
             None | Some(Val::Null) => return None,
             Some(v) => v,
         };
+        self.lax("size_on_disk_bytes", "an integer or null", v, lax_wide_int_str, lax_wide_int)
+    }
+
+    /// `v` through one of pydantic's lax coercions (`of_str` reads a string,
+    /// `of_scalar` any other value); where it is rejected, a warning names
+    /// the field and the answer is `None`.
+    fn lax<T>(
+        &self,
+        field: &str,
+        expected: &str,
+        v: Val,
+        of_str: impl FnOnce(&str) -> Option<T>,
+        of_scalar: impl FnOnce(&serde_json::Value) -> Option<T>,
+    ) -> Option<T> {
         let coerced = match v {
-            Val::Str(s) => lax_wide_int_str(self.str(s)),
-            other => lax_wide_int(&other.scalar()),
+            Val::Str(s) => of_str(self.str(s)),
+            other => of_scalar(&other.scalar()),
         };
-        coerced.or_else(|| {
-            self.warn_type("size_on_disk_bytes", "an integer or null", v.json_type());
-            None
-        })
+        if coerced.is_none() {
+            self.warn_type(field, expected, v.json_type());
+        }
+        coerced
     }
 
     /// `config.download`: missing `config` or `download` is an empty list;
@@ -368,6 +453,59 @@ mod tests {
     use serde_json::json;
     use serde_json::Value;
 
+    /// The fields of the record `{"m": fields}`.
+    fn fields_of(fields: Value) -> Fields {
+        let parsed = parse_reference(json!({ "m": fields }).to_string().as_bytes()).unwrap();
+        let fields = parsed.records().next().unwrap().fields.clone();
+        fields
+    }
+
+    /// A JSON value as a record field holds it (its text, if any, is not kept).
+    fn val(value: &Value) -> Val {
+        fields_of(json!({ "baseline": value })).baseline.unwrap()
+    }
+
+    /// Python truthiness of a JSON value.
+    fn truthy(value: &Value) -> bool {
+        val(value).truthy()
+    }
+
+    #[test]
+    fn python_truthiness() {
+        for v in
+            [json!(null), json!(false), json!(0), json!(0.0), json!(-0.0), json!(""), json!([]), json!({})]
+        {
+            assert!(!truthy(&v), "{v} is falsy");
+        }
+        for v in [json!(true), json!(-1), json!(0.5), json!("0"), json!([0]), json!({"a": null})] {
+            assert!(truthy(&v), "{v} is truthy");
+        }
+    }
+
+    #[test]
+    fn sizes_and_parameters_as_python_reads_them() {
+        assert_eq!(positive_int(Some(val(&json!(5214865159u64)))), Some(5214865159));
+        assert_eq!(positive_int(Some(val(&json!(2.9)))), Some(2));
+        assert_eq!(positive_int(Some(val(&json!(0.5)))), Some(0));
+        assert_eq!(positive_int(Some(val(&json!(true)))), Some(1));
+        for odd in [json!("123"), json!(0), json!(-7), json!(-0.5), json!(null), json!(false), json!([1])] {
+            assert_eq!(positive_int(Some(val(&odd))), None, "{odd}");
+        }
+        assert_eq!(positive_int(None), None);
+
+        let m = fields_of;
+        assert_eq!(parameters_field(&m(json!({"parameters": 7}))), Some(val(&json!(7))));
+        assert_eq!(
+            parameters_field(&m(json!({"parameters": 7, "parameters_count": null}))),
+            Some(val(&json!(null)))
+        );
+        assert_eq!(
+            parameters_field(&m(json!({"parameters": null, "parameters_count": 9}))),
+            Some(val(&json!(9)))
+        );
+        assert_eq!(parameters_field(&m(json!({}))), None);
+    }
+
     /// `validate_description`: missing, null, or only whitespace in Python's
     /// sense of `str.strip()` (which includes `\x1c`).
     #[test]
@@ -414,11 +552,11 @@ mod tests {
         let names: Vec<&str> = parsed.records().map(|r| r.name).collect();
         assert_eq!(names, ["a", "d"]);
         let a = first(&parsed);
-        assert_eq!(a.fields().name_field, Some(JsonType::String));
+        assert_eq!(a.fields.name_field, Some(JsonType::String));
         assert_eq!(a.tags().collect::<Vec<_>>(), ["t"]);
-        assert!(a.description_missing() && a.downloads().is_empty() && !a.fields().showcases);
+        assert!(a.description_missing() && a.downloads().is_empty() && !a.fields.showcases);
         let d = parsed.records().nth(1).unwrap();
-        let f = d.fields();
+        let f = d.fields;
         assert_eq!(f.name_field, None);
         assert_eq!((f.parameters, f.parameters_count), (Some(Val::PosInt(7)), Some(Val::Null)));
         assert_eq!((f.trigger, f.inpainting, f.requirements, f.showcases), (false, false, false, false));
@@ -473,7 +611,7 @@ mod tests {
         }));
         let r = first(&parsed);
         assert_eq!(r.tags().collect::<Vec<_>>(), ["x", "2", "1.5", "True", "['a', \"it's\"]", "{'k': None}"]);
-        let f = r.fields();
+        let f = r.fields;
         let Some(Val::Object(style)) = f.style else { panic!("{:?}", f.style) };
         assert_eq!(r.str(style.repr), "{'s': [1, 2.5]}");
         assert_eq!(f.baseline.map(Val::truthy), Some(true));
@@ -509,11 +647,11 @@ mod tests {
             (json!({"download": false}), Config::Object(DownloadField::Scalar(JsonType::Bool))),
             (json!({"other": 1}), Config::Object(DownloadField::Missing)),
         ] {
-            assert_eq!(first(&record(json!({ "config": config }))).fields().config, expected);
+            assert_eq!(first(&record(json!({ "config": config }))).fields.config, expected);
         }
         // Duplicate keys in an object: distinct keys are counted.
         let dup = parse_reference(br#"{"m": {"config": {"download": {"a": 1, "a": 2}}}}"#).unwrap();
-        assert_eq!(first(&dup).fields().config, Config::Object(DownloadField::Object { keys: 1 }));
+        assert_eq!(first(&dup).fields.config, Config::Object(DownloadField::Object { keys: 1 }));
     }
 
     #[test]

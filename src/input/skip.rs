@@ -1,8 +1,9 @@
 //! Reading a JSON value without building it: [`Skip`] validates any value
 //! exactly as a `serde_json::Value` parse would (strings checked, numbers
 //! parsed) and keeps nothing; [`Shape`] keeps only its type and Python
-//! truthiness. The macros `shapes!` and `expecting_any!` write the visitor
-//! methods the parsers of [`super::reference`] and [`super::horde`] share.
+//! truthiness; [`KeyWith`] reads an object key by a function of its text.
+//! The macros `shapes!` and `expecting_any!` write the visitor methods the
+//! parsers of [`super::reference`] and [`super::horde`] share.
 
 use crate::python::lax::JsonType;
 use serde::de::{self, Visitor};
@@ -87,18 +88,13 @@ macro_rules! expecting_any {
 }
 
 /// Any JSON value, validated exactly as a `serde_json::Value` would be
-/// (strings are checked, numbers parsed) but not built.
+/// (strings are checked, numbers parsed) but not built: a [`Shape`] read and
+/// dropped.
 pub(crate) struct Skip;
 
 impl<'de> de::Deserialize<'de> for Skip {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Skip;
-            expecting_any!();
-            shapes!(Skip; _shape => Skip; bool number null str array object);
-        }
-        d.deserialize_any(V)
+        Shape::deserialize(d).map(|_| Skip)
     }
 }
 
@@ -111,5 +107,26 @@ impl<'de> de::Deserialize<'de> for Shape {
             shapes!(Skip; shape => shape; bool number null str array object);
         }
         d.deserialize_any(V)
+    }
+}
+
+/// An object key read by a function of its text, without building a
+/// `String` (`map.next_key_seed(KeyWith(Field::of))`).
+pub(crate) struct KeyWith<F>(pub(crate) F);
+
+impl<'de, K, F: FnOnce(&str) -> K> de::DeserializeSeed<'de> for KeyWith<F> {
+    type Value = K;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<K, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de, K, F: FnOnce(&str) -> K> Visitor<'de> for KeyWith<F> {
+    type Value = K;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<K, E> {
+        Ok((self.0)(s))
     }
 }

@@ -1,20 +1,56 @@
 //! The JSON writer every entry is written with: serde_json's compact format
 //! byte for byte (its integer formatter `itoa`, its float formatter `zmij`,
-//! its string escapes), into a buffer the caller sized once. Field names are
-//! written by the callers as literals together with their punctuation
-//! (`,"key":`), so a field costs one copy and one formatted value.
+//! its string escapes), into a buffer the caller sized once. The callers
+//! list an object's fields with `fields!`, which writes each field's name
+//! as one literal together with its punctuation (`,"key":`), so a field
+//! costs one copy and one formatted value.
 //!
 //! Why a writer and not `#[derive(Serialize)]`: docs/PERFORMANCE.md ("One
 //! serialiser") has the measurement.
 
-/// A boolean field with the punctuation and key before it (`,"key":`), as
-/// one write of one literal.
-macro_rules! bool_field {
-    ($out:expr, $key:literal, $value:expr) => {
-        $out.push_str(if $value { concat!($key, "true") } else { concat!($key, "false") })
+/// An object's fields in their order, each `"key" => writer(args…)` (the
+/// value written by `writer(out, args…)`) or `"key" => { fields… }` (a nested
+/// object). `$lead` is what goes before the first key: `"{"` opens the
+/// object, `","` goes on with one; the caller closes it. The punctuation
+/// and the keys between two values go out as one literal (a nested object's
+/// braces with the keys next to them, a `push_bool` field with its value),
+/// so a field costs one copy and one formatted value.
+macro_rules! fields {
+    // The state: the literals not yet written, and the separator the next
+    // key needs.
+    (@go $out:expr, [], $sep:literal;) => {};
+    (@go $out:expr, [$($pending:literal),+], $sep:literal;) => {
+        $out.push_str(concat!($($pending),+))
+    };
+    (@go $out:expr, $pending:tt, $sep:literal; , $($rest:tt)*) => {
+        $crate::output::json::fields!(@go $out, $pending, $sep; $($rest)*)
+    };
+    (@go $out:expr, [$($pending:literal),*], $sep:literal; $key:literal => { $($inner:tt)* } $($rest:tt)*) => {
+        $crate::output::json::fields!(
+            @go $out, [$($pending,)* $sep, "\"", $key, "\":{"], ""; $($inner)* @close $($rest)*
+        )
+    };
+    (@go $out:expr, [$($pending:literal),*], $sep:literal; @close $($rest:tt)*) => {
+        $crate::output::json::fields!(@go $out, [$($pending,)* "}"], ","; $($rest)*)
+    };
+    (@go $out:expr, [$($pending:literal),*], $sep:literal; $key:literal => push_bool($value:expr) $($rest:tt)*) => {
+        $out.push_str(if $value {
+            concat!($($pending,)* $sep, "\"", $key, "\":true")
+        } else {
+            concat!($($pending,)* $sep, "\"", $key, "\":false")
+        });
+        $crate::output::json::fields!(@go $out, [], ","; $($rest)*)
+    };
+    (@go $out:expr, [$($pending:literal),*], $sep:literal; $key:literal => $write:ident($($arg:expr),* $(,)?) $($rest:tt)*) => {
+        $out.push_str(concat!($($pending,)* $sep, "\"", $key, "\":"));
+        $write($out, $($arg),*);
+        $crate::output::json::fields!(@go $out, [], ","; $($rest)*)
+    };
+    ($out:expr, $lead:literal $(, $($fields:tt)*)?) => {
+        $crate::output::json::fields!(@go $out, [$lead], ""; $($($fields)*)?)
     };
 }
-pub(crate) use bool_field;
+pub(crate) use fields;
 
 /// A string known to need no escape (names of enum values), quoted.
 pub fn push_plain(out: &mut String, s: &str) {
@@ -39,14 +75,6 @@ pub fn push_opt_int(out: &mut String, value: Option<impl itoa::Integer>) {
     }
 }
 
-/// Integer fields, each written with its punctuation and key (`,"key":`).
-pub fn push_int_fields(out: &mut String, fields: &[(&str, usize)]) {
-    for (key, value) in fields {
-        out.push_str(key);
-        push_int(out, *value);
-    }
-}
-
 /// A float as serde_json writes it: shortest round-trip form, `null` when
 /// not finite.
 pub fn push_float(out: &mut String, value: f64) {
@@ -54,6 +82,13 @@ pub fn push_float(out: &mut String, value: f64) {
         out.push_str(zmij::Buffer::new().format_finite(value));
     } else {
         out.push_str("null");
+    }
+}
+
+pub fn push_opt_bool(out: &mut String, value: Option<bool>) {
+    match value {
+        Some(b) => push_bool(out, b),
+        None => out.push_str("null"),
     }
 }
 
@@ -152,6 +187,23 @@ pub fn push_str(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_write_an_object_as_serde_json_does() {
+        let out = &mut String::new();
+        fields!(out, "{",
+            "a" => push_int(1),
+            "b" => { "c" => push_bool(true), "d" => push_opt_float(None), "e" => {} },
+            "f" => push_str("x\"y"),
+            "g" => { "h" => push_array([1, 2], push_int) },
+        );
+        out.push('}');
+        let expected = serde_json::json!({"a": 1, "b": {"c": true, "d": null, "e": {}}, "f": "x\"y", "g": {"h": [1, 2]}});
+        assert_eq!(*out, serde_json::to_string(&expected).unwrap());
+        let out = &mut String::from("{\"z\":0");
+        fields!(out, ",", "y" => push_bool(false));
+        assert_eq!(out, "{\"z\":0,\"y\":false");
+    }
 
     #[test]
     fn strings_and_numbers_are_written_as_serde_json_writes_them() {

@@ -38,12 +38,11 @@
 //! Without slicing or a preset the stored bytes are the answer, unchanged
 //! ([`Rendered::Stored`]).
 
-use crate::analytics::risk::CategoryDeletionRiskSummary;
+use crate::analytics::risk::{DeletionRiskFlags, SummaryTally, TalliedModel};
 use crate::category::Category;
 use crate::input::horde::UsageCount;
 use crate::keys::EntryKey;
 use crate::output::risk;
-use crate::python::float as pyfloat;
 use crate::python::lax::{lax_bool_str, lax_wide_int_str};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -253,16 +252,22 @@ fn enum_error(category: &str) -> FieldError {
     }
 }
 
+/// The error of the query parameter `name`, given as `raw`.
+fn query_error(
+    name: &'static str,
+    raw: &str,
+    kind: &'static str,
+    msg: String,
+    ctx: Option<Value>,
+) -> Box<FieldError> {
+    Box::new(FieldError { kind, loc: ["query", name], msg, input: raw.to_string(), ctx })
+}
+
 /// pydantic's lax `bool` from a string (`python::lax`).
 fn parse_bool(name: &'static str, raw: &str) -> Result<bool, Box<FieldError>> {
     lax_bool_str(raw).ok_or_else(|| {
-        Box::new(FieldError {
-            kind: "bool_parsing",
-            loc: ["query", name],
-            msg: "Input should be a valid boolean, unable to interpret input".to_string(),
-            input: raw.to_string(),
-            ctx: None,
-        })
+        let msg = "Input should be a valid boolean, unable to interpret input".to_string();
+        query_error(name, raw, "bool_parsing", msg, None)
     })
 }
 
@@ -270,25 +275,15 @@ fn parse_bool(name: &'static str, raw: &str) -> Result<bool, Box<FieldError>> {
 /// whitespace, a sign, digits with single underscores, a fraction of zeros).
 fn parse_int(name: &'static str, raw: &str) -> Result<i128, Box<FieldError>> {
     lax_wide_int_str(raw).ok_or_else(|| {
-        Box::new(FieldError {
-            kind: "int_parsing",
-            loc: ["query", name],
-            msg: "Input should be a valid integer, unable to parse string as an integer".to_string(),
-            input: raw.to_string(),
-            ctx: None,
-        })
+        let msg = "Input should be a valid integer, unable to parse string as an integer".to_string();
+        query_error(name, raw, "int_parsing", msg, None)
     })
 }
 
 fn check_ge(name: &'static str, raw: &str, value: i128, ge: i128) -> Result<u64, Box<FieldError>> {
     if value < ge {
-        return Err(Box::new(FieldError {
-            kind: "greater_than_equal",
-            loc: ["query", name],
-            msg: format!("Input should be greater than or equal to {ge}"),
-            input: raw.to_string(),
-            ctx: Some(json!({ "ge": ge as i64 })),
-        }));
+        let msg = format!("Input should be greater than or equal to {ge}");
+        return Err(query_error(name, raw, "greater_than_equal", msg, Some(json!({ "ge": ge as i64 }))));
     }
     Ok(u64::try_from(value).unwrap_or(u64::MAX))
 }
@@ -407,7 +402,7 @@ struct RiskEntry<'a> {
 /// What the presets and the summary read of a model.
 #[derive(Deserialize)]
 struct ModelFacts {
-    deletion_risk_flags: Flags,
+    deletion_risk_flags: DeletionRiskFlags,
     at_risk: bool,
     risk_score: u64,
     #[serde(default)]
@@ -418,22 +413,6 @@ struct ModelFacts {
     usage_percentage_of_category: f64,
     is_critical: bool,
     has_warning: bool,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct Flags {
-    zero_usage_day: bool,
-    zero_usage_month: bool,
-    zero_usage_total: bool,
-    no_active_workers: bool,
-    has_multiple_hosts: bool,
-    has_non_preferred_host: bool,
-    has_unknown_host: bool,
-    no_download_urls: bool,
-    missing_description: bool,
-    missing_baseline: bool,
-    low_usage: bool,
 }
 
 /// The entry could not be read as the kind of entry its key says (a value
@@ -538,8 +517,7 @@ fn risk_page(entry: &str, page: Page) -> Result<String, BadEntry> {
 fn risk_preset(entry: &str, preset: Preset, page: Page) -> Result<String, BadEntry> {
     let e = parse_risk(entry)?;
     let mut kept: Vec<&RawValue> = Vec::new();
-    let mut summary = CategoryDeletionRiskSummary::default();
-    let mut total_score: u64 = 0;
+    let mut tally = SummaryTally::default();
     for raw in &e.models {
         let m: ModelFacts = serde_json::from_str(raw.get())
             .map_err(|source| BadEntry { what: "deletion-risk model", source })?;
@@ -547,26 +525,16 @@ fn risk_preset(entry: &str, preset: Preset, page: Page) -> Result<String, BadEnt
             continue;
         }
         kept.push(raw);
-        let f = &m.deletion_risk_flags;
-        let s = &mut summary;
-        s.total_models += 1;
-        s.models_at_risk += usize::from(m.at_risk);
-        s.models_critical += usize::from(m.is_critical);
-        s.models_with_warnings += usize::from(m.has_warning);
-        s.models_with_zero_day_usage += usize::from(f.zero_usage_day);
-        s.models_with_zero_month_usage += usize::from(f.zero_usage_month);
-        s.models_with_zero_total_usage += usize::from(f.zero_usage_total);
-        s.models_with_no_active_workers += usize::from(f.no_active_workers);
-        s.models_with_no_downloads += usize::from(f.no_download_urls);
-        s.models_with_non_preferred_hosts += usize::from(f.has_non_preferred_host);
-        s.models_with_multiple_hosts += usize::from(f.has_multiple_hosts);
-        s.models_with_low_usage += usize::from(f.low_usage);
-        s.category_total_month_usage = s.category_total_month_usage.saturating_add(m.usage_month);
-        total_score = total_score.saturating_add(m.risk_score);
+        tally.count(TalliedModel {
+            at_risk: m.at_risk,
+            is_critical: m.is_critical,
+            has_warning: m.has_warning,
+            flags: &m.deletion_risk_flags,
+            risk_score: m.risk_score,
+            usage_month: m.usage_month,
+        });
     }
-    if summary.total_models > 0 {
-        summary.average_risk_score = pyfloat::round(total_score as f64 / summary.total_models as f64, 2);
-    }
+    let summary = tally.ungrouped();
     // The preset's response: total_count the entry's, offset 0, limit None;
     // pagination (if asked) then counts the filtered models.
     let (total_count, shown, page) = if page.is_requested() {

@@ -12,8 +12,8 @@ use crate::analytics::risk::{
 use crate::category::Category;
 use crate::input::horde::UsageCount;
 use crate::output::json::{
-    bool_field, push_array, push_bool, push_float, push_int, push_int_fields, push_opt_float, push_opt_int,
-    push_opt_str, push_plain, push_str,
+    fields, push_array, push_float, push_int, push_opt_bool, push_opt_float, push_opt_int, push_opt_str,
+    push_plain, push_str,
 };
 
 /// Bytes per model of a serialised deletion-risk entry besides its strings
@@ -68,18 +68,14 @@ pub struct ResponseHead {
 impl ResponseHead {
     /// Everything up to and including the `[` of `models`.
     pub fn write(&self, out: &mut String) {
-        out.push_str("{\"category\":");
-        push_plain(out, self.category.as_str());
-        out.push_str(",\"category_total_month_usage\":");
-        push_int(out, self.category_total_month_usage);
-        out.push_str(",\"total_count\":");
-        push_int(out, self.total_count);
-        out.push_str(",\"returned_count\":");
-        push_int(out, self.returned_count);
-        out.push_str(",\"offset\":");
-        push_int(out, self.offset);
-        out.push_str(",\"limit\":");
-        push_opt_int(out, self.limit);
+        fields!(out, "{",
+            "category" => push_plain(self.category.as_str()),
+            "category_total_month_usage" => push_int(self.category_total_month_usage),
+            "total_count" => push_int(self.total_count),
+            "returned_count" => push_int(self.returned_count),
+            "offset" => push_int(self.offset),
+            "limit" => push_opt_int(self.limit),
+        );
         out.push_str(",\"models\":[");
     }
 }
@@ -87,128 +83,110 @@ impl ResponseHead {
 /// Everything after the models: the summary and the closing brackets.
 pub fn write_tail(summary: &CategoryDeletionRiskSummary, out: &mut String) {
     out.push_str("],\"summary\":");
-    write_summary(summary, out);
+    write_summary(out, summary);
     out.push('}');
 }
 
 /// Append one model's info as JSON.
 pub fn write_model(m: &ModelDeletionRiskInfo<'_>, out: &mut String) {
-    out.push_str("{\"name\":");
-    push_str(out, &m.name);
+    fields!(out, "{", "name" => push_str(&m.name));
     out.push_str(match m.category {
         Category::TextGeneration => ",\"category\":\"text_generation\",\"deletion_risk_flags\":",
         Category::ImageGeneration => ",\"category\":\"image_generation\",\"deletion_risk_flags\":",
     });
-    write_flags(&m.deletion_risk_flags, out);
-    bool_field!(out, ",\"at_risk\":", m.at_risk);
-    out.push_str(",\"risk_score\":");
-    push_int(out, m.risk_score);
-    out.push_str(",\"worker_count\":");
-    push_int(out, m.worker_count);
-    push_usage(out, m.usage_day, m.usage_month, m.usage_total);
+    write_flags(out, &m.deletion_risk_flags);
+    fields!(out, ",",
+        "at_risk" => push_bool(m.at_risk),
+        "risk_score" => push_int(m.risk_score),
+        "worker_count" => push_int(m.worker_count),
+        "usage_day" => push_int(m.usage_day),
+        "usage_month" => push_int(m.usage_month),
+        "usage_total" => push_int(m.usage_total),
+    );
     if m.usage_hour.is_none() && m.usage_minute.is_none() {
         // Always so outside the grouping of hourly data the cycle never has.
         out.push_str(",\"usage_hour\":null,\"usage_minute\":null,\"usage_percentage_of_category\":");
     } else {
-        out.push_str(",\"usage_hour\":");
-        push_opt_int(out, m.usage_hour);
-        out.push_str(",\"usage_minute\":");
-        push_opt_int(out, m.usage_minute);
+        fields!(out, ",", "usage_hour" => push_opt_int(m.usage_hour), "usage_minute" => push_opt_int(m.usage_minute));
         out.push_str(",\"usage_percentage_of_category\":");
     }
     push_float(out, m.usage_percentage_of_category);
-    out.push_str(",\"usage_trend\":{\"day_to_month_ratio\":");
-    push_opt_float(out, m.usage_trend.day_to_month_ratio);
-    out.push_str(",\"month_to_total_ratio\":");
-    push_opt_float(out, m.usage_trend.month_to_total_ratio);
-    out.push_str("},\"cost_benefit_score\":");
-    push_opt_float(out, m.cost_benefit_score);
-    out.push_str(",\"size_gb\":");
-    push_opt_float(out, m.size_gb);
-    out.push_str(",\"baseline\":");
-    push_opt_str(out, m.baseline);
-    out.push_str(",\"nsfw\":");
-    match m.nsfw {
-        Some(nsfw) => push_bool(out, nsfw),
-        None => out.push_str("null"),
-    }
-    bool_field!(out, ",\"has_description\":", m.has_description);
-    out.push_str(",\"download_count\":");
-    push_int(out, m.download_count);
-    out.push_str(",\"download_hosts\":");
-    push_array(out, m.download_hosts.iter(), |out, host| push_str(out, host));
-    out.push_str(",\"backend_variations\":");
-    match m.backend_variations {
+    fields!(out, ",",
+        "usage_trend" => {
+            "day_to_month_ratio" => push_opt_float(m.usage_trend.day_to_month_ratio),
+            "month_to_total_ratio" => push_opt_float(m.usage_trend.month_to_total_ratio),
+        },
+        "cost_benefit_score" => push_opt_float(m.cost_benefit_score),
+        "size_gb" => push_opt_float(m.size_gb),
+        "baseline" => push_opt_str(m.baseline),
+        "nsfw" => push_opt_bool(m.nsfw),
+        "has_description" => push_bool(m.has_description),
+        "download_count" => push_int(m.download_count),
+        "download_hosts" => push_array(m.download_hosts.iter(), |out, host| push_str(out, host)),
+        "backend_variations" => write_backend_variations(m.backend_variations),
+        "is_critical" => push_bool(m.is_critical),
+        "has_warning" => push_bool(m.has_warning),
+    );
+    out.push('}');
+}
+
+/// A text model's backend variations (`BackendVariationStats`), `null` for
+/// other models.
+fn write_backend_variations(out: &mut String, variations: Option<&[BackendVariation]>) {
+    match variations {
         Some(variations) => push_array(out, variations, write_backend_variation),
         None => out.push_str("null"),
     }
-    bool_field!(out, ",\"is_critical\":", m.is_critical);
-    bool_field!(out, ",\"has_warning\":", m.has_warning);
-    out.push('}');
 }
 
 /// One backend's share of a text model (`BackendVariationStats`).
 fn write_backend_variation(out: &mut String, bv: &BackendVariation) {
-    out.push_str("{\"backend\":");
-    push_plain(out, bv.backend.as_str());
-    out.push_str(",\"variant_name\":");
-    push_str(out, &bv.variant_name);
-    out.push_str(",\"worker_count\":");
-    push_int(out, bv.worker_count);
-    out.push_str(",\"performance\":");
-    push_opt_float(out, bv.performance);
-    push_usage(out, bv.usage.day, bv.usage.month, bv.usage.total);
-    out.push('}');
-}
-
-/// `,"usage_day":…,"usage_month":…,"usage_total":…`, as a model and a backend
-/// variation both write them.
-fn push_usage(out: &mut String, day: UsageCount, month: UsageCount, total: UsageCount) {
-    out.push_str(",\"usage_day\":");
-    push_int(out, day);
-    out.push_str(",\"usage_month\":");
-    push_int(out, month);
-    out.push_str(",\"usage_total\":");
-    push_int(out, total);
-}
-
-/// The flags object, one write a flag.
-fn write_flags(f: &DeletionRiskFlags, out: &mut String) {
-    bool_field!(out, "{\"zero_usage_day\":", f.zero_usage_day);
-    bool_field!(out, ",\"zero_usage_month\":", f.zero_usage_month);
-    bool_field!(out, ",\"zero_usage_total\":", f.zero_usage_total);
-    bool_field!(out, ",\"no_active_workers\":", f.no_active_workers);
-    bool_field!(out, ",\"has_multiple_hosts\":", f.has_multiple_hosts);
-    bool_field!(out, ",\"has_non_preferred_host\":", f.has_non_preferred_host);
-    bool_field!(out, ",\"has_unknown_host\":", f.has_unknown_host);
-    bool_field!(out, ",\"no_download_urls\":", f.no_download_urls);
-    bool_field!(out, ",\"missing_description\":", f.missing_description);
-    bool_field!(out, ",\"missing_baseline\":", f.missing_baseline);
-    bool_field!(out, ",\"low_usage\":", f.low_usage);
-    out.push('}');
-}
-
-fn write_summary(s: &CategoryDeletionRiskSummary, out: &mut String) {
-    push_int_fields(
-        out,
-        &[
-            ("{\"total_models\":", s.total_models),
-            (",\"models_at_risk\":", s.models_at_risk),
-            (",\"models_critical\":", s.models_critical),
-            (",\"models_with_warnings\":", s.models_with_warnings),
-            (",\"models_with_zero_day_usage\":", s.models_with_zero_day_usage),
-            (",\"models_with_zero_month_usage\":", s.models_with_zero_month_usage),
-            (",\"models_with_zero_total_usage\":", s.models_with_zero_total_usage),
-            (",\"models_with_no_active_workers\":", s.models_with_no_active_workers),
-            (",\"models_with_no_downloads\":", s.models_with_no_downloads),
-            (",\"models_with_non_preferred_hosts\":", s.models_with_non_preferred_hosts),
-            (",\"models_with_multiple_hosts\":", s.models_with_multiple_hosts),
-            (",\"models_with_low_usage\":", s.models_with_low_usage),
-        ],
+    fields!(out, "{",
+        "backend" => push_plain(bv.backend.as_str()),
+        "variant_name" => push_str(&bv.variant_name),
+        "worker_count" => push_int(bv.worker_count),
+        "performance" => push_opt_float(bv.performance),
+        "usage_day" => push_int(bv.usage.day),
+        "usage_month" => push_int(bv.usage.month),
+        "usage_total" => push_int(bv.usage.total),
     );
-    out.push_str(",\"average_risk_score\":");
-    push_float(out, s.average_risk_score);
-    out.push_str(",\"category_total_month_usage\":");
-    push_int(out, s.category_total_month_usage);
+    out.push('}');
+}
+
+/// The flags object.
+fn write_flags(out: &mut String, f: &DeletionRiskFlags) {
+    fields!(out, "{",
+        "zero_usage_day" => push_bool(f.zero_usage_day),
+        "zero_usage_month" => push_bool(f.zero_usage_month),
+        "zero_usage_total" => push_bool(f.zero_usage_total),
+        "no_active_workers" => push_bool(f.no_active_workers),
+        "has_multiple_hosts" => push_bool(f.has_multiple_hosts),
+        "has_non_preferred_host" => push_bool(f.has_non_preferred_host),
+        "has_unknown_host" => push_bool(f.has_unknown_host),
+        "no_download_urls" => push_bool(f.no_download_urls),
+        "missing_description" => push_bool(f.missing_description),
+        "missing_baseline" => push_bool(f.missing_baseline),
+        "low_usage" => push_bool(f.low_usage),
+    );
+    out.push('}');
+}
+
+fn write_summary(out: &mut String, s: &CategoryDeletionRiskSummary) {
+    fields!(out, "{",
+        "total_models" => push_int(s.total_models),
+        "models_at_risk" => push_int(s.models_at_risk),
+        "models_critical" => push_int(s.models_critical),
+        "models_with_warnings" => push_int(s.models_with_warnings),
+        "models_with_zero_day_usage" => push_int(s.models_with_zero_day_usage),
+        "models_with_zero_month_usage" => push_int(s.models_with_zero_month_usage),
+        "models_with_zero_total_usage" => push_int(s.models_with_zero_total_usage),
+        "models_with_no_active_workers" => push_int(s.models_with_no_active_workers),
+        "models_with_no_downloads" => push_int(s.models_with_no_downloads),
+        "models_with_non_preferred_hosts" => push_int(s.models_with_non_preferred_hosts),
+        "models_with_multiple_hosts" => push_int(s.models_with_multiple_hosts),
+        "models_with_low_usage" => push_int(s.models_with_low_usage),
+        "average_risk_score" => push_float(s.average_risk_score),
+        "category_total_month_usage" => push_int(s.category_total_month_usage),
+    );
     out.push('}');
 }

@@ -97,18 +97,16 @@ pub fn lax_wide_int(value: &Value) -> Option<i128> {
             const LIMIT: f64 = 170_141_183_460_469_231_731_687_303_715_884_105_728.0; // 2^127
             (f.is_finite() && f.fract() == 0.0 && (-LIMIT..LIMIT).contains(&f)).then_some(f as i128)
         }
-        Value::String(s) => wide_int_str(s),
+        Value::String(s) => lax_wide_int_str(s),
         _ => None,
     }
 }
 
-/// [`lax_wide_int`] of a string.
+/// [`lax_wide_int`] of a string: pydantic's string-to-int (optional sign,
+/// ASCII digits with single underscores between them, optionally `.` and
+/// one or more zeros; Python's surrounding whitespace stripped), up to
+/// `i128`.
 pub(crate) fn lax_wide_int_str(s: &str) -> Option<i128> {
-    parse_int_str(s).map(i128::from).or_else(|| wide_int_str(s))
-}
-
-/// A string as a Python integer up to `i128` (the rules of [`parse_int_str`]).
-fn wide_int_str(s: &str) -> Option<i128> {
     let t = py_strip(s);
     let (negative, body) = match t.as_bytes().first() {
         Some(b'-') => (true, &t[1..]),
@@ -127,28 +125,10 @@ fn wide_int_str(s: &str) -> Option<i128> {
     Some(if negative { -magnitude } else { magnitude })
 }
 
-/// pydantic's string-to-int: optional sign, ASCII digits with single
-/// underscores between them, optionally `.` and one or more zeros.
+/// [`lax_int`] of a string: [`lax_wide_int_str`] whose magnitude fits in
+/// `i64` (so `-2^63` is out).
 fn parse_int_str(s: &str) -> Option<i64> {
-    let t = py_strip(s);
-    let (negative, body) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let (int_part, frac) = match body.split_once('.') {
-        Some((i, f)) => (i, Some(f)),
-        None => (body, None),
-    };
-    if frac.is_some_and(|f| f.is_empty() || !f.bytes().all(|b| b == b'0')) {
-        return None;
-    }
-    if !digits_with_underscores(int_part) {
-        return None;
-    }
-    let digits: String = int_part.chars().filter(|c| *c != '_').collect();
-    let magnitude: i64 = digits.parse().ok()?;
-    Some(if negative { -magnitude } else { magnitude })
+    lax_wide_int_str(s).and_then(|v| i64::try_from(v).ok()).filter(|v| *v != i64::MIN)
 }
 
 /// `1_000` yes; `_1`, `1_`, `1__0`, empty no.
@@ -262,6 +242,29 @@ mod tests {
             json!([1]),
         ] {
             assert_eq!(lax_int(&value), None, "{value}");
+        }
+    }
+
+    #[test]
+    fn integer_strings_read_alike_at_both_widths() {
+        for text in ["123", " -1_000.00 ", "+5", "007", "1.", "_1", "1e3", ""] {
+            let value = json!(text);
+            assert_eq!(lax_int(&value).map(i128::from), lax_wide_int(&value), "{value}");
+            assert_eq!(lax_wide_int_str(text), lax_wide_int(&value), "{value}");
+        }
+        // Beyond i64: only the wide reading (a magnitude over i64::MAX).
+        for (text, wide) in [
+            ("9223372036854775807", Some(i128::from(i64::MAX))),
+            ("9223372036854775808", Some(1i128 << 63)),
+            ("-9223372036854775808", Some(-(1i128 << 63))),
+            ("170141183460469231731687303715884105727", Some(i128::MAX)),
+            ("170141183460469231731687303715884105728", None),
+        ] {
+            assert_eq!(lax_wide_int_str(text), wide, "{text}");
+            assert_eq!(
+                lax_int(&json!(text)),
+                wide.filter(|w| w.unsigned_abs() <= i64::MAX as u128).map(|w| w as i64)
+            );
         }
     }
 

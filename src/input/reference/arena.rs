@@ -12,12 +12,6 @@ pub(crate) struct Span {
     pub(crate) len: u32,
 }
 
-impl Span {
-    pub(crate) fn is_empty(self) -> bool {
-        self.len == 0
-    }
-}
-
 /// A run of items in one of the category's item lists ([`Doc::tags`],
 /// [`Doc::entries`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::arena::*;
 use super::{ParsedReference, ReferenceError};
-use crate::input::skip::{Shape, Skip};
+use crate::input::skip::{KeyWith, Shape, Skip};
 use crate::python::lax::{py_strip, JsonType};
 
 /// Parse one category's model reference.
@@ -187,21 +187,6 @@ impl<'de> Visitor<'de> for TextSeed<'_> {
     }
 }
 
-/// An object key: whether it is `self.0`.
-struct KeyIs(&'static str);
-
-seed_is_visitor!(KeyIs => bool, deserialize_str);
-
-impl<'de> Visitor<'de> for KeyIs {
-    type Value = bool;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string")
-    }
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<bool, E> {
-        Ok(s == self.0)
-    }
-}
-
 /// One of the [`READ_FIELDS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Field {
@@ -243,25 +228,6 @@ impl Field {
     }
 }
 
-/// A record key: the field it names, if it is read.
-struct FieldKey(Option<Field>);
-
-impl<'de> de::Deserialize<'de> for FieldKey {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = FieldKey;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<FieldKey, E> {
-                Ok(FieldKey(Field::of(s)))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
 /// One record (a value of the document), named `name`.
 struct RecordSeed<'b> {
     b: &'b mut Builder,
@@ -278,14 +244,14 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let b = self.b;
         let mut f = Fields { name: self.name, ..Fields::default() };
-        while let Some(FieldKey(field)) = map.next_key()? {
+        while let Some(field) = map.next_key_seed(KeyWith(Field::of))? {
             let Some(field) = field else {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             };
             match field {
                 Field::Name => f.name_field = Some(map.next_value::<Shape>()?.ty),
-                Field::Description => f.description = map.next_value()?,
+                Field::Description => f.description = map.next_value_seed(DescriptionSeed)?,
                 Field::Baseline => {
                     f.baseline = Some(map.next_value_seed(ValSeed { b: &mut *b, repr: true })?)
                 }
@@ -402,21 +368,20 @@ impl Builder {
     }
 }
 
-impl<'de> de::Deserialize<'de> for Description {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Description;
-            expecting_any!();
-            shapes!(Skip; shape => Description::Other(shape.ty); bool number array object);
-            fn visit_unit<E: de::Error>(self) -> Result<Description, E> {
-                Ok(Description::Null)
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Description, E> {
-                Ok(Description::Text { blank: py_strip(s).is_empty() })
-            }
-        }
-        d.deserialize_any(V)
+/// `description`.
+struct DescriptionSeed;
+
+seed_is_visitor!(DescriptionSeed => Description, deserialize_any);
+
+impl<'de> Visitor<'de> for DescriptionSeed {
+    type Value = Description;
+    expecting_any!();
+    shapes!(Skip; shape => Description::Other(shape.ty); bool number array object);
+    fn visit_unit<E: de::Error>(self) -> Result<Description, E> {
+        Ok(Description::Null)
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Description, E> {
+        Ok(Description::Text { blank: py_strip(s).is_empty() })
     }
 }
 
@@ -462,7 +427,7 @@ impl<'de> Visitor<'de> for ConfigSeed<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Config, A::Error> {
         let mut found = false;
-        while let Some(DownloadWord(is)) = seq.next_element()? {
+        while let Some(is) = seq.next_element_seed(DownloadWordSeed)? {
             found |= is;
         }
         Ok(Config::Other { ty: JsonType::Array, download_in: Some(found) })
@@ -470,32 +435,37 @@ impl<'de> Visitor<'de> for ConfigSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Config, A::Error> {
         let b = self.0;
         let mut download = DownloadField::Missing;
-        while let Some(is_download) = map.next_key_seed(KeyIs("download"))? {
-            if is_download {
-                download = map.next_value_seed(DownloadSeed(&mut *b))?;
-            } else {
-                map.next_value::<Skip>()?;
-            }
+        while next_member(&mut map, "download")? {
+            download = map.next_value_seed(DownloadSeed(&mut *b))?;
         }
         Ok(Config::Object(download))
     }
 }
 
-/// An item of an array `config`: whether it is the string `"download"`.
-struct DownloadWord(bool);
-
-impl<'de> de::Deserialize<'de> for DownloadWord {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = DownloadWord;
-            expecting_any!();
-            shapes!(Skip; _shape => DownloadWord(false); bool number null array object);
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<DownloadWord, E> {
-                Ok(DownloadWord(s == "download"))
-            }
+/// Move on to the next member of an object named `key` (its value is read
+/// next), validating and skipping the others; `false` at the object's end.
+/// Of two members named `key`, the caller keeps the later (Python's dict).
+fn next_member<'de, A: MapAccess<'de>>(map: &mut A, key: &str) -> Result<bool, A::Error> {
+    while let Some(is_key) = map.next_key_seed(KeyWith(|k: &str| k == key))? {
+        if is_key {
+            return Ok(true);
         }
-        d.deserialize_any(V)
+        map.next_value::<Skip>()?;
+    }
+    Ok(false)
+}
+
+/// An item of an array `config`: whether it is the string `"download"`.
+struct DownloadWordSeed;
+
+seed_is_visitor!(DownloadWordSeed => bool, deserialize_any);
+
+impl<'de> Visitor<'de> for DownloadWordSeed {
+    type Value = bool;
+    expecting_any!();
+    shapes!(Skip; _shape => false; bool number null array object);
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<bool, E> {
+        Ok(s == "download")
     }
 }
 
@@ -542,12 +512,8 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
         let b = self.0;
         let mut file_url = FileUrl::Missing;
-        while let Some(is_url) = map.next_key_seed(KeyIs("file_url"))? {
-            if is_url {
-                file_url = map.next_value_seed(FileUrlSeed(&mut *b))?;
-            } else {
-                map.next_value::<Skip>()?;
-            }
+        while next_member(&mut map, "file_url")? {
+            file_url = map.next_value_seed(FileUrlSeed(&mut *b))?;
         }
         Ok(Entry::Object(file_url))
     }
