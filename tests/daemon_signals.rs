@@ -20,12 +20,7 @@ const REPLY: Duration = Duration::from_secs(5);
 const ENTRIES: Duration = Duration::from_secs(60);
 
 fn example_setup(redis: &RedisServer) -> Setup {
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data");
-    Setup::with_sources(
-        &format!("file://{data}/horde"),
-        &format!("file://{data}/model_reference"),
-        Some(&redis.url()),
-    )
+    Setup::from_snapshot(&common::example_data(), Some(&redis.url()))
 }
 
 /// The daemon's `status` reply, over Redis pub/sub.
