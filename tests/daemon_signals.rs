@@ -41,6 +41,22 @@ fn wait_log(daemon: &Daemon, needle: &str, times: usize) -> String {
     })
 }
 
+/// `GET /status` says the daemon cycles every `seconds` (as `admin status` does).
+#[track_caller]
+fn assert_http_interval(daemon: &Daemon, seconds: u64) {
+    let http = daemon.http_get("/status");
+    assert_eq!(http.status, 200, "{}", http.text());
+    assert_eq!(http.json()["hydration"]["interval_seconds"], json!(seconds), "{}", http.text());
+}
+
+/// SIGTERM: the daemon exits, successfully, within 10 s.
+#[track_caller]
+fn assert_sigterm_exits_cleanly(daemon: &mut Daemon) {
+    daemon.sigterm();
+    let exit = daemon.wait_exit(Duration::from_secs(10)).expect("no exit after SIGTERM");
+    assert!(exit.success(), "{exit}");
+}
+
 #[test]
 fn sighup_applies_a_new_interval_and_keeps_running() {
     let redis = RedisServer::start();
@@ -51,9 +67,7 @@ fn sighup_applies_a_new_interval_and_keeps_running() {
     let before = status(&daemon, &redis);
     assert_eq!(before["hydration"]["interval_seconds"], json!(3600), "{before}");
     assert_eq!(before["counters"]["cycles"], json!(1), "{before}");
-    let http = daemon.http_get("/status");
-    assert_eq!(http.status, 200, "{}", http.text());
-    assert_eq!(http.json()["hydration"]["interval_seconds"], json!(3600), "{}", http.text());
+    assert_http_interval(&daemon, 3600);
 
     // A new interval, and a key that needs a restart.
     setup.interval(1).set("redis", "socket_timeout_seconds", "7");
@@ -71,14 +85,10 @@ fn sighup_applies_a_new_interval_and_keeps_running() {
     });
     assert_eq!(after["hydration"]["interval_seconds"], json!(1), "{after}");
     // GET /status says the same as `admin status`.
-    let http = daemon.http_get("/status");
-    assert_eq!(http.status, 200, "{}", http.text());
-    assert_eq!(http.json()["hydration"]["interval_seconds"], json!(1), "{}", http.text());
+    assert_http_interval(&daemon, 1);
     daemon.assert_alive();
 
-    daemon.sigterm();
-    let exit = daemon.wait_exit(Duration::from_secs(10)).expect("no exit after SIGTERM");
-    assert!(exit.success(), "{exit}");
+    assert_sigterm_exits_cleanly(&mut daemon);
 }
 
 #[test]
@@ -141,9 +151,7 @@ fn sigusr1_and_sigusr2_are_logged_and_ignored() {
     wait_log(&daemon, "received SIGUSR2: ignored", 1);
     daemon.assert_alive();
     assert_eq!(status(&daemon, &redis)["ok"], json!(true));
-    daemon.sigterm();
-    let exit = daemon.wait_exit(Duration::from_secs(10)).expect("no exit after SIGTERM");
-    assert!(exit.success(), "{exit}");
+    assert_sigterm_exits_cleanly(&mut daemon);
 }
 
 #[test]
