@@ -672,6 +672,49 @@ fn stages_and_cycles(options: &Options) -> Result<(), Error> {
 /// The daemon process; killed on drop.
 struct Daemon(Child);
 
+impl Daemon {
+    /// `BIN --config CONFIG run`, logging at `rust_log` into the file `log`.
+    fn start(bin: &Path, config: &Path, rust_log: &str, log: &Path) -> Result<Daemon, Error> {
+        let log = std::fs::File::create(log)?;
+        Ok(Daemon(
+            Command::new(bin)
+                .arg("--config")
+                .arg(config)
+                .arg("run")
+                .env("RUST_LOG", rust_log)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()?,
+        ))
+    }
+}
+
+/// DIR/daemon.toml: a daemon that hydrates at once from DATA's `horde/` and
+/// `model_reference/` (file:// sources) into `redis`. `hydration` holds the
+/// [hydration] lines after the start-up delay; `more` what follows [redis]'s
+/// url (more keys, or further sections).
+fn daemon_config(
+    dir: &Path,
+    data: &Path,
+    redis: &RedisServer,
+    hydration: &str,
+    more: &str,
+) -> Result<PathBuf, Error> {
+    let config = dir.join("daemon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[hydration]\nstartup_delay_seconds = 0\n{hydration}\n\
+             [redis]\nenabled = true\nurl = \"{}\"\n{more}\n\
+             [horde]\napi_url = \"file://{}\"\n\n[model_reference]\nurl = \"file://{}\"\n",
+            redis.url(),
+            data.join("horde").display(),
+            data.join("model_reference").display()
+        ),
+    )?;
+    Ok(config)
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         // SIGTERM first: the daemon's own clean shutdown.
@@ -746,31 +789,12 @@ fn latency(options: &Options) -> Result<(), Error> {
     };
     write_variant(0)?;
 
-    let config = work.path().join("daemon.toml");
     let debounce =
         options.debounce_ms.map(|d| format!("invalidation_debounce_ms = {d}\n")).unwrap_or_default();
-    std::fs::write(
-        &config,
-        format!(
-            "[hydration]\nstartup_delay_seconds = 0\ninterval_seconds = 600\n{debounce}\n\
-             [redis]\nenabled = true\nurl = \"{}\"\nkey_prefix = \"{PREFIX}\"\n\n\
-             [horde]\napi_url = \"file://{}\"\n\n[model_reference]\nurl = \"file://{}\"\n",
-            redis.url(),
-            work.path().join("horde").display(),
-            work.path().join("model_reference").display()
-        ),
-    )?;
-    let log = std::fs::File::create(work.path().join("daemon.log"))?;
-    let daemon = Daemon(
-        Command::new(BIN)
-            .arg("--config")
-            .arg(&config)
-            .arg("run")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()?,
-    );
+    let hydration = format!("interval_seconds = 600\n{debounce}");
+    let prefix = format!("key_prefix = \"{PREFIX}\"\n");
+    let config = daemon_config(work.path(), work.path(), &redis, &hydration, &prefix)?;
+    let daemon = Daemon::start(Path::new(BIN), &config, "warn", &work.path().join("daemon.log"))?;
     let pid = daemon.0.id();
 
     let key = format!("{PREFIX}:deletion_risk:text_generation:grouped=false");
@@ -886,33 +910,13 @@ fn memory_run(scale: u32, options: &Options) -> Result<MemoryRun, Error> {
     };
     let data = dataset(scale)?;
     let work = tempfile::tempdir()?;
-    let config = work.path().join("daemon.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[hydration]\nstartup_delay_seconds = 0\ninterval_seconds = {}\n\n\
-             [redis]\nenabled = true\nurl = \"{}\"\nkey_prefix = \"{PREFIX}\"\n\n\
-             [horde]\napi_url = \"file://{}\"\n\n[model_reference]\nurl = \"file://{}\"\n",
-            options.interval_seconds,
-            redis.url(),
-            data.join("horde").display(),
-            data.join("model_reference").display()
-        ),
-    )?;
+    let hydration = format!("interval_seconds = {}\n", options.interval_seconds);
+    let prefix = format!("key_prefix = \"{PREFIX}\"\n");
+    let config = daemon_config(work.path(), &data, &redis, &hydration, &prefix)?;
     let log_path = work.path().join("daemon.log");
-    let log = std::fs::File::create(&log_path)?;
     // HORDE_BENCH_BIN: another build of the daemon (e.g. the one before a change).
     let bin = std::env::var_os("HORDE_BENCH_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(BIN));
-    let mut daemon = Daemon(
-        Command::new(&bin)
-            .arg("--config")
-            .arg(&config)
-            .arg("run")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()?,
-    );
+    let mut daemon = Daemon::start(&bin, &config, "info", &log_path)?;
     let pid = daemon.0.id();
     // The cycles' log lines ("… cycle ok in N ms: …"), as they appear.
     let cycle_lines = || -> Vec<String> {
@@ -1101,29 +1105,9 @@ fn read_api(options: &Options) -> Result<(), Error> {
     let work = tempfile::tempdir()?;
     let port = free_port()?;
     let addr = format!("127.0.0.1:{port}");
-    let config = work.path().join("daemon.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[hydration]\nstartup_delay_seconds = 0\ninterval_seconds = 3600\n\n\
-             [redis]\nenabled = true\nurl = \"{}\"\n\n[http]\nbind = \"{addr}\"\n\n\
-             [horde]\napi_url = \"file://{}\"\n\n[model_reference]\nurl = \"file://{}\"\n",
-            redis.url(),
-            data.join("horde").display(),
-            data.join("model_reference").display()
-        ),
-    )?;
-    let log = std::fs::File::create(work.path().join("daemon.log"))?;
-    let _daemon = Daemon(
-        Command::new(BIN)
-            .arg("--config")
-            .arg(&config)
-            .arg("run")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()?,
-    );
+    let http = format!("\n[http]\nbind = \"{addr}\"\n");
+    let config = daemon_config(work.path(), &data, &redis, "interval_seconds = 3600\n", &http)?;
+    let _daemon = Daemon::start(Path::new(BIN), &config, "warn", &work.path().join("daemon.log"))?;
     let path = "/api/model_references/statistics/text_generation/deletion-risk";
     wait_200(&addr, path, Duration::from_secs(60), "the daemon's read API")?;
     let (_, size) = KeepAlive::connect(&addr)?.get(path, false)?;

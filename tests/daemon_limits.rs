@@ -34,8 +34,7 @@ fn once_over_the_model_limit_fails_naming_it_and_writes_the_other_category() {
     let limit = text_models(data.path()) + 2;
     grow_text_reference(data.path(), 3);
     let dir = tempfile::tempdir().unwrap();
-    let url = |sub: &str| format!("file://{}", data.path().join(sub).display());
-    let mut setup = Setup::with_sources(&url("horde"), &url("model_reference"), None);
+    let mut setup = Setup::from_snapshot(data.path(), None);
     setup.set("limits", "max_models_per_category", &limit.to_string());
     let config = setup.write(dir.path());
     let out_dir = dir.path().join("out");

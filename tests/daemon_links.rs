@@ -17,6 +17,7 @@ use common::horde_server::{copy_dataset, read_json, write_json, HordeServer};
 use common::proxy::Proxy;
 use common::redis_server::{RedisClient, RedisServer};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -39,6 +40,39 @@ fn add_text_model(dataset: &Path) {
 fn has_new_model(client: &mut RedisClient, daemon: &Daemon) -> bool {
     let key = daemon.key("deletion_risk:text_generation:grouped=false");
     client.get_json(&key).is_some_and(|v| model_names(&v).iter().any(|n| n == NEW_MODEL))
+}
+
+/// A daemon that has hydrated a fresh Redis once, from a copy of the example
+/// data that the test may change (`add_text_model`). Fields drop in order: the
+/// daemon first.
+struct Hydrated {
+    daemon: Daemon,
+    redis: RedisServer,
+    horde: HordeServer,
+    data: tempfile::TempDir,
+    /// The entries of the first hydration.
+    old: BTreeMap<String, Vec<u8>>,
+}
+
+/// Starts the scenario; `redis_url` gives the daemon's URL for the server
+/// (and may set the server up first).
+fn hydrated(redis_url: impl FnOnce(&RedisServer) -> String) -> Hydrated {
+    let data = copy_dataset(&common::example_data());
+    let horde = HordeServer::start(data.path());
+    let redis = RedisServer::start();
+    let daemon = Daemon::start(&Setup::new(&horde, Some(&redis_url(&redis))));
+    let old = wait_for_entries(&redis, &daemon.prefix, Duration::from_secs(60));
+    Hydrated { daemon, redis, horde, data, old }
+}
+
+/// No line of the log says Redis was unavailable or a connection lost.
+#[track_caller]
+fn assert_not_an_outage(log: &str) {
+    assert_eq!(
+        count_lines(log, &["unavailable"]) + count_lines(log, &["lost ("]),
+        0,
+        "not an outage:\n{log}"
+    );
 }
 
 /// Seconds since midnight (UTC) of a log line's timestamp
@@ -229,11 +263,7 @@ fn killed_subscription_rehydrates_every_category() {
 /// memory being freed; logged once, no outage.
 #[test]
 fn out_of_memory_is_not_an_outage() {
-    let data = copy_dataset(&common::example_data());
-    let horde = HordeServer::start(data.path());
-    let redis = RedisServer::start();
-    let daemon = Daemon::start(&Setup::new(&horde, Some(&redis.url())));
-    let old = wait_for_entries(&redis, &daemon.prefix, Duration::from_secs(60));
+    let Hydrated { daemon, redis, horde: _horde, data, old } = hydrated(RedisServer::url);
     let mut client = redis.client();
     let log_before = daemon.log().len();
 
@@ -268,11 +298,7 @@ fn out_of_memory_is_not_an_outage() {
         1,
         "logged once per episode:\n{log}"
     );
-    assert_eq!(
-        count_lines(&log, &["unavailable"]) + count_lines(&log, &["lost ("]),
-        0,
-        "not an outage:\n{log}"
-    );
+    assert_not_an_outage(&log);
     assert!(first_line(&log, &["WARN", "cycle partial"]).is_some(), "the cycle did not say partial:\n{log}");
 
     client.command(&["CONFIG", "SET", "maxmemory", "0"]).unwrap();
@@ -294,16 +320,12 @@ fn out_of_memory_is_not_an_outage() {
 /// the new model (the refused DEL does not block the writes).
 #[test]
 fn a_user_without_del_still_gets_fresh_entries() {
-    let data = copy_dataset(&common::example_data());
-    let horde = HordeServer::start(data.path());
-    let redis = RedisServer::start();
+    let Hydrated { daemon, redis, horde: _horde, data, .. } = hydrated(|redis| {
+        let acl = ["ACL", "SETUSER", "hydrator", "on", ">s3cret", "~*", "&*", "+@all", "-del", "-unlink"];
+        redis.client().command(&acl).unwrap();
+        format!("redis://hydrator:s3cret@127.0.0.1:{}/0", redis.port())
+    });
     let mut client = redis.client();
-    client
-        .command(&["ACL", "SETUSER", "hydrator", "on", ">s3cret", "~*", "&*", "+@all", "-del", "-unlink"])
-        .unwrap();
-    let url = format!("redis://hydrator:s3cret@127.0.0.1:{}/0", redis.port());
-    let daemon = Daemon::start(&Setup::new(&horde, Some(&url)));
-    wait_for_entries(&redis, &daemon.prefix, Duration::from_secs(60));
     wait_subscribed(&redis, &daemon.invalidate_channel(), Duration::from_secs(10));
     let log_before = daemon.log().len();
 
@@ -316,22 +338,14 @@ fn a_user_without_del_still_gets_fresh_entries() {
     let log = lines_since(&daemon.log(), log_before);
     eprintln!("no-DEL user: operator's log:\n{log}");
     assert_eq!(count_lines(&log, &["refused DEL", "no permission", "the connection is fine"]), 1, "{log}");
-    assert_eq!(
-        count_lines(&log, &["unavailable"]) + count_lines(&log, &["lost ("]),
-        0,
-        "not an outage:\n{log}"
-    );
+    assert_not_an_outage(&log);
 }
 
 /// A read-only replica (as after a failover) refuses writes: not an outage;
 /// the old entries stay; once it is a primary again the new ones are written.
 #[test]
 fn read_only_replica_then_primary_again() {
-    let data = copy_dataset(&common::example_data());
-    let horde = HordeServer::start(data.path());
-    let redis = RedisServer::start();
-    let daemon = Daemon::start(&Setup::new(&horde, Some(&redis.url())));
-    let old = wait_for_entries(&redis, &daemon.prefix, Duration::from_secs(60));
+    let Hydrated { daemon, redis, horde: _horde, data, old } = hydrated(RedisServer::url);
     let mut client = redis.client();
     let log_before = daemon.log().len();
 
@@ -360,11 +374,7 @@ fn read_only_replica_then_primary_again() {
         primary.elapsed().as_secs_f64()
     );
     assert_eq!(count_lines(&log, &["refused", "read-only", "the connection is fine"]), 1, "{log}");
-    assert_eq!(
-        count_lines(&log, &["unavailable"]) + count_lines(&log, &["lost ("]),
-        0,
-        "not an outage:\n{log}"
-    );
+    assert_not_an_outage(&log);
 }
 
 /// After a Redis restart, the first admin command is answered.

@@ -127,8 +127,7 @@ fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 
 /// The daemon's settings: the example snapshot as sources, Redis at `url`.
 fn setup(url: &str) -> Setup {
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data");
-    Setup::with_sources(&format!("file://{data}/horde"), &format!("file://{data}/model_reference"), Some(url))
+    Setup::from_snapshot(&common::example_data(), Some(url))
 }
 
 /// Runs `admin status` with the daemon's settings; its output must say ok.
@@ -141,6 +140,22 @@ fn admin_status(daemon: &Daemon) -> String {
 
 fn assert_no_secret(secret: &str, what: &str, text: &str) {
     assert!(!text.contains(secret), "the password appears in {what}:\n{text}");
+}
+
+/// The daemon writes the nine entries as the ACL user `hydrator`; its `admin
+/// status` output says each of `status_says`; neither that output nor the
+/// daemon's log shows `password`.
+#[track_caller]
+fn assert_acl_user_writes(server: &Server, daemon: &mut Daemon, password: &str, status_says: &[&str]) {
+    server.wait_for_entries();
+    assert!(server.client_users().iter().any(|u| u == "hydrator"), "{:?}", server.client_users());
+    let status = admin_status(daemon);
+    for says in status_says {
+        assert!(status.contains(says), "{status}");
+    }
+    assert_no_secret(password, "the status output", &status);
+    daemon.assert_alive();
+    assert_no_secret(password, "the daemon's log", &daemon.log());
 }
 
 #[test]
@@ -171,13 +186,7 @@ fn rediss_with_a_private_ca_and_an_acl_user_writes_the_nine_entries() {
     let mut with_ca = setup(&url);
     with_ca.set_str("redis", "tls_ca_file", &ca.display().to_string());
     let mut daemon = Daemon::start(&with_ca);
-    server.wait_for_entries();
-    assert!(server.client_users().iter().any(|u| u == "hydrator"), "{:?}", server.client_users());
-    let status = admin_status(&daemon);
-    assert!(status.contains("rediss://hydrator:***@127.0.0.1"), "{status}");
-    assert_no_secret(PASSWORD, "the status output", &status);
-    daemon.assert_alive();
-    assert_no_secret(PASSWORD, "the daemon's log", &daemon.log());
+    assert_acl_user_writes(&server, &mut daemon, PASSWORD, &["rediss://hydrator:***@127.0.0.1"]);
 }
 
 #[test]
@@ -187,13 +196,7 @@ fn an_acl_user_in_the_url_writes_the_nine_entries() {
     let server =
         Server::start(&format!("port {port}\nuser default off\nuser hydrator on >{PASSWORD} ~* &* +@all"));
     let mut daemon = Daemon::start(&setup(&format!("redis://hydrator:{PASSWORD}@127.0.0.1:{port}/0")));
-    server.wait_for_entries();
-    assert!(server.client_users().iter().any(|u| u == "hydrator"), "{:?}", server.client_users());
-    let status = admin_status(&daemon);
-    assert!(status.contains("redis://hydrator:***@127.0.0.1"), "{status}");
-    assert_no_secret(PASSWORD, "the status output", &status);
-    daemon.assert_alive();
-    assert_no_secret(PASSWORD, "the daemon's log", &daemon.log());
+    assert_acl_user_writes(&server, &mut daemon, PASSWORD, &["redis://hydrator:***@127.0.0.1"]);
 
     // A wrong password is an outage the log explains (without the password).
     let wrong = Daemon::start(&setup(&format!("redis://hydrator:not-{PASSWORD}@127.0.0.1:{port}/0")));
@@ -212,14 +215,12 @@ fn a_unix_socket_with_an_acl_user_writes_the_nine_entries() {
         Server::start(&format!("port 0\nuser default off\nuser hydrator on >{PASSWORD} ~* &* +@all"));
     let url = format!("redis+unix://{}?user=hydrator&pass={PASSWORD}", server.socket().display());
     let mut daemon = Daemon::start(&setup(&url));
-    server.wait_for_entries();
-    assert!(server.client_users().iter().any(|u| u == "hydrator"), "{:?}", server.client_users());
-    let status = admin_status(&daemon);
-    assert!(status.contains("\"subscribed\": true"), "{status}");
-    assert!(status.contains("?user=hydrator&pass=***"), "{status}");
-    assert_no_secret(PASSWORD, "the status output", &status);
-    daemon.assert_alive();
-    assert_no_secret(PASSWORD, "the daemon's log", &daemon.log());
+    assert_acl_user_writes(
+        &server,
+        &mut daemon,
+        PASSWORD,
+        &["\"subscribed\": true", "?user=hydrator&pass=***"],
+    );
 }
 
 #[test]

@@ -190,8 +190,7 @@ fn check_config_shows_values_and_their_origins() {
 fn json_logs_for_machines() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::example_data();
-    let url = |sub: &str| format!("file://{}", data.join(sub).display());
-    let mut setup = Setup::with_sources(&url("horde"), &url("model_reference"), None);
+    let mut setup = Setup::from_snapshot(&data, None);
     setup.set_str("log", "format", "json");
     let config = setup.write(dir.path());
     // RUST_LOG (set by the harness) would win over log.level: take it away.

@@ -20,12 +20,7 @@ const REPLY: Duration = Duration::from_secs(5);
 const ENTRIES: Duration = Duration::from_secs(60);
 
 fn example_setup(redis: &RedisServer) -> Setup {
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data");
-    Setup::with_sources(
-        &format!("file://{data}/horde"),
-        &format!("file://{data}/model_reference"),
-        Some(&redis.url()),
-    )
+    Setup::from_snapshot(&common::example_data(), Some(&redis.url()))
 }
 
 /// The daemon's `status` reply, over Redis pub/sub.
@@ -46,6 +41,21 @@ fn wait_log(daemon: &Daemon, needle: &str, times: usize) -> String {
     })
 }
 
+/// `GET /status` says the daemon cycles every `seconds` (as `admin status` does).
+#[track_caller]
+fn assert_http_interval(daemon: &Daemon, seconds: u64) {
+    let http = daemon.http_get("/status");
+    assert_eq!(http.status, 200, "{}", http.text());
+    assert_eq!(http.json()["hydration"]["interval_seconds"], json!(seconds), "{}", http.text());
+}
+
+/// The daemon (sent SIGTERM) exits, successfully, within 10 s.
+#[track_caller]
+fn assert_exits_cleanly(daemon: &mut Daemon) {
+    let exit = daemon.wait_exit(Duration::from_secs(10)).expect("no exit after SIGTERM");
+    assert!(exit.success(), "{exit}");
+}
+
 #[test]
 fn sighup_applies_a_new_interval_and_keeps_running() {
     let redis = RedisServer::start();
@@ -56,9 +66,7 @@ fn sighup_applies_a_new_interval_and_keeps_running() {
     let before = status(&daemon, &redis);
     assert_eq!(before["hydration"]["interval_seconds"], json!(3600), "{before}");
     assert_eq!(before["counters"]["cycles"], json!(1), "{before}");
-    let http = daemon.http_get("/status");
-    assert_eq!(http.status, 200, "{}", http.text());
-    assert_eq!(http.json()["hydration"]["interval_seconds"], json!(3600), "{}", http.text());
+    assert_http_interval(&daemon, 3600);
 
     // A new interval, and a key that needs a restart.
     setup.interval(1).set("redis", "socket_timeout_seconds", "7");
@@ -76,14 +84,11 @@ fn sighup_applies_a_new_interval_and_keeps_running() {
     });
     assert_eq!(after["hydration"]["interval_seconds"], json!(1), "{after}");
     // GET /status says the same as `admin status`.
-    let http = daemon.http_get("/status");
-    assert_eq!(http.status, 200, "{}", http.text());
-    assert_eq!(http.json()["hydration"]["interval_seconds"], json!(1), "{}", http.text());
+    assert_http_interval(&daemon, 1);
     daemon.assert_alive();
 
     daemon.sigterm();
-    let exit = daemon.wait_exit(Duration::from_secs(10)).expect("no exit after SIGTERM");
-    assert!(exit.success(), "{exit}");
+    assert_exits_cleanly(&mut daemon);
 }
 
 #[test]
@@ -147,8 +152,7 @@ fn sigusr1_and_sigusr2_are_logged_and_ignored() {
     daemon.assert_alive();
     assert_eq!(status(&daemon, &redis)["ok"], json!(true));
     daemon.sigterm();
-    let exit = daemon.wait_exit(Duration::from_secs(10)).expect("no exit after SIGTERM");
-    assert!(exit.success(), "{exit}");
+    assert_exits_cleanly(&mut daemon);
 }
 
 #[test]
@@ -187,8 +191,7 @@ fn systemd_notify_ready_after_the_first_cycle_reloading_and_stopping() {
 
     daemon.sigterm();
     recv_all("STOPPING=1", "STOPPING=1");
-    let exit = daemon.wait_exit(Duration::from_secs(10)).expect("no exit after SIGTERM");
-    assert!(exit.success(), "{exit}");
+    assert_exits_cleanly(&mut daemon);
 }
 
 #[test]

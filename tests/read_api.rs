@@ -126,9 +126,7 @@ fn fixtures(dataset: &Path) -> Option<Vec<Value>> {
 
 /// A daemon hydrating from the dataset's files, Redis off, one startup cycle.
 fn dataset_daemon(dataset: &Path) -> Daemon {
-    let api = format!("file://{}", dataset.join("horde").display());
-    let reference = format!("file://{}", dataset.join("model_reference").display());
-    Daemon::start(&Setup::with_sources(&api, &reference, None))
+    Daemon::start(&Setup::from_snapshot(dataset, None))
 }
 
 /// Waits until the daemon's first cycle is served.
@@ -257,9 +255,7 @@ fn conditional_gets_gzip_and_cache_headers() {
 #[test]
 fn stale_entries_are_served_until_the_stale_ttl_then_503() {
     let dataset = shared_datasets().remove(0);
-    let api = format!("file://{}", dataset.join("horde").display());
-    let reference = format!("file://{}", dataset.join("model_reference").display());
-    let mut setup = Setup::with_sources(&api, &reference, None);
+    let mut setup = Setup::from_snapshot(&dataset, None);
     // One startup cycle only (hourly interval): the entry just ages.
     setup.set("cache", "deletion_risk_ttl_seconds", "2").set("hydration", "stale_ttl_seconds", "10");
     let daemon = Daemon::start(&setup);
@@ -294,9 +290,7 @@ fn stale_entries_are_served_until_the_stale_ttl_then_503() {
 fn a_daemon_that_does_not_hydrate_serves_what_is_in_redis() {
     let dataset = shared_datasets().remove(0);
     let redis = RedisServer::start();
-    let api = format!("file://{}", dataset.join("horde").display());
-    let reference = format!("file://{}", dataset.join("model_reference").display());
-    let writer = Daemon::start(&Setup::with_sources(&api, &reference, Some(&redis.url())));
+    let writer = Daemon::start(&Setup::from_snapshot(&dataset, Some(&redis.url())));
     let mut reader_setup =
         Setup::with_sources("http://127.0.0.1:9/api", "http://127.0.0.1:9", Some(&redis.url()));
     reader_setup.set("hydration", "enabled", "false").set("leader", "enabled", "false");
@@ -392,9 +386,7 @@ fn the_reference_service_gives_the_same_31_answers_side_by_side() {
 fn a_stale_own_entry_yields_to_a_later_version_in_redis() {
     let dataset = shared_datasets().remove(0);
     let redis = RedisServer::start();
-    let api = format!("file://{}", dataset.join("horde").display());
-    let reference = format!("file://{}", dataset.join("model_reference").display());
-    let mut setup = Setup::with_sources(&api, &reference, Some(&redis.url()));
+    let mut setup = Setup::from_snapshot(&dataset, Some(&redis.url()));
     setup.set("cache", "deletion_risk_ttl_seconds", "2").set("hydration", "stale_ttl_seconds", "60");
     let daemon = Daemon::start(&setup);
     let key = daemon.key("deletion_risk:image_generation:grouped=false");
@@ -423,9 +415,7 @@ fn a_stale_own_entry_yields_to_a_later_version_in_redis() {
 fn both_replicas_serve_the_leaders_entries() {
     let dataset = shared_datasets().remove(0);
     let redis = RedisServer::start();
-    let api = format!("file://{}", dataset.join("horde").display());
-    let reference = format!("file://{}", dataset.join("model_reference").display());
-    let setup = Setup::with_sources(&api, &reference, Some(&redis.url()));
+    let setup = Setup::from_snapshot(&dataset, Some(&redis.url()));
     let a = Daemon::start(&setup);
     let b = Daemon::start(&setup);
     let key = a.key("stats:text_generation:grouped=false");

@@ -86,6 +86,13 @@ impl Setup {
         Setup::with_sources(&horde.api_url(), &horde.reference_url(), redis_url)
     }
 
+    /// Like [`Setup::new`] with a snapshot directory's `horde/` and
+    /// `model_reference/` as `file://` sources.
+    pub fn from_snapshot(dir: &Path, redis_url: Option<&str>) -> Setup {
+        let url = |sub: &str| format!("file://{}", dir.join(sub).display());
+        Setup::with_sources(&url("horde"), &url("model_reference"), redis_url)
+    }
+
     /// Like [`Setup::new`] with any source URLs (`file://` snapshots too).
     pub fn with_sources(api_url: &str, reference_url: &str, redis_url: Option<&str>) -> Setup {
         let mut s = Setup { sections: BTreeMap::new(), env: Vec::new() };

@@ -286,27 +286,25 @@ impl RedisClient {
     /// How often the server was asked to run `command` (lower case, e.g.
     /// `setex`): calls + rejected calls + failed calls, from INFO commandstats.
     pub fn command_attempts(&mut self, command: &str) -> u64 {
-        let info: String = redis::cmd("INFO").arg("commandstats").query(&mut self.conn).unwrap();
-        let prefix = format!("cmdstat_{command}:");
-        let Some(line) = info.lines().find(|l| l.starts_with(&prefix)) else { return 0 };
-        line[prefix.len()..]
-            .split(',')
-            .filter_map(|kv| kv.split_once('='))
-            .filter(|(k, _)| matches!(*k, "calls" | "rejected_calls" | "failed_calls"))
-            .map(|(_, v)| v.parse::<u64>().unwrap_or(0))
-            .sum()
+        self.command_stats(command, &["calls", "rejected_calls", "failed_calls"])
     }
 
     /// How often the server refused or failed `command` (lower case, e.g.
     /// `eval`): rejected + failed calls, from INFO commandstats.
     pub fn command_refusals(&mut self, command: &str) -> u64 {
+        self.command_stats(command, &["rejected_calls", "failed_calls"])
+    }
+
+    /// The sum of `counters` on `command`'s line of INFO commandstats (0 for
+    /// a command never run).
+    fn command_stats(&mut self, command: &str, counters: &[&str]) -> u64 {
         let info: String = redis::cmd("INFO").arg("commandstats").query(&mut self.conn).unwrap();
         let prefix = format!("cmdstat_{command}:");
         let Some(line) = info.lines().find(|l| l.starts_with(&prefix)) else { return 0 };
         line[prefix.len()..]
             .split(',')
             .filter_map(|kv| kv.split_once('='))
-            .filter(|(k, _)| matches!(*k, "rejected_calls" | "failed_calls"))
+            .filter(|(k, _)| counters.contains(k))
             .map(|(_, v)| v.parse::<u64>().unwrap_or(0))
             .sum()
     }
