@@ -75,83 +75,107 @@ impl Applied {
     }
 }
 
+// The scripts are put together from the two rules below, each written once.
 // The first comment names each script, so MONITOR and SLOWLOG show which it is.
-// The store script declares itself a writer (`#!lua`, no flags): Redis then
-// refuses it whole, before it runs, when `maxmemory` is reached (OOM), instead
-// of failing at one SETEX with the earlier ones done. The others stay
-// flagless, so that under OOM a lease can still be renewed and released, and
-// entries deleted and their TTLs re-armed (PEXPIRE and DEL are not refused).
-const STORE: &str = "#!lua
--- horde-hydrator: fenced store
--- KEYS: lease, written_at hash, entries…; ARGV: token ('' = unfenced), cycle start ms, then ttl s, value per entry
-if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-local started = tonumber(ARGV[2])
-for i = 3, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    local at = tonumber(redis.call('HGET', KEYS[2], KEYS[i]))
-    if at and at > started then return -1 end
-  end
-end
-for i = 3, #KEYS do
+// The store script declares itself a writer (`#!lua`, no flags; it must stay
+// the very first line): Redis then refuses it whole, before it runs, when
+// `maxmemory` is reached (OOM), instead of failing at one SETEX with the
+// earlier ones done. The others stay flagless, so that under OOM a lease can
+// still be renewed and released, and entries deleted and their TTLs re-armed
+// (PEXPIRE and DEL are not refused).
+
+/// The lease check (Lua): with a token (`ARGV[1]`; `''` = unfenced), only
+/// the holder of the lease `KEYS[1]` writes; else the script runs `$refused`.
+macro_rules! lease_check {
+    ($refused:literal) => {
+        concat!("if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then ", $refused, " end\n")
+    };
+}
+
+/// Never backwards (Lua): for each entry `KEYS[3]` … `KEYS[$last]`, runs
+/// `$newer` when it exists and the hash `KEYS[2]` says a cycle that started
+/// after `ARGV[2]` (ms) wrote it; `$also` is more of the loop's body.
+macro_rules! never_backwards {
+    ($last:literal, $newer:literal $(, $also:literal)?) => {
+        concat!(
+            "local started = tonumber(ARGV[2])\n",
+            "for i = 3, ", $last, " do\n",
+            "  if redis.call('EXISTS', KEYS[i]) == 1 then\n",
+            "    local at = tonumber(redis.call('HGET', KEYS[2], KEYS[i]))\n",
+            "    if at and at > started then ", $newer, " end\n",
+            "  end\n",
+            $($also,)?
+            "end\n",
+        )
+    };
+}
+
+const STORE: &str = concat!(
+    "#!lua\n",
+    "-- horde-hydrator: fenced store\n",
+    "-- KEYS: lease, written_at hash, entries…; ARGV: token ('' = unfenced), cycle start ms, then ttl s, value per entry\n",
+    lease_check!("return 0"),
+    never_backwards!("#KEYS", "return -1"),
+    "for i = 3, #KEYS do
   local j = 3 + (i - 3) * 2
   redis.call('SETEX', KEYS[i], ARGV[j], ARGV[j + 1])
   redis.call('HSET', KEYS[2], KEYS[i], ARGV[2])
 end
-return 1";
+return 1",
+);
 
-const REARM: &str = "-- horde-hydrator: fenced rearm
+const REARM: &str = concat!(
+    "-- horde-hydrator: fenced rearm
 -- KEYS: lease, entries…; ARGV: token ('' = unfenced), then ttl ms per entry
--- Answers {0} when the token does not hold the lease, else {1, PEXPIRE's answer per entry}.
-if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
-local armed = {1}
+-- Answers {0} when the token does not hold the lease, else {1, PEXPIRE's answer per entry}.\n",
+    lease_check!("return {0}"),
+    "local armed = {1}
 for i = 2, #KEYS do armed[i] = redis.call('PEXPIRE', KEYS[i], ARGV[i]) end
-return armed";
+return armed",
+);
 
-const DELETE: &str = "-- horde-hydrator: fenced delete
--- KEYS: lease, written_at hash, entries…; ARGV: token ('' = unfenced)
-if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-for i = 3, #KEYS do
+const DELETE: &str = concat!(
+    "-- horde-hydrator: fenced delete
+-- KEYS: lease, written_at hash, entries…; ARGV: token ('' = unfenced)\n",
+    lease_check!("return 0"),
+    "for i = 3, #KEYS do
   redis.call('DEL', KEYS[i])
   redis.call('HDEL', KEYS[2], KEYS[i])
 end
-return 1";
+return 1",
+);
 
 // The two halves of a store in pieces. Both declare themselves writers, as
 // STORE does: under OOM the check is refused before anything is staged.
-const STORE_CHECK: &str = "#!lua
--- horde-hydrator: fenced store check
--- KEYS: lease, written_at hash, entries…; ARGV: token ('' = unfenced), cycle start ms
-if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-local started = tonumber(ARGV[2])
-for i = 3, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    local at = tonumber(redis.call('HGET', KEYS[2], KEYS[i]))
-    if at and at > started then return -1 end
-  end
-end
-return 1";
+const STORE_CHECK: &str = concat!(
+    "#!lua\n",
+    "-- horde-hydrator: fenced store check\n",
+    "-- KEYS: lease, written_at hash, entries…; ARGV: token ('' = unfenced), cycle start ms\n",
+    lease_check!("return 0"),
+    never_backwards!("#KEYS", "return -1"),
+    "return 1",
+);
 
-const STORE_STAGED: &str = "#!lua
--- horde-hydrator: fenced store staged
+const STORE_STAGED: &str = concat!(
+    "#!lua\n",
+    "-- horde-hydrator: fenced store staged
 -- KEYS: lease, written_at hash, n entries, then their n staged values; ARGV: token ('' = unfenced), cycle start ms, then ttl s per entry
 -- Answers 1 (moved into place), 0 (not the lease holder), -1 (superseded), -2 (a staged value is gone); staged values are deleted unless moved.
 local n = (#KEYS - 2) / 2
-local function drop_staged() for i = 3 + n, #KEYS do redis.pcall('DEL', KEYS[i]) end end
-if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then drop_staged() return 0 end
-local started = tonumber(ARGV[2])
-for i = 3, 2 + n do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    local at = tonumber(redis.call('HGET', KEYS[2], KEYS[i]))
-    if at and at > started then drop_staged() return -1 end
-  end
-  if redis.call('EXISTS', KEYS[i + n]) == 0 then drop_staged() return -2 end
-end
-for i = 3, 2 + n do
+local function drop_staged() for i = 3 + n, #KEYS do redis.pcall('DEL', KEYS[i]) end end\n",
+    lease_check!("drop_staged() return 0"),
+    never_backwards!(
+        "2 + n",
+        "drop_staged() return -1",
+        "  if redis.call('EXISTS', KEYS[i + n]) == 0 then drop_staged() return -2 end\n"
+    ),
+    "for i = 3, 2 + n do
   redis.call('RENAME', KEYS[i + n], KEYS[i])
   redis.call('EXPIRE', KEYS[i], ARGV[i])
   redis.call('HSET', KEYS[2], KEYS[i], ARGV[2])
 end
-return 1";
+return 1",
+);
 
 /// A category whose values together are at most this large is stored by one
 /// script ([`store_cmd`]); a larger one in pieces ([`store_in_pieces`]).
@@ -497,6 +521,21 @@ mod tests {
 
     fn item<'a>(key: &'a str, value: &'a [u8]) -> StoreItem<'a> {
         StoreItem { key, ttl_seconds: 300, value }
+    }
+
+    #[test]
+    fn the_writers_declare_themselves_first_and_every_script_names_itself() {
+        for (script, name) in [(STORE, "store"), (STORE_CHECK, "store check"), (STORE_STAGED, "store staged")]
+        {
+            let head = format!("#!lua\n-- horde-hydrator: fenced {name}\n");
+            assert!(script.starts_with(&head), "{script}");
+        }
+        for (script, name) in [(REARM, "rearm"), (DELETE, "delete")] {
+            assert!(script.starts_with(&format!("-- horde-hydrator: fenced {name}\n")), "{script}");
+        }
+        for script in [STORE, STORE_CHECK, STORE_STAGED, REARM, DELETE] {
+            assert_eq!(script.matches("redis.call('GET', KEYS[1]) ~= ARGV[1]").count(), 1, "{script}");
+        }
     }
 
     #[test]
