@@ -45,6 +45,7 @@
 //! the small functions after the actor's code.
 
 use crate::fenced::{self, Applied, FenceKeys, StoreItem};
+use crate::hydrator::unix_now;
 use crate::leader::RoleChanged;
 use crate::metrics::Metrics;
 use crate::read_api::ReadStore;
@@ -59,32 +60,17 @@ use redis::aio::MultiplexedConnection;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// How old an entry is compared with its TTLs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Freshness {
     Fresh,
     /// Past its TTL but still served (hydration enabled, within the stale TTL).
     Stale,
     /// Too old to serve; dropped on the next read.
     Expired,
-}
-
-impl Freshness {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Freshness::Fresh => "fresh",
-            Freshness::Stale => "stale",
-            Freshness::Expired => "expired",
-        }
-    }
-}
-
-impl serde::Serialize for Freshness {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
 }
 
 /// The reference's rule: fresh when `age < ttl`; stale when hydration is
@@ -114,30 +100,14 @@ pub fn all_variant_keys(category: Category) -> Vec<EntryKey> {
 }
 
 /// The Redis link's state, as the status reply shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum RedisState {
     Disabled,
     /// Not yet known to be up (start-up).
     Connecting,
     Up,
     Down,
-}
-
-impl RedisState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RedisState::Disabled => "disabled",
-            RedisState::Connecting => "connecting",
-            RedisState::Up => "up",
-            RedisState::Down => "down",
-        }
-    }
-}
-
-impl serde::Serialize for RedisState {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
 }
 
 /// Whether a write reached Redis.
@@ -1104,10 +1074,6 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-fn unix_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
-}
-
 impl Actor for CacheActor {
     type Context = Context<Self>;
 
@@ -1496,6 +1462,15 @@ mod tests {
         assert_eq!(freshness(s(3600), s(300), s(3600), true), Freshness::Expired);
         assert_eq!(freshness(s(301), s(300), s(3600), false), Freshness::Expired);
         assert_eq!(freshness(s(299), s(300), s(3600), false), Freshness::Fresh);
+    }
+
+    #[test]
+    fn states_serialise_as_the_status_reply_names_them() {
+        let names = |v: serde_json::Value| v.to_string();
+        let freshness = [Freshness::Fresh, Freshness::Stale, Freshness::Expired];
+        assert_eq!(names(serde_json::json!(freshness)), r#"["fresh","stale","expired"]"#);
+        let states = [RedisState::Disabled, RedisState::Connecting, RedisState::Up, RedisState::Down];
+        assert_eq!(names(serde_json::json!(states)), r#"["disabled","connecting","up","down"]"#);
     }
 
     fn entry(key: EntryKey, json: &str) -> ComputedEntry {

@@ -79,6 +79,9 @@ pub enum CircuitState {
 }
 
 impl CircuitState {
+    pub const ALL: [CircuitState; 3] = [CircuitState::Closed, CircuitState::Open, CircuitState::HalfOpen];
+
+    /// The state's name, in the status reply and as the metrics' label.
     pub fn as_str(self) -> &'static str {
         match self {
             CircuitState::Closed => "closed",
@@ -86,10 +89,6 @@ impl CircuitState {
             CircuitState::HalfOpen => "half_open",
         }
     }
-}
-
-impl CircuitState {
-    pub const ALL: [CircuitState; 3] = [CircuitState::Closed, CircuitState::Open, CircuitState::HalfOpen];
 }
 
 impl serde::Serialize for CircuitState {

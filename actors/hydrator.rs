@@ -318,6 +318,7 @@ pub fn utc_clock(unix: f64) -> String {
 /// The largest value Redis accepts (its `proto-max-bulk-len`, 512 MiB).
 pub const MAX_REDIS_VALUE_BYTES: usize = 512 * 1024 * 1024;
 
+/// Now, as Unix seconds (every actor's wall clock).
 pub fn unix_now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
