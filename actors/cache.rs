@@ -155,15 +155,24 @@ impl Fence {
     }
 }
 
-/// The one text of a write's result (replies, status, log lines):
-/// `written`, `disabled` or `failed: <why>`.
+/// The one text of a write's result: `written`, `disabled`, `failed: <why>`,
+/// `not_leader` or `superseded` (replies, status); the alternate form (`{:#}`,
+/// the cycle's log line) says in words why the fence dropped a write:
+/// `not written: this instance does not hold the lease`, `not written: it
+/// holds entries of a later cycle`.
 impl fmt::Display for RedisWrite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RedisWrite::Written => f.write_str("written"),
             RedisWrite::Disabled => f.write_str("disabled"),
             RedisWrite::Failed(e) => write!(f, "failed: {e}"),
+            RedisWrite::NotLeader if f.alternate() => {
+                f.write_str("not written: this instance does not hold the lease")
+            }
             RedisWrite::NotLeader => f.write_str("not_leader"),
+            RedisWrite::Superseded if f.alternate() => {
+                f.write_str("not written: it holds entries of a later cycle")
+            }
             RedisWrite::Superseded => f.write_str("superseded"),
         }
     }

@@ -76,6 +76,9 @@ pub struct EntrySummary {
     pub bytes: usize,
 }
 
+/// What became of a [`CategoryOutcome::Superseded`] category (status, log line).
+const SUPERSEDED: &str = "invalidated meanwhile; result dropped";
+
 /// How a category's part of a cycle ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CategoryOutcome {
@@ -157,7 +160,7 @@ impl CategoryReport {
             CategoryOutcome::StatisticsOnly { redis } => {
                 (Some("the Horde's data failed; deletion-risk entries kept".to_string()), Some(redis.clone()))
             }
-            CategoryOutcome::Superseded => (Some("invalidated meanwhile; result dropped".to_string()), None),
+            CategoryOutcome::Superseded => (Some(SUPERSEDED.to_string()), None),
             CategoryOutcome::Failed(e) => (Some(e.clone()), None),
         };
         CategoryStatus {
@@ -263,36 +266,19 @@ impl CycleReport {
             .iter()
             .map(|c| {
                 let models = c.entries.first().map_or(0, |e| e.models);
+                let failed =
+                    || c.failed_sources.iter().map(|(s, _)| s.to_string()).collect::<Vec<_>>().join(", ");
                 let detail = match &c.outcome {
                     CategoryOutcome::Written { redis } => {
-                        let redis = match redis {
-                            RedisWrite::Written => "redis ok".to_string(),
-                            RedisWrite::Disabled => "memory only".to_string(),
-                            RedisWrite::Failed(e) => format!("redis failed: {e}"),
-                            RedisWrite::NotLeader => {
-                                "redis not written: this instance does not hold the lease".to_string()
-                            }
-                            RedisWrite::Superseded => {
-                                "redis not written: it holds entries of a later cycle".to_string()
-                            }
-                        };
-                        format!("{} entries, {models} models, {redis}", c.entries.len())
+                        format!("{} entries, {models} models, redis {redis:#}", c.entries.len())
                     }
-                    CategoryOutcome::KeptStale => {
-                        let failed: Vec<String> =
-                            c.failed_sources.iter().map(|(s, _)| s.to_string()).collect();
-                        format!("entries kept; sources failed: {}", failed.join(", "))
-                    }
-                    CategoryOutcome::StatisticsOnly { redis } => {
-                        let failed: Vec<String> =
-                            c.failed_sources.iter().map(|(s, _)| s.to_string()).collect();
-                        format!(
-                            "{} statistics entries, redis {redis}; deletion risk kept; sources failed: {}",
-                            c.entries.len(),
-                            failed.join(", ")
-                        )
-                    }
-                    CategoryOutcome::Superseded => "invalidated meanwhile; result dropped".to_string(),
+                    CategoryOutcome::KeptStale => format!("entries kept; sources failed: {}", failed()),
+                    CategoryOutcome::StatisticsOnly { redis } => format!(
+                        "{} statistics entries, redis {redis:#}; deletion risk kept; sources failed: {}",
+                        c.entries.len(),
+                        failed()
+                    ),
+                    CategoryOutcome::Superseded => SUPERSEDED.to_string(),
                     CategoryOutcome::Failed(e) => e.clone(),
                 };
                 format!(
@@ -1160,5 +1146,14 @@ mod tests {
         let cycle = mk(vec![written(Category::ImageGeneration), not_in_redis]);
         assert_eq!(cycle.outcome(), "partial", "a Redis write that failed is not ok");
         assert!(cycle.log_line().starts_with("cycle partial"), "{}", cycle.log_line());
+        assert!(cycle.log_line().contains(", redis failed: redis is down; fetch"), "{}", cycle.log_line());
+        // The words README's log section gives for the writes the fence drops.
+        let mut fenced = written(Category::TextGeneration);
+        fenced.outcome = CategoryOutcome::Written { redis: RedisWrite::NotLeader };
+        let mut stats_only = written(Category::ImageGeneration);
+        stats_only.outcome = CategoryOutcome::StatisticsOnly { redis: RedisWrite::Superseded };
+        let line = mk(vec![stats_only, fenced]).log_line();
+        assert!(line.contains("redis not written: this instance does not hold the lease"), "{line}");
+        assert!(line.contains("redis not written: it holds entries of a later cycle"), "{line}");
     }
 }
