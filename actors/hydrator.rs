@@ -226,17 +226,17 @@ impl CycleReport {
     /// `ok` (every category's entries reached every store they were meant
     /// for), `partial` (some written, only statistics written, or written to
     /// memory while Redis did not take them) or `failed` (none written).
-    pub fn outcome(&self) -> &'static str {
+    pub fn outcome(&self) -> CycleOutcome {
         let written = self.categories.iter().filter(|c| c.is_written()).count();
         let complete = self.categories.iter().filter(|c| c.is_complete()).count();
         let some =
             self.categories.iter().any(|c| matches!(c.outcome, CategoryOutcome::StatisticsOnly { .. }));
         if complete == self.categories.len() {
-            "ok"
+            CycleOutcome::Ok
         } else if written > 0 || some {
-            "partial"
+            CycleOutcome::Partial
         } else {
-            "failed"
+            CycleOutcome::Failed
         }
     }
 
@@ -245,17 +245,8 @@ impl CycleReport {
             started_at: self.started_unix,
             finished_at: self.started_unix + self.duration.as_secs_f64(),
             duration_ms: self.duration.as_millis() as u64,
-            outcome: self.outcome(),
+            outcome: self.outcome().as_str(),
             categories: self.categories.iter().map(CategoryReport::status).collect(),
-        }
-    }
-
-    /// The outcome as the metrics label it.
-    pub fn metric_outcome(&self) -> CycleOutcome {
-        match self.outcome() {
-            "ok" => CycleOutcome::Ok,
-            "partial" => CycleOutcome::Partial,
-            _ => CycleOutcome::Failed,
         }
     }
 
@@ -291,7 +282,7 @@ impl CycleReport {
                 )
             })
             .collect();
-        format!("cycle {} in {} ms: {}", self.outcome(), self.duration.as_millis(), parts.join("; "))
+        format!("cycle {} in {} ms: {}", self.outcome().as_str(), self.duration.as_millis(), parts.join("; "))
     }
 }
 
@@ -347,7 +338,7 @@ pub async fn run_planned_cycle(deps: CycleDeps, categories: Vec<Category>, plan:
     let mut reports = futures_util::future::join_all(jobs).await;
     reports.sort_by_key(|r| categories.iter().position(|c| *c == r.category));
     let report = CycleReport { started_unix, duration: started.elapsed(), categories: reports };
-    deps.metrics.cycle_finished(report.metric_outcome(), report.duration);
+    deps.metrics.cycle_finished(report.outcome(), report.duration);
     report
 }
 
@@ -739,7 +730,7 @@ impl HydratorActor {
                 wait.as_secs()
             ));
         }
-        if report.outcome() == "ok" {
+        if report.outcome() == CycleOutcome::Ok {
             log::info!("{line}");
         } else {
             log::warn!("{line}");
@@ -1133,18 +1124,23 @@ mod tests {
             categories: cats,
         };
         assert_eq!(
-            mk(vec![written(Category::ImageGeneration), written(Category::TextGeneration)]).outcome(),
+            mk(vec![written(Category::ImageGeneration), written(Category::TextGeneration)])
+                .outcome()
+                .as_str(),
             "ok"
         );
-        assert_eq!(mk(vec![written(Category::ImageGeneration), failed.clone()]).outcome(), "partial");
-        assert_eq!(mk(vec![kept.clone(), failed]).outcome(), "failed");
+        assert_eq!(
+            mk(vec![written(Category::ImageGeneration), failed.clone()]).outcome().as_str(),
+            "partial"
+        );
+        assert_eq!(mk(vec![kept.clone(), failed]).outcome().as_str(), "failed");
         let line = mk(vec![written(Category::ImageGeneration), kept]).log_line();
         assert!(line.starts_with("cycle partial in 0 ms: image_generation: written"), "{line}");
         assert!(line.contains("text_generation: kept_stale"), "{line}");
         let mut not_in_redis = written(Category::TextGeneration);
         not_in_redis.outcome = CategoryOutcome::Written { redis: RedisWrite::Failed("redis is down".into()) };
         let cycle = mk(vec![written(Category::ImageGeneration), not_in_redis]);
-        assert_eq!(cycle.outcome(), "partial", "a Redis write that failed is not ok");
+        assert_eq!(cycle.outcome().as_str(), "partial", "a Redis write that failed is not ok");
         assert!(cycle.log_line().starts_with("cycle partial"), "{}", cycle.log_line());
         assert!(cycle.log_line().contains(", redis failed: redis is down; fetch"), "{}", cycle.log_line());
         // The words README's log section gives for the writes the fence drops.
