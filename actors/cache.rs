@@ -901,7 +901,9 @@ impl CacheActor {
         let generation = conn.generation;
         let op = Op::Rearm(items.len());
         let fut = async move {
-            let res = redis_rearm(conn.conn, timeout, (&fence_keys, &token), &items, &metrics).await;
+            let fix =
+                RedisFix { conn: conn.conn, timeout, keys: &fence_keys, token: &token, metrics: &metrics };
+            let res = redis_rearm(fix, &items).await;
             (res, items)
         };
         ctx.spawn(fut.into_actor(self).map(move |(res, items), act, _ctx| {
@@ -976,8 +978,11 @@ impl CacheActor {
         }
         let metrics = self.metrics.clone();
         let link_generation = conn.generation;
-        let fut =
-            async move { redis_repair(conn.conn, timeout, (&fence_keys, &token), &items, &metrics).await };
+        let fut = async move {
+            let fix =
+                RedisFix { conn: conn.conn, timeout, keys: &fence_keys, token: &token, metrics: &metrics };
+            redis_repair(fix, &items).await
+        };
         ctx.spawn(fut.into_actor(self).map(move |res, act, _ctx| {
             act.note(link_generation, &res.as_ref().map(|_| ()).map_err(Clone::clone), Op::Repair(category));
             if let Ok(repaired) = res {
@@ -1004,43 +1009,43 @@ struct Rearm {
     generation: u64,
 }
 
+/// What re-arming and repairing entries in Redis need besides the entries:
+/// the connection, the command timeout, the fence (keys and token) and the
+/// metrics.
+struct RedisFix<'a> {
+    conn: MultiplexedConnection,
+    timeout: Duration,
+    keys: &'a FenceKeys,
+    token: &'a str,
+    metrics: &'a Metrics,
+}
+
 /// Re-arm each key's TTL (`PEXPIRE`); a key that is gone is set again from
 /// memory (`SET … PX`), unless its category was invalidated meanwhile.
 /// Answers the keys set again.
-async fn redis_rearm(
-    mut conn: MultiplexedConnection,
-    timeout: Duration,
-    fence: (&FenceKeys, &str),
-    items: &[Rearm],
-    metrics: &Metrics,
-) -> Result<Vec<String>, Failure> {
+async fn redis_rearm(mut fix: RedisFix<'_>, items: &[Rearm]) -> Result<Vec<String>, Failure> {
     let pairs: Vec<(&str, u64)> = items.iter().map(|it| (it.redis_key.as_str(), millis(it.ttl))).collect();
-    let Some(armed) = redis_link::run(timeout, fenced::rearm(&mut conn, fence.0, fence.1, &pairs)).await?
-    else {
+    let rearm = fenced::rearm(&mut fix.conn, fix.keys, fix.token, &pairs);
+    let Some(armed) = redis_link::run(fix.timeout, rearm).await? else {
         return Ok(Vec::new()); // the lease is gone: the new leader keeps the entries
     };
-    metrics.stale_rearms(armed.iter().filter(|a| **a == 1).count());
+    fix.metrics.stale_rearms(armed.iter().filter(|a| **a == 1).count());
     let missing: Vec<&Rearm> = items.iter().zip(&armed).filter(|(_, a)| **a == 0).map(|(it, _)| it).collect();
-    redis_set_again(conn, timeout, fence, &missing, metrics).await
+    redis_set_again(fix, &missing).await
 }
 
 /// Compare each key's length with the entry's (`STRLEN`: 0 when missing)
 /// and set again from memory those that differ. Answers the keys set again.
-async fn redis_repair(
-    mut conn: MultiplexedConnection,
-    timeout: Duration,
-    fence: (&FenceKeys, &str),
-    items: &[Rearm],
-    metrics: &Metrics,
-) -> Result<Vec<String>, Failure> {
+async fn redis_repair(mut fix: RedisFix<'_>, items: &[Rearm]) -> Result<Vec<String>, Failure> {
     let mut pipe = redis::pipe();
     for it in items {
         pipe.cmd("STRLEN").arg(&it.redis_key);
     }
-    let lens: Vec<usize> = redis_link::run(timeout, pipe.query_async(&mut conn)).await?;
+    let lens: Vec<usize> = redis_link::run(fix.timeout, pipe.query_async(&mut fix.conn)).await?;
     let differ: Vec<&Rearm> =
         items.iter().zip(&lens).filter(|(it, len)| **len != it.json.len()).map(|(it, _)| it).collect();
-    let repaired = redis_set_again(conn, timeout, fence, &differ, metrics).await?;
+    let metrics = fix.metrics;
+    let repaired = redis_set_again(fix, &differ).await?;
     metrics.late_deletes_repaired(repaired.len());
     Ok(repaired)
 }
@@ -1050,15 +1055,9 @@ async fn redis_repair(
 /// decided in. That is checked just before the commands are queued, all at
 /// once, on the actors' one thread: an invalidation's DEL, queued later,
 /// wins. Answers the keys set again.
-async fn redis_set_again(
-    mut conn: MultiplexedConnection,
-    timeout: Duration,
-    fence: (&FenceKeys, &str),
-    items: &[&Rearm],
-    metrics: &Metrics,
-) -> Result<Vec<String>, Failure> {
+async fn redis_set_again(mut fix: RedisFix<'_>, items: &[&Rearm]) -> Result<Vec<String>, Failure> {
     let current: Vec<&&Rearm> =
-        items.iter().filter(|it| metrics.generations.current(it.key.category) == it.generation).collect();
+        items.iter().filter(|it| fix.metrics.generations.current(it.key.category) == it.generation).collect();
     if current.is_empty() {
         return Ok(Vec::new());
     }
@@ -1067,10 +1066,10 @@ async fn redis_set_again(
         .map(|it| {
             let item =
                 StoreItem { key: &it.redis_key, ttl_seconds: it.ttl.as_secs(), value: it.json.as_bytes() };
-            fenced::store_cmd(fence.0, fence.1, it.started_ms, &[item])
+            fenced::store_cmd(fix.keys, fix.token, it.started_ms, &[item])
         })
         .collect();
-    let applied = redis_link::run(timeout, fenced::apply_all(&mut conn, cmds)).await?;
+    let applied = redis_link::run(fix.timeout, fenced::apply_all(&mut fix.conn, cmds)).await?;
     Ok(current
         .iter()
         .zip(applied)

@@ -511,8 +511,14 @@ mod tests {
         panic!("redis-server on port {} did not answer", server.1);
     }
 
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+    /// Run `test` against a `redis-server` of its own, with a connection
+    /// and the fence's keys under the prefix `P`.
+    fn against_redis<T: std::future::Future<Output = ()>>(
+        test: impl FnOnce(redis::aio::MultiplexedConnection, FenceKeys) -> T,
+    ) {
+        let server = server();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async { test(connect(&server).await, FenceKeys::new("P")).await });
     }
 
     async fn get(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> Option<Vec<u8>> {
@@ -540,10 +546,7 @@ mod tests {
 
     #[test]
     fn only_the_lease_holder_writes_and_a_deposed_one_never_does() {
-        let server = server();
-        block_on(async {
-            let mut conn = connect(&server).await;
-            let keys = FenceKeys::new("P");
+        against_redis(|mut conn, keys| async move {
             let lease = Duration::from_millis(300);
             let a = acquire(&mut conn, &keys, "a/1", lease).await.unwrap();
             assert!(a.held && a.holder.as_deref() == Some("a/1"));
@@ -587,10 +590,7 @@ mod tests {
 
     #[test]
     fn writes_never_go_backwards() {
-        let server = server();
-        block_on(async {
-            let mut conn = connect(&server).await;
-            let keys = FenceKeys::new("P");
+        against_redis(|mut conn, keys| async move {
             let both = |v: &'static [u8]| [item("P:a", v), item("P:b", v)];
             assert_eq!(store(&mut conn, &keys, "", 2000, &both(b"new")).await.unwrap(), Applied::Yes);
             assert_eq!(store(&mut conn, &keys, "", 1999, &both(b"old")).await.unwrap(), Applied::Superseded);
@@ -623,10 +623,7 @@ mod tests {
 
     #[test]
     fn a_store_in_pieces_writes_the_same_bytes_and_follows_the_same_rules() {
-        let server = server();
-        block_on(async {
-            let mut conn = connect(&server).await;
-            let keys = FenceKeys::new("P");
+        against_redis(|mut conn, keys| async move {
             let t = Duration::from_secs(5);
             assert!(acquire(&mut conn, &keys, "a/1", Duration::from_secs(10)).await.unwrap().held);
             // 7-byte pieces: values of 0, 5, 7 and 100 bytes, one split inside a UTF-8 character.
