@@ -69,6 +69,8 @@ pub enum Stage {
 }
 
 impl Stage {
+    const ALL: [Stage; 3] = [Stage::Fetch, Stage::Compute, Stage::Store];
+
     fn as_str(self) -> &'static str {
         match self {
             Stage::Fetch => "fetch",
@@ -134,6 +136,8 @@ pub enum Channel {
 }
 
 impl Channel {
+    const ALL: [Channel; 3] = [Channel::Invalidate, Channel::Admin, Channel::Other];
+
     fn as_str(self) -> &'static str {
         match self {
             Channel::Invalidate => "invalidate",
@@ -155,6 +159,9 @@ pub enum MessageOutcome {
 }
 
 impl MessageOutcome {
+    const ALL: [MessageOutcome; 3] =
+        [MessageOutcome::Handled, MessageOutcome::Ignored, MessageOutcome::Oversized];
+
     fn as_str(self) -> &'static str {
         match self {
             MessageOutcome::Handled => "handled",
@@ -175,6 +182,8 @@ pub enum AdminOutcome {
 }
 
 impl AdminOutcome {
+    const ALL: [AdminOutcome; 3] = [AdminOutcome::Ok, AdminOutcome::Invalid, AdminOutcome::Unauthorized];
+
     fn as_str(self) -> &'static str {
         match self {
             AdminOutcome::Ok => "ok",
@@ -407,12 +416,12 @@ impl Metrics {
             let _ = s.cycles.get_or_create(&OutcomeLabels { outcome: o.as_str() });
         }
         for command in ADMIN_COMMANDS {
-            for outcome in [AdminOutcome::Ok, AdminOutcome::Invalid, AdminOutcome::Unauthorized] {
+            for outcome in AdminOutcome::ALL {
                 let _ = s.admin_commands.get_or_create(&AdminLabels { command, outcome: outcome.as_str() });
             }
         }
-        for channel in [Channel::Invalidate, Channel::Admin, Channel::Other] {
-            for outcome in [MessageOutcome::Handled, MessageOutcome::Ignored, MessageOutcome::Oversized] {
+        for channel in Channel::ALL {
+            for outcome in MessageOutcome::ALL {
                 let _ = s
                     .pubsub_messages
                     .get_or_create(&ChannelLabels { channel: channel.as_str(), outcome: outcome.as_str() });
@@ -431,7 +440,7 @@ impl Metrics {
     /// categories exist (at 0) before their first event.
     pub fn preset(&self, categories: &[Category], sources: &[String], entries: &[String]) {
         for c in categories {
-            for stage in [Stage::Fetch, Stage::Compute, Stage::Store] {
+            for stage in Stage::ALL {
                 let _ = self
                     .s
                     .stage_duration
@@ -565,7 +574,7 @@ impl Metrics {
                 .sum::<u64>()
         };
         let messages = |outcome: MessageOutcome| {
-            [Channel::Invalidate, Channel::Admin, Channel::Other]
+            Channel::ALL
                 .iter()
                 .map(|ch| {
                     self.s
