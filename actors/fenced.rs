@@ -617,6 +617,10 @@ mod tests {
         });
     }
 
+    async fn config_set(conn: &mut redis::aio::MultiplexedConnection, name: &str, value: &str) {
+        redis::cmd("CONFIG").arg("SET").arg(name).arg(value).query_async::<()>(conn).await.unwrap();
+    }
+
     async fn staged_keys(conn: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
         redis::cmd("KEYS").arg("P:hydrator:staging:*").query_async(conn).await.unwrap()
     }
@@ -664,29 +668,11 @@ mod tests {
             assert_eq!(staged_keys(&mut conn).await, Vec::<String>::new());
 
             // Out of memory: refused before anything is staged, the entries as they were.
-            redis::cmd("CONFIG")
-                .arg("SET")
-                .arg("maxmemory-policy")
-                .arg("noeviction")
-                .query_async::<()>(&mut conn)
-                .await
-                .unwrap();
-            redis::cmd("CONFIG")
-                .arg("SET")
-                .arg("maxmemory")
-                .arg("1")
-                .query_async::<()>(&mut conn)
-                .await
-                .unwrap();
+            config_set(&mut conn, "maxmemory-policy", "noeviction").await;
+            config_set(&mut conn, "maxmemory", "1").await;
             let oom = store_in_pieces(&mut conn, t, &keys, "a/1", 3000, &other, 7, || true).await;
             assert!(matches!(oom, Err(Failure::Refused { .. })), "{oom:?}");
-            redis::cmd("CONFIG")
-                .arg("SET")
-                .arg("maxmemory")
-                .arg("0")
-                .query_async::<()>(&mut conn)
-                .await
-                .unwrap();
+            config_set(&mut conn, "maxmemory", "0").await;
             assert_eq!(staged_keys(&mut conn).await, Vec::<String>::new());
             assert_eq!(get(&mut conn, "P:e1").await.as_deref(), Some(&b"short"[..]));
 
