@@ -110,12 +110,25 @@ macro_rules! never_backwards {
     };
 }
 
+/// The start of a store's script (Lua) over the entries `KEYS[3]` …: it
+/// declares itself a writer (`#!lua`, the first line), names itself, checks
+/// the lease and never goes backwards (answering 0 or -1).
+macro_rules! checked_store {
+    ($name:literal, $arguments:literal) => {
+        concat!(
+            "#!lua\n-- horde-hydrator: ",
+            $name,
+            "\n-- KEYS: lease, written_at hash, entries…; ARGV: token ('' = unfenced), ",
+            $arguments,
+            "\n",
+            lease_check!("return 0"),
+            never_backwards!("#KEYS", "return -1"),
+        )
+    };
+}
+
 const STORE: &str = concat!(
-    "#!lua\n",
-    "-- horde-hydrator: fenced store\n",
-    "-- KEYS: lease, written_at hash, entries…; ARGV: token ('' = unfenced), cycle start ms, then ttl s, value per entry\n",
-    lease_check!("return 0"),
-    never_backwards!("#KEYS", "return -1"),
+    checked_store!("fenced store", "cycle start ms, then ttl s, value per entry"),
     "for i = 3, #KEYS do
   local j = 3 + (i - 3) * 2
   redis.call('SETEX', KEYS[i], ARGV[j], ARGV[j + 1])
@@ -147,14 +160,7 @@ return 1",
 
 // The two halves of a store in pieces. Both declare themselves writers, as
 // STORE does: under OOM the check is refused before anything is staged.
-const STORE_CHECK: &str = concat!(
-    "#!lua\n",
-    "-- horde-hydrator: fenced store check\n",
-    "-- KEYS: lease, written_at hash, entries…; ARGV: token ('' = unfenced), cycle start ms\n",
-    lease_check!("return 0"),
-    never_backwards!("#KEYS", "return -1"),
-    "return 1",
-);
+const STORE_CHECK: &str = concat!(checked_store!("fenced store check", "cycle start ms"), "return 1");
 
 const STORE_STAGED: &str = concat!(
     "#!lua\n",
