@@ -44,7 +44,7 @@
 //! memory, unless a newer invalidation came. The Redis commands of both are
 //! the small functions after the actor's code.
 
-use crate::fenced::{self, Applied, FenceKeys, StoreItem};
+use crate::fenced::{self, Applied, Batch, FenceKeys, StoreItem};
 use crate::hydrator::unix_now;
 use crate::leader::RoleChanged;
 use crate::metrics::Metrics;
@@ -706,19 +706,18 @@ impl CacheActor {
                 let category_generation = generations.get(&category).copied().unwrap_or_default();
                 let still_current = || metrics.generations.current(category) == category_generation;
                 // A category's entries come from one cycle; the oldest start is the safe one.
-                let started = items.iter().map(|i| i.3).min().unwrap_or(0);
+                let started_ms = items.iter().map(|i| i.3).min().unwrap_or(0);
                 let store: Vec<StoreItem<'_>> = items
                     .iter()
                     .map(|(key, json, left, _)| StoreItem { key, ttl_seconds: *left, value: json.as_bytes() })
                     .collect();
+                let batch = Batch { keys: &keys, token: &token, started_ms, items: &store };
                 let res =
-                    fenced::store_sized(&mut conn, timeout, &keys, &token, started, &store, still_current)
-                        .await
-                        .map(|applied| {
-                            if applied != Applied::Yes {
-                                log::debug!("redis: write-back of {category} not applied: {applied:?}");
-                            }
-                        });
+                    fenced::store_sized(&mut conn, timeout, &batch, still_current).await.map(|applied| {
+                        if applied != Applied::Yes {
+                            log::debug!("redis: write-back of {category} not applied: {applied:?}");
+                        }
+                    });
                 let broken = matches!(res, Err(Failure::Connection(_)));
                 steps.push(WriteBackStep::Category(category, res));
                 if broken {
@@ -1066,7 +1065,12 @@ async fn redis_set_again(mut fix: RedisFix<'_>, items: &[&Rearm]) -> Result<Vec<
         .map(|it| {
             let item =
                 StoreItem { key: &it.redis_key, ttl_seconds: it.ttl.as_secs(), value: it.json.as_bytes() };
-            fenced::store_cmd(fix.keys, fix.token, it.started_ms, &[item])
+            fenced::store_cmd(&Batch {
+                keys: fix.keys,
+                token: fix.token,
+                started_ms: it.started_ms,
+                items: &[item],
+            })
         })
         .collect();
     let applied = redis_link::run(fix.timeout, fenced::apply_all(&mut fix.conn, cmds)).await?;
@@ -1178,16 +1182,8 @@ impl Handler<StoreCategory> for CacheActor {
                 .collect();
             let still_current = || metrics.generations.current(category) == category_generation;
             let started = Instant::now();
-            let written = fenced::store_sized(
-                &mut conn,
-                timeout,
-                &fence_keys,
-                &token,
-                started_ms,
-                &items,
-                still_current,
-            )
-            .await;
+            let batch = Batch { keys: &fence_keys, token: &token, started_ms, items: &items };
+            let written = fenced::store_sized(&mut conn, timeout, &batch, still_current).await;
             if written.is_ok() {
                 metrics.redis_write(started.elapsed());
             }

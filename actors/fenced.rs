@@ -29,8 +29,9 @@
 //! An empty token means "not fenced" (a standalone daemon, `once`): the lease
 //! is not checked, the never-backwards rule still applies.
 //!
-//! The cache calls [`store`], [`rearm`] and [`delete`]; the leader actor
-//! calls [`acquire`], [`renew`] and [`release`].
+//! The cache calls [`store_sized`] (and [`store_cmd`] with [`apply_all`]),
+//! [`rearm`] and [`delete`]; the leader actor calls [`acquire`], [`renew`]
+//! and [`release`].
 
 use crate::redis_link::{run, Failure};
 use redis::aio::ConnectionLike;
@@ -202,19 +203,16 @@ const STAGING_TTL_MS: u64 = 600_000;
 pub async fn store_sized(
     conn: &mut impl ConnectionLike,
     timeout: Duration,
-    keys: &FenceKeys,
-    token: &str,
-    started_ms: u64,
-    items: &[StoreItem<'_>],
+    batch: &Batch<'_>,
     still_current: impl Fn() -> bool,
 ) -> Result<Applied, Failure> {
-    if items.iter().map(|i| i.value.len()).sum::<usize>() <= ONE_SCRIPT_MAX_BYTES {
+    if batch.items.iter().map(|i| i.value.len()).sum::<usize>() <= ONE_SCRIPT_MAX_BYTES {
         if !still_current() {
             return Ok(Applied::Superseded);
         }
-        return run(timeout, store(conn, keys, token, started_ms, items)).await;
+        return run(timeout, store(conn, batch)).await;
     }
-    store_in_pieces(conn, timeout, keys, token, started_ms, items, PIECE_BYTES, still_current).await
+    store_in_pieces(conn, timeout, batch, PIECE_BYTES, still_current).await
 }
 
 /// Store a category's entries in pieces of at most `piece` bytes: check the
@@ -223,41 +221,31 @@ pub async fn store_sized(
 /// into place by one script that checks both again (and, before it is
 /// queued, `still_current`: see [`store_sized`]). What is staged is deleted
 /// when the store is refused or fails (or expires if even that fails).
-#[allow(clippy::too_many_arguments)]
 pub async fn store_in_pieces(
     conn: &mut impl ConnectionLike,
     timeout: Duration,
-    keys: &FenceKeys,
-    token: &str,
-    started_ms: u64,
-    items: &[StoreItem<'_>],
+    batch: &Batch<'_>,
     piece: usize,
     still_current: impl Fn() -> bool,
 ) -> Result<Applied, Failure> {
     let piece = piece.max(1);
-    let mut names: Vec<&str> = vec![&keys.lease, &keys.written_at];
-    names.extend(items.iter().map(|i| i.key));
-    let mut check = eval(STORE_CHECK, &names);
-    check.arg(token).arg(started_ms);
-    let checked: i64 = run(timeout, check.query_async(conn)).await?;
+    let items = batch.items;
+    let checked: i64 = run(timeout, batch.eval(STORE_CHECK, &[]).query_async(conn)).await?;
     if checked != 1 {
         return Ok(Applied::from_reply(checked));
     }
     // A nonce per store: two writers (a deposed leader's store in flight and
     // the new leader's) never append to the same staged value.
     let nonce = format!("{:016x}", rand::random::<u64>());
-    let staged: Vec<String> = items.iter().map(|i| format!("{}{nonce}:{}", keys.staging, i.key)).collect();
+    let staged: Vec<String> =
+        items.iter().map(|i| format!("{}{nonce}:{}", batch.keys.staging, i.key)).collect();
     let mut result = stage(conn, timeout, items, &staged, piece).await;
     if result.is_ok() && !still_current() {
         let _ = run(timeout, redis::cmd("DEL").arg(&staged).query_async::<()>(conn)).await;
         return Ok(Applied::Superseded);
     }
     if result.is_ok() {
-        let mut names: Vec<&str> = vec![&keys.lease, &keys.written_at];
-        names.extend(items.iter().map(|i| i.key));
-        names.extend(staged.iter().map(String::as_str));
-        let mut commit = eval(STORE_STAGED, &names);
-        commit.arg(token).arg(started_ms);
+        let mut commit = batch.eval(STORE_STAGED, &staged);
         for i in items {
             commit.arg(i.ttl_seconds.max(1));
         }
@@ -325,14 +313,36 @@ pub struct StoreItem<'a> {
     pub value: &'a [u8],
 }
 
-/// The command that stores a category's entries of the cycle that started at
-/// `started_ms` (Unix ms), if `token` holds the lease and nothing newer is there.
-pub fn store_cmd(keys: &FenceKeys, token: &str, started_ms: u64, items: &[StoreItem<'_>]) -> redis::Cmd {
-    let mut names: Vec<&str> = vec![&keys.lease, &keys.written_at];
-    names.extend(items.iter().map(|i| i.key));
-    let mut cmd = eval(STORE, &names);
-    cmd.arg(token).arg(started_ms);
-    for i in items {
+/// A category's entries of one cycle, to store under the lease.
+#[derive(Clone, Copy)]
+pub struct Batch<'a> {
+    pub keys: &'a FenceKeys,
+    /// The lease token (`""`: unfenced).
+    pub token: &'a str,
+    /// When the cycle that computed the entries started (Unix ms).
+    pub started_ms: u64,
+    pub items: &'a [StoreItem<'a>],
+}
+
+impl Batch<'_> {
+    /// `EVAL script` over the lease, the `written_at` hash, the entries and
+    /// the `more` keys, with the token and the cycle start as its first
+    /// arguments.
+    fn eval(&self, script: &str, more: &[String]) -> redis::Cmd {
+        let mut names: Vec<&str> = vec![&self.keys.lease, &self.keys.written_at];
+        names.extend(self.items.iter().map(|i| i.key));
+        names.extend(more.iter().map(String::as_str));
+        let mut cmd = eval(script, &names);
+        cmd.arg(self.token).arg(self.started_ms);
+        cmd
+    }
+}
+
+/// The command that stores a batch if its token holds the lease and Redis
+/// holds nothing of a cycle that started later.
+pub fn store_cmd(batch: &Batch<'_>) -> redis::Cmd {
+    let mut cmd = batch.eval(STORE, &[]);
+    for i in batch.items {
         cmd.arg(i.ttl_seconds.max(1)).arg(i.value);
     }
     cmd
@@ -366,14 +376,8 @@ pub async fn apply(conn: &mut impl ConnectionLike, cmd: &redis::Cmd) -> redis::R
 }
 
 /// Store (see [`store_cmd`]).
-pub async fn store(
-    conn: &mut impl ConnectionLike,
-    keys: &FenceKeys,
-    token: &str,
-    started_ms: u64,
-    items: &[StoreItem<'_>],
-) -> redis::RedisResult<Applied> {
-    apply(conn, &store_cmd(keys, token, started_ms, items)).await
+pub async fn store(conn: &mut impl ConnectionLike, batch: &Batch<'_>) -> redis::RedisResult<Applied> {
+    apply(conn, &store_cmd(batch)).await
 }
 
 /// Re-arm TTLs (see [`rearm_cmd`]): `None` when the token does not hold
@@ -531,6 +535,15 @@ mod tests {
         redis::cmd("GET").arg(key).query_async(conn).await.unwrap()
     }
 
+    fn batch<'a>(
+        keys: &'a FenceKeys,
+        token: &'a str,
+        started_ms: u64,
+        items: &'a [StoreItem<'a>],
+    ) -> Batch<'a> {
+        Batch { keys, token, started_ms, items }
+    }
+
     fn item<'a>(key: &'a str, value: &'a [u8]) -> StoreItem<'a> {
         StoreItem { key, ttl_seconds: 300, value }
     }
@@ -561,12 +574,12 @@ mod tests {
 
             let value: &[u8] = b"{\"computed_at\": 1, \"x\": \"\\u00e9\"}";
             assert_eq!(
-                store(&mut conn, &keys, "b/2", 1000, &[item("P:e", value)]).await.unwrap(),
+                store(&mut conn, &batch(&keys, "b/2", 1000, &[item("P:e", value)])).await.unwrap(),
                 Applied::NotLeader
             );
             assert_eq!(get(&mut conn, "P:e").await, None, "a follower's write is refused");
             assert_eq!(
-                store(&mut conn, &keys, "a/1", 1000, &[item("P:e", value)]).await.unwrap(),
+                store(&mut conn, &batch(&keys, "a/1", 1000, &[item("P:e", value)])).await.unwrap(),
                 Applied::Yes
             );
             assert_eq!(get(&mut conn, "P:e").await.as_deref(), Some(value), "the bytes as given");
@@ -577,7 +590,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(400)).await;
             assert!(acquire(&mut conn, &keys, "b/2", Duration::from_secs(10)).await.unwrap().held);
             // a's write, in flight all along, is refused; so are its renewal, delete and re-arm.
-            let late = store(&mut conn, &keys, "a/1", 5000, &[item("P:e", b"late")]).await.unwrap();
+            let late = store(&mut conn, &batch(&keys, "a/1", 5000, &[item("P:e", b"late")])).await.unwrap();
             assert_eq!(late, Applied::NotLeader);
             assert!(!renew(&mut conn, &keys, "a/1", lease).await.unwrap().held);
             assert_eq!(
@@ -598,11 +611,17 @@ mod tests {
     fn writes_never_go_backwards() {
         against_redis(|mut conn, keys| async move {
             let both = |v: &'static [u8]| [item("P:a", v), item("P:b", v)];
-            assert_eq!(store(&mut conn, &keys, "", 2000, &both(b"new")).await.unwrap(), Applied::Yes);
-            assert_eq!(store(&mut conn, &keys, "", 1999, &both(b"old")).await.unwrap(), Applied::Superseded);
+            assert_eq!(store(&mut conn, &batch(&keys, "", 2000, &both(b"new"))).await.unwrap(), Applied::Yes);
+            assert_eq!(
+                store(&mut conn, &batch(&keys, "", 1999, &both(b"old"))).await.unwrap(),
+                Applied::Superseded
+            );
             assert_eq!(get(&mut conn, "P:a").await.as_deref(), Some(&b"new"[..]));
             assert_eq!(get(&mut conn, "P:b").await.as_deref(), Some(&b"new"[..]), "all or nothing");
-            assert_eq!(store(&mut conn, &keys, "", 2000, &both(b"same")).await.unwrap(), Applied::Yes);
+            assert_eq!(
+                store(&mut conn, &batch(&keys, "", 2000, &both(b"same"))).await.unwrap(),
+                Applied::Yes
+            );
             let seen = acquire(&mut conn, &keys, "x/1", Duration::from_secs(1)).await.unwrap();
             assert_eq!(seen.newest_written_ms, Some(2000));
             // Deleted entries have nothing to protect: an older cycle may write them again.
@@ -611,7 +630,10 @@ mod tests {
                 Applied::Yes
             );
             assert_eq!(get(&mut conn, "P:a").await, None);
-            assert_eq!(store(&mut conn, &keys, "", 1500, &both(b"again")).await.unwrap(), Applied::Yes);
+            assert_eq!(
+                store(&mut conn, &batch(&keys, "", 1500, &both(b"again"))).await.unwrap(),
+                Applied::Yes
+            );
             // Re-arm sets the TTL, not the value.
             assert_eq!(
                 rearm(&mut conn, &keys, "", &[("P:a", 50_000), ("P:gone", 9)]).await.unwrap(),
@@ -646,7 +668,7 @@ mod tests {
                 .map(|(k, v)| StoreItem { key: k, ttl_seconds: 120, value: v })
                 .collect();
             let applied =
-                store_in_pieces(&mut conn, t, &keys, "a/1", 1000, &items, 7, || true).await.unwrap();
+                store_in_pieces(&mut conn, t, &batch(&keys, "a/1", 1000, &items), 7, || true).await.unwrap();
             assert_eq!(applied, Applied::Yes);
             for (k, v) in names.iter().zip(values) {
                 assert_eq!(get(&mut conn, k).await.as_deref(), Some(v), "{k}: the bytes as given");
@@ -662,13 +684,14 @@ mod tests {
             let other: Vec<StoreItem<'_>> =
                 names.iter().map(|k| StoreItem { key: k, ttl_seconds: 120, value: b"other value" }).collect();
             let refused =
-                store_in_pieces(&mut conn, t, &keys, "b/2", 2000, &other, 7, || true).await.unwrap();
+                store_in_pieces(&mut conn, t, &batch(&keys, "b/2", 2000, &other), 7, || true).await.unwrap();
             assert_eq!(refused, Applied::NotLeader);
-            let older = store_in_pieces(&mut conn, t, &keys, "a/1", 999, &other, 7, || true).await.unwrap();
+            let older =
+                store_in_pieces(&mut conn, t, &batch(&keys, "a/1", 999, &other), 7, || true).await.unwrap();
             assert_eq!(older, Applied::Superseded);
             // An invalidation while the values were staged: dropped before they become visible.
             let invalidated =
-                store_in_pieces(&mut conn, t, &keys, "a/1", 2000, &other, 7, || false).await.unwrap();
+                store_in_pieces(&mut conn, t, &batch(&keys, "a/1", 2000, &other), 7, || false).await.unwrap();
             assert_eq!(invalidated, Applied::Superseded);
             assert_eq!(get(&mut conn, "P:e3").await.as_deref(), Some(&long[..]));
             assert_eq!(staged_keys(&mut conn).await, Vec::<String>::new());
@@ -676,14 +699,14 @@ mod tests {
             // Out of memory: refused before anything is staged, the entries as they were.
             config_set(&mut conn, "maxmemory-policy", "noeviction").await;
             config_set(&mut conn, "maxmemory", "1").await;
-            let oom = store_in_pieces(&mut conn, t, &keys, "a/1", 3000, &other, 7, || true).await;
+            let oom = store_in_pieces(&mut conn, t, &batch(&keys, "a/1", 3000, &other), 7, || true).await;
             assert!(matches!(oom, Err(Failure::Refused { .. })), "{oom:?}");
             config_set(&mut conn, "maxmemory", "0").await;
             assert_eq!(staged_keys(&mut conn).await, Vec::<String>::new());
             assert_eq!(get(&mut conn, "P:e1").await.as_deref(), Some(&b"short"[..]));
 
             // store_sized: small categories by one script, as before; the result is the same.
-            let sized = store_sized(&mut conn, t, &keys, "a/1", 3000, &other, || true).await.unwrap();
+            let sized = store_sized(&mut conn, t, &batch(&keys, "a/1", 3000, &other), || true).await.unwrap();
             assert_eq!(sized, Applied::Yes);
             assert_eq!(get(&mut conn, "P:e0").await.as_deref(), Some(&b"other value"[..]));
         });
