@@ -44,7 +44,7 @@
 //! memory, unless a newer invalidation came. The Redis commands of both are
 //! the small functions after the actor's code.
 
-use crate::fenced::{self, Applied, Batch, FenceKeys, StoreItem};
+use crate::fenced::{self, Applied, Batch, FenceKeys, StoreItem, Writer};
 use crate::hydrator::unix_now;
 use crate::leader::RoleChanged;
 use crate::metrics::Metrics;
@@ -711,7 +711,8 @@ impl CacheActor {
                     .iter()
                     .map(|(key, json, left, _)| StoreItem { key, ttl_seconds: *left, value: json.as_bytes() })
                     .collect();
-                let batch = Batch { keys: &keys, token: &token, started_ms, items: &store };
+                let batch =
+                    Batch { writer: Writer { keys: &keys, token: &token }, started_ms, items: &store };
                 let res =
                     fenced::store_sized(&mut conn, timeout, &batch, still_current).await.map(|applied| {
                         if applied != Applied::Yes {
@@ -725,9 +726,12 @@ impl CacheActor {
                 }
             }
             if !deletes.is_empty() {
-                let res = redis_link::run(timeout, fenced::delete(&mut conn, &keys, &token, &deletes))
-                    .await
-                    .map(|_| ());
+                let res = redis_link::run(
+                    timeout,
+                    fenced::delete(&mut conn, Writer { keys: &keys, token: &token }, &deletes),
+                )
+                .await
+                .map(|_| ());
                 steps.push(WriteBackStep::Delete(deletes, res));
             }
             steps
@@ -792,7 +796,11 @@ impl CacheActor {
         let fence_keys = self.fence_keys.clone();
         let fut = async move {
             let mut conn = conn.conn;
-            redis_link::run(timeout, fenced::delete(&mut conn, &fence_keys, &token, &keys)).await
+            redis_link::run(
+                timeout,
+                fenced::delete(&mut conn, Writer { keys: &fence_keys, token: &token }, &keys),
+            )
+            .await
         };
         Box::pin(fut.into_actor(self).map(move |res, act, _ctx| {
             act.note(generation, &res.as_ref().map(|_| ()).map_err(Clone::clone), op);
@@ -900,8 +908,12 @@ impl CacheActor {
         let generation = conn.generation;
         let op = Op::Rearm(items.len());
         let fut = async move {
-            let fix =
-                RedisFix { conn: conn.conn, timeout, keys: &fence_keys, token: &token, metrics: &metrics };
+            let fix = RedisFix {
+                conn: conn.conn,
+                timeout,
+                writer: Writer { keys: &fence_keys, token: &token },
+                metrics: &metrics,
+            };
             let res = redis_rearm(fix, &items).await;
             (res, items)
         };
@@ -978,8 +990,12 @@ impl CacheActor {
         let metrics = self.metrics.clone();
         let link_generation = conn.generation;
         let fut = async move {
-            let fix =
-                RedisFix { conn: conn.conn, timeout, keys: &fence_keys, token: &token, metrics: &metrics };
+            let fix = RedisFix {
+                conn: conn.conn,
+                timeout,
+                writer: Writer { keys: &fence_keys, token: &token },
+                metrics: &metrics,
+            };
             redis_repair(fix, &items).await
         };
         ctx.spawn(fut.into_actor(self).map(move |res, act, _ctx| {
@@ -1009,13 +1025,12 @@ struct Rearm {
 }
 
 /// What re-arming and repairing entries in Redis need besides the entries:
-/// the connection, the command timeout, the fence (keys and token) and the
-/// metrics.
+/// the connection, the command timeout, the fence's writer (keys and token)
+/// and the metrics.
 struct RedisFix<'a> {
     conn: MultiplexedConnection,
     timeout: Duration,
-    keys: &'a FenceKeys,
-    token: &'a str,
+    writer: Writer<'a>,
     metrics: &'a Metrics,
 }
 
@@ -1024,7 +1039,7 @@ struct RedisFix<'a> {
 /// Answers the keys set again.
 async fn redis_rearm(mut fix: RedisFix<'_>, items: &[Rearm]) -> Result<Vec<String>, Failure> {
     let pairs: Vec<(&str, u64)> = items.iter().map(|it| (it.redis_key.as_str(), millis(it.ttl))).collect();
-    let rearm = fenced::rearm(&mut fix.conn, fix.keys, fix.token, &pairs);
+    let rearm = fenced::rearm(&mut fix.conn, fix.writer, &pairs);
     let Some(armed) = redis_link::run(fix.timeout, rearm).await? else {
         return Ok(Vec::new()); // the lease is gone: the new leader keeps the entries
     };
@@ -1065,12 +1080,7 @@ async fn redis_set_again(mut fix: RedisFix<'_>, items: &[&Rearm]) -> Result<Vec<
         .map(|it| {
             let item =
                 StoreItem { key: &it.redis_key, ttl_seconds: it.ttl.as_secs(), value: it.json.as_bytes() };
-            fenced::store_cmd(&Batch {
-                keys: fix.keys,
-                token: fix.token,
-                started_ms: it.started_ms,
-                items: &[item],
-            })
+            fenced::store_cmd(&Batch { writer: fix.writer, started_ms: it.started_ms, items: &[item] })
         })
         .collect();
     let applied = redis_link::run(fix.timeout, fenced::apply_all(&mut fix.conn, cmds)).await?;
@@ -1182,7 +1192,8 @@ impl Handler<StoreCategory> for CacheActor {
                 .collect();
             let still_current = || metrics.generations.current(category) == category_generation;
             let started = Instant::now();
-            let batch = Batch { keys: &fence_keys, token: &token, started_ms, items: &items };
+            let batch =
+                Batch { writer: Writer { keys: &fence_keys, token: &token }, started_ms, items: &items };
             let written = fenced::store_sized(&mut conn, timeout, &batch, still_current).await;
             if written.is_ok() {
                 metrics.redis_write(started.elapsed());

@@ -37,6 +37,14 @@ use crate::redis_link::{run, Failure};
 use redis::aio::ConnectionLike;
 use std::time::Duration;
 
+/// A writer under the lease: the scripts' key names and this daemon's
+/// token (`""`: unfenced). Every call below takes one.
+#[derive(Debug, Clone, Copy)]
+pub struct Writer<'a> {
+    pub keys: &'a FenceKeys,
+    pub token: &'a str,
+}
+
 /// The names the scripts need, under one key prefix.
 #[derive(Debug, Clone)]
 pub struct FenceKeys {
@@ -238,7 +246,7 @@ pub async fn store_in_pieces(
     // the new leader's) never append to the same staged value.
     let nonce = format!("{:016x}", rand::random::<u64>());
     let staged: Vec<String> =
-        items.iter().map(|i| format!("{}{nonce}:{}", batch.keys.staging, i.key)).collect();
+        items.iter().map(|i| format!("{}{nonce}:{}", batch.writer.keys.staging, i.key)).collect();
     let mut result = stage(conn, timeout, items, &staged, piece).await;
     if result.is_ok() && !still_current() {
         let _ = run(timeout, redis::cmd("DEL").arg(&staged).query_async::<()>(conn)).await;
@@ -316,9 +324,7 @@ pub struct StoreItem<'a> {
 /// A category's entries of one cycle, to store under the lease.
 #[derive(Clone, Copy)]
 pub struct Batch<'a> {
-    pub keys: &'a FenceKeys,
-    /// The lease token (`""`: unfenced).
-    pub token: &'a str,
+    pub writer: Writer<'a>,
     /// When the cycle that computed the entries started (Unix ms).
     pub started_ms: u64,
     pub items: &'a [StoreItem<'a>],
@@ -329,11 +335,12 @@ impl Batch<'_> {
     /// the `more` keys, with the token and the cycle start as its first
     /// arguments.
     fn eval(&self, script: &str, more: &[String]) -> redis::Cmd {
-        let mut names: Vec<&str> = vec![&self.keys.lease, &self.keys.written_at];
+        let keys = self.writer.keys;
+        let mut names: Vec<&str> = vec![&keys.lease, &keys.written_at];
         names.extend(self.items.iter().map(|i| i.key));
         names.extend(more.iter().map(String::as_str));
         let mut cmd = eval(script, &names);
-        cmd.arg(self.token).arg(self.started_ms);
+        cmd.arg(self.writer.token).arg(self.started_ms);
         cmd
     }
 }
@@ -348,24 +355,24 @@ pub fn store_cmd(batch: &Batch<'_>) -> redis::Cmd {
     cmd
 }
 
-/// The command that re-arms entries' TTLs (ms each), if `token` holds the lease.
-pub fn rearm_cmd(keys: &FenceKeys, token: &str, items: &[(&str, u64)]) -> redis::Cmd {
-    let mut names: Vec<&str> = vec![&keys.lease];
+/// The command that re-arms entries' TTLs (ms each), if the token holds the lease.
+pub fn rearm_cmd(writer: Writer<'_>, items: &[(&str, u64)]) -> redis::Cmd {
+    let mut names: Vec<&str> = vec![&writer.keys.lease];
     names.extend(items.iter().map(|(k, _)| *k));
     let mut cmd = eval(REARM, &names);
-    cmd.arg(token);
+    cmd.arg(writer.token);
     for (_, ttl_ms) in items {
         cmd.arg((*ttl_ms).max(1));
     }
     cmd
 }
 
-/// The command that deletes entries, if `token` holds the lease.
-pub fn delete_cmd(keys: &FenceKeys, token: &str, entries: &[String]) -> redis::Cmd {
-    let mut names: Vec<&str> = vec![&keys.lease, &keys.written_at];
+/// The command that deletes entries, if the token holds the lease.
+pub fn delete_cmd(writer: Writer<'_>, entries: &[String]) -> redis::Cmd {
+    let mut names: Vec<&str> = vec![&writer.keys.lease, &writer.keys.written_at];
     names.extend(entries.iter().map(String::as_str));
     let mut cmd = eval(DELETE, &names);
-    cmd.arg(token);
+    cmd.arg(writer.token);
     cmd
 }
 
@@ -384,11 +391,10 @@ pub async fn store(conn: &mut impl ConnectionLike, batch: &Batch<'_>) -> redis::
 /// the lease, else per entry 1 (re-armed) or 0 (the key is missing).
 pub async fn rearm(
     conn: &mut impl ConnectionLike,
-    keys: &FenceKeys,
-    token: &str,
+    writer: Writer<'_>,
     items: &[(&str, u64)],
 ) -> redis::RedisResult<Option<Vec<i64>>> {
-    let reply: Vec<i64> = rearm_cmd(keys, token, items).query_async(conn).await?;
+    let reply: Vec<i64> = rearm_cmd(writer, items).query_async(conn).await?;
     Ok(match reply.split_first() {
         Some((1, armed)) => Some(armed.to_vec()),
         _ => None,
@@ -412,11 +418,10 @@ pub async fn apply_all(
 /// Delete (see [`delete_cmd`]).
 pub async fn delete(
     conn: &mut impl ConnectionLike,
-    keys: &FenceKeys,
-    token: &str,
+    writer: Writer<'_>,
     entries: &[String],
 ) -> redis::RedisResult<Applied> {
-    apply(conn, &delete_cmd(keys, token, entries)).await
+    apply(conn, &delete_cmd(writer, entries)).await
 }
 
 // ---------------------------------------------------------------- the lease
@@ -438,10 +443,10 @@ fn ms(d: Duration) -> u64 {
 /// had already set it) and the entries' newest write.
 pub async fn acquire(
     conn: &mut impl ConnectionLike,
-    keys: &FenceKeys,
-    token: &str,
+    writer: Writer<'_>,
     lease: Duration,
 ) -> redis::RedisResult<LeaseView> {
+    let Writer { keys, token } = writer;
     let mut pipe = redis::pipe();
     pipe.cmd("SET").arg(&keys.lease).arg(token).arg("NX").arg("PX").arg(ms(lease)).ignore();
     pipe.cmd("GET").arg(&keys.lease);
@@ -457,27 +462,22 @@ pub async fn acquire(
 /// Extend the lease by `lease` from now if `token` still holds it.
 pub async fn renew(
     conn: &mut impl ConnectionLike,
-    keys: &FenceKeys,
-    token: &str,
+    writer: Writer<'_>,
     lease: Duration,
 ) -> redis::RedisResult<LeaseView> {
     let mut pipe = redis::pipe();
-    let mut renew = eval(RENEW, &[&keys.lease]);
-    renew.arg(token).arg(ms(lease));
+    let mut renew = eval(RENEW, &[&writer.keys.lease]);
+    renew.arg(writer.token).arg(ms(lease));
     pipe.add_command(renew);
-    pipe.cmd("GET").arg(&keys.lease);
+    pipe.cmd("GET").arg(&writer.keys.lease);
     let (renewed, holder): (i64, Option<String>) = pipe.query_async(conn).await?;
     Ok(LeaseView { held: renewed == 1, holder, newest_written_ms: None })
 }
 
 /// Delete the lease if `token` holds it (a clean stop hands over at once).
-pub async fn release(
-    conn: &mut impl ConnectionLike,
-    keys: &FenceKeys,
-    token: &str,
-) -> redis::RedisResult<bool> {
-    let mut cmd = eval(RELEASE, &[&keys.lease]);
-    cmd.arg(token);
+pub async fn release(conn: &mut impl ConnectionLike, writer: Writer<'_>) -> redis::RedisResult<bool> {
+    let mut cmd = eval(RELEASE, &[&writer.keys.lease]);
+    cmd.arg(writer.token);
     let released: i64 = cmd.query_async(conn).await?;
     Ok(released == 1)
 }
@@ -541,7 +541,11 @@ mod tests {
         started_ms: u64,
         items: &'a [StoreItem<'a>],
     ) -> Batch<'a> {
-        Batch { keys, token, started_ms, items }
+        Batch { writer: Writer { keys, token }, started_ms, items }
+    }
+
+    fn writer<'a>(keys: &'a FenceKeys, token: &'a str) -> Writer<'a> {
+        Writer { keys, token }
     }
 
     fn item<'a>(key: &'a str, value: &'a [u8]) -> StoreItem<'a> {
@@ -567,9 +571,9 @@ mod tests {
     fn only_the_lease_holder_writes_and_a_deposed_one_never_does() {
         against_redis(|mut conn, keys| async move {
             let lease = Duration::from_millis(300);
-            let a = acquire(&mut conn, &keys, "a/1", lease).await.unwrap();
+            let a = acquire(&mut conn, writer(&keys, "a/1"), lease).await.unwrap();
             assert!(a.held && a.holder.as_deref() == Some("a/1"));
-            let b = acquire(&mut conn, &keys, "b/2", lease).await.unwrap();
+            let b = acquire(&mut conn, writer(&keys, "b/2"), lease).await.unwrap();
             assert!(!b.held && b.holder.as_deref() == Some("a/1"), "{b:?}");
 
             let value: &[u8] = b"{\"computed_at\": 1, \"x\": \"\\u00e9\"}";
@@ -588,22 +592,25 @@ mod tests {
 
             // a's lease runs out (a pause, a partition); b takes it.
             tokio::time::sleep(Duration::from_millis(400)).await;
-            assert!(acquire(&mut conn, &keys, "b/2", Duration::from_secs(10)).await.unwrap().held);
+            assert!(acquire(&mut conn, writer(&keys, "b/2"), Duration::from_secs(10)).await.unwrap().held);
             // a's write, in flight all along, is refused; so are its renewal, delete and re-arm.
             let late = store(&mut conn, &batch(&keys, "a/1", 5000, &[item("P:e", b"late")])).await.unwrap();
             assert_eq!(late, Applied::NotLeader);
-            assert!(!renew(&mut conn, &keys, "a/1", lease).await.unwrap().held);
+            assert!(!renew(&mut conn, writer(&keys, "a/1"), lease).await.unwrap().held);
             assert_eq!(
-                delete(&mut conn, &keys, "a/1", &["P:e".to_string()]).await.unwrap(),
+                delete(&mut conn, writer(&keys, "a/1"), &["P:e".to_string()]).await.unwrap(),
                 Applied::NotLeader
             );
-            assert_eq!(rearm(&mut conn, &keys, "a/1", &[("P:e", 1)]).await.unwrap(), None);
-            assert!(!release(&mut conn, &keys, "a/1").await.unwrap(), "a cannot delete b's lease");
+            assert_eq!(rearm(&mut conn, writer(&keys, "a/1"), &[("P:e", 1)]).await.unwrap(), None);
+            assert!(!release(&mut conn, writer(&keys, "a/1")).await.unwrap(), "a cannot delete b's lease");
             assert_eq!(get(&mut conn, "P:e").await.as_deref(), Some(value));
 
-            assert!(renew(&mut conn, &keys, "b/2", Duration::from_secs(10)).await.unwrap().held);
-            assert!(release(&mut conn, &keys, "b/2").await.unwrap());
-            assert!(acquire(&mut conn, &keys, "c/3", lease).await.unwrap().held, "released: free at once");
+            assert!(renew(&mut conn, writer(&keys, "b/2"), Duration::from_secs(10)).await.unwrap().held);
+            assert!(release(&mut conn, writer(&keys, "b/2")).await.unwrap());
+            assert!(
+                acquire(&mut conn, writer(&keys, "c/3"), lease).await.unwrap().held,
+                "released: free at once"
+            );
         });
     }
 
@@ -622,11 +629,11 @@ mod tests {
                 store(&mut conn, &batch(&keys, "", 2000, &both(b"same"))).await.unwrap(),
                 Applied::Yes
             );
-            let seen = acquire(&mut conn, &keys, "x/1", Duration::from_secs(1)).await.unwrap();
+            let seen = acquire(&mut conn, writer(&keys, "x/1"), Duration::from_secs(1)).await.unwrap();
             assert_eq!(seen.newest_written_ms, Some(2000));
             // Deleted entries have nothing to protect: an older cycle may write them again.
             assert_eq!(
-                delete(&mut conn, &keys, "", &["P:a".into(), "P:b".into()]).await.unwrap(),
+                delete(&mut conn, writer(&keys, ""), &["P:a".into(), "P:b".into()]).await.unwrap(),
                 Applied::Yes
             );
             assert_eq!(get(&mut conn, "P:a").await, None);
@@ -636,7 +643,7 @@ mod tests {
             );
             // Re-arm sets the TTL, not the value.
             assert_eq!(
-                rearm(&mut conn, &keys, "", &[("P:a", 50_000), ("P:gone", 9)]).await.unwrap(),
+                rearm(&mut conn, writer(&keys, ""), &[("P:a", 50_000), ("P:gone", 9)]).await.unwrap(),
                 Some(vec![1, 0])
             );
             let pttl: i64 = redis::cmd("PTTL").arg("P:a").query_async(&mut conn).await.unwrap();
@@ -657,7 +664,7 @@ mod tests {
     fn a_store_in_pieces_writes_the_same_bytes_and_follows_the_same_rules() {
         against_redis(|mut conn, keys| async move {
             let t = Duration::from_secs(5);
-            assert!(acquire(&mut conn, &keys, "a/1", Duration::from_secs(10)).await.unwrap().held);
+            assert!(acquire(&mut conn, writer(&keys, "a/1"), Duration::from_secs(10)).await.unwrap().held);
             // 7-byte pieces: values of 0, 5, 7 and 100 bytes, one split inside a UTF-8 character.
             let long: Vec<u8> = "{\"models\": [\"\u{e9}t\u{e9}\"], \"x\": 1}".repeat(3).into_bytes();
             let values: [&[u8]; 4] = [b"", b"short", b"exactly", &long];
