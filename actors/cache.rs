@@ -514,6 +514,20 @@ impl CacheActor {
         Some((link.current()?, link.timeout()))
     }
 
+    /// What re-arming or repairing needs: `None` without a connection, or
+    /// as a follower (only the leader writes).
+    fn redis_fix(&self) -> Option<RedisFix> {
+        let (conn, timeout) = self.conn()?;
+        Some(RedisFix {
+            conn: conn.conn,
+            link_generation: conn.generation,
+            timeout,
+            keys: self.fence_keys.clone(),
+            token: self.fence.token()?.to_string(),
+            metrics: self.metrics.clone(),
+        })
+    }
+
     /// Every [`TICK`]: reconnect when due, health-check the connection, retry refused writes.
     fn tick(&mut self, ctx: &mut Context<Self>) {
         let Some(link) = &self.link else { return };
@@ -876,10 +890,8 @@ impl CacheActor {
     /// Re-arm the Redis TTL of these memory entries (by at most one TTL,
     /// never past their stale TTL); a key found missing is set again.
     fn rearm(&mut self, keys: Vec<EntryKey>, ctx: &mut Context<Self>) {
-        let Some((conn, timeout)) = self.conn() else { return };
         // Replicas: only the leader re-arms (fenced in Redis too).
-        let Some(token) = self.fence.token().map(str::to_string) else { return };
-        let fence_keys = self.fence_keys.clone();
+        let Some(fix) = self.redis_fix() else { return };
         if !self.hydration_enabled {
             return;
         }
@@ -904,16 +916,9 @@ impl CacheActor {
         if items.is_empty() {
             return;
         }
-        let metrics = self.metrics.clone();
-        let generation = conn.generation;
+        let generation = fix.link_generation;
         let op = Op::Rearm(items.len());
         let fut = async move {
-            let fix = RedisFix {
-                conn: conn.conn,
-                timeout,
-                writer: Writer { keys: &fence_keys, token: &token },
-                metrics: &metrics,
-            };
             let res = redis_rearm(fix, &items).await;
             (res, items)
         };
@@ -960,9 +965,7 @@ impl CacheActor {
         {
             return;
         }
-        let Some((conn, timeout)) = self.conn() else { return };
-        let Some(token) = self.fence.token().map(str::to_string) else { return };
-        let fence_keys = self.fence_keys.clone();
+        let Some(fix) = self.redis_fix() else { return };
         let now = Instant::now();
         let stale_ok = self.hydration_enabled;
         let items: Vec<Rearm> = self
@@ -987,17 +990,8 @@ impl CacheActor {
         if items.is_empty() {
             return;
         }
-        let metrics = self.metrics.clone();
-        let link_generation = conn.generation;
-        let fut = async move {
-            let fix = RedisFix {
-                conn: conn.conn,
-                timeout,
-                writer: Writer { keys: &fence_keys, token: &token },
-                metrics: &metrics,
-            };
-            redis_repair(fix, &items).await
-        };
+        let link_generation = fix.link_generation;
+        let fut = async move { redis_repair(fix, &items).await };
         ctx.spawn(fut.into_actor(self).map(move |res, act, _ctx| {
             act.note(link_generation, &res.as_ref().map(|_| ()).map_err(Clone::clone), Op::Repair(category));
             if let Ok(repaired) = res {
@@ -1024,22 +1018,24 @@ struct Rearm {
     generation: u64,
 }
 
-/// What re-arming and repairing entries in Redis need besides the entries:
-/// the connection, the command timeout, the fence's writer (keys and token)
-/// and the metrics.
-struct RedisFix<'a> {
+/// What re-arming and repairing entries in Redis need besides the entries
+/// ([`CacheActor::redis_fix`]).
+struct RedisFix {
     conn: MultiplexedConnection,
+    /// The link's generation of `conn` (see `note`).
+    link_generation: u64,
     timeout: Duration,
-    writer: Writer<'a>,
-    metrics: &'a Metrics,
+    keys: FenceKeys,
+    token: String,
+    metrics: Arc<Metrics>,
 }
 
 /// Re-arm each key's TTL (`PEXPIRE`); a key that is gone is set again from
 /// memory (`SET … PX`), unless its category was invalidated meanwhile.
 /// Answers the keys set again.
-async fn redis_rearm(mut fix: RedisFix<'_>, items: &[Rearm]) -> Result<Vec<String>, Failure> {
+async fn redis_rearm(mut fix: RedisFix, items: &[Rearm]) -> Result<Vec<String>, Failure> {
     let pairs: Vec<(&str, u64)> = items.iter().map(|it| (it.redis_key.as_str(), millis(it.ttl))).collect();
-    let rearm = fenced::rearm(&mut fix.conn, fix.writer, &pairs);
+    let rearm = fenced::rearm(&mut fix.conn, Writer { keys: &fix.keys, token: &fix.token }, &pairs);
     let Some(armed) = redis_link::run(fix.timeout, rearm).await? else {
         return Ok(Vec::new()); // the lease is gone: the new leader keeps the entries
     };
@@ -1050,7 +1046,7 @@ async fn redis_rearm(mut fix: RedisFix<'_>, items: &[Rearm]) -> Result<Vec<Strin
 
 /// Compare each key's length with the entry's (`STRLEN`: 0 when missing)
 /// and set again from memory those that differ. Answers the keys set again.
-async fn redis_repair(mut fix: RedisFix<'_>, items: &[Rearm]) -> Result<Vec<String>, Failure> {
+async fn redis_repair(mut fix: RedisFix, items: &[Rearm]) -> Result<Vec<String>, Failure> {
     let mut pipe = redis::pipe();
     for it in items {
         pipe.cmd("STRLEN").arg(&it.redis_key);
@@ -1058,7 +1054,7 @@ async fn redis_repair(mut fix: RedisFix<'_>, items: &[Rearm]) -> Result<Vec<Stri
     let lens: Vec<usize> = redis_link::run(fix.timeout, pipe.query_async(&mut fix.conn)).await?;
     let differ: Vec<&Rearm> =
         items.iter().zip(&lens).filter(|(it, len)| **len != it.json.len()).map(|(it, _)| it).collect();
-    let metrics = fix.metrics;
+    let metrics = fix.metrics.clone();
     let repaired = redis_set_again(fix, &differ).await?;
     metrics.late_deletes_repaired(repaired.len());
     Ok(repaired)
@@ -1069,7 +1065,7 @@ async fn redis_repair(mut fix: RedisFix<'_>, items: &[Rearm]) -> Result<Vec<Stri
 /// decided in. That is checked just before the commands are queued, all at
 /// once, on the actors' one thread: an invalidation's DEL, queued later,
 /// wins. Answers the keys set again.
-async fn redis_set_again(mut fix: RedisFix<'_>, items: &[&Rearm]) -> Result<Vec<String>, Failure> {
+async fn redis_set_again(mut fix: RedisFix, items: &[&Rearm]) -> Result<Vec<String>, Failure> {
     let current: Vec<&&Rearm> =
         items.iter().filter(|it| fix.metrics.generations.current(it.key.category) == it.generation).collect();
     if current.is_empty() {
@@ -1080,7 +1076,8 @@ async fn redis_set_again(mut fix: RedisFix<'_>, items: &[&Rearm]) -> Result<Vec<
         .map(|it| {
             let item =
                 StoreItem { key: &it.redis_key, ttl_seconds: it.ttl.as_secs(), value: it.json.as_bytes() };
-            fenced::store_cmd(&Batch { writer: fix.writer, started_ms: it.started_ms, items: &[item] })
+            let writer = Writer { keys: &fix.keys, token: &fix.token };
+            fenced::store_cmd(&Batch { writer, started_ms: it.started_ms, items: &[item] })
         })
         .collect();
     let applied = redis_link::run(fix.timeout, fenced::apply_all(&mut fix.conn, cmds)).await?;
