@@ -70,24 +70,13 @@ pub fn retry_delay(
 
 // ---------------------------------------------------------------- circuit breaker
 
-/// The state of a service's circuit, as the status reply shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CircuitState {
-    Closed,
-    Open,
-    HalfOpen,
-}
-
-impl CircuitState {
-    pub const ALL: [CircuitState; 3] = [CircuitState::Closed, CircuitState::Open, CircuitState::HalfOpen];
-
-    /// The state's name, in the status reply and as the metrics' label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CircuitState::Closed => "closed",
-            CircuitState::Open => "open",
-            CircuitState::HalfOpen => "half_open",
-        }
+crate::metrics::label_enum! {
+    /// The state of a service's circuit, as the status reply shows it (and
+    /// the metrics label it).
+    pub enum CircuitState {
+        Closed = "closed",
+        Open = "open",
+        HalfOpen = "half_open",
     }
 }
 

@@ -40,156 +40,101 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
-/// How a whole cycle ended (as `CycleReport::outcome`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CycleOutcome {
-    Ok,
-    Partial,
-    Failed,
-}
-
-impl CycleOutcome {
-    pub const ALL: [CycleOutcome; 3] = [CycleOutcome::Ok, CycleOutcome::Partial, CycleOutcome::Failed];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CycleOutcome::Ok => "ok",
-            CycleOutcome::Partial => "partial",
-            CycleOutcome::Failed => "failed",
+/// A fixed set of label values, each variant with its text: the enum, its
+/// `ALL` (every variant, in order) and `as_str`.
+macro_rules! label_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)* }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)*
         }
+
+        impl $name {
+            pub const ALL: [$name; [$($text),*].len()] = [$($name::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+        }
+    };
+}
+pub(crate) use label_enum;
+
+label_enum! {
+    /// How a whole cycle ended (as `CycleReport::outcome`).
+    pub enum CycleOutcome {
+        Ok = "ok",
+        Partial = "partial",
+        Failed = "failed",
     }
 }
 
-/// A stage of a category's part of a cycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Stage {
-    Fetch,
-    Compute,
-    Store,
-}
-
-impl Stage {
-    const ALL: [Stage; 3] = [Stage::Fetch, Stage::Compute, Stage::Store];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Stage::Fetch => "fetch",
-            Stage::Compute => "compute",
-            Stage::Store => "store",
-        }
+label_enum! {
+    /// A stage of a category's part of a cycle.
+    pub enum Stage {
+        Fetch = "fetch",
+        Compute = "compute",
+        Store = "store",
     }
 }
 
-/// Why a source's fetch failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FetchFailureKind {
-    /// The service's circuit is open: no request was made.
-    CircuitOpen,
-    /// No answer in time.
-    Timeout,
-    /// Connecting or sending failed (DNS, refused, TLS, reset).
-    Connect,
-    /// An HTTP status other than 200.
-    Status,
-    /// The body exceeded `horde.max_response_bytes`.
-    TooLarge,
-    /// The body (or snapshot file) could not be read.
-    Read,
-    /// The body is not what the source should return.
-    Parse,
-    /// More records than `limits.*` allow.
-    OverLimit,
-}
-
-impl FetchFailureKind {
-    pub const ALL: [FetchFailureKind; 8] = [
-        FetchFailureKind::CircuitOpen,
-        FetchFailureKind::Timeout,
-        FetchFailureKind::Connect,
-        FetchFailureKind::Status,
-        FetchFailureKind::TooLarge,
-        FetchFailureKind::Read,
-        FetchFailureKind::Parse,
-        FetchFailureKind::OverLimit,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FetchFailureKind::CircuitOpen => "circuit_open",
-            FetchFailureKind::Timeout => "timeout",
-            FetchFailureKind::Connect => "connect",
-            FetchFailureKind::Status => "status",
-            FetchFailureKind::TooLarge => "too_large",
-            FetchFailureKind::Read => "read",
-            FetchFailureKind::Parse => "parse",
-            FetchFailureKind::OverLimit => "over_limit",
-        }
+label_enum! {
+    /// Why a source's fetch failed.
+    pub enum FetchFailureKind {
+        /// The service's circuit is open: no request was made.
+        CircuitOpen = "circuit_open",
+        /// No answer in time.
+        Timeout = "timeout",
+        /// Connecting or sending failed (DNS, refused, TLS, reset).
+        Connect = "connect",
+        /// An HTTP status other than 200.
+        Status = "status",
+        /// The body exceeded `horde.max_response_bytes`.
+        TooLarge = "too_large",
+        /// The body (or snapshot file) could not be read.
+        Read = "read",
+        /// The body is not what the source should return.
+        Parse = "parse",
+        /// More records than `limits.*` allow.
+        OverLimit = "over_limit",
     }
 }
 
-/// The pub/sub channel a message came on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Channel {
-    Invalidate,
-    Admin,
-    Other,
-}
-
-impl Channel {
-    const ALL: [Channel; 3] = [Channel::Invalidate, Channel::Admin, Channel::Other];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Channel::Invalidate => "invalidate",
-            Channel::Admin => "admin",
-            Channel::Other => "other",
-        }
+label_enum! {
+    /// The pub/sub channel a message came on.
+    pub enum Channel {
+        Invalidate = "invalidate",
+        Admin = "admin",
+        Other = "other",
     }
 }
 
-/// What became of a pub/sub message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MessageOutcome {
-    /// Acted on (an invalidation, or an admin command that was answered).
-    Handled,
-    /// Not understood (garbage, unknown category, unexpected channel).
-    Ignored,
-    /// Over the 64 KiB limit, not read.
-    Oversized,
-}
-
-impl MessageOutcome {
-    const ALL: [MessageOutcome; 3] =
-        [MessageOutcome::Handled, MessageOutcome::Ignored, MessageOutcome::Oversized];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            MessageOutcome::Handled => "handled",
-            MessageOutcome::Ignored => "ignored",
-            MessageOutcome::Oversized => "oversized",
-        }
+label_enum! {
+    /// What became of a pub/sub message.
+    pub enum MessageOutcome {
+        /// Acted on (an invalidation, or an admin command that was answered).
+        Handled = "handled",
+        /// Not understood (garbage, unknown category, unexpected channel).
+        Ignored = "ignored",
+        /// Over the 64 KiB limit, not read.
+        Oversized = "oversized",
     }
 }
 
-/// How an admin command ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AdminOutcome {
-    Ok,
-    /// A JSON object that is not a valid command.
-    Invalid,
-    /// Missing or wrong token: rejected, nothing changed.
-    Unauthorized,
-}
-
-impl AdminOutcome {
-    const ALL: [AdminOutcome; 3] = [AdminOutcome::Ok, AdminOutcome::Invalid, AdminOutcome::Unauthorized];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            AdminOutcome::Ok => "ok",
-            AdminOutcome::Invalid => "invalid",
-            AdminOutcome::Unauthorized => "unauthorized",
-        }
+label_enum! {
+    /// How an admin command ended.
+    pub enum AdminOutcome {
+        Ok = "ok",
+        /// A JSON object that is not a valid command.
+        Invalid = "invalid",
+        /// Missing or wrong token: rejected, nothing changed.
+        Unauthorized = "unauthorized",
     }
 }
 
