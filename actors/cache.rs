@@ -44,7 +44,8 @@
 //! memory, unless a newer invalidation came. The Redis commands of both are
 //! the small functions after the actor's code.
 
-use crate::fenced::{self, Applied, FenceKeys, StoreItem};
+use crate::fenced::{self, Applied, Batch, FenceKeys, StoreItem, Writer};
+use crate::hydrator::unix_now;
 use crate::leader::RoleChanged;
 use crate::metrics::Metrics;
 use crate::read_api::ReadStore;
@@ -59,32 +60,17 @@ use redis::aio::MultiplexedConnection;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// How old an entry is compared with its TTLs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Freshness {
     Fresh,
     /// Past its TTL but still served (hydration enabled, within the stale TTL).
     Stale,
     /// Too old to serve; dropped on the next read.
     Expired,
-}
-
-impl Freshness {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Freshness::Fresh => "fresh",
-            Freshness::Stale => "stale",
-            Freshness::Expired => "expired",
-        }
-    }
-}
-
-impl serde::Serialize for Freshness {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
 }
 
 /// The reference's rule: fresh when `age < ttl`; stale when hydration is
@@ -114,30 +100,14 @@ pub fn all_variant_keys(category: Category) -> Vec<EntryKey> {
 }
 
 /// The Redis link's state, as the status reply shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum RedisState {
     Disabled,
     /// Not yet known to be up (start-up).
     Connecting,
     Up,
     Down,
-}
-
-impl RedisState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RedisState::Disabled => "disabled",
-            RedisState::Connecting => "connecting",
-            RedisState::Up => "up",
-            RedisState::Down => "down",
-        }
-    }
-}
-
-impl serde::Serialize for RedisState {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
 }
 
 /// Whether a write reached Redis.
@@ -185,15 +155,24 @@ impl Fence {
     }
 }
 
-/// The one text of a write's result (replies, status, log lines):
-/// `written`, `disabled` or `failed: <why>`.
+/// The one text of a write's result: `written`, `disabled`, `failed: <why>`,
+/// `not_leader` or `superseded` (replies, status); the alternate form (`{:#}`,
+/// the cycle's log line) says in words why the fence dropped a write:
+/// `not written: this instance does not hold the lease`, `not written: it
+/// holds entries of a later cycle`.
 impl fmt::Display for RedisWrite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RedisWrite::Written => f.write_str("written"),
             RedisWrite::Disabled => f.write_str("disabled"),
             RedisWrite::Failed(e) => write!(f, "failed: {e}"),
+            RedisWrite::NotLeader if f.alternate() => {
+                f.write_str("not written: this instance does not hold the lease")
+            }
             RedisWrite::NotLeader => f.write_str("not_leader"),
+            RedisWrite::Superseded if f.alternate() => {
+                f.write_str("not written: it holds entries of a later cycle")
+            }
             RedisWrite::Superseded => f.write_str("superseded"),
         }
     }
@@ -535,6 +514,20 @@ impl CacheActor {
         Some((link.current()?, link.timeout()))
     }
 
+    /// What re-arming or repairing needs: `None` without a connection, or
+    /// as a follower (only the leader writes).
+    fn redis_fix(&self) -> Option<RedisFix> {
+        let (conn, timeout) = self.conn()?;
+        Some(RedisFix {
+            conn: conn.conn,
+            link_generation: conn.generation,
+            timeout,
+            keys: self.fence_keys.clone(),
+            token: self.fence.token()?.to_string(),
+            metrics: self.metrics.clone(),
+        })
+    }
+
     /// Every [`TICK`]: reconnect when due, health-check the connection, retry refused writes.
     fn tick(&mut self, ctx: &mut Context<Self>) {
         let Some(link) = &self.link else { return };
@@ -727,19 +720,19 @@ impl CacheActor {
                 let category_generation = generations.get(&category).copied().unwrap_or_default();
                 let still_current = || metrics.generations.current(category) == category_generation;
                 // A category's entries come from one cycle; the oldest start is the safe one.
-                let started = items.iter().map(|i| i.3).min().unwrap_or(0);
+                let started_ms = items.iter().map(|i| i.3).min().unwrap_or(0);
                 let store: Vec<StoreItem<'_>> = items
                     .iter()
                     .map(|(key, json, left, _)| StoreItem { key, ttl_seconds: *left, value: json.as_bytes() })
                     .collect();
+                let batch =
+                    Batch { writer: Writer { keys: &keys, token: &token }, started_ms, items: &store };
                 let res =
-                    fenced::store_sized(&mut conn, timeout, &keys, &token, started, &store, still_current)
-                        .await
-                        .map(|applied| {
-                            if applied != Applied::Yes {
-                                log::debug!("redis: write-back of {category} not applied: {applied:?}");
-                            }
-                        });
+                    fenced::store_sized(&mut conn, timeout, &batch, still_current).await.map(|applied| {
+                        if applied != Applied::Yes {
+                            log::debug!("redis: write-back of {category} not applied: {applied:?}");
+                        }
+                    });
                 let broken = matches!(res, Err(Failure::Connection(_)));
                 steps.push(WriteBackStep::Category(category, res));
                 if broken {
@@ -747,9 +740,12 @@ impl CacheActor {
                 }
             }
             if !deletes.is_empty() {
-                let res = redis_link::run(timeout, fenced::delete(&mut conn, &keys, &token, &deletes))
-                    .await
-                    .map(|_| ());
+                let res = redis_link::run(
+                    timeout,
+                    fenced::delete(&mut conn, Writer { keys: &keys, token: &token }, &deletes),
+                )
+                .await
+                .map(|_| ());
                 steps.push(WriteBackStep::Delete(deletes, res));
             }
             steps
@@ -814,7 +810,11 @@ impl CacheActor {
         let fence_keys = self.fence_keys.clone();
         let fut = async move {
             let mut conn = conn.conn;
-            redis_link::run(timeout, fenced::delete(&mut conn, &fence_keys, &token, &keys)).await
+            redis_link::run(
+                timeout,
+                fenced::delete(&mut conn, Writer { keys: &fence_keys, token: &token }, &keys),
+            )
+            .await
         };
         Box::pin(fut.into_actor(self).map(move |res, act, _ctx| {
             act.note(generation, &res.as_ref().map(|_| ()).map_err(Clone::clone), op);
@@ -890,10 +890,8 @@ impl CacheActor {
     /// Re-arm the Redis TTL of these memory entries (by at most one TTL,
     /// never past their stale TTL); a key found missing is set again.
     fn rearm(&mut self, keys: Vec<EntryKey>, ctx: &mut Context<Self>) {
-        let Some((conn, timeout)) = self.conn() else { return };
         // Replicas: only the leader re-arms (fenced in Redis too).
-        let Some(token) = self.fence.token().map(str::to_string) else { return };
-        let fence_keys = self.fence_keys.clone();
+        let Some(fix) = self.redis_fix() else { return };
         if !self.hydration_enabled {
             return;
         }
@@ -918,11 +916,10 @@ impl CacheActor {
         if items.is_empty() {
             return;
         }
-        let metrics = self.metrics.clone();
-        let generation = conn.generation;
+        let generation = fix.link_generation;
         let op = Op::Rearm(items.len());
         let fut = async move {
-            let res = redis_rearm(conn.conn, timeout, (&fence_keys, &token), &items, &metrics).await;
+            let res = redis_rearm(fix, &items).await;
             (res, items)
         };
         ctx.spawn(fut.into_actor(self).map(move |(res, items), act, _ctx| {
@@ -968,9 +965,7 @@ impl CacheActor {
         {
             return;
         }
-        let Some((conn, timeout)) = self.conn() else { return };
-        let Some(token) = self.fence.token().map(str::to_string) else { return };
-        let fence_keys = self.fence_keys.clone();
+        let Some(fix) = self.redis_fix() else { return };
         let now = Instant::now();
         let stale_ok = self.hydration_enabled;
         let items: Vec<Rearm> = self
@@ -995,10 +990,8 @@ impl CacheActor {
         if items.is_empty() {
             return;
         }
-        let metrics = self.metrics.clone();
-        let link_generation = conn.generation;
-        let fut =
-            async move { redis_repair(conn.conn, timeout, (&fence_keys, &token), &items, &metrics).await };
+        let link_generation = fix.link_generation;
+        let fut = async move { redis_repair(fix, &items).await };
         ctx.spawn(fut.into_actor(self).map(move |res, act, _ctx| {
             act.note(link_generation, &res.as_ref().map(|_| ()).map_err(Clone::clone), Op::Repair(category));
             if let Ok(repaired) = res {
@@ -1025,43 +1018,44 @@ struct Rearm {
     generation: u64,
 }
 
+/// What re-arming and repairing entries in Redis need besides the entries
+/// ([`CacheActor::redis_fix`]).
+struct RedisFix {
+    conn: MultiplexedConnection,
+    /// The link's generation of `conn` (see `note`).
+    link_generation: u64,
+    timeout: Duration,
+    keys: FenceKeys,
+    token: String,
+    metrics: Arc<Metrics>,
+}
+
 /// Re-arm each key's TTL (`PEXPIRE`); a key that is gone is set again from
 /// memory (`SET … PX`), unless its category was invalidated meanwhile.
 /// Answers the keys set again.
-async fn redis_rearm(
-    mut conn: MultiplexedConnection,
-    timeout: Duration,
-    fence: (&FenceKeys, &str),
-    items: &[Rearm],
-    metrics: &Metrics,
-) -> Result<Vec<String>, Failure> {
+async fn redis_rearm(mut fix: RedisFix, items: &[Rearm]) -> Result<Vec<String>, Failure> {
     let pairs: Vec<(&str, u64)> = items.iter().map(|it| (it.redis_key.as_str(), millis(it.ttl))).collect();
-    let Some(armed) = redis_link::run(timeout, fenced::rearm(&mut conn, fence.0, fence.1, &pairs)).await?
-    else {
+    let rearm = fenced::rearm(&mut fix.conn, Writer { keys: &fix.keys, token: &fix.token }, &pairs);
+    let Some(armed) = redis_link::run(fix.timeout, rearm).await? else {
         return Ok(Vec::new()); // the lease is gone: the new leader keeps the entries
     };
-    metrics.stale_rearms(armed.iter().filter(|a| **a == 1).count());
+    fix.metrics.stale_rearms(armed.iter().filter(|a| **a == 1).count());
     let missing: Vec<&Rearm> = items.iter().zip(&armed).filter(|(_, a)| **a == 0).map(|(it, _)| it).collect();
-    redis_set_again(conn, timeout, fence, &missing, metrics).await
+    redis_set_again(fix, &missing).await
 }
 
 /// Compare each key's length with the entry's (`STRLEN`: 0 when missing)
 /// and set again from memory those that differ. Answers the keys set again.
-async fn redis_repair(
-    mut conn: MultiplexedConnection,
-    timeout: Duration,
-    fence: (&FenceKeys, &str),
-    items: &[Rearm],
-    metrics: &Metrics,
-) -> Result<Vec<String>, Failure> {
+async fn redis_repair(mut fix: RedisFix, items: &[Rearm]) -> Result<Vec<String>, Failure> {
     let mut pipe = redis::pipe();
     for it in items {
         pipe.cmd("STRLEN").arg(&it.redis_key);
     }
-    let lens: Vec<usize> = redis_link::run(timeout, pipe.query_async(&mut conn)).await?;
+    let lens: Vec<usize> = redis_link::run(fix.timeout, pipe.query_async(&mut fix.conn)).await?;
     let differ: Vec<&Rearm> =
         items.iter().zip(&lens).filter(|(it, len)| **len != it.json.len()).map(|(it, _)| it).collect();
-    let repaired = redis_set_again(conn, timeout, fence, &differ, metrics).await?;
+    let metrics = fix.metrics.clone();
+    let repaired = redis_set_again(fix, &differ).await?;
     metrics.late_deletes_repaired(repaired.len());
     Ok(repaired)
 }
@@ -1071,15 +1065,9 @@ async fn redis_repair(
 /// decided in. That is checked just before the commands are queued, all at
 /// once, on the actors' one thread: an invalidation's DEL, queued later,
 /// wins. Answers the keys set again.
-async fn redis_set_again(
-    mut conn: MultiplexedConnection,
-    timeout: Duration,
-    fence: (&FenceKeys, &str),
-    items: &[&Rearm],
-    metrics: &Metrics,
-) -> Result<Vec<String>, Failure> {
+async fn redis_set_again(mut fix: RedisFix, items: &[&Rearm]) -> Result<Vec<String>, Failure> {
     let current: Vec<&&Rearm> =
-        items.iter().filter(|it| metrics.generations.current(it.key.category) == it.generation).collect();
+        items.iter().filter(|it| fix.metrics.generations.current(it.key.category) == it.generation).collect();
     if current.is_empty() {
         return Ok(Vec::new());
     }
@@ -1088,10 +1076,11 @@ async fn redis_set_again(
         .map(|it| {
             let item =
                 StoreItem { key: &it.redis_key, ttl_seconds: it.ttl.as_secs(), value: it.json.as_bytes() };
-            fenced::store_cmd(fence.0, fence.1, it.started_ms, &[item])
+            let writer = Writer { keys: &fix.keys, token: &fix.token };
+            fenced::store_cmd(&Batch { writer, started_ms: it.started_ms, items: &[item] })
         })
         .collect();
-    let applied = redis_link::run(timeout, fenced::apply_all(&mut conn, cmds)).await?;
+    let applied = redis_link::run(fix.timeout, fenced::apply_all(&mut fix.conn, cmds)).await?;
     Ok(current
         .iter()
         .zip(applied)
@@ -1102,10 +1091,6 @@ async fn redis_set_again(
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl Actor for CacheActor {
@@ -1204,16 +1189,9 @@ impl Handler<StoreCategory> for CacheActor {
                 .collect();
             let still_current = || metrics.generations.current(category) == category_generation;
             let started = Instant::now();
-            let written = fenced::store_sized(
-                &mut conn,
-                timeout,
-                &fence_keys,
-                &token,
-                started_ms,
-                &items,
-                still_current,
-            )
-            .await;
+            let batch =
+                Batch { writer: Writer { keys: &fence_keys, token: &token }, started_ms, items: &items };
+            let written = fenced::store_sized(&mut conn, timeout, &batch, still_current).await;
             if written.is_ok() {
                 metrics.redis_write(started.elapsed());
             }
@@ -1496,6 +1474,15 @@ mod tests {
         assert_eq!(freshness(s(3600), s(300), s(3600), true), Freshness::Expired);
         assert_eq!(freshness(s(301), s(300), s(3600), false), Freshness::Expired);
         assert_eq!(freshness(s(299), s(300), s(3600), false), Freshness::Fresh);
+    }
+
+    #[test]
+    fn states_serialise_as_the_status_reply_names_them() {
+        let names = |v: serde_json::Value| v.to_string();
+        let freshness = [Freshness::Fresh, Freshness::Stale, Freshness::Expired];
+        assert_eq!(names(serde_json::json!(freshness)), r#"["fresh","stale","expired"]"#);
+        let states = [RedisState::Disabled, RedisState::Connecting, RedisState::Up, RedisState::Down];
+        assert_eq!(names(serde_json::json!(states)), r#"["disabled","connecting","up","down"]"#);
     }
 
     fn entry(key: EntryKey, json: &str) -> ComputedEntry {

@@ -29,12 +29,21 @@
 //! An empty token means "not fenced" (a standalone daemon, `once`): the lease
 //! is not checked, the never-backwards rule still applies.
 //!
-//! The cache calls [`store`], [`rearm`] and [`delete`]; the leader actor
-//! calls [`acquire`], [`renew`] and [`release`].
+//! The cache calls [`store_sized`] (and [`store_cmd`] with [`apply_all`]),
+//! [`rearm`] and [`delete`]; the leader actor calls [`acquire`], [`renew`]
+//! and [`release`].
 
 use crate::redis_link::{run, Failure};
 use redis::aio::ConnectionLike;
 use std::time::Duration;
+
+/// A writer under the lease: the scripts' key names and this daemon's
+/// token (`""`: unfenced). Every call below takes one.
+#[derive(Debug, Clone, Copy)]
+pub struct Writer<'a> {
+    pub keys: &'a FenceKeys,
+    pub token: &'a str,
+}
 
 /// The names the scripts need, under one key prefix.
 #[derive(Debug, Clone)]
@@ -75,83 +84,113 @@ impl Applied {
     }
 }
 
+// The scripts are put together from the two rules below, each written once.
 // The first comment names each script, so MONITOR and SLOWLOG show which it is.
-// The store script declares itself a writer (`#!lua`, no flags): Redis then
-// refuses it whole, before it runs, when `maxmemory` is reached (OOM), instead
-// of failing at one SETEX with the earlier ones done. The others stay
-// flagless, so that under OOM a lease can still be renewed and released, and
-// entries deleted and their TTLs re-armed (PEXPIRE and DEL are not refused).
-const STORE: &str = "#!lua
--- horde-hydrator: fenced store
--- KEYS: lease, written_at hash, entries…; ARGV: token ('' = unfenced), cycle start ms, then ttl s, value per entry
-if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-local started = tonumber(ARGV[2])
-for i = 3, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    local at = tonumber(redis.call('HGET', KEYS[2], KEYS[i]))
-    if at and at > started then return -1 end
-  end
-end
-for i = 3, #KEYS do
+// The store script declares itself a writer (`#!lua`, no flags; it must stay
+// the very first line): Redis then refuses it whole, before it runs, when
+// `maxmemory` is reached (OOM), instead of failing at one SETEX with the
+// earlier ones done. The others stay flagless, so that under OOM a lease can
+// still be renewed and released, and entries deleted and their TTLs re-armed
+// (PEXPIRE and DEL are not refused).
+
+/// The lease check (Lua): with a token (`ARGV[1]`; `''` = unfenced), only
+/// the holder of the lease `KEYS[1]` writes; else the script runs `$refused`.
+macro_rules! lease_check {
+    ($refused:literal) => {
+        concat!("if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then ", $refused, " end\n")
+    };
+}
+
+/// Never backwards (Lua): for each entry `KEYS[3]` … `KEYS[$last]`, runs
+/// `$newer` when it exists and the hash `KEYS[2]` says a cycle that started
+/// after `ARGV[2]` (ms) wrote it; `$also` is more of the loop's body.
+macro_rules! never_backwards {
+    ($last:literal, $newer:literal $(, $also:literal)?) => {
+        concat!(
+            "local started = tonumber(ARGV[2])\n",
+            "for i = 3, ", $last, " do\n",
+            "  if redis.call('EXISTS', KEYS[i]) == 1 then\n",
+            "    local at = tonumber(redis.call('HGET', KEYS[2], KEYS[i]))\n",
+            "    if at and at > started then ", $newer, " end\n",
+            "  end\n",
+            $($also,)?
+            "end\n",
+        )
+    };
+}
+
+/// The start of a store's script (Lua) over the entries `KEYS[3]` …: it
+/// declares itself a writer (`#!lua`, the first line), names itself, checks
+/// the lease and never goes backwards (answering 0 or -1).
+macro_rules! checked_store {
+    ($name:literal, $arguments:literal) => {
+        concat!(
+            "#!lua\n-- horde-hydrator: ",
+            $name,
+            "\n-- KEYS: lease, written_at hash, entries…; ARGV: token ('' = unfenced), ",
+            $arguments,
+            "\n",
+            lease_check!("return 0"),
+            never_backwards!("#KEYS", "return -1"),
+        )
+    };
+}
+
+const STORE: &str = concat!(
+    checked_store!("fenced store", "cycle start ms, then ttl s, value per entry"),
+    "for i = 3, #KEYS do
   local j = 3 + (i - 3) * 2
   redis.call('SETEX', KEYS[i], ARGV[j], ARGV[j + 1])
   redis.call('HSET', KEYS[2], KEYS[i], ARGV[2])
 end
-return 1";
+return 1",
+);
 
-const REARM: &str = "-- horde-hydrator: fenced rearm
+const REARM: &str = concat!(
+    "-- horde-hydrator: fenced rearm
 -- KEYS: lease, entries…; ARGV: token ('' = unfenced), then ttl ms per entry
--- Answers {0} when the token does not hold the lease, else {1, PEXPIRE's answer per entry}.
-if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
-local armed = {1}
+-- Answers {0} when the token does not hold the lease, else {1, PEXPIRE's answer per entry}.\n",
+    lease_check!("return {0}"),
+    "local armed = {1}
 for i = 2, #KEYS do armed[i] = redis.call('PEXPIRE', KEYS[i], ARGV[i]) end
-return armed";
+return armed",
+);
 
-const DELETE: &str = "-- horde-hydrator: fenced delete
--- KEYS: lease, written_at hash, entries…; ARGV: token ('' = unfenced)
-if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-for i = 3, #KEYS do
+const DELETE: &str = concat!(
+    "-- horde-hydrator: fenced delete
+-- KEYS: lease, written_at hash, entries…; ARGV: token ('' = unfenced)\n",
+    lease_check!("return 0"),
+    "for i = 3, #KEYS do
   redis.call('DEL', KEYS[i])
   redis.call('HDEL', KEYS[2], KEYS[i])
 end
-return 1";
+return 1",
+);
 
 // The two halves of a store in pieces. Both declare themselves writers, as
 // STORE does: under OOM the check is refused before anything is staged.
-const STORE_CHECK: &str = "#!lua
--- horde-hydrator: fenced store check
--- KEYS: lease, written_at hash, entries…; ARGV: token ('' = unfenced), cycle start ms
-if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-local started = tonumber(ARGV[2])
-for i = 3, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    local at = tonumber(redis.call('HGET', KEYS[2], KEYS[i]))
-    if at and at > started then return -1 end
-  end
-end
-return 1";
+const STORE_CHECK: &str = concat!(checked_store!("fenced store check", "cycle start ms"), "return 1");
 
-const STORE_STAGED: &str = "#!lua
--- horde-hydrator: fenced store staged
+const STORE_STAGED: &str = concat!(
+    "#!lua\n",
+    "-- horde-hydrator: fenced store staged
 -- KEYS: lease, written_at hash, n entries, then their n staged values; ARGV: token ('' = unfenced), cycle start ms, then ttl s per entry
 -- Answers 1 (moved into place), 0 (not the lease holder), -1 (superseded), -2 (a staged value is gone); staged values are deleted unless moved.
 local n = (#KEYS - 2) / 2
-local function drop_staged() for i = 3 + n, #KEYS do redis.pcall('DEL', KEYS[i]) end end
-if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then drop_staged() return 0 end
-local started = tonumber(ARGV[2])
-for i = 3, 2 + n do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    local at = tonumber(redis.call('HGET', KEYS[2], KEYS[i]))
-    if at and at > started then drop_staged() return -1 end
-  end
-  if redis.call('EXISTS', KEYS[i + n]) == 0 then drop_staged() return -2 end
-end
-for i = 3, 2 + n do
+local function drop_staged() for i = 3 + n, #KEYS do redis.pcall('DEL', KEYS[i]) end end\n",
+    lease_check!("drop_staged() return 0"),
+    never_backwards!(
+        "2 + n",
+        "drop_staged() return -1",
+        "  if redis.call('EXISTS', KEYS[i + n]) == 0 then drop_staged() return -2 end\n"
+    ),
+    "for i = 3, 2 + n do
   redis.call('RENAME', KEYS[i + n], KEYS[i])
   redis.call('EXPIRE', KEYS[i], ARGV[i])
   redis.call('HSET', KEYS[2], KEYS[i], ARGV[2])
 end
-return 1";
+return 1",
+);
 
 /// A category whose values together are at most this large is stored by one
 /// script ([`store_cmd`]); a larger one in pieces ([`store_in_pieces`]).
@@ -172,19 +211,16 @@ const STAGING_TTL_MS: u64 = 600_000;
 pub async fn store_sized(
     conn: &mut impl ConnectionLike,
     timeout: Duration,
-    keys: &FenceKeys,
-    token: &str,
-    started_ms: u64,
-    items: &[StoreItem<'_>],
+    batch: &Batch<'_>,
     still_current: impl Fn() -> bool,
 ) -> Result<Applied, Failure> {
-    if items.iter().map(|i| i.value.len()).sum::<usize>() <= ONE_SCRIPT_MAX_BYTES {
+    if batch.items.iter().map(|i| i.value.len()).sum::<usize>() <= ONE_SCRIPT_MAX_BYTES {
         if !still_current() {
             return Ok(Applied::Superseded);
         }
-        return run(timeout, store(conn, keys, token, started_ms, items)).await;
+        return run(timeout, store(conn, batch)).await;
     }
-    store_in_pieces(conn, timeout, keys, token, started_ms, items, PIECE_BYTES, still_current).await
+    store_in_pieces(conn, timeout, batch, PIECE_BYTES, still_current).await
 }
 
 /// Store a category's entries in pieces of at most `piece` bytes: check the
@@ -193,41 +229,31 @@ pub async fn store_sized(
 /// into place by one script that checks both again (and, before it is
 /// queued, `still_current`: see [`store_sized`]). What is staged is deleted
 /// when the store is refused or fails (or expires if even that fails).
-#[allow(clippy::too_many_arguments)]
 pub async fn store_in_pieces(
     conn: &mut impl ConnectionLike,
     timeout: Duration,
-    keys: &FenceKeys,
-    token: &str,
-    started_ms: u64,
-    items: &[StoreItem<'_>],
+    batch: &Batch<'_>,
     piece: usize,
     still_current: impl Fn() -> bool,
 ) -> Result<Applied, Failure> {
     let piece = piece.max(1);
-    let mut names: Vec<&str> = vec![&keys.lease, &keys.written_at];
-    names.extend(items.iter().map(|i| i.key));
-    let mut check = eval(STORE_CHECK, &names);
-    check.arg(token).arg(started_ms);
-    let checked: i64 = run(timeout, check.query_async(conn)).await?;
+    let items = batch.items;
+    let checked: i64 = run(timeout, batch.eval(STORE_CHECK, &[]).query_async(conn)).await?;
     if checked != 1 {
         return Ok(Applied::from_reply(checked));
     }
     // A nonce per store: two writers (a deposed leader's store in flight and
     // the new leader's) never append to the same staged value.
     let nonce = format!("{:016x}", rand::random::<u64>());
-    let staged: Vec<String> = items.iter().map(|i| format!("{}{nonce}:{}", keys.staging, i.key)).collect();
+    let staged: Vec<String> =
+        items.iter().map(|i| format!("{}{nonce}:{}", batch.writer.keys.staging, i.key)).collect();
     let mut result = stage(conn, timeout, items, &staged, piece).await;
     if result.is_ok() && !still_current() {
         let _ = run(timeout, redis::cmd("DEL").arg(&staged).query_async::<()>(conn)).await;
         return Ok(Applied::Superseded);
     }
     if result.is_ok() {
-        let mut names: Vec<&str> = vec![&keys.lease, &keys.written_at];
-        names.extend(items.iter().map(|i| i.key));
-        names.extend(staged.iter().map(String::as_str));
-        let mut commit = eval(STORE_STAGED, &names);
-        commit.arg(token).arg(started_ms);
+        let mut commit = batch.eval(STORE_STAGED, &staged);
         for i in items {
             commit.arg(i.ttl_seconds.max(1));
         }
@@ -295,37 +321,58 @@ pub struct StoreItem<'a> {
     pub value: &'a [u8],
 }
 
-/// The command that stores a category's entries of the cycle that started at
-/// `started_ms` (Unix ms), if `token` holds the lease and nothing newer is there.
-pub fn store_cmd(keys: &FenceKeys, token: &str, started_ms: u64, items: &[StoreItem<'_>]) -> redis::Cmd {
-    let mut names: Vec<&str> = vec![&keys.lease, &keys.written_at];
-    names.extend(items.iter().map(|i| i.key));
-    let mut cmd = eval(STORE, &names);
-    cmd.arg(token).arg(started_ms);
-    for i in items {
+/// A category's entries of one cycle, to store under the lease.
+#[derive(Clone, Copy)]
+pub struct Batch<'a> {
+    pub writer: Writer<'a>,
+    /// When the cycle that computed the entries started (Unix ms).
+    pub started_ms: u64,
+    pub items: &'a [StoreItem<'a>],
+}
+
+impl Batch<'_> {
+    /// `EVAL script` over the lease, the `written_at` hash, the entries and
+    /// the `more` keys, with the token and the cycle start as its first
+    /// arguments.
+    fn eval(&self, script: &str, more: &[String]) -> redis::Cmd {
+        let keys = self.writer.keys;
+        let mut names: Vec<&str> = vec![&keys.lease, &keys.written_at];
+        names.extend(self.items.iter().map(|i| i.key));
+        names.extend(more.iter().map(String::as_str));
+        let mut cmd = eval(script, &names);
+        cmd.arg(self.writer.token).arg(self.started_ms);
+        cmd
+    }
+}
+
+/// The command that stores a batch if its token holds the lease and Redis
+/// holds nothing of a cycle that started later.
+pub fn store_cmd(batch: &Batch<'_>) -> redis::Cmd {
+    let mut cmd = batch.eval(STORE, &[]);
+    for i in batch.items {
         cmd.arg(i.ttl_seconds.max(1)).arg(i.value);
     }
     cmd
 }
 
-/// The command that re-arms entries' TTLs (ms each), if `token` holds the lease.
-pub fn rearm_cmd(keys: &FenceKeys, token: &str, items: &[(&str, u64)]) -> redis::Cmd {
-    let mut names: Vec<&str> = vec![&keys.lease];
+/// The command that re-arms entries' TTLs (ms each), if the token holds the lease.
+pub fn rearm_cmd(writer: Writer<'_>, items: &[(&str, u64)]) -> redis::Cmd {
+    let mut names: Vec<&str> = vec![&writer.keys.lease];
     names.extend(items.iter().map(|(k, _)| *k));
     let mut cmd = eval(REARM, &names);
-    cmd.arg(token);
+    cmd.arg(writer.token);
     for (_, ttl_ms) in items {
         cmd.arg((*ttl_ms).max(1));
     }
     cmd
 }
 
-/// The command that deletes entries, if `token` holds the lease.
-pub fn delete_cmd(keys: &FenceKeys, token: &str, entries: &[String]) -> redis::Cmd {
-    let mut names: Vec<&str> = vec![&keys.lease, &keys.written_at];
+/// The command that deletes entries, if the token holds the lease.
+pub fn delete_cmd(writer: Writer<'_>, entries: &[String]) -> redis::Cmd {
+    let mut names: Vec<&str> = vec![&writer.keys.lease, &writer.keys.written_at];
     names.extend(entries.iter().map(String::as_str));
     let mut cmd = eval(DELETE, &names);
-    cmd.arg(token);
+    cmd.arg(writer.token);
     cmd
 }
 
@@ -336,25 +383,18 @@ pub async fn apply(conn: &mut impl ConnectionLike, cmd: &redis::Cmd) -> redis::R
 }
 
 /// Store (see [`store_cmd`]).
-pub async fn store(
-    conn: &mut impl ConnectionLike,
-    keys: &FenceKeys,
-    token: &str,
-    started_ms: u64,
-    items: &[StoreItem<'_>],
-) -> redis::RedisResult<Applied> {
-    apply(conn, &store_cmd(keys, token, started_ms, items)).await
+pub async fn store(conn: &mut impl ConnectionLike, batch: &Batch<'_>) -> redis::RedisResult<Applied> {
+    apply(conn, &store_cmd(batch)).await
 }
 
 /// Re-arm TTLs (see [`rearm_cmd`]): `None` when the token does not hold
 /// the lease, else per entry 1 (re-armed) or 0 (the key is missing).
 pub async fn rearm(
     conn: &mut impl ConnectionLike,
-    keys: &FenceKeys,
-    token: &str,
+    writer: Writer<'_>,
     items: &[(&str, u64)],
 ) -> redis::RedisResult<Option<Vec<i64>>> {
-    let reply: Vec<i64> = rearm_cmd(keys, token, items).query_async(conn).await?;
+    let reply: Vec<i64> = rearm_cmd(writer, items).query_async(conn).await?;
     Ok(match reply.split_first() {
         Some((1, armed)) => Some(armed.to_vec()),
         _ => None,
@@ -378,11 +418,10 @@ pub async fn apply_all(
 /// Delete (see [`delete_cmd`]).
 pub async fn delete(
     conn: &mut impl ConnectionLike,
-    keys: &FenceKeys,
-    token: &str,
+    writer: Writer<'_>,
     entries: &[String],
 ) -> redis::RedisResult<Applied> {
-    apply(conn, &delete_cmd(keys, token, entries)).await
+    apply(conn, &delete_cmd(writer, entries)).await
 }
 
 // ---------------------------------------------------------------- the lease
@@ -404,10 +443,10 @@ fn ms(d: Duration) -> u64 {
 /// had already set it) and the entries' newest write.
 pub async fn acquire(
     conn: &mut impl ConnectionLike,
-    keys: &FenceKeys,
-    token: &str,
+    writer: Writer<'_>,
     lease: Duration,
 ) -> redis::RedisResult<LeaseView> {
+    let Writer { keys, token } = writer;
     let mut pipe = redis::pipe();
     pipe.cmd("SET").arg(&keys.lease).arg(token).arg("NX").arg("PX").arg(ms(lease)).ignore();
     pipe.cmd("GET").arg(&keys.lease);
@@ -423,27 +462,22 @@ pub async fn acquire(
 /// Extend the lease by `lease` from now if `token` still holds it.
 pub async fn renew(
     conn: &mut impl ConnectionLike,
-    keys: &FenceKeys,
-    token: &str,
+    writer: Writer<'_>,
     lease: Duration,
 ) -> redis::RedisResult<LeaseView> {
     let mut pipe = redis::pipe();
-    let mut renew = eval(RENEW, &[&keys.lease]);
-    renew.arg(token).arg(ms(lease));
+    let mut renew = eval(RENEW, &[&writer.keys.lease]);
+    renew.arg(writer.token).arg(ms(lease));
     pipe.add_command(renew);
-    pipe.cmd("GET").arg(&keys.lease);
+    pipe.cmd("GET").arg(&writer.keys.lease);
     let (renewed, holder): (i64, Option<String>) = pipe.query_async(conn).await?;
     Ok(LeaseView { held: renewed == 1, holder, newest_written_ms: None })
 }
 
 /// Delete the lease if `token` holds it (a clean stop hands over at once).
-pub async fn release(
-    conn: &mut impl ConnectionLike,
-    keys: &FenceKeys,
-    token: &str,
-) -> redis::RedisResult<bool> {
-    let mut cmd = eval(RELEASE, &[&keys.lease]);
-    cmd.arg(token);
+pub async fn release(conn: &mut impl ConnectionLike, writer: Writer<'_>) -> redis::RedisResult<bool> {
+    let mut cmd = eval(RELEASE, &[&writer.keys.lease]);
+    cmd.arg(writer.token);
     let released: i64 = cmd.query_async(conn).await?;
     Ok(released == 1)
 }
@@ -487,12 +521,31 @@ mod tests {
         panic!("redis-server on port {} did not answer", server.1);
     }
 
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+    /// Run `test` against a `redis-server` of its own, with a connection
+    /// and the fence's keys under the prefix `P`.
+    fn against_redis<T: std::future::Future<Output = ()>>(
+        test: impl FnOnce(redis::aio::MultiplexedConnection, FenceKeys) -> T,
+    ) {
+        let server = server();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async { test(connect(&server).await, FenceKeys::new("P")).await });
     }
 
     async fn get(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> Option<Vec<u8>> {
         redis::cmd("GET").arg(key).query_async(conn).await.unwrap()
+    }
+
+    fn batch<'a>(
+        keys: &'a FenceKeys,
+        token: &'a str,
+        started_ms: u64,
+        items: &'a [StoreItem<'a>],
+    ) -> Batch<'a> {
+        Batch { writer: Writer { keys, token }, started_ms, items }
+    }
+
+    fn writer<'a>(keys: &'a FenceKeys, token: &'a str) -> Writer<'a> {
+        Writer { keys, token }
     }
 
     fn item<'a>(key: &'a str, value: &'a [u8]) -> StoreItem<'a> {
@@ -500,25 +553,37 @@ mod tests {
     }
 
     #[test]
+    fn the_writers_declare_themselves_first_and_every_script_names_itself() {
+        for (script, name) in [(STORE, "store"), (STORE_CHECK, "store check"), (STORE_STAGED, "store staged")]
+        {
+            let head = format!("#!lua\n-- horde-hydrator: fenced {name}\n");
+            assert!(script.starts_with(&head), "{script}");
+        }
+        for (script, name) in [(REARM, "rearm"), (DELETE, "delete")] {
+            assert!(script.starts_with(&format!("-- horde-hydrator: fenced {name}\n")), "{script}");
+        }
+        for script in [STORE, STORE_CHECK, STORE_STAGED, REARM, DELETE] {
+            assert_eq!(script.matches("redis.call('GET', KEYS[1]) ~= ARGV[1]").count(), 1, "{script}");
+        }
+    }
+
+    #[test]
     fn only_the_lease_holder_writes_and_a_deposed_one_never_does() {
-        let server = server();
-        block_on(async {
-            let mut conn = connect(&server).await;
-            let keys = FenceKeys::new("P");
+        against_redis(|mut conn, keys| async move {
             let lease = Duration::from_millis(300);
-            let a = acquire(&mut conn, &keys, "a/1", lease).await.unwrap();
+            let a = acquire(&mut conn, writer(&keys, "a/1"), lease).await.unwrap();
             assert!(a.held && a.holder.as_deref() == Some("a/1"));
-            let b = acquire(&mut conn, &keys, "b/2", lease).await.unwrap();
+            let b = acquire(&mut conn, writer(&keys, "b/2"), lease).await.unwrap();
             assert!(!b.held && b.holder.as_deref() == Some("a/1"), "{b:?}");
 
             let value: &[u8] = b"{\"computed_at\": 1, \"x\": \"\\u00e9\"}";
             assert_eq!(
-                store(&mut conn, &keys, "b/2", 1000, &[item("P:e", value)]).await.unwrap(),
+                store(&mut conn, &batch(&keys, "b/2", 1000, &[item("P:e", value)])).await.unwrap(),
                 Applied::NotLeader
             );
             assert_eq!(get(&mut conn, "P:e").await, None, "a follower's write is refused");
             assert_eq!(
-                store(&mut conn, &keys, "a/1", 1000, &[item("P:e", value)]).await.unwrap(),
+                store(&mut conn, &batch(&keys, "a/1", 1000, &[item("P:e", value)])).await.unwrap(),
                 Applied::Yes
             );
             assert_eq!(get(&mut conn, "P:e").await.as_deref(), Some(value), "the bytes as given");
@@ -527,49 +592,58 @@ mod tests {
 
             // a's lease runs out (a pause, a partition); b takes it.
             tokio::time::sleep(Duration::from_millis(400)).await;
-            assert!(acquire(&mut conn, &keys, "b/2", Duration::from_secs(10)).await.unwrap().held);
+            assert!(acquire(&mut conn, writer(&keys, "b/2"), Duration::from_secs(10)).await.unwrap().held);
             // a's write, in flight all along, is refused; so are its renewal, delete and re-arm.
-            let late = store(&mut conn, &keys, "a/1", 5000, &[item("P:e", b"late")]).await.unwrap();
+            let late = store(&mut conn, &batch(&keys, "a/1", 5000, &[item("P:e", b"late")])).await.unwrap();
             assert_eq!(late, Applied::NotLeader);
-            assert!(!renew(&mut conn, &keys, "a/1", lease).await.unwrap().held);
+            assert!(!renew(&mut conn, writer(&keys, "a/1"), lease).await.unwrap().held);
             assert_eq!(
-                delete(&mut conn, &keys, "a/1", &["P:e".to_string()]).await.unwrap(),
+                delete(&mut conn, writer(&keys, "a/1"), &["P:e".to_string()]).await.unwrap(),
                 Applied::NotLeader
             );
-            assert_eq!(rearm(&mut conn, &keys, "a/1", &[("P:e", 1)]).await.unwrap(), None);
-            assert!(!release(&mut conn, &keys, "a/1").await.unwrap(), "a cannot delete b's lease");
+            assert_eq!(rearm(&mut conn, writer(&keys, "a/1"), &[("P:e", 1)]).await.unwrap(), None);
+            assert!(!release(&mut conn, writer(&keys, "a/1")).await.unwrap(), "a cannot delete b's lease");
             assert_eq!(get(&mut conn, "P:e").await.as_deref(), Some(value));
 
-            assert!(renew(&mut conn, &keys, "b/2", Duration::from_secs(10)).await.unwrap().held);
-            assert!(release(&mut conn, &keys, "b/2").await.unwrap());
-            assert!(acquire(&mut conn, &keys, "c/3", lease).await.unwrap().held, "released: free at once");
+            assert!(renew(&mut conn, writer(&keys, "b/2"), Duration::from_secs(10)).await.unwrap().held);
+            assert!(release(&mut conn, writer(&keys, "b/2")).await.unwrap());
+            assert!(
+                acquire(&mut conn, writer(&keys, "c/3"), lease).await.unwrap().held,
+                "released: free at once"
+            );
         });
     }
 
     #[test]
     fn writes_never_go_backwards() {
-        let server = server();
-        block_on(async {
-            let mut conn = connect(&server).await;
-            let keys = FenceKeys::new("P");
+        against_redis(|mut conn, keys| async move {
             let both = |v: &'static [u8]| [item("P:a", v), item("P:b", v)];
-            assert_eq!(store(&mut conn, &keys, "", 2000, &both(b"new")).await.unwrap(), Applied::Yes);
-            assert_eq!(store(&mut conn, &keys, "", 1999, &both(b"old")).await.unwrap(), Applied::Superseded);
+            assert_eq!(store(&mut conn, &batch(&keys, "", 2000, &both(b"new"))).await.unwrap(), Applied::Yes);
+            assert_eq!(
+                store(&mut conn, &batch(&keys, "", 1999, &both(b"old"))).await.unwrap(),
+                Applied::Superseded
+            );
             assert_eq!(get(&mut conn, "P:a").await.as_deref(), Some(&b"new"[..]));
             assert_eq!(get(&mut conn, "P:b").await.as_deref(), Some(&b"new"[..]), "all or nothing");
-            assert_eq!(store(&mut conn, &keys, "", 2000, &both(b"same")).await.unwrap(), Applied::Yes);
-            let seen = acquire(&mut conn, &keys, "x/1", Duration::from_secs(1)).await.unwrap();
+            assert_eq!(
+                store(&mut conn, &batch(&keys, "", 2000, &both(b"same"))).await.unwrap(),
+                Applied::Yes
+            );
+            let seen = acquire(&mut conn, writer(&keys, "x/1"), Duration::from_secs(1)).await.unwrap();
             assert_eq!(seen.newest_written_ms, Some(2000));
             // Deleted entries have nothing to protect: an older cycle may write them again.
             assert_eq!(
-                delete(&mut conn, &keys, "", &["P:a".into(), "P:b".into()]).await.unwrap(),
+                delete(&mut conn, writer(&keys, ""), &["P:a".into(), "P:b".into()]).await.unwrap(),
                 Applied::Yes
             );
             assert_eq!(get(&mut conn, "P:a").await, None);
-            assert_eq!(store(&mut conn, &keys, "", 1500, &both(b"again")).await.unwrap(), Applied::Yes);
+            assert_eq!(
+                store(&mut conn, &batch(&keys, "", 1500, &both(b"again"))).await.unwrap(),
+                Applied::Yes
+            );
             // Re-arm sets the TTL, not the value.
             assert_eq!(
-                rearm(&mut conn, &keys, "", &[("P:a", 50_000), ("P:gone", 9)]).await.unwrap(),
+                rearm(&mut conn, writer(&keys, ""), &[("P:a", 50_000), ("P:gone", 9)]).await.unwrap(),
                 Some(vec![1, 0])
             );
             let pttl: i64 = redis::cmd("PTTL").arg("P:a").query_async(&mut conn).await.unwrap();
@@ -578,18 +652,19 @@ mod tests {
         });
     }
 
+    async fn config_set(conn: &mut redis::aio::MultiplexedConnection, name: &str, value: &str) {
+        redis::cmd("CONFIG").arg("SET").arg(name).arg(value).query_async::<()>(conn).await.unwrap();
+    }
+
     async fn staged_keys(conn: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
         redis::cmd("KEYS").arg("P:hydrator:staging:*").query_async(conn).await.unwrap()
     }
 
     #[test]
     fn a_store_in_pieces_writes_the_same_bytes_and_follows_the_same_rules() {
-        let server = server();
-        block_on(async {
-            let mut conn = connect(&server).await;
-            let keys = FenceKeys::new("P");
+        against_redis(|mut conn, keys| async move {
             let t = Duration::from_secs(5);
-            assert!(acquire(&mut conn, &keys, "a/1", Duration::from_secs(10)).await.unwrap().held);
+            assert!(acquire(&mut conn, writer(&keys, "a/1"), Duration::from_secs(10)).await.unwrap().held);
             // 7-byte pieces: values of 0, 5, 7 and 100 bytes, one split inside a UTF-8 character.
             let long: Vec<u8> = "{\"models\": [\"\u{e9}t\u{e9}\"], \"x\": 1}".repeat(3).into_bytes();
             let values: [&[u8]; 4] = [b"", b"short", b"exactly", &long];
@@ -600,7 +675,7 @@ mod tests {
                 .map(|(k, v)| StoreItem { key: k, ttl_seconds: 120, value: v })
                 .collect();
             let applied =
-                store_in_pieces(&mut conn, t, &keys, "a/1", 1000, &items, 7, || true).await.unwrap();
+                store_in_pieces(&mut conn, t, &batch(&keys, "a/1", 1000, &items), 7, || true).await.unwrap();
             assert_eq!(applied, Applied::Yes);
             for (k, v) in names.iter().zip(values) {
                 assert_eq!(get(&mut conn, k).await.as_deref(), Some(v), "{k}: the bytes as given");
@@ -616,46 +691,29 @@ mod tests {
             let other: Vec<StoreItem<'_>> =
                 names.iter().map(|k| StoreItem { key: k, ttl_seconds: 120, value: b"other value" }).collect();
             let refused =
-                store_in_pieces(&mut conn, t, &keys, "b/2", 2000, &other, 7, || true).await.unwrap();
+                store_in_pieces(&mut conn, t, &batch(&keys, "b/2", 2000, &other), 7, || true).await.unwrap();
             assert_eq!(refused, Applied::NotLeader);
-            let older = store_in_pieces(&mut conn, t, &keys, "a/1", 999, &other, 7, || true).await.unwrap();
+            let older =
+                store_in_pieces(&mut conn, t, &batch(&keys, "a/1", 999, &other), 7, || true).await.unwrap();
             assert_eq!(older, Applied::Superseded);
             // An invalidation while the values were staged: dropped before they become visible.
             let invalidated =
-                store_in_pieces(&mut conn, t, &keys, "a/1", 2000, &other, 7, || false).await.unwrap();
+                store_in_pieces(&mut conn, t, &batch(&keys, "a/1", 2000, &other), 7, || false).await.unwrap();
             assert_eq!(invalidated, Applied::Superseded);
             assert_eq!(get(&mut conn, "P:e3").await.as_deref(), Some(&long[..]));
             assert_eq!(staged_keys(&mut conn).await, Vec::<String>::new());
 
             // Out of memory: refused before anything is staged, the entries as they were.
-            redis::cmd("CONFIG")
-                .arg("SET")
-                .arg("maxmemory-policy")
-                .arg("noeviction")
-                .query_async::<()>(&mut conn)
-                .await
-                .unwrap();
-            redis::cmd("CONFIG")
-                .arg("SET")
-                .arg("maxmemory")
-                .arg("1")
-                .query_async::<()>(&mut conn)
-                .await
-                .unwrap();
-            let oom = store_in_pieces(&mut conn, t, &keys, "a/1", 3000, &other, 7, || true).await;
+            config_set(&mut conn, "maxmemory-policy", "noeviction").await;
+            config_set(&mut conn, "maxmemory", "1").await;
+            let oom = store_in_pieces(&mut conn, t, &batch(&keys, "a/1", 3000, &other), 7, || true).await;
             assert!(matches!(oom, Err(Failure::Refused { .. })), "{oom:?}");
-            redis::cmd("CONFIG")
-                .arg("SET")
-                .arg("maxmemory")
-                .arg("0")
-                .query_async::<()>(&mut conn)
-                .await
-                .unwrap();
+            config_set(&mut conn, "maxmemory", "0").await;
             assert_eq!(staged_keys(&mut conn).await, Vec::<String>::new());
             assert_eq!(get(&mut conn, "P:e1").await.as_deref(), Some(&b"short"[..]));
 
             // store_sized: small categories by one script, as before; the result is the same.
-            let sized = store_sized(&mut conn, t, &keys, "a/1", 3000, &other, || true).await.unwrap();
+            let sized = store_sized(&mut conn, t, &batch(&keys, "a/1", 3000, &other), || true).await.unwrap();
             assert_eq!(sized, Applied::Yes);
             assert_eq!(get(&mut conn, "P:e0").await.as_deref(), Some(&b"other value"[..]));
         });

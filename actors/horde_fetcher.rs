@@ -70,26 +70,14 @@ pub fn retry_delay(
 
 // ---------------------------------------------------------------- circuit breaker
 
-/// The state of a service's circuit, as the status reply shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CircuitState {
-    Closed,
-    Open,
-    HalfOpen,
-}
-
-impl CircuitState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CircuitState::Closed => "closed",
-            CircuitState::Open => "open",
-            CircuitState::HalfOpen => "half_open",
-        }
+crate::metrics::label_enum! {
+    /// The state of a service's circuit, as the status reply shows it (and
+    /// the metrics label it).
+    pub enum CircuitState {
+        Closed = "closed",
+        Open = "open",
+        HalfOpen = "half_open",
     }
-}
-
-impl CircuitState {
-    pub const ALL: [CircuitState; 3] = [CircuitState::Closed, CircuitState::Open, CircuitState::HalfOpen];
 }
 
 impl serde::Serialize for CircuitState {
@@ -179,7 +167,7 @@ impl CircuitBreaker {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceOutcome {
     /// Fetched and parsed now.
-    Fresh { millis: u64, bytes: usize },
+    Fresh,
     /// Failed now; the last good value (fetched `age` ago) was used.
     Stale { error: String, age: Duration },
 }
@@ -209,10 +197,7 @@ impl Fetched {
     }
 
     fn is_fresh(&self, which: impl Fn(SourceId) -> bool) -> bool {
-        self.sources
-            .iter()
-            .filter(|r| which(r.source))
-            .all(|r| matches!(r.outcome, SourceOutcome::Fresh { .. }))
+        self.sources.iter().filter(|r| which(r.source)).all(|r| r.outcome == SourceOutcome::Fresh)
     }
 
     /// How old the oldest Horde input is (zero when both were fetched now).
@@ -221,7 +206,7 @@ impl Fetched {
             .iter()
             .filter(|r| !matches!(r.source, SourceId::Reference(_)))
             .map(|r| match r.outcome {
-                SourceOutcome::Fresh { .. } => Duration::ZERO,
+                SourceOutcome::Fresh => Duration::ZERO,
                 SourceOutcome::Stale { age, .. } => age,
             })
             .max()
@@ -232,7 +217,7 @@ impl Fetched {
     pub fn stale_sources(&self) -> impl Iterator<Item = (&SourceId, &str)> {
         self.sources.iter().filter_map(|r| match &r.outcome {
             SourceOutcome::Stale { error, .. } => Some((&r.source, error.as_str())),
-            SourceOutcome::Fresh { .. } => None,
+            SourceOutcome::Fresh => None,
         })
     }
 }
@@ -484,8 +469,8 @@ async fn fetch_category(
 
     for (i, (id, result)) in ids.into_iter().zip([r, s, t]).enumerate() {
         match result {
-            Ok((parsed, millis, bytes)) => {
-                reports.push(SourceReport { source: id, outcome: SourceOutcome::Fresh { millis, bytes } });
+            Ok(parsed) => {
+                reports.push(SourceReport { source: id, outcome: SourceOutcome::Fresh });
                 match parsed {
                     Parsed::Reference(v) => inputs.reference = v,
                     Parsed::Status(v) => inputs.status = v,
@@ -512,9 +497,9 @@ async fn fetch_category(
     }
     if !failures.is_empty() {
         let reference_fetched = !failures.iter().any(|(id, _)| matches!(id, SourceId::Reference(_)))
-            && reports.iter().any(|r| {
-                matches!(r.source, SourceId::Reference(_)) && matches!(r.outcome, SourceOutcome::Fresh { .. })
-            });
+            && reports
+                .iter()
+                .any(|r| matches!(r.source, SourceId::Reference(_)) && r.outcome == SourceOutcome::Fresh);
         let fresh_reference = reference_fetched
             .then(|| Arc::new(CategoryInputs { reference: inputs.reference, ..CategoryInputs::default() }));
         return Err(FetchError { failures, fresh_reference });
@@ -531,9 +516,8 @@ async fn fetch_category(
     Ok(Fetched { inputs, sources: reports })
 }
 
-/// Fetch and parse one source: `(value, milliseconds, bytes)` or an error message.
-async fn fetch_source(state: Rc<RefCell<State>>, id: SourceId) -> Result<(Parsed, u64, usize), String> {
-    let started = Instant::now();
+/// Fetch and parse one source: its value or an error message.
+async fn fetch_source(state: Rc<RefCell<State>>, id: SourceId) -> Result<Parsed, String> {
     let service = id.service();
     let (location, metrics) = {
         let st = state.borrow();
@@ -592,9 +576,9 @@ async fn fetch_source(state: Rc<RefCell<State>>, id: SourceId) -> Result<(Parsed
         }
     }
     match outcome {
-        Ok((parsed, len)) => {
+        Ok(parsed) => {
             metrics.fetch_succeeded(id.to_string(), crate::hydrator::unix_now());
-            Ok((parsed, started.elapsed().as_millis() as u64, len))
+            Ok(parsed)
         }
         Err((kind, e)) => {
             metrics.fetch_failed(id.to_string(), kind);
@@ -655,13 +639,9 @@ enum Raw {
 }
 
 /// Read (snapshot files) and parse on a blocking thread: a large reference
-/// must not stall the actors. Answers the value and the size of its bytes.
-async fn parse_off_thread(
-    id: SourceId,
-    raw: Raw,
-    limits: LimitsSettings,
-) -> Result<(Parsed, usize), Failure> {
-    let job = tokio::task::spawn_blocking(move || -> Result<(Parsed, usize), Failure> {
+/// must not stall the actors.
+async fn parse_off_thread(id: SourceId, raw: Raw, limits: LimitsSettings) -> Result<Parsed, Failure> {
+    let job = tokio::task::spawn_blocking(move || -> Result<Parsed, Failure> {
         let bytes = match raw {
             Raw::Bytes(bytes) => bytes,
             Raw::File { path, max_bytes } => read_file(path, max_bytes)?,
@@ -678,7 +658,7 @@ async fn parse_off_thread(
         };
         let parsed = parsed.map_err(|e| (FetchFailureKind::Parse, e))?;
         within_limits(id, &parsed, &limits).map_err(|e| (FetchFailureKind::OverLimit, e))?;
-        Ok((parsed, bytes.len()))
+        Ok(parsed)
     });
     match job.await {
         Ok(r) => r,

@@ -76,6 +76,9 @@ pub struct EntrySummary {
     pub bytes: usize,
 }
 
+/// What became of a [`CategoryOutcome::Superseded`] category (status, log line).
+const SUPERSEDED: &str = "invalidated meanwhile; result dropped";
+
 /// How a category's part of a cycle ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CategoryOutcome {
@@ -157,7 +160,7 @@ impl CategoryReport {
             CategoryOutcome::StatisticsOnly { redis } => {
                 (Some("the Horde's data failed; deletion-risk entries kept".to_string()), Some(redis.clone()))
             }
-            CategoryOutcome::Superseded => (Some("invalidated meanwhile; result dropped".to_string()), None),
+            CategoryOutcome::Superseded => (Some(SUPERSEDED.to_string()), None),
             CategoryOutcome::Failed(e) => (Some(e.clone()), None),
         };
         CategoryStatus {
@@ -223,17 +226,17 @@ impl CycleReport {
     /// `ok` (every category's entries reached every store they were meant
     /// for), `partial` (some written, only statistics written, or written to
     /// memory while Redis did not take them) or `failed` (none written).
-    pub fn outcome(&self) -> &'static str {
+    pub fn outcome(&self) -> CycleOutcome {
         let written = self.categories.iter().filter(|c| c.is_written()).count();
         let complete = self.categories.iter().filter(|c| c.is_complete()).count();
         let some =
             self.categories.iter().any(|c| matches!(c.outcome, CategoryOutcome::StatisticsOnly { .. }));
         if complete == self.categories.len() {
-            "ok"
+            CycleOutcome::Ok
         } else if written > 0 || some {
-            "partial"
+            CycleOutcome::Partial
         } else {
-            "failed"
+            CycleOutcome::Failed
         }
     }
 
@@ -242,17 +245,8 @@ impl CycleReport {
             started_at: self.started_unix,
             finished_at: self.started_unix + self.duration.as_secs_f64(),
             duration_ms: self.duration.as_millis() as u64,
-            outcome: self.outcome(),
+            outcome: self.outcome().as_str(),
             categories: self.categories.iter().map(CategoryReport::status).collect(),
-        }
-    }
-
-    /// The outcome as the metrics label it.
-    pub fn metric_outcome(&self) -> CycleOutcome {
-        match self.outcome() {
-            "ok" => CycleOutcome::Ok,
-            "partial" => CycleOutcome::Partial,
-            _ => CycleOutcome::Failed,
         }
     }
 
@@ -263,36 +257,19 @@ impl CycleReport {
             .iter()
             .map(|c| {
                 let models = c.entries.first().map_or(0, |e| e.models);
+                let failed =
+                    || c.failed_sources.iter().map(|(s, _)| s.to_string()).collect::<Vec<_>>().join(", ");
                 let detail = match &c.outcome {
                     CategoryOutcome::Written { redis } => {
-                        let redis = match redis {
-                            RedisWrite::Written => "redis ok".to_string(),
-                            RedisWrite::Disabled => "memory only".to_string(),
-                            RedisWrite::Failed(e) => format!("redis failed: {e}"),
-                            RedisWrite::NotLeader => {
-                                "redis not written: this instance does not hold the lease".to_string()
-                            }
-                            RedisWrite::Superseded => {
-                                "redis not written: it holds entries of a later cycle".to_string()
-                            }
-                        };
-                        format!("{} entries, {models} models, {redis}", c.entries.len())
+                        format!("{} entries, {models} models, redis {redis:#}", c.entries.len())
                     }
-                    CategoryOutcome::KeptStale => {
-                        let failed: Vec<String> =
-                            c.failed_sources.iter().map(|(s, _)| s.to_string()).collect();
-                        format!("entries kept; sources failed: {}", failed.join(", "))
-                    }
-                    CategoryOutcome::StatisticsOnly { redis } => {
-                        let failed: Vec<String> =
-                            c.failed_sources.iter().map(|(s, _)| s.to_string()).collect();
-                        format!(
-                            "{} statistics entries, redis {redis}; deletion risk kept; sources failed: {}",
-                            c.entries.len(),
-                            failed.join(", ")
-                        )
-                    }
-                    CategoryOutcome::Superseded => "invalidated meanwhile; result dropped".to_string(),
+                    CategoryOutcome::KeptStale => format!("entries kept; sources failed: {}", failed()),
+                    CategoryOutcome::StatisticsOnly { redis } => format!(
+                        "{} statistics entries, redis {redis:#}; deletion risk kept; sources failed: {}",
+                        c.entries.len(),
+                        failed()
+                    ),
+                    CategoryOutcome::Superseded => SUPERSEDED.to_string(),
                     CategoryOutcome::Failed(e) => e.clone(),
                 };
                 format!(
@@ -305,7 +282,7 @@ impl CycleReport {
                 )
             })
             .collect();
-        format!("cycle {} in {} ms: {}", self.outcome(), self.duration.as_millis(), parts.join("; "))
+        format!("cycle {} in {} ms: {}", self.outcome().as_str(), self.duration.as_millis(), parts.join("; "))
     }
 }
 
@@ -318,6 +295,7 @@ pub fn utc_clock(unix: f64) -> String {
 /// The largest value Redis accepts (its `proto-max-bulk-len`, 512 MiB).
 pub const MAX_REDIS_VALUE_BYTES: usize = 512 * 1024 * 1024;
 
+/// Now, as Unix seconds (every actor's wall clock).
 pub fn unix_now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
@@ -360,7 +338,7 @@ pub async fn run_planned_cycle(deps: CycleDeps, categories: Vec<Category>, plan:
     let mut reports = futures_util::future::join_all(jobs).await;
     reports.sort_by_key(|r| categories.iter().position(|c| *c == r.category));
     let report = CycleReport { started_unix, duration: started.elapsed(), categories: reports };
-    deps.metrics.cycle_finished(report.metric_outcome(), report.duration);
+    deps.metrics.cycle_finished(report.outcome(), report.duration);
     report
 }
 
@@ -752,7 +730,7 @@ impl HydratorActor {
                 wait.as_secs()
             ));
         }
-        if report.outcome() == "ok" {
+        if report.outcome() == CycleOutcome::Ok {
             log::info!("{line}");
         } else {
             log::warn!("{line}");
@@ -1146,18 +1124,32 @@ mod tests {
             categories: cats,
         };
         assert_eq!(
-            mk(vec![written(Category::ImageGeneration), written(Category::TextGeneration)]).outcome(),
+            mk(vec![written(Category::ImageGeneration), written(Category::TextGeneration)])
+                .outcome()
+                .as_str(),
             "ok"
         );
-        assert_eq!(mk(vec![written(Category::ImageGeneration), failed.clone()]).outcome(), "partial");
-        assert_eq!(mk(vec![kept.clone(), failed]).outcome(), "failed");
+        assert_eq!(
+            mk(vec![written(Category::ImageGeneration), failed.clone()]).outcome().as_str(),
+            "partial"
+        );
+        assert_eq!(mk(vec![kept.clone(), failed]).outcome().as_str(), "failed");
         let line = mk(vec![written(Category::ImageGeneration), kept]).log_line();
         assert!(line.starts_with("cycle partial in 0 ms: image_generation: written"), "{line}");
         assert!(line.contains("text_generation: kept_stale"), "{line}");
         let mut not_in_redis = written(Category::TextGeneration);
         not_in_redis.outcome = CategoryOutcome::Written { redis: RedisWrite::Failed("redis is down".into()) };
         let cycle = mk(vec![written(Category::ImageGeneration), not_in_redis]);
-        assert_eq!(cycle.outcome(), "partial", "a Redis write that failed is not ok");
+        assert_eq!(cycle.outcome().as_str(), "partial", "a Redis write that failed is not ok");
         assert!(cycle.log_line().starts_with("cycle partial"), "{}", cycle.log_line());
+        assert!(cycle.log_line().contains(", redis failed: redis is down; fetch"), "{}", cycle.log_line());
+        // The words README's log section gives for the writes the fence drops.
+        let mut fenced = written(Category::TextGeneration);
+        fenced.outcome = CategoryOutcome::Written { redis: RedisWrite::NotLeader };
+        let mut stats_only = written(Category::ImageGeneration);
+        stats_only.outcome = CategoryOutcome::StatisticsOnly { redis: RedisWrite::Superseded };
+        let line = mk(vec![stats_only, fenced]).log_line();
+        assert!(line.contains("redis not written: this instance does not hold the lease"), "{line}");
+        assert!(line.contains("redis not written: it holds entries of a later cycle"), "{line}");
     }
 }

@@ -17,7 +17,7 @@
 //! With replicas off (`leader.enabled = false`, or Redis disabled) the actor
 //! is not started and every part acts as [`Role::Standalone`].
 
-use crate::fenced::{self, FenceKeys, LeaseView};
+use crate::fenced::{self, FenceKeys, LeaseView, Writer};
 use actix::prelude::*;
 use horde_hydrator::leader::{connection_name, token, token_instance, Lease, LeaseReply, Role, Transition};
 use horde_hydrator::settings::Settings;
@@ -145,10 +145,11 @@ impl LeaderActor {
                     Some(c) => c,
                     None => connect(&client, &name, timeout).await?,
                 };
+                let writer = Writer { keys: &keys, token: &token };
                 let view = if leader {
-                    fenced::renew(&mut conn, &keys, &token, lease_len).await
+                    fenced::renew(&mut conn, writer, lease_len).await
                 } else {
-                    fenced::acquire(&mut conn, &keys, &token, lease_len).await
+                    fenced::acquire(&mut conn, writer, lease_len).await
                 };
                 view.map(|v| (v, conn)).map_err(|e| e.to_string())
             };
@@ -277,7 +278,9 @@ impl LeaderActor {
                     Some(c) => c,
                     None => connect(&client, &name, timeout).await?,
                 };
-                fenced::release(&mut conn, &keys, &token).await.map_err(|e| e.to_string())
+                fenced::release(&mut conn, Writer { keys: &keys, token: &token })
+                    .await
+                    .map_err(|e| e.to_string())
             };
             match tokio::time::timeout(timeout, work).await {
                 Ok(Ok(true)) => {

@@ -313,7 +313,7 @@ async fn once(settings: Settings, dump: Option<&Path>) -> i32 {
         }
     }
     let report = hydrator::run_cycle(parts.deps.clone(), settings.hydration.categories.clone()).await;
-    if report.outcome() == "ok" {
+    if report.outcome() == metrics::CycleOutcome::Ok {
         log::info!("{}", report.log_line());
     } else {
         log::warn!("{}", report.log_line());
@@ -421,7 +421,7 @@ fn print_table(report: &CycleReport, settings: &Settings) {
         .collect();
     out.push_str(&format!(
         "cycle {} in {} ms ({}); ms column: the category's compute time; redis: {}\n",
-        report.outcome(),
+        report.outcome().as_str(),
         report.duration.as_millis(),
         per_category.join("; "),
         if settings.redis.enabled { "enabled" } else { "disabled" }

@@ -40,147 +40,101 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
-/// How a whole cycle ended (as `CycleReport::outcome`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CycleOutcome {
-    Ok,
-    Partial,
-    Failed,
-}
-
-impl CycleOutcome {
-    pub const ALL: [CycleOutcome; 3] = [CycleOutcome::Ok, CycleOutcome::Partial, CycleOutcome::Failed];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CycleOutcome::Ok => "ok",
-            CycleOutcome::Partial => "partial",
-            CycleOutcome::Failed => "failed",
+/// A fixed set of label values, each variant with its text: the enum, its
+/// `ALL` (every variant, in order) and `as_str`.
+macro_rules! label_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)* }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)*
         }
+
+        impl $name {
+            pub const ALL: [$name; [$($text),*].len()] = [$($name::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+        }
+    };
+}
+pub(crate) use label_enum;
+
+label_enum! {
+    /// How a whole cycle ended (as `CycleReport::outcome`).
+    pub enum CycleOutcome {
+        Ok = "ok",
+        Partial = "partial",
+        Failed = "failed",
     }
 }
 
-/// A stage of a category's part of a cycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Stage {
-    Fetch,
-    Compute,
-    Store,
-}
-
-impl Stage {
-    fn as_str(self) -> &'static str {
-        match self {
-            Stage::Fetch => "fetch",
-            Stage::Compute => "compute",
-            Stage::Store => "store",
-        }
+label_enum! {
+    /// A stage of a category's part of a cycle.
+    pub enum Stage {
+        Fetch = "fetch",
+        Compute = "compute",
+        Store = "store",
     }
 }
 
-/// Why a source's fetch failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FetchFailureKind {
-    /// The service's circuit is open: no request was made.
-    CircuitOpen,
-    /// No answer in time.
-    Timeout,
-    /// Connecting or sending failed (DNS, refused, TLS, reset).
-    Connect,
-    /// An HTTP status other than 200.
-    Status,
-    /// The body exceeded `horde.max_response_bytes`.
-    TooLarge,
-    /// The body (or snapshot file) could not be read.
-    Read,
-    /// The body is not what the source should return.
-    Parse,
-    /// More records than `limits.*` allow.
-    OverLimit,
-}
-
-impl FetchFailureKind {
-    pub const ALL: [FetchFailureKind; 8] = [
-        FetchFailureKind::CircuitOpen,
-        FetchFailureKind::Timeout,
-        FetchFailureKind::Connect,
-        FetchFailureKind::Status,
-        FetchFailureKind::TooLarge,
-        FetchFailureKind::Read,
-        FetchFailureKind::Parse,
-        FetchFailureKind::OverLimit,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FetchFailureKind::CircuitOpen => "circuit_open",
-            FetchFailureKind::Timeout => "timeout",
-            FetchFailureKind::Connect => "connect",
-            FetchFailureKind::Status => "status",
-            FetchFailureKind::TooLarge => "too_large",
-            FetchFailureKind::Read => "read",
-            FetchFailureKind::Parse => "parse",
-            FetchFailureKind::OverLimit => "over_limit",
-        }
+label_enum! {
+    /// Why a source's fetch failed.
+    pub enum FetchFailureKind {
+        /// The service's circuit is open: no request was made.
+        CircuitOpen = "circuit_open",
+        /// No answer in time.
+        Timeout = "timeout",
+        /// Connecting or sending failed (DNS, refused, TLS, reset).
+        Connect = "connect",
+        /// An HTTP status other than 200.
+        Status = "status",
+        /// The body exceeded `horde.max_response_bytes`.
+        TooLarge = "too_large",
+        /// The body (or snapshot file) could not be read.
+        Read = "read",
+        /// The body is not what the source should return.
+        Parse = "parse",
+        /// More records than `limits.*` allow.
+        OverLimit = "over_limit",
     }
 }
 
-/// The pub/sub channel a message came on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Channel {
-    Invalidate,
-    Admin,
-    Other,
-}
-
-impl Channel {
-    fn as_str(self) -> &'static str {
-        match self {
-            Channel::Invalidate => "invalidate",
-            Channel::Admin => "admin",
-            Channel::Other => "other",
-        }
+label_enum! {
+    /// The pub/sub channel a message came on.
+    pub enum Channel {
+        Invalidate = "invalidate",
+        Admin = "admin",
+        Other = "other",
     }
 }
 
-/// What became of a pub/sub message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MessageOutcome {
-    /// Acted on (an invalidation, or an admin command that was answered).
-    Handled,
-    /// Not understood (garbage, unknown category, unexpected channel).
-    Ignored,
-    /// Over the 64 KiB limit, not read.
-    Oversized,
-}
-
-impl MessageOutcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            MessageOutcome::Handled => "handled",
-            MessageOutcome::Ignored => "ignored",
-            MessageOutcome::Oversized => "oversized",
-        }
+label_enum! {
+    /// What became of a pub/sub message.
+    pub enum MessageOutcome {
+        /// Acted on (an invalidation, or an admin command that was answered).
+        Handled = "handled",
+        /// Not understood (garbage, unknown category, unexpected channel).
+        Ignored = "ignored",
+        /// Over the 64 KiB limit, not read.
+        Oversized = "oversized",
     }
 }
 
-/// How an admin command ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AdminOutcome {
-    Ok,
-    /// A JSON object that is not a valid command.
-    Invalid,
-    /// Missing or wrong token: rejected, nothing changed.
-    Unauthorized,
-}
-
-impl AdminOutcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            AdminOutcome::Ok => "ok",
-            AdminOutcome::Invalid => "invalid",
-            AdminOutcome::Unauthorized => "unauthorized",
-        }
+label_enum! {
+    /// How an admin command ended.
+    pub enum AdminOutcome {
+        Ok = "ok",
+        /// A JSON object that is not a valid command.
+        Invalid = "invalid",
+        /// Missing or wrong token: rejected, nothing changed.
+        Unauthorized = "unauthorized",
     }
 }
 
@@ -299,35 +253,91 @@ fn write_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 4.0, 9))
 }
 
+/// Declares every registered metric once, in `/metrics` order: its field in
+/// [`Series`], its type, how it is made, its name (after the
+/// `horde_hydrator_` prefix; the encoder adds `_total` to counters) and its
+/// help text.
+macro_rules! series {
+    ($($field:ident: $ty:ty = $make:expr, $name:literal, $help:literal;)*) => {
+        /// Every metric in the registry.
+        struct Series {
+            $($field: $ty,)*
+        }
+
+        impl Series {
+            /// Make each metric and register it in `registry`.
+            fn register(registry: &mut Registry) -> Series {
+                let s = Series { $($field: $make,)* };
+                $(registry.register($name, $help, s.$field.clone());)*
+                s
+            }
+        }
+    };
+}
+
+series! {
+    build_info: Family<BuildLabels, Gauge> = Family::default(),
+        "build_info", "The running version (always 1)";
+    cycles: Family<OutcomeLabels, Counter> = Family::default(),
+        "cycles", "Hydration cycles by outcome (ok, partial, failed)";
+    cycle_duration: Histogram = stage_histogram(),
+        "cycle_duration_seconds", "Duration of whole cycles";
+    stage_duration: Family<StageLabels, Histogram, fn() -> Histogram> = Family::new_with_constructor(stage_histogram),
+        "stage_duration_seconds", "Duration of a category's fetch, compute and store stages";
+    entries_written: Counter = Counter::default(),
+        "entries_written", "Entries computed and stored (memory, and Redis when up)";
+    entry_age: Family<EntryLabels, FloatGauge> = Family::default(),
+        "entry_age_seconds", "Age of each entry held (since it was computed and stored)";
+    entry_size: Family<EntryLabels, Gauge> = Family::default(),
+        "entry_size_bytes", "Size of each entry's JSON";
+    entry_models: Family<EntryLabels, Gauge> = Family::default(),
+        "entry_models", "Models in each entry";
+    entry_freshness: Family<EntryStateLabels, Gauge> = Family::default(),
+        "entry_freshness", "Each configured entry's state: 1 for its current one of fresh, stale-if-error, missing";
+    fetch_failures: Family<SourceKindLabels, Counter> = Family::default(),
+        "source_fetch_failures", "Failed fetches by source and kind";
+    source_last_success: Family<SourceLabels, FloatGauge> = Family::default(),
+        "source_last_success_timestamp_seconds", "Unix time of each source's last good fetch";
+    circuit_state: Family<ServiceStateLabels, Gauge> = Family::default(),
+        "source_circuit_state", "Each service's circuit: 1 for its current one of closed, open, half_open";
+    redis_up: Gauge = Gauge::default(),
+        "redis_up", "1 while Redis answers, else 0";
+    redis_outages: Counter = Counter::default(),
+        "redis_outages", "Times Redis became unreachable";
+    redis_reconnects: Counter = Counter::default(),
+        "redis_reconnects", "Times Redis became reachable again after an outage";
+    redis_connection_failures: Counter = Counter::default(),
+        "redis_connection_failures",
+        "Redis commands and connection attempts that failed at the connection level (I/O error, no answer in time)";
+    redis_error_replies: Family<KindLabels, Counter> = Family::default(),
+        "redis_error_replies",
+        "Error replies from a live Redis by kind (oom, noperm, readonly, misconf, too_large, wrongtype, loading, auth, other)";
+    stale_rearms: Counter = Counter::default(),
+        "stale_rearms", "Entries whose Redis TTL was re-armed while their sources failed (stale-if-error)";
+    late_deletes_repaired: Counter = Counter::default(),
+        "late_deletes_repaired", "Entries restored in Redis after a DEL that came after their re-hydration";
+    pubsub_resubscribes: Counter = Counter::default(),
+        "pubsub_resubscribes", "Subscriptions lost and made again";
+    redis_write_duration: Histogram = write_histogram(),
+        "redis_write_duration_seconds", "Duration of a category's MULTI/EXEC write";
+    pubsub_messages: Family<ChannelLabels, Counter> = Family::default(),
+        "pubsub_messages", "Pub/sub messages by channel and outcome";
+    invalidations: Family<CategoryLabels, Counter> = Family::default(),
+        "invalidations", "Invalidations applied, by category";
+    debounced_bursts: Counter = Counter::default(),
+        "invalidation_bursts", "Re-hydrations started after a debounced burst of invalidations";
+    admin_commands: Family<AdminLabels, Counter> = Family::default(),
+        "admin_commands", "Admin commands by command and outcome";
+    uptime: FloatGauge = FloatGauge::default(),
+        "uptime_seconds", "Time since the daemon started";
+    replica_role: Family<RoleLabels, Gauge> = Family::default(),
+        "replica_role", "This daemon's role: 1 for its current one of leader, follower, standalone";
+}
+
 /// The registry and every metric in it.
 pub struct Metrics {
     registry: Registry,
-    cycles: Family<OutcomeLabels, Counter>,
-    cycle_duration: Histogram,
-    stage_duration: Family<StageLabels, Histogram, fn() -> Histogram>,
-    entries_written: Counter,
-    entry_age: Family<EntryLabels, FloatGauge>,
-    entry_size: Family<EntryLabels, Gauge>,
-    entry_models: Family<EntryLabels, Gauge>,
-    entry_freshness: Family<EntryStateLabels, Gauge>,
-    fetch_failures: Family<SourceKindLabels, Counter>,
-    source_last_success: Family<SourceLabels, FloatGauge>,
-    circuit_state: Family<ServiceStateLabels, Gauge>,
-    redis_up: Gauge,
-    redis_outages: Counter,
-    redis_reconnects: Counter,
-    redis_connection_failures: Counter,
-    redis_error_replies: Family<KindLabels, Counter>,
-    redis_write_duration: Histogram,
-    pubsub_messages: Family<ChannelLabels, Counter>,
-    invalidations: Family<CategoryLabels, Counter>,
-    debounced_bursts: Counter,
-    admin_commands: Family<AdminLabels, Counter>,
-    uptime: FloatGauge,
-    replica_role: Family<RoleLabels, Gauge>,
-    pubsub_resubscribes: Counter,
-    stale_rearms: Counter,
-    late_deletes_repaired: Counter,
+    s: Series,
     /// Not a metric: each category's generation (see `generations.rs`),
     /// shared here because every actor holds this `Arc`.
     pub generations: Generations,
@@ -345,155 +355,39 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("horde_hydrator");
-        let build_info = Family::<BuildLabels, Gauge>::default();
-        build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
-        registry.register("build_info", "The running version (always 1)", build_info);
-
-        let m = Metrics {
-            registry: Registry::default(),
-            cycles: Family::default(),
-            cycle_duration: stage_histogram(),
-            stage_duration: Family::new_with_constructor(stage_histogram),
-            entries_written: Counter::default(),
-            entry_age: Family::default(),
-            entry_size: Family::default(),
-            entry_models: Family::default(),
-            entry_freshness: Family::default(),
-            fetch_failures: Family::default(),
-            source_last_success: Family::default(),
-            circuit_state: Family::default(),
-            redis_up: Gauge::default(),
-            redis_outages: Counter::default(),
-            redis_reconnects: Counter::default(),
-            redis_connection_failures: Counter::default(),
-            redis_error_replies: Family::default(),
-            redis_write_duration: write_histogram(),
-            pubsub_messages: Family::default(),
-            invalidations: Family::default(),
-            debounced_bursts: Counter::default(),
-            admin_commands: Family::default(),
-            uptime: FloatGauge::default(),
-            replica_role: Family::default(),
-            pubsub_resubscribes: Counter::default(),
-            stale_rearms: Counter::default(),
-            late_deletes_repaired: Counter::default(),
-            generations: Generations::default(),
-            fetch_failure_sum: Counter::default(),
-        };
-        let r = &mut registry;
-        r.register("cycles", "Hydration cycles by outcome (ok, partial, failed)", m.cycles.clone());
-        r.register("cycle_duration_seconds", "Duration of whole cycles", m.cycle_duration.clone());
-        r.register(
-            "stage_duration_seconds",
-            "Duration of a category's fetch, compute and store stages",
-            m.stage_duration.clone(),
-        );
-        r.register(
-            "entries_written",
-            "Entries computed and stored (memory, and Redis when up)",
-            m.entries_written.clone(),
-        );
-        r.register(
-            "entry_age_seconds",
-            "Age of each entry held (since it was computed and stored)",
-            m.entry_age.clone(),
-        );
-        r.register("entry_size_bytes", "Size of each entry's JSON", m.entry_size.clone());
-        r.register("entry_models", "Models in each entry", m.entry_models.clone());
-        r.register(
-            "entry_freshness",
-            "Each configured entry's state: 1 for its current one of fresh, stale-if-error, missing",
-            m.entry_freshness.clone(),
-        );
-        r.register("source_fetch_failures", "Failed fetches by source and kind", m.fetch_failures.clone());
-        r.register(
-            "source_last_success_timestamp_seconds",
-            "Unix time of each source's last good fetch",
-            m.source_last_success.clone(),
-        );
-        r.register(
-            "source_circuit_state",
-            "Each service's circuit: 1 for its current one of closed, open, half_open",
-            m.circuit_state.clone(),
-        );
-        r.register("redis_up", "1 while Redis answers, else 0", m.redis_up.clone());
-        r.register("redis_outages", "Times Redis became unreachable", m.redis_outages.clone());
-        r.register(
-            "redis_reconnects",
-            "Times Redis became reachable again after an outage",
-            m.redis_reconnects.clone(),
-        );
-        r.register(
-            "redis_connection_failures",
-            "Redis commands and connection attempts that failed at the connection level (I/O error, no answer in time)",
-            m.redis_connection_failures.clone(),
-        );
-        r.register(
-            "redis_error_replies",
-            "Error replies from a live Redis by kind (oom, noperm, readonly, misconf, too_large, wrongtype, loading, auth, other)",
-            m.redis_error_replies.clone(),
-        );
-        r.register(
-            "stale_rearms",
-            "Entries whose Redis TTL was re-armed while their sources failed (stale-if-error)",
-            m.stale_rearms.clone(),
-        );
-        r.register(
-            "late_deletes_repaired",
-            "Entries restored in Redis after a DEL that came after their re-hydration",
-            m.late_deletes_repaired.clone(),
-        );
-        r.register("pubsub_resubscribes", "Subscriptions lost and made again", m.pubsub_resubscribes.clone());
-        r.register(
-            "redis_write_duration_seconds",
-            "Duration of a category's MULTI/EXEC write",
-            m.redis_write_duration.clone(),
-        );
-        r.register("pubsub_messages", "Pub/sub messages by channel and outcome", m.pubsub_messages.clone());
-        r.register("invalidations", "Invalidations applied, by category", m.invalidations.clone());
-        r.register(
-            "invalidation_bursts",
-            "Re-hydrations started after a debounced burst of invalidations",
-            m.debounced_bursts.clone(),
-        );
-        r.register("admin_commands", "Admin commands by command and outcome", m.admin_commands.clone());
-        r.register("uptime_seconds", "Time since the daemon started", m.uptime.clone());
-        r.register(
-            "replica_role",
-            "This daemon's role: 1 for its current one of leader, follower, standalone",
-            m.replica_role.clone(),
-        );
-
+        let s = Series::register(&mut registry);
+        s.build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
         for o in CycleOutcome::ALL {
-            let _ = m.cycles.get_or_create(&OutcomeLabels { outcome: o.as_str() });
+            let _ = s.cycles.get_or_create(&OutcomeLabels { outcome: o.as_str() });
         }
         for command in ADMIN_COMMANDS {
-            for outcome in [AdminOutcome::Ok, AdminOutcome::Invalid, AdminOutcome::Unauthorized] {
-                let _ = m.admin_commands.get_or_create(&AdminLabels { command, outcome: outcome.as_str() });
+            for outcome in AdminOutcome::ALL {
+                let _ = s.admin_commands.get_or_create(&AdminLabels { command, outcome: outcome.as_str() });
             }
         }
-        for channel in [Channel::Invalidate, Channel::Admin, Channel::Other] {
-            for outcome in [MessageOutcome::Handled, MessageOutcome::Ignored, MessageOutcome::Oversized] {
-                let _ = m
+        for channel in Channel::ALL {
+            for outcome in MessageOutcome::ALL {
+                let _ = s
                     .pubsub_messages
                     .get_or_create(&ChannelLabels { channel: channel.as_str(), outcome: outcome.as_str() });
             }
         }
         for k in REFUSAL_KINDS {
-            let _ = m.redis_error_replies.get_or_create(&KindLabels { kind: refusal_label(k) });
+            let _ = s.redis_error_replies.get_or_create(&KindLabels { kind: refusal_label(k) });
         }
         for c in Category::ALL {
-            let _ = m.invalidations.get_or_create(&CategoryLabels { category: c.as_str() });
+            let _ = s.invalidations.get_or_create(&CategoryLabels { category: c.as_str() });
         }
-        Metrics { registry, ..m }
+        Metrics { registry, s, generations: Generations::default(), fetch_failure_sum: Counter::default() }
     }
 
     /// Make sure the per-source and per-entry series of the configured
     /// categories exist (at 0) before their first event.
     pub fn preset(&self, categories: &[Category], sources: &[String], entries: &[String]) {
         for c in categories {
-            for stage in [Stage::Fetch, Stage::Compute, Stage::Store] {
+            for stage in Stage::ALL {
                 let _ = self
+                    .s
                     .stage_duration
                     .get_or_create(&StageLabels { category: c.as_str(), stage: stage.as_str() });
             }
@@ -501,13 +395,14 @@ impl Metrics {
         for s in sources {
             for kind in FetchFailureKind::ALL {
                 let _ = self
+                    .s
                     .fetch_failures
                     .get_or_create(&SourceKindLabels { source: s.clone(), kind: kind.as_str() });
             }
         }
         for e in entries {
             for state in FRESHNESS_STATES {
-                let _ = self.entry_freshness.get_or_create(&EntryStateLabels { entry: e.clone(), state });
+                let _ = self.s.entry_freshness.get_or_create(&EntryStateLabels { entry: e.clone(), state });
             }
         }
     }
@@ -516,114 +411,119 @@ impl Metrics {
 
     /// A cycle ended.
     pub fn cycle_finished(&self, outcome: CycleOutcome, duration: Duration) {
-        self.cycles.get_or_create(&OutcomeLabels { outcome: outcome.as_str() }).inc();
-        self.cycle_duration.observe(duration.as_secs_f64());
+        self.s.cycles.get_or_create(&OutcomeLabels { outcome: outcome.as_str() }).inc();
+        self.s.cycle_duration.observe(duration.as_secs_f64());
     }
 
     /// A stage of a category's part of a cycle took `duration`.
     pub fn stage(&self, category: Category, stage: Stage, duration: Duration) {
-        self.stage_duration
+        self.s
+            .stage_duration
             .get_or_create(&StageLabels { category: category.as_str(), stage: stage.as_str() })
             .observe(duration.as_secs_f64());
     }
 
     pub fn entries_written(&self, n: usize) {
-        self.entries_written.inc_by(n as u64);
+        self.s.entries_written.inc_by(n as u64);
     }
 
     /// A source's fetch failed (`source` as `SourceId` displays it).
     pub fn fetch_failed(&self, source: String, kind: FetchFailureKind) {
-        self.fetch_failures.get_or_create(&SourceKindLabels { source, kind: kind.as_str() }).inc();
+        self.s.fetch_failures.get_or_create(&SourceKindLabels { source, kind: kind.as_str() }).inc();
         self.fetch_failure_sum.inc();
     }
 
     /// A source was fetched and parsed.
     pub fn fetch_succeeded(&self, source: String, unix_time: f64) {
-        self.source_last_success.get_or_create(&SourceLabels { source }).set(unix_time);
+        self.s.source_last_success.get_or_create(&SourceLabels { source }).set(unix_time);
     }
 
     /// A Redis command or connection attempt failed at the connection level
     /// (an I/O error, no answer in time).
     pub fn redis_connection_failure(&self) {
-        self.redis_connection_failures.inc();
+        self.s.redis_connection_failures.inc();
     }
 
     /// Redis answered a command with an error reply.
     pub fn redis_refusal(&self, kind: RefusalKind) {
-        self.redis_error_replies.get_or_create(&KindLabels { kind: refusal_label(kind) }).inc();
+        self.s.redis_error_replies.get_or_create(&KindLabels { kind: refusal_label(kind) }).inc();
     }
 
     /// `n` entries' TTLs were re-armed in Redis (stale-if-error).
     pub fn stale_rearms(&self, n: usize) {
-        self.stale_rearms.inc_by(n as u64);
+        self.s.stale_rearms.inc_by(n as u64);
     }
 
     /// `n` entries were restored after a late DEL.
     pub fn late_deletes_repaired(&self, n: usize) {
-        self.late_deletes_repaired.inc_by(n as u64);
+        self.s.late_deletes_repaired.inc_by(n as u64);
     }
 
     /// The subscription was lost and made again.
     pub fn pubsub_resubscribed(&self) {
-        self.pubsub_resubscribes.inc();
+        self.s.pubsub_resubscribes.inc();
     }
 
     /// Redis became unreachable.
     pub fn redis_outage(&self) {
-        self.redis_outages.inc();
+        self.s.redis_outages.inc();
     }
 
     /// Redis answers again after an outage.
     pub fn redis_reconnected(&self) {
-        self.redis_reconnects.inc();
+        self.s.redis_reconnects.inc();
     }
 
     /// A category's MULTI/EXEC write to Redis took `duration`.
     pub fn redis_write(&self, duration: Duration) {
-        self.redis_write_duration.observe(duration.as_secs_f64());
+        self.s.redis_write_duration.observe(duration.as_secs_f64());
     }
 
     pub fn pubsub_message(&self, channel: Channel, outcome: MessageOutcome) {
-        self.pubsub_messages
+        self.s
+            .pubsub_messages
             .get_or_create(&ChannelLabels { channel: channel.as_str(), outcome: outcome.as_str() })
             .inc();
     }
 
     pub fn invalidation(&self, category: Category) {
-        self.invalidations.get_or_create(&CategoryLabels { category: category.as_str() }).inc();
+        self.s.invalidations.get_or_create(&CategoryLabels { category: category.as_str() }).inc();
     }
 
     /// A burst of invalidations ended in one re-hydration.
     pub fn debounced_burst(&self) {
-        self.debounced_bursts.inc();
+        self.s.debounced_bursts.inc();
     }
 
     /// An admin command was handled (`command` one of [`ADMIN_COMMANDS`]).
     pub fn admin_command(&self, command: &'static str, outcome: AdminOutcome) {
-        self.admin_commands.get_or_create(&AdminLabels { command, outcome: outcome.as_str() }).inc();
+        self.s.admin_commands.get_or_create(&AdminLabels { command, outcome: outcome.as_str() }).inc();
     }
 
     // ------------------------------------------------------------ reading
 
     /// The counters of the status reply, read from the metrics.
     pub fn counters(&self) -> Counters {
-        let cycles =
-            |o: CycleOutcome| self.cycles.get(&OutcomeLabels { outcome: o.as_str() }).map_or(0, |c| c.get());
+        let cycles = |o: CycleOutcome| {
+            self.s.cycles.get(&OutcomeLabels { outcome: o.as_str() }).map_or(0, |c| c.get())
+        };
         let admin = |outcome: AdminOutcome| {
             ADMIN_COMMANDS
                 .iter()
                 .map(|&command| {
-                    self.admin_commands
+                    self.s
+                        .admin_commands
                         .get(&AdminLabels { command, outcome: outcome.as_str() })
                         .map_or(0, |c| c.get())
                 })
                 .sum::<u64>()
         };
         let messages = |outcome: MessageOutcome| {
-            [Channel::Invalidate, Channel::Admin, Channel::Other]
+            Channel::ALL
                 .iter()
                 .map(|ch| {
-                    self.pubsub_messages
+                    self.s
+                        .pubsub_messages
                         .get(&ChannelLabels { channel: ch.as_str(), outcome: outcome.as_str() })
                         .map_or(0, |c| c.get())
                 })
@@ -632,25 +532,26 @@ impl Metrics {
         Counters {
             cycles: CycleOutcome::ALL.iter().map(|o| cycles(*o)).sum(),
             cycles_failed: cycles(CycleOutcome::Partial) + cycles(CycleOutcome::Failed),
-            entries_written: self.entries_written.get(),
+            entries_written: self.s.entries_written.get(),
             fetch_failures: self.fetch_failure_sum.get(),
-            redis_errors: self.redis_connection_failures.get(),
+            redis_errors: self.s.redis_connection_failures.get(),
             redis_refusals: REFUSAL_KINDS
                 .iter()
                 .map(|k| {
-                    self.redis_error_replies
+                    self.s
+                        .redis_error_replies
                         .get(&KindLabels { kind: refusal_label(*k) })
                         .map_or(0, |c| c.get())
                 })
                 .sum(),
-            pubsub_resubscribes: self.pubsub_resubscribes.get(),
-            stale_rearms: self.stale_rearms.get(),
-            late_deletes_repaired: self.late_deletes_repaired.get(),
-            redis_outages: self.redis_outages.get(),
+            pubsub_resubscribes: self.s.pubsub_resubscribes.get(),
+            stale_rearms: self.s.stale_rearms.get(),
+            late_deletes_repaired: self.s.late_deletes_repaired.get(),
+            redis_outages: self.s.redis_outages.get(),
             invalidations: Category::ALL
                 .iter()
                 .map(|c| {
-                    self.invalidations.get(&CategoryLabels { category: c.as_str() }).map_or(0, |v| v.get())
+                    self.s.invalidations.get(&CategoryLabels { category: c.as_str() }).map_or(0, |v| v.get())
                 })
                 .sum(),
             admin_commands: admin(AdminOutcome::Ok),
@@ -663,19 +564,20 @@ impl Metrics {
 
     /// Set the state gauges from a status reply (just before a scrape).
     pub fn observe_status(&self, status: &StatusReply, configured: &[EntryKey], prefix: &str) {
-        self.uptime.set(status.uptime_seconds);
+        self.s.uptime.set(status.uptime_seconds);
         if let Some(replica) = &status.replica {
             for role in ["leader", "follower", "standalone"] {
-                self.replica_role.get_or_create(&RoleLabels { role }).set(i64::from(replica.role == role));
+                self.s.replica_role.get_or_create(&RoleLabels { role }).set(i64::from(replica.role == role));
             }
         }
-        self.redis_up.set(i64::from(status.redis.connected));
+        self.s.redis_up.set(i64::from(status.redis.connected));
         for (service, state) in [
             ("horde", status.fetcher.horde_circuit),
             ("model_reference", status.fetcher.model_reference_circuit),
         ] {
             for s in crate::horde_fetcher::CircuitState::ALL {
-                self.circuit_state
+                self.s
+                    .circuit_state
                     .get_or_create(&ServiceStateLabels { service, state: s.as_str() })
                     .set(i64::from(s == state));
             }
@@ -690,21 +592,22 @@ impl Metrics {
                 Some(Freshness::Expired) | None => "missing",
             };
             for s in FRESHNESS_STATES {
-                self.entry_freshness
+                self.s
+                    .entry_freshness
                     .get_or_create(&EntryStateLabels { entry: name.clone(), state: s })
                     .set(i64::from(s == state));
             }
             let labels = EntryLabels { entry: name };
             match held {
                 Some(e) => {
-                    self.entry_age.get_or_create(&labels).set(e.age_seconds);
-                    self.entry_size.get_or_create(&labels).set(e.bytes as i64);
-                    self.entry_models.get_or_create(&labels).set(e.models as i64);
+                    self.s.entry_age.get_or_create(&labels).set(e.age_seconds);
+                    self.s.entry_size.get_or_create(&labels).set(e.bytes as i64);
+                    self.s.entry_models.get_or_create(&labels).set(e.models as i64);
                 }
                 None => {
-                    self.entry_age.remove(&labels);
-                    self.entry_size.remove(&labels);
-                    self.entry_models.remove(&labels);
+                    self.s.entry_age.remove(&labels);
+                    self.s.entry_size.remove(&labels);
+                    self.s.entry_models.remove(&labels);
                 }
             }
         }

@@ -677,12 +677,6 @@ impl Backend {
     }
 }
 
-impl serde::Serialize for Backend {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
 use crate::analytics::names::{APHRODITE_PREFIX as APHRODITE, KOBOLDCPP_PREFIX as KOBOLDCPP};
 
 #[cfg(test)]
