@@ -34,7 +34,7 @@ pub struct AppState {
     /// The actors' addresses (`cache`, `hydrator`, `fetcher`, `invalidation`
     /// — `None` without Redis), the metrics, the settings in effect
     /// (`Arc<Settings>`) and the start time: what the status is built from.
-    /// Reachable directly too (`state.cache`, `state.settings`) through `Deref`.
+    /// Reachable directly too (`state.cache`, `state.settings()`) through `Deref`.
     pub status: StatusSources,
     /// The read API's snapshot of the entries, written by the cache (`read_api.rs`).
     pub reads: crate::read_api::ReadStore,
@@ -65,7 +65,7 @@ const SHUTDOWN_TIMEOUT_SECONDS: u64 = 1;
 
 /// Start the server on `http.bind`; an error names the address and says what to do.
 pub fn start(state: AppState) -> Result<HttpHandle, String> {
-    let addr = state.settings.http.bind;
+    let addr = state.settings().http.bind;
     let data = web::Data::new(state);
     let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(app_routes))
         .workers(1)
@@ -170,8 +170,8 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         Err(response) => return response,
     };
     let configured: Vec<EntryKey> =
-        state.settings.hydration.categories.iter().copied().flat_map(EntryKey::for_category).collect();
-    state.metrics.observe_status(&status, &configured, &state.settings.redis.key_prefix);
+        state.settings().hydration.categories.iter().copied().flat_map(EntryKey::for_category).collect();
+    state.metrics.observe_status(&status, &configured, &state.settings().redis.key_prefix);
     match state.metrics.encode() {
         Ok(text) => HttpResponse::Ok().content_type(crate::metrics::CONTENT_TYPE).body(text),
         Err(_) => error_response(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the metrics"),
@@ -230,8 +230,8 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Err(response) => return response,
     };
     let configured: Vec<EntryKey> =
-        state.settings.hydration.categories.iter().copied().flat_map(EntryKey::for_category).collect();
-    let r = readiness(&status, &configured, &state.settings.redis.key_prefix);
+        state.settings().hydration.categories.iter().copied().flat_map(EntryKey::for_category).collect();
+    let r = readiness(&status, &configured, &state.settings().redis.key_prefix);
     let code = if r.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     HttpResponse::build(code).json(r)
 }

@@ -50,7 +50,7 @@ use crate::admin::{authorized, parse_admin, AdminCommand, Reply, ReplyBody, MAX_
 use crate::cache::{self, CacheActor, RedisWrite};
 use crate::horde_fetcher::{DropReference, HordeFetcherActor};
 use crate::hydrator::{CancelQueued, HydrateAck, HydrateNow, HydratorActor, NoteInvalidated};
-use crate::leader::{LeaderActor, RoleChanged};
+use crate::leader::RoleChanged;
 use crate::metrics::{AdminOutcome, Channel, MessageOutcome, Metrics};
 use crate::redis_link::{self, CommandLink, Failure};
 use crate::status::StatusSources;
@@ -257,17 +257,17 @@ pub struct InvalidationActor {
     subscribed: bool,
     /// Replicas: only the leader carries out (and answers) hydrate, invalidate and clear.
     role: Role,
-    leader: Option<Addr<LeaderActor>>,
 }
 
 impl InvalidationActor {
-    pub fn new(
-        settings: &Settings,
-        cache: Addr<CacheActor>,
-        fetcher: Addr<HordeFetcherActor>,
-        hydrator: Addr<HydratorActor>,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    /// `status` names the actors it works with (the cache, fetcher, hydrator,
+    /// leader and metrics) and answers `status`; its `invalidation` is this
+    /// actor's own part, which it adds itself (`subscribed`).
+    pub fn new(settings: &Settings, status: StatusSources) -> Self {
+        let cache = status.cache.clone();
+        let fetcher = status.fetcher.clone();
+        let hydrator = status.hydrator.clone();
+        let metrics = status.metrics.clone();
         let prefix = &settings.redis.key_prefix;
         let timeout = settings.redis.socket_timeout;
         let client = match crate::redis_client::client(&settings.redis) {
@@ -290,17 +290,8 @@ impl InvalidationActor {
             default_reply: admin_reply_channel(prefix),
             token: settings.admin.required_token().map(str::to_string),
             configured: settings.hydration.categories.clone(),
-            cache: cache.clone(),
-            status: StatusSources {
-                cache,
-                hydrator: hydrator.clone(),
-                fetcher: fetcher.clone(),
-                invalidation: None,
-                leader: None,
-                metrics: metrics.clone(),
-                settings: Arc::new(settings.clone()),
-                started: Instant::now(),
-            },
+            cache,
+            status: StatusSources { invalidation: None, ..status },
             fetcher,
             hydrator,
             metrics,
@@ -311,15 +302,7 @@ impl InvalidationActor {
             limiter: LogLimiter::new(Duration::from_secs(10), 5),
             subscribed: false,
             role: if settings.leader.active(&settings.redis) { Role::Follower } else { Role::Standalone },
-            leader: None,
         }
-    }
-
-    /// The leader actor to ask for `status` (replicas).
-    pub fn with_leader(mut self, leader: Option<Addr<LeaderActor>>) -> Self {
-        self.status.leader = leader.clone();
-        self.leader = leader;
-        self
     }
 
     /// Log an ignored message, rate-limited (the caller counts it).

@@ -186,17 +186,22 @@ async fn run(settings: Settings, config_file: Option<&Path>) -> i32 {
         }
     };
     let hydrator = hydrator::HydratorActor::new(&settings, parts.deps.clone()).start();
-    let invalidation = settings.redis.enabled.then(|| {
-        invalidation::InvalidationActor::new(
-            &settings,
-            parts.deps.cache.clone(),
-            parts.deps.fetcher.clone(),
-            hydrator.clone(),
-            parts.metrics.clone(),
-        )
-        .with_leader(leader.clone())
-        .start()
-    });
+    // The settings in effect, for the status reply: sent again after each reload.
+    let (settings_in_effect, settings_view) = tokio::sync::watch::channel(Arc::new(settings.clone()));
+    let status = status::StatusSources {
+        cache: parts.deps.cache.clone(),
+        hydrator: hydrator.clone(),
+        fetcher: parts.deps.fetcher.clone(),
+        invalidation: None,
+        leader: leader.clone(),
+        metrics: parts.metrics.clone(),
+        settings: settings_view,
+        started,
+    };
+    let invalidation = settings
+        .redis
+        .enabled
+        .then(|| invalidation::InvalidationActor::new(&settings, status.clone()).start());
     if let Some(leader) = &leader {
         log::info!(
             "replicas: instance {} takes part in the leader election (lease {} s); only the leader hydrates",
@@ -212,16 +217,7 @@ async fn run(settings: Settings, config_file: Option<&Path>) -> i32 {
 
     let http_server = if settings.http.enabled {
         let state = http::AppState {
-            status: status::StatusSources {
-                cache: parts.deps.cache.clone(),
-                hydrator: hydrator.clone(),
-                fetcher: parts.deps.fetcher.clone(),
-                invalidation: invalidation.clone(),
-                leader: leader.clone(),
-                metrics: parts.metrics.clone(),
-                settings: Arc::new(settings.clone()),
-                started,
-            },
+            status: status::StatusSources { invalidation: invalidation.clone(), ..status },
             reads: parts.reads.clone(),
         };
         match http::start(state) {
@@ -248,6 +244,7 @@ async fn run(settings: Settings, config_file: Option<&Path>) -> i32 {
             signals::Received::Reload => {
                 log::info!("received SIGHUP: reloading the settings");
                 running = reload::reload(config_file, &running, &targets);
+                settings_in_effect.send_replace(Arc::new(running.clone()));
             }
             signals::Received::Ignored(name) => {
                 log::info!("received {name}: ignored (SIGHUP reloads the settings; SIGTERM or SIGINT stops)")

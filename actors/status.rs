@@ -37,8 +37,9 @@ pub struct StatusReply {
     /// leader actor knows them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replica: Option<ReplicaStatus>,
-    /// The settings loaded at start-up, key by key as `check-config` prints
-    /// them: the value (a TOML literal, secrets redacted) and where it came from.
+    /// The settings in effect (those of start-up, or of the last SIGHUP's
+    /// reload), key by key as `check-config` prints them: the value (a TOML
+    /// literal, secrets redacted) and where it came from.
     pub settings: Vec<SettingInEffect>,
 }
 
@@ -83,7 +84,8 @@ pub struct StatusSources {
     /// `None` when Redis is disabled.
     pub invalidation: Option<Addr<InvalidationActor>>,
     pub metrics: Arc<Metrics>,
-    pub settings: Arc<Settings>,
+    /// The settings in effect: `main.rs` sends the new ones after each reload.
+    pub settings: tokio::sync::watch::Receiver<Arc<Settings>>,
     /// When the daemon started.
     pub started: Instant,
     /// The replicas' lease holder (`None`: no lease, this daemon is standalone).
@@ -91,6 +93,11 @@ pub struct StatusSources {
 }
 
 impl StatusSources {
+    /// The settings in effect now.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.borrow().clone()
+    }
+
     /// Ask every actor for its part (concurrently) and put the reply together.
     /// An error names the actor that did not answer (it has stopped).
     pub async fn gather(&self) -> Result<StatusReply, String> {
@@ -113,7 +120,8 @@ impl StatusSources {
             subscribed,
             leader
         );
-        let instance_id = self.settings.leader.instance_id.clone();
+        let settings = self.settings();
+        let instance_id = settings.leader.instance_id.clone();
         let replica = match leader {
             Some(Ok(i)) => ReplicaStatus {
                 role: i.role.as_str(),
@@ -132,7 +140,7 @@ impl StatusSources {
         let hydrator = h.map_err(|e| format!("the hydrator did not answer: {e}"))?;
         let cache = c.map_err(|e| format!("the cache did not answer: {e}"))?;
         let fetcher = f.map_err(|e| format!("the fetcher did not answer: {e}"))?;
-        let redis_url = self.settings.redis.url.redacted();
+        let redis_url = settings.redis.url.redacted();
         Ok(StatusReply {
             version: env!("CARGO_PKG_VERSION"),
             uptime_seconds: self.started.elapsed().as_secs_f64(),
@@ -147,8 +155,7 @@ impl StatusSources {
             fetcher,
             counters: self.metrics.counters(),
             replica: Some(replica),
-            settings: self
-                .settings
+            settings: settings
                 .provenance
                 .values
                 .iter()

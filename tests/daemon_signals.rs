@@ -49,6 +49,12 @@ fn assert_http_interval(daemon: &Daemon, seconds: u64) {
     assert_eq!(http.json()["hydration"]["interval_seconds"], json!(seconds), "{}", http.text());
 }
 
+/// One entry of a status reply's `settings` (`{"key", "value", "source"}`).
+fn setting(status: &Value, key: &str) -> Value {
+    let listed = status["settings"].as_array().cloned().unwrap_or_default();
+    listed.into_iter().find(|s| s["key"] == key).unwrap_or_else(|| panic!("no setting {key} in {status}"))
+}
+
 /// The daemon (sent SIGTERM) exits, successfully, within 10 s.
 #[track_caller]
 fn assert_exits_cleanly(daemon: &mut Daemon) {
@@ -85,6 +91,15 @@ fn sighup_applies_a_new_interval_and_keeps_running() {
     assert_eq!(after["hydration"]["interval_seconds"], json!(1), "{after}");
     // GET /status says the same as `admin status`.
     assert_http_interval(&daemon, 1);
+    // Both list the settings in effect: the applied key with its new value
+    // from the file, the one that needs a restart as it was.
+    let http = daemon.http_get("/status").json();
+    for reply in [&after, &http] {
+        let interval = setting(reply, "hydration.interval_seconds");
+        assert_eq!(interval["value"], json!("1"), "{interval}");
+        assert!(interval["source"].as_str().is_some_and(|s| s.contains(".toml")), "{interval}");
+        assert_eq!(setting(reply, "redis.socket_timeout_seconds")["value"], json!("5"), "{reply}");
+    }
     daemon.assert_alive();
 
     daemon.sigterm();
