@@ -125,15 +125,6 @@ struct Parts {
 
 fn start_parts(settings: &Settings) -> Result<Parts, String> {
     let metrics = Arc::new(Metrics::new());
-    let categories = settings.hydration.categories.clone();
-    let sources: Vec<String> = categories
-        .iter()
-        .flat_map(|c| [SourceId::Reference(*c), SourceId::Status(*c), SourceId::Stats(*c)])
-        .map(|s| s.to_string())
-        .collect();
-    let entries: Vec<String> =
-        categories.iter().flat_map(|c| EntryKey::for_category(*c)).map(|k| k.name()).collect();
-    metrics.preset(&categories, &sources, &entries);
     let cache = cache::CacheActor::new(settings, metrics.clone()).map_err(|e| e.to_string())?;
     let reads = cache.reads();
     let cache = cache.start();
@@ -147,6 +138,19 @@ fn start_parts(settings: &Settings) -> Result<Parts, String> {
         metrics: metrics.clone(),
     };
     Ok(Parts { deps, metrics, reads })
+}
+
+/// The per-source and per-entry series `/metrics` shows (at 0) before their
+/// first event (`run` only: `once` exposes no metrics).
+fn preset_metrics(metrics: &Metrics, categories: &[Category]) {
+    let sources: Vec<String> = categories
+        .iter()
+        .flat_map(|c| [SourceId::Reference(*c), SourceId::Status(*c), SourceId::Stats(*c)])
+        .map(|s| s.to_string())
+        .collect();
+    let entries: Vec<String> =
+        categories.iter().flat_map(|c| EntryKey::for_category(*c)).map(|k| k.name()).collect();
+    metrics.preset(categories, &sources, &entries);
 }
 
 async fn run(settings: Settings, config_file: Option<&Path>) -> i32 {
@@ -168,6 +172,7 @@ async fn run(settings: Settings, config_file: Option<&Path>) -> i32 {
             return 2;
         }
     };
+    preset_metrics(&parts.metrics, &settings.hydration.categories);
     log::info!(
         "horde-hydrator {} starting: categories {}, every {} s after {} s; horde {}; model reference {}; redis {}",
         env!("CARGO_PKG_VERSION"),
