@@ -319,7 +319,7 @@ series! {
     pubsub_resubscribes: Counter = Counter::default(),
         "pubsub_resubscribes", "Subscriptions lost and made again";
     redis_write_duration: Histogram = write_histogram(),
-        "redis_write_duration_seconds", "Duration of a category's MULTI/EXEC write";
+        "redis_write_duration_seconds", "Duration of a category's store to Redis";
     pubsub_messages: Family<ChannelLabels, Counter> = Family::default(),
         "pubsub_messages", "Pub/sub messages by channel and outcome";
     invalidations: Family<CategoryLabels, Counter> = Family::default(),
@@ -474,7 +474,7 @@ impl Metrics {
         self.s.redis_reconnects.inc();
     }
 
-    /// A category's MULTI/EXEC write to Redis took `duration`.
+    /// A category's store to Redis took `duration`.
     pub fn redis_write(&self, duration: Duration) {
         self.s.redis_write_duration.observe(duration.as_secs_f64());
     }

@@ -324,8 +324,9 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(name)).find(|p| p.is_file())
 }
 
-/// The entries written the way the daemon's cache writes them: one
-/// MULTI/EXEC of SETEX commands.
+/// The entries written in one MULTI/EXEC of SETEX commands: the Redis side
+/// of a store (the daemon's fenced script does the same SETEXs, plus its
+/// lease and never-backwards checks, in one EVAL).
 fn redis_write(conn: &mut redis::Connection, entries: &[ComputedEntry]) -> redis::RedisResult<()> {
     let mut pipe = redis::pipe();
     pipe.atomic();

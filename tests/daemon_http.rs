@@ -327,7 +327,7 @@ fn metrics_parse_and_match_the_status() {
     assert_eq!(
         get("horde_hydrator_redis_write_duration_seconds_count{}"),
         2.0,
-        "one MULTI/EXEC per category"
+        "one store per category"
     );
     // Pub/sub and admin.
     assert_eq!(get("horde_hydrator_pubsub_messages_total{channel=\"invalidate\",outcome=\"ignored\"}"), 1.0);
