@@ -324,11 +324,7 @@ fn metrics_parse_and_match_the_status() {
         get("horde_hydrator_pubsub_resubscribes_total{}"),
         counters["pubsub_resubscribes"].as_f64().unwrap()
     );
-    assert_eq!(
-        get("horde_hydrator_redis_write_duration_seconds_count{}"),
-        2.0,
-        "one store per category"
-    );
+    assert_eq!(get("horde_hydrator_redis_write_duration_seconds_count{}"), 2.0, "one store per category");
     // Pub/sub and admin.
     assert_eq!(get("horde_hydrator_pubsub_messages_total{channel=\"invalidate\",outcome=\"ignored\"}"), 1.0);
     assert_eq!(get("horde_hydrator_pubsub_messages_total{channel=\"admin\",outcome=\"handled\"}"), 2.0);

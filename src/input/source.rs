@@ -33,12 +33,25 @@ impl SourceId {
 
     /// The file of this source in a snapshot directory (SPEC §2).
     pub fn file_name(self) -> String {
+        format!("{}.json", self.stem())
+    }
+
+    /// The snapshot's folder and file name (without `.json`): the one place
+    /// that names them ([`SourceId::file_name`], and `Display` as
+    /// `folder/stem`, which the logs, metrics and errors use).
+    fn folder_and_stem(self) -> (&'static str, &'static str) {
+        use Category::{ImageGeneration as Image, TextGeneration as Text};
         match self {
-            SourceId::Reference(c) => format!("{c}.json"),
-            SourceId::Status(c) => format!("status_models_{}.json", horde_type(c)),
-            SourceId::Stats(Category::ImageGeneration) => "stats_img_models.json".to_string(),
-            SourceId::Stats(Category::TextGeneration) => "stats_text_models.json".to_string(),
+            SourceId::Reference(c) => ("model_reference", c.as_str()),
+            SourceId::Status(Image) => ("horde", "status_models_image"),
+            SourceId::Status(Text) => ("horde", "status_models_text"),
+            SourceId::Stats(Image) => ("horde", "stats_img_models"),
+            SourceId::Stats(Text) => ("horde", "stats_text_models"),
         }
+    }
+
+    fn stem(self) -> &'static str {
+        self.folder_and_stem().1
     }
 
     /// The path of this source below its service's base URL.
@@ -58,12 +71,8 @@ impl SourceId {
 
 impl fmt::Display for SourceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SourceId::Reference(c) => write!(f, "model_reference/{c}"),
-            SourceId::Status(c) => write!(f, "horde/status_models_{}", horde_type(*c)),
-            SourceId::Stats(Category::ImageGeneration) => f.write_str("horde/stats_img_models"),
-            SourceId::Stats(Category::TextGeneration) => f.write_str("horde/stats_text_models"),
-        }
+        let (folder, stem) = self.folder_and_stem();
+        write!(f, "{folder}/{stem}")
     }
 }
 
