@@ -89,7 +89,7 @@ pub fn start(state: AppState) -> Result<HttpHandle, String> {
 /// Every route set of the server, in order. **Add new route sets here.**
 pub fn app_routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(ops_routes);
-    // ---- more route sets go here, e.g. the read API (issue 15):
+    // ---- more route sets go here, e.g. the read API:
     cfg.configure(crate::read_api::routes);
     // ----
     cfg.default_service(web::to(not_found));

@@ -782,9 +782,9 @@ fn release_free_memory() {
 /// glibc's threshold is 128 KiB at start but rises to the size of each large
 /// block freed (up to 32 MiB): from the second cycle on, the entries and the
 /// parse buffers (up to 65 MB each at x100) came from the arenas, where
-/// growing a buffer copies it and freed space is kept. Measured at x100 with
-/// Redis (docs/PERFORMANCE.md), a fixed threshold took the peak of later
-/// cycles from 493-510 MB to 430 MB. `once` keeps glibc's default (one
+/// growing a buffer copies it and freed space is kept; a fixed threshold
+/// keeps later cycles' peak at the first's (docs/PERFORMANCE.md has the
+/// figures). `once` keeps glibc's default (one
 /// cycle, where the two hardly differ and fewer mappings start faster).
 pub fn bound_large_allocations() {
     #[cfg(target_env = "gnu")]

@@ -1,4 +1,4 @@
-//! The read API (issue 15): the reference's statistics read routes, answered
+//! The read API: the reference's statistics read routes, answered
 //! from the daemon's own entries on the operations HTTP server (`http.rs`).
 //!
 //! Owns the HTTP side of the routes ([`routes`]) and the [`ReadStore`], the

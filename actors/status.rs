@@ -33,7 +33,7 @@ pub struct StatusReply {
     #[serde(flatten)]
     pub fetcher: FetcherInfo,
     pub counters: Counters,
-    /// Replicas (issue 13): this daemon's role and the lease holder, as the
+    /// Replicas: this daemon's role and the lease holder, as the
     /// leader actor knows them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replica: Option<ReplicaStatus>,
