@@ -224,8 +224,8 @@ pub enum AdminClientError {
     Redis { url: String, message: String },
     #[error("no daemon is listening on {0} (is `horde-hydrator run` running with the same redis.url and key_prefix?)")]
     NoListener(String),
-    #[error("no reply on {channel} within {timeout:?}")]
-    Timeout { channel: String, timeout: Duration },
+    #[error("no reply on {channel} within {timeout:?}, though {receivers} daemon connection(s) received the command: {hint}")]
+    Timeout { channel: String, timeout: Duration, receivers: i64, hint: &'static str },
     #[error("the reply is not JSON: {0}")]
     BadReply(String),
 }
@@ -290,7 +290,16 @@ pub async fn send_command(
     let first = match tokio::time::timeout(timeout, stream.next()).await {
         Ok(Some(msg)) => parse(msg)?,
         Ok(None) => return Err(err("connection closed while waiting for the reply".to_string())),
-        Err(_) => return Err(AdminClientError::Timeout { channel: reply_channel, timeout }),
+        Err(_) => {
+            let hint = if matches!(envelope.command, AdminCommand::Status) {
+                "every daemon answers status; see their logs (a daemon that cannot publish its reply logs why)"
+            } else {
+                "with replicas only the leader answers it, and while a stopped leader's lease runs out \
+                 (up to leader.lease_seconds) none leads: send it again in a few seconds; \
+                 else see the daemons' logs"
+            };
+            return Err(AdminClientError::Timeout { channel: reply_channel, timeout, receivers, hint });
+        }
     };
     let mut replies = vec![first];
     let until = tokio::time::Instant::now() + MORE_REPLIES_WINDOW;

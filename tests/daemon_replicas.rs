@@ -249,6 +249,13 @@ fn three_replicas_one_writer_kill_and_sigterm_hand_over() {
     let victim = daemons.iter().position(|d| id_of(d) == writer_id).unwrap();
     let killed_at = unix_now();
     daemons[victim].signal("KILL");
+    // While the dead writer's lease runs out nobody leads: a hydrate gets no
+    // reply, and the admin client says why and what to do.
+    let survivor = &daemons[(victim + 1) % daemons.len()];
+    let out = survivor.cli(&["admin", "hydrate", "--timeout", "1"], Duration::from_secs(20));
+    assert!(!out.status.success(), "hydrate answered during the failover: {}", out.stdout);
+    assert!(out.stderr.contains("none leads: send it again in a few seconds"), "{}", out.stderr);
+    assert!(out.stderr.contains("2 daemon connection(s) received the command"), "{}", out.stderr);
     let (w, delay) = failover(&monitor, &prefix, &writer, killed_at, "another writer after kill -9");
     eprintln!("kill -9 of {writer_id}: {} writes {delay:.2} s later", instance_of(&mut looker, &w.client));
     assert!(
