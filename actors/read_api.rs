@@ -294,19 +294,26 @@ impl ReadStore {
         let stored_at = now.checked_sub(age).unwrap_or(now);
         let Ok(mut map) = self.entries.write() else { return };
         let version = match map.get(&key) {
-            // This daemon's own cycle stored the key: its copy stands unless
-            // Redis holds another version written later (another daemon
-            // became the leader; this one keeps serving, from Redis).
-            Some(p)
-                if p.origin == Origin::Cycle
-                    && (p.version.hash() == content_hash(json.as_bytes())
-                        || stored_at <= p.stored_at + Duration::from_secs(1)) =>
-            {
-                return
+            Some(p) => {
+                // The Redis copy is hashed once (a whole entry, at every load).
+                let hash = content_hash(json.as_bytes());
+                let same = p.version.hash() == hash;
+                // This daemon's own cycle stored the key: its copy stands unless
+                // Redis holds another version written later (another daemon
+                // became the leader; this one keeps serving, from Redis).
+                if p.origin == Origin::Cycle && (same || stored_at <= p.stored_at + Duration::from_secs(1)) {
+                    return;
+                }
+                if same {
+                    // Same version: keep its memos; only the clock is refreshed.
+                    p.version.clone()
+                } else {
+                    let version = Version::new(json);
+                    let _ = version.hash.set(hash);
+                    Arc::new(version)
+                }
             }
-            // Same version: keep its memos; only the clock is refreshed.
-            Some(p) if p.version.hash() == content_hash(json.as_bytes()) => p.version.clone(),
-            _ => Arc::new(Version::new(json)),
+            None => Arc::new(Version::new(json)),
         };
         map.insert(
             key,
