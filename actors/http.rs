@@ -24,6 +24,7 @@ use crate::status::{StatusReply, StatusSources};
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use horde_hydrator::keys::EntryKey;
+use horde_hydrator::settings::Settings;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -169,13 +170,18 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         Ok(s) => s,
         Err(response) => return response,
     };
-    let configured: Vec<EntryKey> =
-        state.settings().hydration.categories.iter().copied().flat_map(EntryKey::for_category).collect();
-    state.metrics.observe_status(&status, &configured, &state.settings().redis.key_prefix);
+    let settings = state.settings();
+    state.metrics.observe_status(&status, &configured_entries(&settings), &settings.redis.key_prefix);
     match state.metrics.encode() {
         Ok(text) => HttpResponse::Ok().content_type(crate::metrics::CONTENT_TYPE).body(text),
         Err(_) => error_response(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the metrics"),
     }
+}
+
+/// Every entry of the configured categories: what `/readyz` and the
+/// per-entry gauges of `/metrics` cover.
+pub fn configured_entries(settings: &Settings) -> Vec<EntryKey> {
+    settings.hydration.categories.iter().copied().flat_map(EntryKey::for_category).collect()
 }
 
 /// The body of `/readyz`.
@@ -229,9 +235,8 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Ok(s) => s,
         Err(response) => return response,
     };
-    let configured: Vec<EntryKey> =
-        state.settings().hydration.categories.iter().copied().flat_map(EntryKey::for_category).collect();
-    let r = readiness(&status, &configured, &state.settings().redis.key_prefix);
+    let settings = state.settings();
+    let r = readiness(&status, &configured_entries(&settings), &settings.redis.key_prefix);
     let code = if r.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     HttpResponse::build(code).json(r)
 }

@@ -142,14 +142,14 @@ fn start_parts(settings: &Settings) -> Result<Parts, String> {
 
 /// The per-source and per-entry series `/metrics` shows (at 0) before their
 /// first event (`run` only: `once` exposes no metrics).
-fn preset_metrics(metrics: &Metrics, categories: &[Category]) {
+fn preset_metrics(metrics: &Metrics, settings: &Settings) {
+    let categories = &settings.hydration.categories;
     let sources: Vec<String> = categories
         .iter()
         .flat_map(|c| [SourceId::Reference(*c), SourceId::Status(*c), SourceId::Stats(*c)])
         .map(|s| s.to_string())
         .collect();
-    let entries: Vec<String> =
-        categories.iter().flat_map(|c| EntryKey::for_category(*c)).map(|k| k.name()).collect();
+    let entries: Vec<String> = http::configured_entries(settings).iter().map(EntryKey::name).collect();
     metrics.preset(categories, &sources, &entries);
 }
 
@@ -172,7 +172,7 @@ async fn run(settings: Settings, config_file: Option<&Path>) -> i32 {
             return 2;
         }
     };
-    preset_metrics(&parts.metrics, &settings.hydration.categories);
+    preset_metrics(&parts.metrics, &settings);
     log::info!(
         "horde-hydrator {} starting: categories {}, every {} s after {} s; horde {}; model reference {}; redis {}",
         env!("CARGO_PKG_VERSION"),
