@@ -35,14 +35,19 @@ impl Log for Reloadable {
 
 static LOGGER: OnceLock<&'static Reloadable> = OnceLock::new();
 
+/// `RUST_LOG` when it is set and not empty: it wins over `log.level`.
+fn rust_log() -> Option<String> {
+    std::env::var("RUST_LOG").ok().filter(|f| !f.trim().is_empty())
+}
+
 /// The filter in effect for `level` (the `log.level` setting).
 fn spec(level: &str) -> String {
-    std::env::var("RUST_LOG").ok().filter(|f| !f.trim().is_empty()).unwrap_or_else(|| level.to_string())
+    rust_log().unwrap_or_else(|| level.to_string())
 }
 
 /// Does a non-empty `RUST_LOG` override `log.level`?
 pub fn overridden_by_env() -> bool {
-    std::env::var("RUST_LOG").is_ok_and(|f| !f.trim().is_empty())
+    rust_log().is_some()
 }
 
 fn build(spec: &str) -> env_filter::Filter {
