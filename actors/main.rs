@@ -282,15 +282,25 @@ async fn run(settings: Settings, config_file: Option<&Path>) -> i32 {
 /// `<hostname>:<pid>`: this daemon's name among replicas when
 /// `leader.instance_id` is not set.
 fn default_instance_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
+    let host = system_hostname()
         .filter(|h| !h.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
         .unwrap_or_else(|| "localhost".to_string());
     let host: String =
         host.chars().map(|c| if c.is_whitespace() || c.is_control() { '_' } else { c }).collect();
     format!("{host}:{}", std::process::id())
+}
+
+/// The kernel's host name, from gethostname(2): unlike
+/// /proc/sys/kernel/hostname it is readable under the unit's `ProcSubset=pid`.
+fn system_hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return None;
+    }
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    Some(String::from_utf8_lossy(&buf[..len]).trim().to_string())
 }
 
 async fn once(settings: Settings, dump: Option<&Path>) -> i32 {
@@ -564,5 +574,16 @@ async fn admin_command(settings: Settings, cmd: AdminCli) -> i32 {
             eprintln!("horde-hydrator admin: {e}");
             1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_default_instance_id_is_the_kernels_host_name_and_the_pid() {
+        let proc_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(super::system_hostname().as_deref(), Some(proc_name.trim()));
+        let id = super::default_instance_id();
+        assert!(id.ends_with(&format!(":{}", std::process::id())), "{id}");
     }
 }
