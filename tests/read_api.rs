@@ -286,28 +286,6 @@ fn a_daemon_that_does_not_hydrate_serves_what_is_in_redis() {
     });
 }
 
-/// The reference's Python: `$HORDE_REFERENCE_PYTHON`, else the oracle's venv
-/// (made by `../shared/tools/oracle.sh`). Missing: the test fails saying how
-/// to get it, unless `HORDE_SKIP_REFERENCE=1`.
-fn reference_python() -> Option<PathBuf> {
-    let python = std::env::var_os("HORDE_REFERENCE_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/horde-reference-oracle/bin/python")
-    });
-    if python.exists() {
-        return Some(python);
-    }
-    if std::env::var("HORDE_SKIP_REFERENCE").is_ok_and(|v| v == "1") {
-        eprintln!("SKIPPED (HORDE_SKIP_REFERENCE=1): the side-by-side check with the reference service");
-        return None;
-    }
-    panic!(
-        "the reference's Python is not at {}: run ../shared/tools/oracle.sh ../shared/conformance/seed1 once \
-         (it makes that venv), set HORDE_REFERENCE_PYTHON, or set HORDE_SKIP_REFERENCE=1 to skip this test",
-        python.display()
-    );
-}
-
 /// Done-when of issue 15: the daemon and the reference's own service, side by
 /// side on one Redis and dataset, give the same status and equal JSON for
 /// the 31 requests (side_by_side.py; the service itself comes from
@@ -316,10 +294,10 @@ fn reference_python() -> Option<PathBuf> {
 #[test]
 fn the_reference_service_gives_the_same_31_answers_side_by_side() {
     let sets = shared_datasets();
-    let Some(python) = reference_python() else { return };
+    let corpus = sets[0].parent().expect("the corpus lies in shared/conformance");
+    let Some((python, _)) = common::reference_python(corpus) else { return };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/read_api/side_by_side.py");
-    let shared =
-        sets[0].parent().and_then(Path::parent).expect("the corpus lies in shared/conformance").to_path_buf();
+    let shared = corpus.parent().expect("the corpus lies in shared/conformance").to_path_buf();
     for dataset in sets {
         let out = std::process::Command::new(&python)
             .arg(&script)
