@@ -190,12 +190,12 @@ fn one_failing_category_does_not_stop_the_other() {
     });
     // The text statistics read the model reference alone: they carry the new model.
     let stats_key = daemon.key("stats:text_generation:grouped=false");
-    let models_before = text_before["stats:text_generation:grouped=false"]
-        .as_ref()
-        .map(|b| serde_json::from_slice::<Value>(b).unwrap()["total_models"].as_u64().unwrap());
+    let before =
+        text_before["stats:text_generation:grouped=false"].as_ref().expect("the first text statistics");
+    let models_before = serde_json::from_slice::<Value>(before).unwrap()["total_models"].as_u64().unwrap();
     wait_until(Duration::from_secs(20), "text statistics from the new reference", || {
         let models = client.get_json(&stats_key)?["total_models"].as_u64()?;
-        (Some(models) > models_before).then_some(())
+        (models > models_before).then_some(())
     });
     thread::sleep(Duration::from_secs(1));
     // The text deletion risk needs the failing status: kept as it was.

@@ -31,10 +31,6 @@ fn get(url: &str, limit: usize, timeout: Duration) -> Result<Got, String> {
     })
 }
 
-fn seed1() -> Option<std::path::PathBuf> {
-    Some(common::example_data())
-}
-
 #[test]
 fn redis_server_answers_stops_and_restarts_on_the_same_port() {
     let mut redis = RedisServer::start();
@@ -65,7 +61,7 @@ fn redis_server_answers_stops_and_restarts_on_the_same_port() {
 
 #[test]
 fn fake_horde_serves_every_route_from_the_files() {
-    let Some(seed) = seed1() else { return };
+    let seed = common::example_data();
     let data = copy_dataset(&seed);
     let horde = HordeServer::start(data.path());
     let urls = [
@@ -104,7 +100,7 @@ fn fake_horde_serves_every_route_from_the_files() {
 
 #[test]
 fn fake_horde_misbehaves_on_demand() {
-    let Some(seed) = seed1() else { return };
+    let seed = common::example_data();
     let horde = HordeServer::start(&seed);
     let url = format!("{}/v2/status/models?type=text&model_state=known", horde.api_url());
     let reference = format!("{}/model_references/v2/image_generation", horde.reference_url());

@@ -63,7 +63,12 @@ fn http_enabled_false_starts_no_server() {
     wait_until(Duration::from_secs(10), "the daemon's start-up line", || {
         daemon.log().contains("starting:").then_some(())
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // The signal loop starts after the HTTP server would have: once it has
+    // answered a signal, start-up is over (no fixed sleep).
+    daemon.signal("USR1");
+    wait_until(Duration::from_secs(10), "the daemon's signal loop to log SIGUSR1", || {
+        daemon.log().contains("received SIGUSR1: ignored").then_some(())
+    });
     daemon.assert_alive();
     assert!(!daemon.log().contains("http: listening"), "{}", daemon.log());
 }

@@ -38,7 +38,7 @@ struct Fixture {
 
 /// The example dataset (examples/data) copied into a temp dir and served; a daemon with a non-default prefix
 /// has written its first cycle and listens on its channels.
-fn start() -> Option<Fixture> {
+fn start() -> Fixture {
     let seed = common::example_data();
     let data = copy_dataset(&seed);
     let horde = HordeServer::start(data.path());
@@ -48,12 +48,12 @@ fn start() -> Option<Fixture> {
     let daemon = Daemon::start(&setup);
     wait_for_entries(&redis, &daemon.prefix, Duration::from_secs(60));
     wait_subscribed(&redis, &daemon.invalidate_channel(), Duration::from_secs(10));
-    Some(Fixture { data, horde, redis, daemon })
+    Fixture { data, horde, redis, daemon }
 }
 
 #[test]
 fn invalidation_rehydrates_the_text_category_within_two_seconds_and_leaves_image_alone() {
-    let Some(f) = start() else { return };
+    let f = start();
     let mut client = f.redis.client();
     let before = snapshot(&mut client, &f.daemon.prefix, &ENTRY_NAMES);
     let text_stats_before = client.get_json(&f.daemon.key("stats:text_generation:grouped=false")).unwrap();
@@ -90,7 +90,7 @@ fn invalidation_rehydrates_the_text_category_within_two_seconds_and_leaves_image
 
 #[test]
 fn a_burst_of_invalidations_rehydrates_once() {
-    let Some(f) = start() else { return };
+    let f = start();
     let mut client = f.redis.client();
     let references_before = f.horde.count(Route::TextReference);
     let image_references_before = f.horde.count(Route::ImageReference);
@@ -119,7 +119,7 @@ fn a_burst_of_invalidations_rehydrates_once() {
 
 #[test]
 fn garbage_invalidations_are_ignored() {
-    let Some(mut f) = start() else { return };
+    let mut f = start();
     let mut client = f.redis.client();
     let before = snapshot(&mut client, &f.daemon.prefix, &ENTRY_NAMES);
     let fetches_before = f.horde.total();
@@ -162,7 +162,7 @@ fn garbage_invalidations_are_ignored() {
 
 #[test]
 fn invalidation_drops_the_category_even_when_it_cannot_be_rehydrated() {
-    let Some(f) = start() else { return };
+    let f = start();
     let mut client = f.redis.client();
     let before = snapshot(&mut client, &f.daemon.prefix, &ENTRY_NAMES);
     f.horde.set_route_mode(Route::TextReference, common::horde_server::Mode::Status(500));
@@ -187,7 +187,7 @@ fn invalidation_drops_the_category_even_when_it_cannot_be_rehydrated() {
 
 #[test]
 fn garbage_is_logged_rate_limited() {
-    let Some(mut f) = start() else { return };
+    let mut f = start();
     let mut client = f.redis.client();
     let lines_before = f.daemon.log().lines().count();
     for i in 0..300 {

@@ -16,15 +16,11 @@ use common::daemon::{
 use common::horde_server::{copy_dataset, read_json, write_json, HordeServer, Mode, Route};
 use common::redis_server::{RedisClient, RedisServer};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
 const HORDE_ROUTES: [Route; 4] = [Route::StatusImage, Route::StatusText, Route::StatsImage, Route::StatsText];
-
-fn example_data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data")
-}
 
 struct Fixture {
     data: tempfile::TempDir,
@@ -37,7 +33,7 @@ struct Fixture {
 /// seconds, a cycle every `interval` seconds and the given stale TTL, which
 /// has written its nine entries and listens on its channels.
 fn start(ttl: u64, interval: u64, stale_ttl: u64) -> Fixture {
-    let data = copy_dataset(&example_data());
+    let data = copy_dataset(&common::example_data());
     let horde = HordeServer::start(data.path());
     let redis = RedisServer::start();
     let mut setup = Setup::new(&horde, Some(&redis.url()));

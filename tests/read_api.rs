@@ -18,10 +18,10 @@ mod common;
 
 use common::compare::differences;
 use common::daemon::{wait_until, Daemon, Setup};
+use common::http::{try_request_with, HttpReply};
 use common::redis_server::RedisServer;
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -46,55 +46,16 @@ const PLAIN: [(&str, &str); 9] = [
     ("/text_generation?group_text_models=true", "stats__text_generation__grouped=true"),
 ];
 
-/// A reply of [`get`].
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+/// `Cache-Control: max-age=N` of a reply, as N.
+fn max_age(reply: &HttpReply) -> u64 {
+    let cc = reply.header("cache-control").expect("a Cache-Control header");
+    cc.strip_prefix("max-age=").and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("Cache-Control {cc:?}"))
 }
 
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("HTTP {} body is not JSON ({e}): {}", self.status, String::from_utf8_lossy(&self.body))
-        })
-    }
-
-    fn max_age(&self) -> u64 {
-        let cc = self.header("cache-control").expect("a Cache-Control header");
-        cc.strip_prefix("max-age=")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("Cache-Control {cc:?}"))
-    }
-}
-
-/// `GET path` with extra request headers, one request per connection; the
-/// body is read by its `Content-Length` (which every answer must have).
-fn get(addr: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (n, v) in headers {
-        head.push_str(&format!("{n}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap_or_else(|e| panic!("GET {path}: {e}"));
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
-    let text = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = text.split("\r\n");
-    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let body = raw[split + 4..].to_vec();
-    let reply = Reply { status, headers, body };
+/// `GET path` with extra request headers, one request per connection; every
+/// answer but a 304 must have a `Content-Length` that matches its body.
+fn get(addr: &str, path: &str, headers: &[(&str, &str)]) -> HttpReply {
+    let reply = try_request_with(addr, "GET", path, headers).unwrap_or_else(|e| panic!("GET {path}: {e}"));
     if reply.status != 304 {
         let length =
             reply.header("content-length").unwrap_or_else(|| panic!("GET {path}: no Content-Length"));
@@ -206,7 +167,7 @@ fn conditional_gets_gzip_and_cache_headers() {
     assert_eq!(plain.header("content-type"), Some("application/json"));
     assert!(plain.header("content-encoding").is_none());
     let etag = plain.header("etag").expect("an ETag").to_string();
-    let age = plain.max_age();
+    let age = max_age(&plain);
     assert!((1..=300).contains(&age), "max-age {age} is the TTL left of a fresh entry (TTL 300 s)");
 
     let not_modified = get(&addr, &path, &[("If-None-Match", &etag)]);
@@ -268,13 +229,13 @@ fn stale_entries_are_served_until_the_stale_ttl_then_503() {
     let t1 = wait_until(Duration::from_secs(10), "max-age=0", || {
         let r = get(&addr, &path, &[]);
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        (r.max_age() == 0).then(std::time::Instant::now)
+        (max_age(&r) == 0).then(std::time::Instant::now)
     });
     // ... so 1.5 s later it is past its 2 s TTL, and within the 10 s stale TTL.
     std::thread::sleep(Duration::from_millis(1500).saturating_sub(t1.elapsed()));
     let stale = get(&addr, &path, &[]);
     assert_eq!(stale.status, 200, "served past its TTL: {}", String::from_utf8_lossy(&stale.body));
-    assert_eq!(stale.max_age(), 0);
+    assert_eq!(max_age(&stale), 0);
     assert_eq!(stale.json()["category"], "image_generation");
     let gone = wait_until(Duration::from_secs(20), "503 past the stale TTL", || {
         let r = get(&addr, &path, &[]);
@@ -325,28 +286,6 @@ fn a_daemon_that_does_not_hydrate_serves_what_is_in_redis() {
     });
 }
 
-/// The reference's Python: `$HORDE_REFERENCE_PYTHON`, else the oracle's venv
-/// (made by `../shared/tools/oracle.sh`). Missing: the test fails saying how
-/// to get it, unless `HORDE_SKIP_REFERENCE=1`.
-fn reference_python() -> Option<PathBuf> {
-    let python = std::env::var_os("HORDE_REFERENCE_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/horde-reference-oracle/bin/python")
-    });
-    if python.exists() {
-        return Some(python);
-    }
-    if std::env::var("HORDE_SKIP_REFERENCE").is_ok_and(|v| v == "1") {
-        eprintln!("SKIPPED (HORDE_SKIP_REFERENCE=1): the side-by-side check with the reference service");
-        return None;
-    }
-    panic!(
-        "the reference's Python is not at {}: run ../shared/tools/oracle.sh ../shared/conformance/seed1 once \
-         (it makes that venv), set HORDE_REFERENCE_PYTHON, or set HORDE_SKIP_REFERENCE=1 to skip this test",
-        python.display()
-    );
-}
-
 /// Done-when of issue 15: the daemon and the reference's own service, side by
 /// side on one Redis and dataset, give the same status and equal JSON for
 /// the 31 requests (side_by_side.py; the service itself comes from
@@ -355,10 +294,10 @@ fn reference_python() -> Option<PathBuf> {
 #[test]
 fn the_reference_service_gives_the_same_31_answers_side_by_side() {
     let sets = shared_datasets();
-    let Some(python) = reference_python() else { return };
+    let corpus = sets[0].parent().expect("the corpus lies in shared/conformance");
+    let Some((python, _)) = common::reference_python(corpus) else { return };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/read_api/side_by_side.py");
-    let shared =
-        sets[0].parent().and_then(Path::parent).expect("the corpus lies in shared/conformance").to_path_buf();
+    let shared = corpus.parent().expect("the corpus lies in shared/conformance").to_path_buf();
     for dataset in sets {
         let out = std::process::Command::new(&python)
             .arg(&script)

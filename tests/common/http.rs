@@ -38,12 +38,25 @@ pub fn request(addr: &str, method: &str, path: &str) -> HttpReply {
 
 /// `METHOD path` on `addr`, or the I/O error.
 pub fn try_request(addr: &str, method: &str, path: &str) -> std::io::Result<HttpReply> {
+    try_request_with(addr, method, path, &[])
+}
+
+/// `METHOD path` on `addr` with extra request headers (name, value), or the I/O error.
+pub fn try_request_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<HttpReply> {
     let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-    )?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
