@@ -442,8 +442,7 @@ pub fn render(view: &View, entry: &str) -> Result<Rendered, ErrorAnswer> {
         View::RiskPreset(PresetParam::Unknown(name), _) => {
             let valid: Vec<&str> = Preset::ALL.iter().map(|p| p.as_str()).collect();
             // The entry must be readable for the reference to get this far.
-            serde_json::from_str::<RiskEntry<'_>>(entry)
-                .map_err(|source| BadEntry { what: "deletion-risk entry", source }.answer())?;
+            parse_risk(entry).map_err(|e| e.answer())?;
             Err(ErrorAnswer::detail(
                 400,
                 &format!("Invalid preset: Unknown preset: '{name}'. Valid presets: {}", valid.join(", ")),
