@@ -204,7 +204,7 @@ pub(crate) enum RawFileUrl<'a> {
 
 /// `isinstance(v, (int, float)) and v > 0`, then `int(v)` (bools are ints;
 /// floats truncate). `None` when the value does not count.
-pub(crate) fn positive_int(value: Option<Val>) -> Option<i128> {
+fn positive_int(value: Option<Val>) -> Option<i128> {
     match value? {
         Val::Bool(true) => Some(1),
         Val::PosInt(u) => (u > 0).then_some(i128::from(u)),
@@ -216,7 +216,7 @@ pub(crate) fn positive_int(value: Option<Val>) -> Option<i128> {
 
 /// The text model's size as the expected statistics read it: the key
 /// `parameters_count` if the record has it, else `parameters`.
-pub(crate) fn parameters_field(fields: &Fields) -> Option<Val> {
+fn parameters_field(fields: &Fields) -> Option<Val> {
     if fields.parameters_count.is_some() {
         fields.parameters_count
     } else {

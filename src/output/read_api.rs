@@ -42,6 +42,7 @@ use crate::analytics::risk::{DeletionRiskFlags, SummaryTally, TalliedModel};
 use crate::category::Category;
 use crate::input::horde::UsageCount;
 use crate::keys::EntryKey;
+use crate::output::json::{fields, push_int, push_opt_int, push_str};
 use crate::output::risk;
 use crate::python::lax::{lax_bool_str, lax_wide_int_str};
 use serde::Deserialize;
@@ -441,8 +442,7 @@ pub fn render(view: &View, entry: &str) -> Result<Rendered, ErrorAnswer> {
         View::RiskPreset(PresetParam::Unknown(name), _) => {
             let valid: Vec<&str> = Preset::ALL.iter().map(|p| p.as_str()).collect();
             // The entry must be readable for the reference to get this far.
-            serde_json::from_str::<RiskEntry<'_>>(entry)
-                .map_err(|source| BadEntry { what: "deletion-risk entry", source }.answer())?;
+            parse_risk(entry).map_err(|e| e.answer())?;
             Err(ErrorAnswer::detail(
                 400,
                 &format!("Invalid preset: Unknown preset: '{name}'. Valid presets: {}", valid.join(", ")),
@@ -461,24 +461,20 @@ fn parse_risk(entry: &str) -> Result<RiskEntry<'_>, BadEntry> {
 
 /// `{"category":…,"category_total_month_usage":…,"total_count":…,"returned_count":…,"offset":…,"limit":…,"models":[`
 fn write_head(e: &RiskEntry<'_>, total_count: u64, returned: usize, page: Page, out: &mut String) {
-    use std::fmt::Write;
-    out.push_str("{\"category\":");
-    out.push_str(e.category.get());
-    out.push_str(",\"category_total_month_usage\":");
-    out.push_str(e.category_total_month_usage.get());
-    // Writing to a String cannot fail.
-    let _ = write!(
-        out,
-        ",\"total_count\":{total_count},\"returned_count\":{returned},\"offset\":{}",
-        page.offset
+    fields!(out, "{",
+        "category" => push_raw(e.category),
+        "category_total_month_usage" => push_raw(e.category_total_month_usage),
+        "total_count" => push_int(total_count),
+        "returned_count" => push_int(returned),
+        "offset" => push_int(page.offset),
+        "limit" => push_opt_int(page.limit),
     );
-    match page.limit {
-        Some(limit) => {
-            let _ = write!(out, ",\"limit\":{limit}");
-        }
-        None => out.push_str(",\"limit\":null"),
-    }
     out.push_str(",\"models\":[");
+}
+
+/// A value of the stored entry, copied as it is.
+fn push_raw(out: &mut String, value: &RawValue) {
+    out.push_str(value.get());
 }
 
 fn write_models(models: &[&RawValue], out: &mut String) {
@@ -565,8 +561,7 @@ fn stats_page(entry: &str, page: Page) -> Result<String, BadEntry> {
             out.push(',');
         }
         first = false;
-        // A key is a string; serialising one cannot fail.
-        out.push_str(&serde_json::to_string(key).unwrap_or_default());
+        push_str(out, key);
         out.push(':');
         out.push_str(value);
     };
