@@ -689,8 +689,9 @@ impl HydratorActor {
         }));
     }
 
+    /// A scheduled tick (the caller, [`Self::reschedule`]'s timer, then sets
+    /// the next one and `next_at`).
     fn tick(&mut self, ctx: &mut Context<Self>) {
-        self.next_at = Some(Instant::now() + self.interval);
         if self.stopping {
             return;
         }
