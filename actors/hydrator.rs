@@ -628,7 +628,6 @@ struct Running {
 pub struct HydratorActor {
     deps: CycleDeps,
     enabled: bool,
-    startup_delay: Duration,
     interval: Duration,
     categories: Vec<Category>,
     running: Option<Running>,
@@ -655,7 +654,6 @@ impl HydratorActor {
         HydratorActor {
             deps,
             enabled: settings.hydration.enabled,
-            startup_delay: settings.hydration.startup_delay,
             interval: settings.hydration.interval,
             categories: settings.hydration.categories.clone(),
             running: None,
@@ -804,7 +802,7 @@ impl Actor for HydratorActor {
             crate::sd_notify::ready();
             return;
         }
-        self.reschedule(self.startup_delay, ctx);
+        self.reschedule(self.first_tick_at.saturating_duration_since(Instant::now()), ctx);
     }
 }
 
