@@ -534,20 +534,15 @@ async fn fetch_source(state: Rc<RefCell<State>>, id: SourceId) -> Result<Parsed,
         Source::Dir(dir) => {
             Ok(Raw::File { path: dir.join(id.file_name()), max_bytes: state.borrow().max_bytes })
         }
-        Source::Http(base) => {
+        Source::Http(_) => {
             let allowed =
                 state.borrow_mut().breakers.get_mut(&service).is_none_or(|b| b.allow(Instant::now()));
             if !allowed {
                 metrics.fetch_failed(id.to_string(), FetchFailureKind::CircuitOpen);
                 return Err(format!("circuit open for {}", service_name(service)));
             }
-            http_get_with_retries(
-                &state,
-                &format!("{}{}", base.as_str().trim_end_matches('/'), id.http_path()),
-                service,
-            )
-            .await
-            .map(Raw::Bytes)
+            let base = location.http_base().unwrap_or_default();
+            http_get_with_retries(&state, &format!("{base}{}", id.http_path()), service).await.map(Raw::Bytes)
         }
     };
     let outcome = match raw {
