@@ -496,10 +496,10 @@ async fn fetch_category(
         }
     }
     if !failures.is_empty() {
-        let reference_fetched = !failures.iter().any(|(id, _)| matches!(id, SourceId::Reference(_)))
-            && reports
-                .iter()
-                .any(|r| matches!(r.source, SourceId::Reference(_)) && r.outcome == SourceOutcome::Fresh);
+        // Each source is in `reports` or in `failures`, never both.
+        let reference_fetched = reports
+            .iter()
+            .any(|r| matches!(r.source, SourceId::Reference(_)) && r.outcome == SourceOutcome::Fresh);
         let fresh_reference = reference_fetched
             .then(|| Arc::new(CategoryInputs { reference: inputs.reference, ..CategoryInputs::default() }));
         return Err(FetchError { failures, fresh_reference });
