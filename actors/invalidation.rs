@@ -423,14 +423,11 @@ impl InvalidationActor {
                         Ok(HydrateAck::Queued) => {
                             Reply::ok(&command, ReplyBody::Hydrate { categories, queued: true })
                         }
-                        Ok(HydrateAck::Refused) => {
-                            Reply::error(Some(command.name().to_string()), "shutting down")
+                        Ok(HydrateAck::Refused) => Reply::failed(&command, "shutting down"),
+                        Ok(HydrateAck::NotLeader) => {
+                            Reply::failed(&command, "this replica just lost the lead; send it again")
                         }
-                        Ok(HydrateAck::NotLeader) => Reply::error(
-                            Some(command.name().to_string()),
-                            "this replica just lost the lead; send it again",
-                        ),
-                        Err(e) => Reply::error(Some(command.name().to_string()), e.to_string()),
+                        Err(e) => Reply::failed(&command, e.to_string()),
                     }
                 };
                 self.reply_when(reply_to, fut, ctx);
@@ -461,7 +458,7 @@ impl InvalidationActor {
                 let fut = async move {
                     match cleared.await {
                         Ok(redis) => Reply::ok(&command, ReplyBody::Clear { redis }),
-                        Err(e) => Reply::error(Some(command.name().to_string()), e.to_string()),
+                        Err(e) => Reply::failed(&command, e.to_string()),
                     }
                 };
                 self.reply_when(reply_to, fut, ctx);
@@ -475,7 +472,7 @@ impl InvalidationActor {
                             status.redis.subscribed = subscribed;
                             Reply::ok(&command, ReplyBody::Status(Box::new(status)))
                         }
-                        Err(e) => Reply::error(Some(command.name().to_string()), e),
+                        Err(e) => Reply::failed(&command, e),
                     }
                 };
                 self.reply_when(reply_to, fut, ctx);
