@@ -724,7 +724,7 @@ impl Handler<Reconfigure> for InvalidationActor {
     type Result = ();
 
     fn handle(&mut self, msg: Reconfigure, _ctx: &mut Self::Context) {
-        self.token = msg.token.map(|t| t.expose().to_string()).filter(|t| !t.is_empty());
+        self.token = msg.token.map(|t| t.expose().to_string());
         self.debouncer.set_quiet(msg.debounce);
     }
 }
