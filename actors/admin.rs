@@ -186,6 +186,11 @@ impl Reply {
         Reply { ok: true, command: Some(command.name().to_string()), body }
     }
 
+    /// A command that was understood but could not be carried out.
+    pub fn failed(command: &AdminCommand, error: impl Into<String>) -> Reply {
+        Reply::error(Some(command.name().to_string()), error)
+    }
+
     /// A command that failed or was refused, answered under the name it was sent with.
     pub fn error(command: Option<String>, error: impl Into<String>) -> Reply {
         Reply { ok: false, command, body: ReplyBody::Error { error: error.into() } }
@@ -412,6 +417,8 @@ mod tests {
         );
         let reply = Reply::ok(&AdminCommand::Clear, ReplyBody::Clear { redis: RedisWrite::Written });
         assert_eq!(reply.to_json(), r#"{"ok":true,"command":"clear","redis":"written"}"#);
+        let reply = Reply::failed(&AdminCommand::Clear, "mailbox closed");
+        assert_eq!(reply.to_json(), r#"{"ok":false,"command":"clear","error":"mailbox closed"}"#);
         let reply = Reply::error(None, "unauthorized: missing or wrong token");
         assert_eq!(
             reply.to_json(),

@@ -496,10 +496,10 @@ async fn fetch_category(
         }
     }
     if !failures.is_empty() {
-        let reference_fetched = !failures.iter().any(|(id, _)| matches!(id, SourceId::Reference(_)))
-            && reports
-                .iter()
-                .any(|r| matches!(r.source, SourceId::Reference(_)) && r.outcome == SourceOutcome::Fresh);
+        // Each source is in `reports` or in `failures`, never both.
+        let reference_fetched = reports
+            .iter()
+            .any(|r| matches!(r.source, SourceId::Reference(_)) && r.outcome == SourceOutcome::Fresh);
         let fresh_reference = reference_fetched
             .then(|| Arc::new(CategoryInputs { reference: inputs.reference, ..CategoryInputs::default() }));
         return Err(FetchError { failures, fresh_reference });
@@ -534,20 +534,15 @@ async fn fetch_source(state: Rc<RefCell<State>>, id: SourceId) -> Result<Parsed,
         Source::Dir(dir) => {
             Ok(Raw::File { path: dir.join(id.file_name()), max_bytes: state.borrow().max_bytes })
         }
-        Source::Http(base) => {
+        Source::Http(_) => {
             let allowed =
                 state.borrow_mut().breakers.get_mut(&service).is_none_or(|b| b.allow(Instant::now()));
             if !allowed {
                 metrics.fetch_failed(id.to_string(), FetchFailureKind::CircuitOpen);
                 return Err(format!("circuit open for {}", service_name(service)));
             }
-            http_get_with_retries(
-                &state,
-                &format!("{}{}", base.as_str().trim_end_matches('/'), id.http_path()),
-                service,
-            )
-            .await
-            .map(Raw::Bytes)
+            let base = location.http_base().unwrap_or_default();
+            http_get_with_retries(&state, &format!("{base}{}", id.http_path()), service).await.map(Raw::Bytes)
         }
     };
     let outcome = match raw {

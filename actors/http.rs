@@ -214,11 +214,10 @@ pub fn readiness(status: &StatusReply, configured: &[EntryKey], prefix: &str) ->
     }
     // Replicas: a follower hydrates nothing itself; it is ready while it
     // sees a live leader (the lease holder keeps the entries in Redis).
-    let follower_of =
-        status.replica.as_ref().filter(|r| r.role == "follower").and_then(|r| r.leader.as_ref());
-    let reason = if follower_of.is_some() {
+    let follower = status.replica.role == "follower";
+    let reason = if follower && status.replica.leader.is_some() {
         None
-    } else if status.replica.as_ref().is_some_and(|r| r.role == "follower") {
+    } else if follower {
         Some("this replica is a follower and sees no live leader".to_string())
     } else if status.hydrator.last_cycle.is_none() && status.entries.is_empty() {
         Some("no hydration cycle has finished yet".to_string())

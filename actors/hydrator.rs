@@ -628,7 +628,6 @@ struct Running {
 pub struct HydratorActor {
     deps: CycleDeps,
     enabled: bool,
-    startup_delay: Duration,
     interval: Duration,
     categories: Vec<Category>,
     running: Option<Running>,
@@ -655,7 +654,6 @@ impl HydratorActor {
         HydratorActor {
             deps,
             enabled: settings.hydration.enabled,
-            startup_delay: settings.hydration.startup_delay,
             interval: settings.hydration.interval,
             categories: settings.hydration.categories.clone(),
             running: None,
@@ -689,8 +687,9 @@ impl HydratorActor {
         }));
     }
 
+    /// A scheduled tick (the caller, [`Self::reschedule`]'s timer, then sets
+    /// the next one and `next_at`).
     fn tick(&mut self, ctx: &mut Context<Self>) {
-        self.next_at = Some(Instant::now() + self.interval);
         if self.stopping {
             return;
         }
@@ -803,7 +802,7 @@ impl Actor for HydratorActor {
             crate::sd_notify::ready();
             return;
         }
-        self.reschedule(self.startup_delay, ctx);
+        self.reschedule(self.first_tick_at.saturating_duration_since(Instant::now()), ctx);
     }
 }
 

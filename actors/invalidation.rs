@@ -356,6 +356,39 @@ impl InvalidationActor {
         }
     }
 
+    /// Which of the subscribed channels `name` is.
+    fn channel(&self, name: &str) -> Channel {
+        if name == self.invalidate_channel {
+            Channel::Invalidate
+        } else if name == self.admin_channel {
+            Channel::Admin
+        } else {
+            Channel::Other
+        }
+    }
+
+    fn on_invalidate(&mut self, payload: &[u8], ctx: &mut Context<Self>) {
+        let parsed = parse_invalidation(payload);
+        let outcome = if parsed.is_some() { MessageOutcome::Handled } else { MessageOutcome::Ignored };
+        self.metrics.pubsub_message(Channel::Invalidate, outcome);
+        match parsed {
+            Some(category) => {
+                let dropped = self.invalidate(category, ctx);
+                ctx.spawn(dropped.into_actor(self).map(move |w, act, _ctx| {
+                    if let RedisWrite::Failed(e) = w {
+                        if act.burst_redis_failed.insert(category) {
+                            log::warn!("pubsub: invalidation of {category} reached memory only: {e}");
+                        }
+                    }
+                }));
+            }
+            None => {
+                let shown: String = String::from_utf8_lossy(payload).chars().take(80).collect();
+                self.ignored(format!("invalidation payload {shown:?}: not a category"));
+            }
+        }
+    }
+
     fn on_admin(&mut self, payload: &[u8], ctx: &mut Context<Self>) {
         let (envelope, command) = match parse_admin(payload) {
             Ok(parsed) => parsed,
@@ -423,14 +456,11 @@ impl InvalidationActor {
                         Ok(HydrateAck::Queued) => {
                             Reply::ok(&command, ReplyBody::Hydrate { categories, queued: true })
                         }
-                        Ok(HydrateAck::Refused) => {
-                            Reply::error(Some(command.name().to_string()), "shutting down")
+                        Ok(HydrateAck::Refused) => Reply::failed(&command, "shutting down"),
+                        Ok(HydrateAck::NotLeader) => {
+                            Reply::failed(&command, "this replica just lost the lead; send it again")
                         }
-                        Ok(HydrateAck::NotLeader) => Reply::error(
-                            Some(command.name().to_string()),
-                            "this replica just lost the lead; send it again",
-                        ),
-                        Err(e) => Reply::error(Some(command.name().to_string()), e.to_string()),
+                        Err(e) => Reply::failed(&command, e.to_string()),
                     }
                 };
                 self.reply_when(reply_to, fut, ctx);
@@ -461,7 +491,7 @@ impl InvalidationActor {
                 let fut = async move {
                     match cleared.await {
                         Ok(redis) => Reply::ok(&command, ReplyBody::Clear { redis }),
-                        Err(e) => Reply::error(Some(command.name().to_string()), e.to_string()),
+                        Err(e) => Reply::failed(&command, e.to_string()),
                     }
                 };
                 self.reply_when(reply_to, fut, ctx);
@@ -475,7 +505,7 @@ impl InvalidationActor {
                             status.redis.subscribed = subscribed;
                             Reply::ok(&command, ReplyBody::Status(Box::new(status)))
                         }
-                        Err(e) => Reply::error(Some(command.name().to_string()), e),
+                        Err(e) => Reply::failed(&command, e),
                     }
                 };
                 self.reply_when(reply_to, fut, ctx);
@@ -670,31 +700,13 @@ impl Handler<Incoming> for InvalidationActor {
     type Result = ();
 
     fn handle(&mut self, msg: Incoming, ctx: &mut Self::Context) {
-        if msg.channel == self.invalidate_channel {
-            let parsed = parse_invalidation(&msg.payload);
-            let outcome = if parsed.is_some() { MessageOutcome::Handled } else { MessageOutcome::Ignored };
-            self.metrics.pubsub_message(Channel::Invalidate, outcome);
-            match parsed {
-                Some(category) => {
-                    let dropped = self.invalidate(category, ctx);
-                    ctx.spawn(dropped.into_actor(self).map(move |w, act, _ctx| {
-                        if let RedisWrite::Failed(e) = w {
-                            if act.burst_redis_failed.insert(category) {
-                                log::warn!("pubsub: invalidation of {category} reached memory only: {e}");
-                            }
-                        }
-                    }));
-                }
-                None => {
-                    let shown: String = String::from_utf8_lossy(&msg.payload).chars().take(80).collect();
-                    self.ignored(format!("invalidation payload {shown:?}: not a category"));
-                }
+        match self.channel(&msg.channel) {
+            Channel::Invalidate => self.on_invalidate(&msg.payload, ctx),
+            Channel::Admin => self.on_admin(&msg.payload, ctx),
+            Channel::Other => {
+                self.metrics.pubsub_message(Channel::Other, MessageOutcome::Ignored);
+                self.ignored(format!("message on unexpected channel {:?}", msg.channel));
             }
-        } else if msg.channel == self.admin_channel {
-            self.on_admin(&msg.payload, ctx);
-        } else {
-            self.metrics.pubsub_message(Channel::Other, MessageOutcome::Ignored);
-            self.ignored(format!("message on unexpected channel {:?}", msg.channel));
         }
     }
 }
@@ -711,13 +723,7 @@ impl Handler<Oversized> for InvalidationActor {
     type Result = ();
 
     fn handle(&mut self, msg: Oversized, _ctx: &mut Self::Context) {
-        let channel = if msg.channel == self.invalidate_channel {
-            Channel::Invalidate
-        } else if msg.channel == self.admin_channel {
-            Channel::Admin
-        } else {
-            Channel::Other
-        };
+        let channel = self.channel(&msg.channel);
         self.metrics.pubsub_message(channel, MessageOutcome::Oversized);
         self.ignored(format!("{} byte message on {} (limit {MAX_MESSAGE_BYTES})", msg.len, msg.channel));
     }
@@ -727,7 +733,7 @@ impl Handler<Reconfigure> for InvalidationActor {
     type Result = ();
 
     fn handle(&mut self, msg: Reconfigure, _ctx: &mut Self::Context) {
-        self.token = msg.token.map(|t| t.expose().to_string()).filter(|t| !t.is_empty());
+        self.token = msg.token.map(|t| t.expose().to_string());
         self.debouncer.set_quiet(msg.debounce);
     }
 }

@@ -565,10 +565,11 @@ impl Metrics {
     /// Set the state gauges from a status reply (just before a scrape).
     pub fn observe_status(&self, status: &StatusReply, configured: &[EntryKey], prefix: &str) {
         self.s.uptime.set(status.uptime_seconds);
-        if let Some(replica) = &status.replica {
-            for role in ["leader", "follower", "standalone"] {
-                self.s.replica_role.get_or_create(&RoleLabels { role }).set(i64::from(replica.role == role));
-            }
+        for role in ["leader", "follower", "standalone"] {
+            self.s
+                .replica_role
+                .get_or_create(&RoleLabels { role })
+                .set(i64::from(status.replica.role == role));
         }
         self.s.redis_up.set(i64::from(status.redis.connected));
         for (service, state) in [

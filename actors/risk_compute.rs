@@ -191,11 +191,11 @@ fn compute_in_parallel(
             if category.is_text() && job.claim() { cycle::variations_entry(basis, settings) } else { None };
         let worker = match worker {
             Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            Err(()) => {
-                let (signal, ready) = sync_channel::<()>(1);
-                let _ = signal.send(());
-                worker_part(category, inputs, lock, ready, job, settings, computed_at)
-            }
+            // No worker: this thread claimed the variations above.
+            Err(()) => WorkerOutput {
+                statistics: cycle::compute_statistics_entries(category, &inputs.reference, computed_at),
+                variations: None,
+            },
         };
         (risk, variations, worker)
     });

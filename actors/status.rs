@@ -34,9 +34,8 @@ pub struct StatusReply {
     pub fetcher: FetcherInfo,
     pub counters: Counters,
     /// Replicas: this daemon's role and the lease holder, as the
-    /// leader actor knows them.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub replica: Option<ReplicaStatus>,
+    /// leader actor knows them (a standalone daemon is its own leader).
+    pub replica: ReplicaStatus,
     /// The settings in effect (those of start-up, or of the last SIGHUP's
     /// reload), key by key as `check-config` prints them: the value (a TOML
     /// literal, secrets redacted) and where it came from.
@@ -154,7 +153,7 @@ impl StatusSources {
             },
             fetcher,
             counters: self.metrics.counters(),
-            replica: Some(replica),
+            replica,
             settings: settings
                 .provenance
                 .values
