@@ -263,28 +263,34 @@ pub async fn send_command(
         serde_json::to_string(&envelope).map_err(|e| err(format!("cannot encode the command: {e}")))?;
 
     let client = crate::redis_client::client(&settings.redis).map_err(|e| err(e.to_string()))?;
-    let connect_timeout = settings.redis.socket_timeout;
-    let mut pubsub = tokio::time::timeout(connect_timeout, client.get_async_pubsub())
+    // Every step before the wait for the reply is bounded by the socket
+    // timeout: a Redis that goes silent is an error naming the step, not a hang.
+    let limit = settings.redis.socket_timeout;
+    let step = |what: &'static str| move |_| err(format!("{what} within {limit:?}"));
+    let mut pubsub = tokio::time::timeout(limit, client.get_async_pubsub())
         .await
-        .map_err(|_| err(format!("no connection within {connect_timeout:?}")))?
+        .map_err(step("no connection"))?
         .map_err(|e| err(e.to_string()))?;
-    pubsub.subscribe(&reply_channel).await.map_err(|e| err(e.to_string()))?;
-    let mut conn = tokio::time::timeout(connect_timeout, client.get_multiplexed_async_connection())
+    tokio::time::timeout(limit, pubsub.subscribe(&reply_channel))
         .await
-        .map_err(|_| err(format!("no connection within {connect_timeout:?}")))?
+        .map_err(step("no answer to SUBSCRIBE"))?
         .map_err(|e| err(e.to_string()))?;
-    let _ = redis::cmd("CLIENT")
-        .arg("SETNAME")
-        .arg(horde_hydrator::leader::connection_name(&settings.leader.instance_id, "admin-client"))
-        .query_async::<()>(&mut conn)
-        .await;
+    let mut conn = tokio::time::timeout(limit, client.get_multiplexed_async_connection())
+        .await
+        .map_err(step("no connection"))?
+        .map_err(|e| err(e.to_string()))?;
+    let name = horde_hydrator::leader::connection_name(&settings.leader.instance_id, "admin-client");
+    let _ = tokio::time::timeout(
+        limit,
+        redis::cmd("CLIENT").arg("SETNAME").arg(name).query_async::<()>(&mut conn),
+    )
+    .await;
     let channel = admin_channel(prefix);
-    let receivers: i64 = redis::cmd("PUBLISH")
-        .arg(&channel)
-        .arg(&payload)
-        .query_async(&mut conn)
-        .await
-        .map_err(|e| err(e.to_string()))?;
+    let receivers: i64 =
+        tokio::time::timeout(limit, redis::cmd("PUBLISH").arg(&channel).arg(&payload).query_async(&mut conn))
+            .await
+            .map_err(step("no answer to PUBLISH"))?
+            .map_err(|e| err(e.to_string()))?;
     if receivers == 0 {
         return Err(AdminClientError::NoListener(channel));
     }
