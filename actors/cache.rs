@@ -450,7 +450,7 @@ impl fmt::Display for Op {
 
 /// One step of a write-back, and how it ended.
 enum WriteBackStep {
-    Delete(Vec<String>, Result<(), Failure>),
+    Delete(Vec<String>, Result<Applied, Failure>),
     Category(Category, Result<(), Failure>),
 }
 
@@ -593,9 +593,9 @@ impl CacheActor {
     /// Note how a command on the connection of `generation` ended. A
     /// connection failure drops the connection (logged once per outage); an
     /// error reply is counted, and logged once per kind per episode.
-    fn note(&mut self, generation: u64, result: &Result<(), Failure>, op: Op) {
+    fn note<T>(&mut self, generation: u64, result: &Result<T, Failure>, op: Op) {
         match result {
-            Ok(()) => {
+            Ok(_) => {
                 if let Some(link) = self.link.as_mut() {
                     link.succeeded();
                 }
@@ -744,8 +744,7 @@ impl CacheActor {
                     timeout,
                     fenced::delete(&mut conn, Writer { keys: &keys, token: &token }, &deletes),
                 )
-                .await
-                .map(|_| ());
+                .await;
                 steps.push(WriteBackStep::Delete(deletes, res));
             }
             steps
@@ -817,7 +816,7 @@ impl CacheActor {
             .await
         };
         Box::pin(fut.into_actor(self).map(move |res, act, _ctx| {
-            act.note(generation, &res.as_ref().map(|_| ()).map_err(Clone::clone), op);
+            act.note(generation, &res, op);
             match res {
                 Ok(applied) => RedisWrite::from_applied(applied),
                 Err(Failure::Connection(e)) => {
@@ -923,7 +922,7 @@ impl CacheActor {
             (res, items)
         };
         ctx.spawn(fut.into_actor(self).map(move |(res, items), act, _ctx| {
-            act.note(generation, &res.as_ref().map(|_| ()).map_err(Clone::clone), op);
+            act.note(generation, &res, op);
             match res {
                 Ok(restored) => {
                     if !restored.is_empty() {
@@ -993,7 +992,7 @@ impl CacheActor {
         let link_generation = fix.link_generation;
         let fut = async move { redis_repair(fix, &items).await };
         ctx.spawn(fut.into_actor(self).map(move |res, act, _ctx| {
-            act.note(link_generation, &res.as_ref().map(|_| ()).map_err(Clone::clone), Op::Repair(category));
+            act.note(link_generation, &res, Op::Repair(category));
             if let Ok(repaired) = res {
                 if !repaired.is_empty() {
                     log::info!(
@@ -1198,7 +1197,7 @@ impl Handler<StoreCategory> for CacheActor {
             written
         };
         Box::pin(fut.into_actor(self).map(move |res, act, ctx| {
-            act.note(generation, &res.as_ref().map(|_| ()).map_err(Clone::clone), Op::Store(category));
+            act.note(generation, &res, Op::Store(category));
             match res {
                 Ok(applied) => {
                     if applied != Applied::Yes {
@@ -1305,15 +1304,11 @@ impl Handler<Get> for CacheActor {
         };
         Box::pin(fut.into_actor(self).map(move |res, act, _ctx| {
             if let Some((generation, res)) = res {
-                match res {
-                    Ok(Some(bytes)) => {
-                        act.note(generation, &Ok(()), Op::Get);
-                        if let Ok(s) = String::from_utf8(bytes) {
-                            return Some((EntryJson::from(s), ReadSource::Redis));
-                        }
+                act.note(generation, &res, Op::Get);
+                if let Ok(Some(bytes)) = res {
+                    if let Ok(s) = String::from_utf8(bytes) {
+                        return Some((EntryJson::from(s), ReadSource::Redis));
                     }
-                    Ok(None) => act.note(generation, &Ok(()), Op::Get),
-                    Err(e) => act.note(generation, &Err(e), Op::Get),
                 }
             }
             let e = act.memory.get(&key)?;
@@ -1432,20 +1427,17 @@ impl Handler<LoadReadsFromRedis> for CacheActor {
             redis_link::run(timeout, pipe.query_async::<Vec<(Option<Vec<u8>>, i64)>>(&mut conn)).await
         };
         Box::pin(fut.into_actor(self).map(move |res, act, _ctx| {
-            match res {
-                Ok(values) => {
-                    act.note(generation, &Ok(()), Op::Get);
-                    for (key, (value, pttl)) in keys.iter().zip(values) {
-                        match value.map(String::from_utf8) {
-                            Some(Ok(json)) => {
-                                let left = Duration::from_millis(u64::try_from(pttl).unwrap_or(0));
-                                act.reads.publish_from_redis(*key, EntryJson::from(json), left);
-                            }
-                            _ => act.reads.forget_redis(key),
+            act.note(generation, &res, Op::Get);
+            if let Ok(values) = res {
+                for (key, (value, pttl)) in keys.iter().zip(values) {
+                    match value.map(String::from_utf8) {
+                        Some(Ok(json)) => {
+                            let left = Duration::from_millis(u64::try_from(pttl).unwrap_or(0));
+                            act.reads.publish_from_redis(*key, EntryJson::from(json), left);
                         }
+                        _ => act.reads.forget_redis(key),
                     }
                 }
-                Err(e) => act.note(generation, &Err(e), Op::Get),
             }
             act.reads.loaded();
         }))
