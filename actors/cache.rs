@@ -1125,6 +1125,10 @@ impl Handler<StoreCategory> for CacheActor {
         let risk_as_of = now.checked_sub(msg.risk_inputs_age).unwrap_or(now);
         for e in &msg.entries {
             self.pending_deletes.remove(&e.key.redis_key(&self.prefix));
+            let as_of = match e.key.kind {
+                EntryKind::DeletionRisk => risk_as_of,
+                EntryKind::Statistics => now,
+            };
             self.memory.insert(
                 e.key,
                 MemEntry {
@@ -1132,10 +1136,7 @@ impl Handler<StoreCategory> for CacheActor {
                     started_ms: msg.started_ms,
                     stored_at: now,
                     stored_unix: now_unix,
-                    as_of: match e.key.kind {
-                        EntryKind::DeletionRisk => risk_as_of,
-                        EntryKind::Statistics => now,
-                    },
+                    as_of,
                     redis_until: None,
                     stale_since: None,
                     ttl: self.ttls.ttl(e.key.kind),
@@ -1144,10 +1145,6 @@ impl Handler<StoreCategory> for CacheActor {
                     critical: e.critical,
                 },
             );
-            let as_of = match e.key.kind {
-                EntryKind::DeletionRisk => risk_as_of,
-                EntryKind::Statistics => now,
-            };
             self.reads.publish(e.key, e.json.clone(), now, as_of);
         }
         if self.link.is_none() {
