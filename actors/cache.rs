@@ -1352,14 +1352,14 @@ impl Handler<Info> for CacheActor {
     type Result = MessageResult<Info>;
 
     fn handle(&mut self, _msg: Info, _ctx: &mut Self::Context) -> Self::Result {
+        let now = Instant::now();
+        let now_unix = unix_now();
+        let ago = |at: Instant| now_unix - now.saturating_duration_since(at).as_secs_f64();
         let entries = self
             .memory
             .iter()
             .map(|(k, e)| {
-                let age = e.stored_at.elapsed();
-                let now = Instant::now();
-                let now_unix = unix_now();
-                let ago = |at: Instant| now_unix - now.saturating_duration_since(at).as_secs_f64();
+                let age = now.saturating_duration_since(e.stored_at);
                 let stale_since_unix = e
                     .stale_since
                     .as_ref()
