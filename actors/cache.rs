@@ -1033,7 +1033,8 @@ struct RedisFix {
 /// memory (`SET … PX`), unless its category was invalidated meanwhile.
 /// Answers the keys set again.
 async fn redis_rearm(mut fix: RedisFix, items: &[Rearm]) -> Result<Vec<String>, Failure> {
-    let pairs: Vec<(&str, u64)> = items.iter().map(|it| (it.redis_key.as_str(), millis(it.ttl))).collect();
+    let pairs: Vec<(&str, u64)> =
+        items.iter().map(|it| (it.redis_key.as_str(), fenced::ms(it.ttl))).collect();
     let rearm = fenced::rearm(&mut fix.conn, Writer { keys: &fix.keys, token: &fix.token }, &pairs);
     let Some(armed) = redis_link::run(fix.timeout, rearm).await? else {
         return Ok(Vec::new()); // the lease is gone: the new leader keeps the entries
@@ -1086,10 +1087,6 @@ async fn redis_set_again(mut fix: RedisFix, items: &[&Rearm]) -> Result<Vec<Stri
         .filter(|(_, a)| *a == Applied::Yes)
         .map(|(it, _)| it.redis_key.clone())
         .collect())
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 impl Actor for CacheActor {

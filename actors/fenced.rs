@@ -435,7 +435,8 @@ pub struct LeaseView {
     pub newest_written_ms: Option<u64>,
 }
 
-fn ms(d: Duration) -> u64 {
+/// A duration in whole milliseconds, as `PX` and `PEXPIRE` take them.
+pub fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
