@@ -162,11 +162,11 @@ impl LeaderActor {
             act.in_flight = false;
             if act.stopping {
                 // Shutting down: a lease this call took is given back at once.
-                if matches!(&res, Ok((view, _)) if view.held) {
-                    if let Ok((_, conn)) = res {
+                if let Ok((view, conn)) = res {
+                    if view.held {
                         act.conn = Some(conn);
+                        ctx.spawn(act.release_now().into_actor(act));
                     }
-                    ctx.spawn(act.release_now().into_actor(act));
                 }
                 return;
             }
