@@ -450,7 +450,7 @@ impl fmt::Display for Op {
 
 /// One step of a write-back, and how it ended.
 enum WriteBackStep {
-    Delete(Vec<String>, Result<(), Failure>),
+    Delete(Vec<String>, Result<Applied, Failure>),
     Category(Category, Result<(), Failure>),
 }
 
@@ -593,9 +593,9 @@ impl CacheActor {
     /// Note how a command on the connection of `generation` ended. A
     /// connection failure drops the connection (logged once per outage); an
     /// error reply is counted, and logged once per kind per episode.
-    fn note(&mut self, generation: u64, result: &Result<(), Failure>, op: Op) {
+    fn note<T>(&mut self, generation: u64, result: &Result<T, Failure>, op: Op) {
         match result {
-            Ok(()) => {
+            Ok(_) => {
                 if let Some(link) = self.link.as_mut() {
                     link.succeeded();
                 }
@@ -744,8 +744,7 @@ impl CacheActor {
                     timeout,
                     fenced::delete(&mut conn, Writer { keys: &keys, token: &token }, &deletes),
                 )
-                .await
-                .map(|_| ());
+                .await;
                 steps.push(WriteBackStep::Delete(deletes, res));
             }
             steps
@@ -817,7 +816,7 @@ impl CacheActor {
             .await
         };
         Box::pin(fut.into_actor(self).map(move |res, act, _ctx| {
-            act.note(generation, &res.as_ref().map(|_| ()).map_err(Clone::clone), op);
+            act.note(generation, &res, op);
             match res {
                 Ok(applied) => RedisWrite::from_applied(applied),
                 Err(Failure::Connection(e)) => {
@@ -923,7 +922,7 @@ impl CacheActor {
             (res, items)
         };
         ctx.spawn(fut.into_actor(self).map(move |(res, items), act, _ctx| {
-            act.note(generation, &res.as_ref().map(|_| ()).map_err(Clone::clone), op);
+            act.note(generation, &res, op);
             match res {
                 Ok(restored) => {
                     if !restored.is_empty() {
@@ -993,7 +992,7 @@ impl CacheActor {
         let link_generation = fix.link_generation;
         let fut = async move { redis_repair(fix, &items).await };
         ctx.spawn(fut.into_actor(self).map(move |res, act, _ctx| {
-            act.note(link_generation, &res.as_ref().map(|_| ()).map_err(Clone::clone), Op::Repair(category));
+            act.note(link_generation, &res, Op::Repair(category));
             if let Ok(repaired) = res {
                 if !repaired.is_empty() {
                     log::info!(
@@ -1034,7 +1033,8 @@ struct RedisFix {
 /// memory (`SET … PX`), unless its category was invalidated meanwhile.
 /// Answers the keys set again.
 async fn redis_rearm(mut fix: RedisFix, items: &[Rearm]) -> Result<Vec<String>, Failure> {
-    let pairs: Vec<(&str, u64)> = items.iter().map(|it| (it.redis_key.as_str(), millis(it.ttl))).collect();
+    let pairs: Vec<(&str, u64)> =
+        items.iter().map(|it| (it.redis_key.as_str(), fenced::ms(it.ttl))).collect();
     let rearm = fenced::rearm(&mut fix.conn, Writer { keys: &fix.keys, token: &fix.token }, &pairs);
     let Some(armed) = redis_link::run(fix.timeout, rearm).await? else {
         return Ok(Vec::new()); // the lease is gone: the new leader keeps the entries
@@ -1089,10 +1089,6 @@ async fn redis_set_again(mut fix: RedisFix, items: &[&Rearm]) -> Result<Vec<Stri
         .collect())
 }
 
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
-}
-
 impl Actor for CacheActor {
     type Context = Context<Self>;
 
@@ -1126,6 +1122,10 @@ impl Handler<StoreCategory> for CacheActor {
         let risk_as_of = now.checked_sub(msg.risk_inputs_age).unwrap_or(now);
         for e in &msg.entries {
             self.pending_deletes.remove(&e.key.redis_key(&self.prefix));
+            let as_of = match e.key.kind {
+                EntryKind::DeletionRisk => risk_as_of,
+                EntryKind::Statistics => now,
+            };
             self.memory.insert(
                 e.key,
                 MemEntry {
@@ -1133,10 +1133,7 @@ impl Handler<StoreCategory> for CacheActor {
                     started_ms: msg.started_ms,
                     stored_at: now,
                     stored_unix: now_unix,
-                    as_of: match e.key.kind {
-                        EntryKind::DeletionRisk => risk_as_of,
-                        EntryKind::Statistics => now,
-                    },
+                    as_of,
                     redis_until: None,
                     stale_since: None,
                     ttl: self.ttls.ttl(e.key.kind),
@@ -1145,10 +1142,6 @@ impl Handler<StoreCategory> for CacheActor {
                     critical: e.critical,
                 },
             );
-            let as_of = match e.key.kind {
-                EntryKind::DeletionRisk => risk_as_of,
-                EntryKind::Statistics => now,
-            };
             self.reads.publish(e.key, e.json.clone(), now, as_of);
         }
         if self.link.is_none() {
@@ -1198,7 +1191,7 @@ impl Handler<StoreCategory> for CacheActor {
             written
         };
         Box::pin(fut.into_actor(self).map(move |res, act, ctx| {
-            act.note(generation, &res.as_ref().map(|_| ()).map_err(Clone::clone), Op::Store(category));
+            act.note(generation, &res, Op::Store(category));
             match res {
                 Ok(applied) => {
                     if applied != Applied::Yes {
@@ -1305,15 +1298,11 @@ impl Handler<Get> for CacheActor {
         };
         Box::pin(fut.into_actor(self).map(move |res, act, _ctx| {
             if let Some((generation, res)) = res {
-                match res {
-                    Ok(Some(bytes)) => {
-                        act.note(generation, &Ok(()), Op::Get);
-                        if let Ok(s) = String::from_utf8(bytes) {
-                            return Some((EntryJson::from(s), ReadSource::Redis));
-                        }
+                act.note(generation, &res, Op::Get);
+                if let Ok(Some(bytes)) = res {
+                    if let Ok(s) = String::from_utf8(bytes) {
+                        return Some((EntryJson::from(s), ReadSource::Redis));
                     }
-                    Ok(None) => act.note(generation, &Ok(()), Op::Get),
-                    Err(e) => act.note(generation, &Err(e), Op::Get),
                 }
             }
             let e = act.memory.get(&key)?;
@@ -1360,14 +1349,14 @@ impl Handler<Info> for CacheActor {
     type Result = MessageResult<Info>;
 
     fn handle(&mut self, _msg: Info, _ctx: &mut Self::Context) -> Self::Result {
+        let now = Instant::now();
+        let now_unix = unix_now();
+        let ago = |at: Instant| now_unix - now.saturating_duration_since(at).as_secs_f64();
         let entries = self
             .memory
             .iter()
             .map(|(k, e)| {
-                let age = e.stored_at.elapsed();
-                let now = Instant::now();
-                let now_unix = unix_now();
-                let ago = |at: Instant| now_unix - now.saturating_duration_since(at).as_secs_f64();
+                let age = now.saturating_duration_since(e.stored_at);
                 let stale_since_unix = e
                     .stale_since
                     .as_ref()
@@ -1432,20 +1421,17 @@ impl Handler<LoadReadsFromRedis> for CacheActor {
             redis_link::run(timeout, pipe.query_async::<Vec<(Option<Vec<u8>>, i64)>>(&mut conn)).await
         };
         Box::pin(fut.into_actor(self).map(move |res, act, _ctx| {
-            match res {
-                Ok(values) => {
-                    act.note(generation, &Ok(()), Op::Get);
-                    for (key, (value, pttl)) in keys.iter().zip(values) {
-                        match value.map(String::from_utf8) {
-                            Some(Ok(json)) => {
-                                let left = Duration::from_millis(u64::try_from(pttl).unwrap_or(0));
-                                act.reads.publish_from_redis(*key, EntryJson::from(json), left);
-                            }
-                            _ => act.reads.forget_redis(key),
+            act.note(generation, &res, Op::Get);
+            if let Ok(values) = res {
+                for (key, (value, pttl)) in keys.iter().zip(values) {
+                    match value.map(String::from_utf8) {
+                        Some(Ok(json)) => {
+                            let left = Duration::from_millis(u64::try_from(pttl).unwrap_or(0));
+                            act.reads.publish_from_redis(*key, EntryJson::from(json), left);
                         }
+                        _ => act.reads.forget_redis(key),
                     }
                 }
-                Err(e) => act.note(generation, &Err(e), Op::Get),
             }
             act.reads.loaded();
         }))

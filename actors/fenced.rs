@@ -247,29 +247,32 @@ pub async fn store_in_pieces(
     let nonce = format!("{:016x}", rand::random::<u64>());
     let staged: Vec<String> =
         items.iter().map(|i| format!("{}{nonce}:{}", batch.writer.keys.staging, i.key)).collect();
-    let mut result = stage(conn, timeout, items, &staged, piece).await;
-    if result.is_ok() && !still_current() {
-        let _ = run(timeout, redis::cmd("DEL").arg(&staged).query_async::<()>(conn)).await;
-        return Ok(Applied::Superseded);
-    }
-    if result.is_ok() {
-        let mut commit = batch.eval(STORE_STAGED, &staged);
-        for i in items {
-            commit.arg(i.ttl_seconds.max(1));
-        }
-        result = match run(timeout, commit.query_async::<i64>(conn)).await {
-            Ok(-2) => {
-                Err(Failure::Connection("a staged value expired before the store finished".to_string()))
+    let result = match stage(conn, timeout, items, &staged, piece).await {
+        Ok(()) if !still_current() => Ok(Applied::Superseded),
+        Ok(()) => {
+            let mut commit = batch.eval(STORE_STAGED, &staged);
+            for i in items {
+                commit.arg(i.ttl_seconds.max(1));
             }
-            Ok(reply) => return Ok(Applied::from_reply(reply)),
-            Err(e) => Err(e),
-        };
-    }
-    // Refused or broken half-way: drop what was staged (best effort; it expires anyway).
+            // The script drops the staged values whenever it does not move them.
+            match run(timeout, commit.query_async::<i64>(conn)).await {
+                Ok(-2) => {
+                    return Err(Failure::Connection(
+                        "a staged value expired before the store finished".to_string(),
+                    ))
+                }
+                Ok(reply) => return Ok(Applied::from_reply(reply)),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    };
+    // Invalidated meanwhile, refused or broken half-way: drop what was staged
+    // (best effort; it expires anyway).
     if !matches!(result, Err(Failure::Connection(_))) {
         let _ = run(timeout, redis::cmd("DEL").arg(&staged).query_async::<()>(conn)).await;
     }
-    result.map(|()| Applied::Yes)
+    result
 }
 
 async fn stage(
@@ -435,7 +438,8 @@ pub struct LeaseView {
     pub newest_written_ms: Option<u64>,
 }
 
-fn ms(d: Duration) -> u64 {
+/// A duration in whole milliseconds, as `PX` and `PEXPIRE` take them.
+pub fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 

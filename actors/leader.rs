@@ -143,7 +143,7 @@ impl LeaderActor {
             let work = async {
                 let mut conn = match conn {
                     Some(c) => c,
-                    None => connect(&client, &name, timeout).await?,
+                    None => connect(client, name, timeout).await?,
                 };
                 let writer = Writer { keys: &keys, token: &token };
                 let view = if leader {
@@ -162,11 +162,11 @@ impl LeaderActor {
             act.in_flight = false;
             if act.stopping {
                 // Shutting down: a lease this call took is given back at once.
-                if matches!(&res, Ok((view, _)) if view.held) {
-                    if let Ok((_, conn)) = res {
+                if let Ok((view, conn)) = res {
+                    if view.held {
                         act.conn = Some(conn);
+                        ctx.spawn(act.release_now().into_actor(act));
                     }
-                    ctx.spawn(act.release_now().into_actor(act));
                 }
                 return;
             }
@@ -276,7 +276,7 @@ impl LeaderActor {
             let work = async {
                 let mut conn = match conn {
                     Some(c) => c,
-                    None => connect(&client, &name, timeout).await?,
+                    None => connect(client, name, timeout).await?,
                 };
                 fenced::release(&mut conn, Writer { keys: &keys, token: &token })
                     .await
@@ -298,22 +298,11 @@ impl LeaderActor {
 
 /// A new connection, named for `CLIENT LIST`.
 async fn connect(
-    client: &redis::Client,
-    name: &str,
+    client: redis::Client,
+    name: String,
     timeout: Duration,
 ) -> Result<MultiplexedConnection, String> {
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(timeout));
-    let mut conn =
-        client.get_multiplexed_async_connection_with_config(&config).await.map_err(|e| e.to_string())?;
-    redis::cmd("CLIENT")
-        .arg("SETNAME")
-        .arg(name)
-        .query_async::<()>(&mut conn)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(conn)
+    crate::redis_link::open(client, timeout, Some(name)).await.map_err(|e| e.to_string())
 }
 
 impl Actor for LeaderActor {

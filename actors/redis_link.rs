@@ -1,7 +1,8 @@
 //! The Redis command connection the actors share the code of: one
 //! [`CommandLink`] per user (the cache's command connection, the admin
-//! replies' publisher), and [`classify`], which tells a broken link from an
-//! error reply.
+//! replies' publisher), [`open`], which opens and checks one connection (the
+//! links, and the leader actor's lease connection), and [`classify`], which
+//! tells a broken link from an error reply.
 //!
 //! Why not redis-rs's `ConnectionManager`: it reconnects when the socket is
 //! closed, not when a command goes unanswered. Behind a NAT or load balancer
@@ -147,6 +148,30 @@ pub async fn run<T>(
     }
 }
 
+/// Open a connection through `client` and check it — by `CLIENT SETNAME
+/// name` when it has a `name` (for `CLIENT LIST`), else by a PING — all
+/// within `timeout`.
+pub async fn open(
+    client: redis::Client,
+    timeout: Duration,
+    name: Option<String>,
+) -> Result<MultiplexedConnection, Failure> {
+    // One timeout for every command, `run`'s (redis-rs's own response
+    // timeout, 500 ms by default, is off): one cause in the logs.
+    let config =
+        redis::AsyncConnectionConfig::new().set_connection_timeout(Some(timeout)).set_response_timeout(None);
+    let attempt = async {
+        let mut conn = client.get_multiplexed_async_connection_with_config(&config).await?;
+        match &name {
+            // Answered like a PING: it checks the connection too.
+            Some(name) => redis::cmd("CLIENT").arg("SETNAME").arg(name).query_async::<()>(&mut conn).await?,
+            None => redis::cmd("PING").query_async::<()>(&mut conn).await?,
+        }
+        Ok::<_, redis::RedisError>(conn)
+    };
+    run(timeout, attempt).await
+}
+
 /// A live connection and its generation.
 #[derive(Clone)]
 pub struct Conn {
@@ -213,28 +238,7 @@ impl CommandLink {
     /// A new connection (PING-checked) without touching the link's state;
     /// nothing happens until it is awaited.
     pub fn fresh(&self) -> impl Future<Output = Result<MultiplexedConnection, Failure>> + 'static {
-        let client = self.client.clone();
-        let timeout = self.timeout;
-        let name = self.name.clone();
-        async move {
-            // One timeout for every command, `run`'s (redis-rs's own response
-            // timeout, 500 ms by default, is off): one cause in the logs.
-            let config = redis::AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(timeout))
-                .set_response_timeout(None);
-            let attempt = async {
-                let mut conn = client.get_multiplexed_async_connection_with_config(&config).await?;
-                match &name {
-                    // Answered like a PING: it checks the connection too.
-                    Some(name) => {
-                        redis::cmd("CLIENT").arg("SETNAME").arg(name).query_async::<()>(&mut conn).await?
-                    }
-                    None => redis::cmd("PING").query_async::<()>(&mut conn).await?,
-                }
-                Ok::<_, redis::RedisError>(conn)
-            };
-            run(timeout, attempt).await
-        }
+        open(self.client.clone(), self.timeout, self.name.clone())
     }
 
     /// The connection [`Self::connect`] opened is now the link's.
