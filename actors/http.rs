@@ -214,12 +214,20 @@ pub fn readiness(status: &StatusReply, configured: &[EntryKey], prefix: &str) ->
     }
     // Replicas: a follower hydrates nothing itself; it is ready while it
     // sees a live leader (the lease holder keeps the entries in Redis).
+    // Until its first lease answer a daemon counts as a follower that sees
+    // nobody: at start-up the reason says both.
     let follower = status.replica.role == "follower";
+    let no_cycle = status.hydrator.last_cycle.is_none() && status.entries.is_empty();
     let reason = if follower && status.replica.leader.is_some() {
         None
+    } else if follower && no_cycle {
+        Some(
+            "no hydration cycle has finished yet, and this replica is a follower that sees no live leader"
+                .to_string(),
+        )
     } else if follower {
         Some("this replica is a follower and sees no live leader".to_string())
-    } else if status.hydrator.last_cycle.is_none() && status.entries.is_empty() {
+    } else if no_cycle {
         Some("no hydration cycle has finished yet".to_string())
     } else if !missing.is_empty() {
         Some(format!("{} of {} entries are missing or expired", missing.len(), configured.len()))
